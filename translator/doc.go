@@ -1,0 +1,15 @@
+// Package translator implements stateless IP/ICMP translation (SIIT, RFC 7915)
+// with an explicit address mapping table (EAMT, RFC 7757) and an RFC 6052
+// prefix for IPv4 clients, as in the SIIT-DC model (RFC 7755) that the
+// map646 paper first deployed.
+//
+// The package is pure: it performs no I/O, starts no goroutines and does not
+// log. A Translator is immutable once built and safe for concurrent use; each
+// caller (a data-plane worker, the `map646 translate` command, a test) owns an
+// Out that receives the packets one input produces.
+//
+// Translating a packet does not allocate. Every input yields a Result: the
+// packet was forwarded (translated, possibly fragmented or hairpinned), dropped
+// for a Reason, or dropped with an ICMP error generated toward its sender. The
+// caller counts each Result.
+package translator

@@ -1,0 +1,165 @@
+package translator
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// Policy selects which addresses the translator accepts.
+type Policy uint8
+
+const (
+	// PolicyDatacenter is the paper's model and RFC 7755 SIIT-DC: from the
+	// IPv4 side only destinations in the mapping table are translated (every
+	// IPv4 source becomes an address of the pseudo prefix); from the IPv6 side
+	// only sources in the mapping table are accepted. ICMPv6 errors from
+	// datacenter routers are the exception: their source becomes an RFC 6791
+	// address.
+	PolicyDatacenter Policy = iota
+	// PolicySIIT is general SIIT (RFC 7915 with RFC 7757): any address not in
+	// the table is translated through the pseudo prefix, in both directions,
+	// for sources and destinations.
+	PolicySIIT
+)
+
+func (p Policy) String() string {
+	if p == PolicySIIT {
+		return "siit"
+	}
+	return "datacenter"
+}
+
+// Hairpin selects how a packet from the IPv6 side to a mapped IPv4 address
+// is handled (RFC 7757 §4).
+type Hairpin uint8
+
+const (
+	// HairpinIntrinsic sends it back to the IPv6 side: destination through
+	// the table, source through the pseudo prefix (RFC 7757 §4.2.2), ICMP
+	// errors included.
+	HairpinIntrinsic Hairpin = iota
+	// HairpinOff emits the IPv4 packet; the routing system must bring it back.
+	HairpinOff
+)
+
+func (h Hairpin) String() string {
+	if h == HairpinOff {
+		return "off"
+	}
+	return "intrinsic"
+}
+
+// Config holds the translator's parameters. The zero value is not valid:
+// build one with the fields set and pass it to New.
+type Config struct {
+	// PseudoPrefix is the RFC 6052 prefix (length 32, 40, 48, 56, 64 or 96)
+	// that represents IPv4 addresses on the IPv6 side.
+	PseudoPrefix netip.Prefix
+	Policy       Policy
+	Hairpin      Hairpin
+
+	// IPv4Addr and IPv6Addr are the translator's own addresses: the sources
+	// of the ICMP errors it generates (RFC 7915 §4.4, §5.4).
+	IPv4Addr netip.Addr
+	IPv6Addr netip.Addr
+	// RFC6791Pool holds the IPv4 sources given to ICMPv6 errors whose IPv6
+	// source cannot be translated (datacenter routers, RFC 6791, RFC 7755).
+	// One address is chosen per packet by a hash of the IPv6 source. Empty:
+	// IPv4Addr is used.
+	RFC6791Pool []netip.Addr
+
+	// LowestIPv6MTU is the size to which IPv4 packets without DF are
+	// fragmented (RFC 7915 §4, default 1280). IPv6MTU and IPv4MTU are the
+	// next-hop MTUs of each side.
+	LowestIPv6MTU int
+	IPv6MTU       int
+	IPv4MTU       int
+
+	// DropUDPZeroChecksum drops unfragmented IPv4 UDP with checksum zero
+	// instead of computing the checksum (RFC 7915 §4.5).
+	DropUDPZeroChecksum bool
+	// ZeroTrafficClass sets IPv6 Traffic Class and IPv4 TOS to zero instead
+	// of copying them (RFC 7915 §4.1, §5.1).
+	ZeroTrafficClass bool
+	// GenerateIPv4ID gives IPv4 packets of 89 to 1280 bytes a non-zero
+	// Identification instead of zero (RFC 7915 §5.1).
+	GenerateIPv4ID bool
+	// ICMPErrors makes the translator answer packets it cannot translate with
+	// ICMP errors (RFC 7915 §4.4, §5.4). Off: such packets are only dropped.
+	ICMPErrors bool
+}
+
+// Minimum MTUs: IPv6 links carry at least 1280 bytes (RFC 8200), IPv4 links
+// at least 68 (RFC 791); a translator whose IPv4 side carries less than 1260
+// cannot honour RFC 7915's DF rule, so it is refused.
+const (
+	MinIPv6MTU = 1280
+	MinIPv4MTU = 1260
+	MaxMTU     = 65535
+)
+
+// Translator translates packets between IPv4 and IPv6. It is immutable and
+// safe for concurrent use.
+type Translator struct {
+	cfg   Config
+	table *Table
+	pool  rfc6052
+	wkp   bool // the pseudo prefix is the well-known 64:ff9b::/96
+	addr4 [4]byte
+	addr6 [16]byte
+	pool6791 [][4]byte
+}
+
+// New checks cfg and returns a Translator for it. table may be nil (no
+// explicit mappings).
+func New(cfg Config, table *Table) (*Translator, error) {
+	pool, err := newRFC6052(cfg.PseudoPrefix)
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.IPv4Addr.Is4() {
+		return nil, fmt.Errorf("translator: own IPv4 address %v is not an IPv4 address", cfg.IPv4Addr)
+	}
+	if !cfg.IPv6Addr.Is6() || cfg.IPv6Addr.Is4In6() {
+		return nil, fmt.Errorf("translator: own IPv6 address %v is not an IPv6 address", cfg.IPv6Addr)
+	}
+	if cfg.IPv6MTU < MinIPv6MTU || cfg.IPv6MTU > MaxMTU {
+		return nil, fmt.Errorf("translator: IPv6 MTU %d outside %d..%d", cfg.IPv6MTU, MinIPv6MTU, MaxMTU)
+	}
+	if cfg.IPv4MTU < MinIPv4MTU || cfg.IPv4MTU > MaxMTU {
+		return nil, fmt.Errorf("translator: IPv4 MTU %d outside %d..%d", cfg.IPv4MTU, MinIPv4MTU, MaxMTU)
+	}
+	if cfg.LowestIPv6MTU < MinIPv6MTU || cfg.LowestIPv6MTU > cfg.IPv6MTU {
+		return nil, fmt.Errorf("translator: lowest IPv6 MTU %d outside %d..%d (the IPv6 MTU)", cfg.LowestIPv6MTU, MinIPv6MTU, cfg.IPv6MTU)
+	}
+	if table == nil {
+		table, _ = NewTable(nil)
+	}
+	t := &Translator{
+		cfg:   cfg,
+		table: table,
+		pool:  pool,
+		wkp:   cfg.PseudoPrefix == WellKnownPrefix,
+		addr4: cfg.IPv4Addr.As4(),
+		addr6: cfg.IPv6Addr.As16(),
+	}
+	for _, a := range cfg.RFC6791Pool {
+		if !a.Is4() {
+			return nil, fmt.Errorf("translator: RFC 6791 pool address %v is not IPv4", a)
+		}
+		t.pool6791 = append(t.pool6791, a.As4())
+	}
+	if len(t.pool6791) == 0 {
+		t.pool6791 = [][4]byte{t.addr4}
+	}
+	return t, nil
+}
+
+// Config returns the configuration the Translator was built with.
+func (t *Translator) Config() Config { return t.cfg }
+
+// Table returns the mapping table.
+func (t *Translator) Table() *Table { return t.table }
+
+// WellKnownPrefix is 64:ff9b::/96 (RFC 6052 §2.1).
+var WellKnownPrefix = netip.MustParsePrefix("64:ff9b::/96")
