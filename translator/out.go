@@ -20,7 +20,7 @@ type Out struct {
 
 	buf  []byte // backing store of Pkts
 	used int
-	tmp  []byte // intermediate packet (hairpinning)
+	hp   *Out // holds the intermediate IPv4 packet of a hairpinned one
 }
 
 // NewOut returns an Out with buffers for the largest input.
@@ -28,7 +28,10 @@ func NewOut() *Out {
 	return &Out{
 		Pkts: make([][]byte, 0, maxFragments+1),
 		buf:  make([]byte, outBufferSize),
-		tmp:  make([]byte, maxInput+8),
+		hp: &Out{
+			Pkts: make([][]byte, 0, 1),
+			buf:  make([]byte, maxInput+icmpHdrLen),
+		},
 	}
 }
 

@@ -3,6 +3,7 @@ package translator
 import (
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 )
 
 // Policy selects which addresses the translator accepts.
@@ -101,13 +102,14 @@ const (
 // Translator translates packets between IPv4 and IPv6. It is immutable and
 // safe for concurrent use.
 type Translator struct {
-	cfg   Config
-	table *Table
-	pool  rfc6052
-	wkp   bool // the pseudo prefix is the well-known 64:ff9b::/96
-	addr4 [4]byte
-	addr6 [16]byte
+	cfg      Config
+	table    *Table
+	pool     rfc6052
+	wkp      bool // the pseudo prefix is the well-known 64:ff9b::/96
+	addr4    [4]byte
+	addr6    [16]byte
 	pool6791 [][4]byte
+	ids      atomic.Uint32 // IPv4 Identification, when generated
 }
 
 // New checks cfg and returns a Translator for it. table may be nil (no
@@ -163,3 +165,20 @@ func (t *Translator) Table() *Table { return t.table }
 
 // WellKnownPrefix is 64:ff9b::/96 (RFC 6052 §2.1).
 var WellKnownPrefix = netip.MustParsePrefix("64:ff9b::/96")
+
+// Translate translates one IP packet into o, which it resets first: IPv4
+// goes to IPv6 and IPv6 to IPv4, chosen by the version nibble. pkt is not
+// modified. Translate does not allocate.
+func (t *Translator) Translate(pkt []byte, o *Out) Result {
+	o.reset()
+	if len(pkt) == 0 {
+		return drop(ReasonTruncated)
+	}
+	switch pkt[0] >> 4 {
+	case 4:
+		return t.translate4(pkt, o, false)
+	case 6:
+		return t.translate6(pkt, o)
+	}
+	return drop(ReasonBadVersion)
+}
