@@ -1,0 +1,107 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/map646/map646/translator"
+)
+
+// Config is a validated configuration. Build one with Load or Parse; treat
+// it as read-only (a reload builds a new one).
+type Config struct {
+	// File is the configuration file's name as given to Load or Parse.
+	File string
+
+	// Translator is the [translator] section.
+	Translator Translator
+
+	// table holds the explicit address mappings (RFC 7757): the [[mapping]]
+	// entries in order, then the mapping file's lines in order. It is built
+	// once, by Parse, and is the only copy: a million mappings are kept in
+	// the table's compact form, not also as a slice of netip.Prefix pairs.
+	table   *translator.Table
+	origins origins // where each mapping of the table was written
+}
+
+// Translator is the [translator] section.
+type Translator struct {
+	// Config holds the parameters of the translator package, ready for
+	// translator.New (NewTranslator passes it on).
+	translator.Config
+
+	// ICMPErrorRate and ICMPErrorBurst bound the ICMP errors this node
+	// sends: a token bucket of ICMPErrorBurst tokens refilled at
+	// ICMPErrorRate per second (RFC 7915 leaves the limit to the
+	// implementation; RFC 4443 §2.4(f) asks for one). The data plane applies
+	// it; the translator package only builds the errors.
+	ICMPErrorRate  int
+	ICMPErrorBurst int
+
+	// MappingFile is the path of the mapping file, resolved against the
+	// configuration file's directory; "" if there is none.
+	MappingFile string
+}
+
+// Defaults of the optional keys.
+const (
+	DefaultLowestIPv6MTU  = translator.MinIPv6MTU
+	DefaultIPv6MTU        = 1500
+	DefaultIPv4MTU        = 1500
+	DefaultICMPErrorRate  = 100
+	DefaultICMPErrorBurst = 50
+	MaxICMPErrorRate      = 1000000
+)
+
+// Load reads and checks the configuration file at path; a relative
+// mapping_file is looked up in the file's directory.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data, path, filepath.Dir(path))
+}
+
+// Parse checks the configuration data, read from the file called name (used
+// in messages; "config" if empty); a relative mapping_file is looked up in
+// dir. The error, if any, is an *Error listing every problem found.
+func Parse(data []byte, name, dir string) (*Config, error) {
+	if name == "" {
+		name = "config"
+	}
+	c := &Config{File: name}
+	d, root := newDecoder(data, name)
+	if root == nil {
+		return nil, d.err(name)
+	}
+	// Sections are decoded in order: a later one may depend on an earlier
+	// one (the mappings are checked against the pseudo prefix).
+	ts := root.table("translator")
+	c.decodeTranslator(ts, dir)
+	c.decodeMappings(ts, root.tables("mapping"))
+	root.done()
+
+	if d.len() == 0 {
+		// Belt and braces: translator.New has its own checks, and a Config
+		// that passed ours must not fail there.
+		if _, err := c.NewTranslator(); err != nil {
+			d.add(Problem{File: name, Msg: err.Error()})
+		}
+	}
+	if err := d.err(name); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Table returns the mapping table: Len mappings, each one given back by
+// Mapping(i) in the order written, its location by MappingSource(i).
+func (c *Config) Table() *translator.Table { return c.table }
+
+// NewTranslator returns a translator for the configuration. It shares the
+// Config's table.
+func (c *Config) NewTranslator() (*translator.Translator, error) {
+	return translator.New(c.Translator.Config, c.table)
+}

@@ -1,0 +1,115 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+
+	"github.com/map646/map646/translator"
+)
+
+// describeMappings is how many mappings Describe lists.
+const describeMappings = 10
+
+// Describe writes what the configuration makes the translator do: what
+// `map646 check` prints for a valid configuration.
+func (c *Config) Describe(w io.Writer) {
+	t := &c.Translator
+	line := func(name, format string, args ...any) {
+		fmt.Fprintf(w, "  %-20s %s\n", name, fmt.Sprintf(format, args...))
+	}
+	onOff := func(b bool, on, off string) string {
+		if b {
+			return on
+		}
+		return off
+	}
+
+	fmt.Fprintf(w, "%s: valid\n\ntranslator\n", c.File)
+	switch t.Policy {
+	case translator.PolicySIIT:
+		line("policy", "siit (RFC 7915 with RFC 7757: unmapped addresses go through the pseudo prefix both ways)")
+	default:
+		line("policy", "datacenter (RFC 7755 SIIT-DC: IPv4 clients reach mapped addresses only)")
+	}
+	line("pseudo prefix", "%s (IPv4 clients appear as %s)", t.PseudoPrefix, embedExample(t.PseudoPrefix))
+	line("own addresses", "%s, %s (sources of the ICMP errors the translator sends)", t.IPv4Addr, t.IPv6Addr)
+	if len(t.RFC6791Pool) == 0 {
+		line("RFC 6791 pool", "empty: ICMPv6 errors from untranslatable sources come from %s", t.IPv4Addr)
+	} else {
+		line("RFC 6791 pool", "%s", addrList(t.RFC6791Pool, 4))
+	}
+	line("MTUs", "IPv6 %d, IPv4 %d; IPv4 packets without DF are fragmented to %d", t.IPv6MTU, t.IPv4MTU, t.LowestIPv6MTU)
+	line("hairpinning", "%s", t.Hairpin)
+	line("UDP zero checksum", "%s", onOff(t.DropUDPZeroChecksum, "drop", "compute"))
+	line("traffic class", "%s", onOff(t.ZeroTrafficClass, "zero", "copy"))
+	line("IPv4 identification", "%s", onOff(t.GenerateIPv4ID, "generate", "zero"))
+	if t.ICMPErrors {
+		line("ICMP errors", "on, at most %d per second per node, bursts of %d", t.ICMPErrorRate, t.ICMPErrorBurst)
+	} else {
+		line("ICMP errors", "off (untranslatable packets are dropped silently)")
+	}
+	if t.MappingFile != "" {
+		line("mapping file", "%s", t.MappingFile)
+	}
+
+	n := c.table.Len()
+	var singles int
+	var covered uint64
+	for i := range n {
+		m := c.table.Mapping(i)
+		if m.IPv4.IsSingleIP() && m.IPv6.IsSingleIP() {
+			singles++
+		}
+		covered += 1 << (32 - m.IPv4.Bits())
+	}
+	fmt.Fprintf(w, "\nmappings: %d (%s, %s), %s covered\n",
+		n, plural(singles, "single address", "single addresses"),
+		plural(n-singles, "prefix pair", "prefix pairs"),
+		plural(int(covered), "IPv4 address", "IPv4 addresses"))
+	for i := range min(n, describeMappings) {
+		m := c.table.Mapping(i)
+		fmt.Fprintf(w, "  %-20s <-> %-30s %s\n", single(m.IPv4), single(m.IPv6), c.MappingSource(i))
+	}
+	if n > describeMappings {
+		fmt.Fprintf(w, "  ... and %d more\n", n-describeMappings)
+	}
+}
+
+// embedExample shows where an IPv4 address goes in the pseudo prefix.
+func embedExample(p netip.Prefix) string {
+	if p.Bits() == 96 {
+		// The last 32 bits are zero: the text ends in "::" or ":0:0".
+		s := p.Addr().String()
+		if strings.HasSuffix(s, "::") {
+			return s + "a.b.c.d"
+		}
+		return strings.TrimSuffix(s, "0:0") + "a.b.c.d"
+	}
+	return "addresses of " + p.String()
+}
+
+// addrList writes up to max addresses and the count.
+func addrList(as []netip.Addr, max int) string {
+	parts := make([]string, 0, max+1)
+	for i, a := range as {
+		if i == max {
+			parts = append(parts, "...")
+			break
+		}
+		parts = append(parts, a.String())
+	}
+	s := strings.Join(parts, ", ")
+	if len(as) > 1 {
+		s += fmt.Sprintf(" (%d addresses)", len(as))
+	}
+	return s
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

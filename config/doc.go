@@ -1,0 +1,18 @@
+// Package config reads map646's configuration: a TOML file (example.toml
+// documents every key) and an optional mapping file of up to a million
+// lines.
+//
+// Load and Parse return either a *Config that is entirely valid, or an
+// *Error listing every problem found, one per line, each naming the file,
+// the line where known, the key, the value as written and what would be
+// accepted. A typo is an error: unknown keys and sections are refused, never
+// ignored. A Config holds typed values (net/netip), defaults filled in, and
+// the mapping table, built once; it is read-only, so a reload builds a new
+// one and swaps it in whole. The package keeps no other state and starts no
+// goroutines.
+//
+// Each section is decoded by a method of its own (translator.go for
+// [translator], mapping.go for [[mapping]] and the mapping file), reading
+// its keys one at a time through the typed getters of decode.go, which is
+// all it takes to add one.
+package config

@@ -1,0 +1,301 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/map646/map646/translator"
+)
+
+// origins records where each mapping of the table was written, compactly
+// enough for a million entries (4 bytes per mapping-file line, no strings):
+// entries [0, len(inline)) are [[mapping]] entries, the rest are lines of
+// the mapping file, in the order given to translator.NewTable.
+type origins struct {
+	inline []inlineOrigin
+	lines  []uint32
+}
+
+type inlineOrigin struct {
+	index int32 // i in mapping[i]
+	// Lines of its [[mapping]] header and of its ipv4 and ipv6 keys, 0 if
+	// unknown.
+	header, ipv4, ipv6 int32
+}
+
+// Examples shown in messages.
+const (
+	example4 = "198.51.100.10 or 198.51.100.16/28"
+	example6 = "2001:db8:1::10 or 2001:db8:2::/124"
+)
+
+// decodeMappings reads the [[mapping]] entries and the mapping file and
+// checks every mapping on its own, then builds the table from those that
+// passed: NewTable finds the overlaps and duplicates across both sources.
+func (c *Config) decodeMappings(ts *section, entries []*section) {
+	d := ts.d
+	var ms []translator.Mapping
+	pseudo := c.Translator.PseudoPrefix
+	for i, s := range entries {
+		var m translator.Mapping
+		ok := decodeSide(s, "ipv4", "IPv4", example4, pseudo, &m.IPv4)
+		ok = decodeSide(s, "ipv6", "IPv6", example6, pseudo, &m.IPv6) && ok
+		s.done()
+		if ok {
+			ms = append(ms, m)
+			c.origins.inline = append(c.origins.inline, inlineOrigin{
+				int32(i), int32(s.header), int32(s.line("ipv4")), int32(s.line("ipv6"))})
+		}
+	}
+	if c.Translator.MappingFile != "" {
+		ms = c.readMappingFile(d, ts, ms, pseudo)
+	}
+
+	table, err := translator.NewTable(ms)
+	var te *translator.TableError
+	switch {
+	case errors.As(err, &te):
+		for _, e := range te.Problems {
+			d.add(c.tableProblem(ms, e))
+		}
+		d.more += te.More
+	case err != nil:
+		d.add(Problem{File: c.File, Key: "mapping", Msg: err.Error()})
+	}
+	c.table = table
+}
+
+// decodeSide reads key ("ipv4" or "ipv6") of a [[mapping]] entry into *dst.
+func decodeSide(s *section, key, family, example string, pseudo netip.Prefix, dst *netip.Prefix) bool {
+	first, _, _ := strings.Cut(example, " ")
+	s.require(key, key+` = "`+first+`"`)
+	v, ok := s.str(key)
+	if !ok {
+		return false
+	}
+	p, msg := parseSide(v, family, example, pseudo)
+	if msg != "" {
+		s.bad(key, v, "%s", msg)
+		return false
+	}
+	*dst = p
+	return true
+}
+
+// parseSide parses one side of a mapping and checks it on its own.
+func parseSide(v, family, example string, pseudo netip.Prefix) (netip.Prefix, string) {
+	p, msg := parsePrefix(v, family, example)
+	// A mapped IPv6 prefix overlapping the pseudo prefix would make its
+	// addresses stand for two things at once.
+	if msg == "" && family == "IPv6" && pseudo.IsValid() && p.Overlaps(pseudo) {
+		msg = "overlaps the pseudo prefix " + pseudo.String() + " (translator.pseudo_prefix); accepted: IPv6 addresses outside it"
+	}
+	return p, msg
+}
+
+// readMappingFile parses the mapping file and appends its mappings to ms:
+// one mapping per line, "IPV4[/LEN] IPV6[/LEN]", # starts a comment. The
+// file is read whole and cut into substrings, so a million lines cost no
+// allocation each.
+func (c *Config) readMappingFile(d *decoder, ts *section, ms []translator.Mapping, pseudo netip.Prefix) []translator.Mapping {
+	path := c.Translator.MappingFile
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is in the message already
+		}
+		v, _ := ts.raw("mapping_file")
+		msg := "cannot read " + path + ": " + err.Error()
+		if !filepath.IsAbs(v.(string)) {
+			msg += " (a relative path is looked up in the configuration file's directory)"
+		}
+		ts.bad("mapping_file", v, "%s", msg)
+		return ms
+	}
+	// Room for every line at once: growing a million-entry slice by
+	// doubling would leave the old copies to the collector.
+	n := bytes.Count(data, []byte("\n")) + 1
+	ms = append(make([]translator.Mapping, 0, len(ms)+n), ms...)
+	c.origins.lines = make([]uint32, 0, n)
+	text := string(data)
+	data = nil
+
+	bad := func(line int, value, msg string) {
+		d.add(Problem{File: path, Line: line, Value: value, Msg: msg})
+	}
+	for line := 1; len(text) > 0; line++ {
+		var s string
+		s, text, _ = strings.Cut(text, "\n")
+		if i := strings.IndexByte(s, '#'); i >= 0 {
+			s = s[:i]
+		}
+		v4, rest := nextField(s)
+		if v4 == "" {
+			continue // blank or comment
+		}
+		v6, rest := nextField(rest)
+		if extra, _ := nextField(rest); v6 == "" || extra != "" {
+			bad(line, strings.TrimSpace(s), `expected two fields "IPV4[/LEN] IPV6[/LEN]", e.g. "198.51.100.10 2001:db8:1::10"`)
+			continue
+		}
+		var m translator.Mapping
+		var msg4, msg6 string
+		m.IPv4, msg4 = parseSide(v4, "IPv4", example4, pseudo)
+		m.IPv6, msg6 = parseSide(v6, "IPv6", example6, pseudo)
+		if msg4 != "" {
+			bad(line, v4, msg4)
+		}
+		if msg6 != "" {
+			bad(line, v6, msg6)
+		}
+		if msg4 == "" && msg6 == "" {
+			ms = append(ms, m)
+			c.origins.lines = append(c.origins.lines, uint32(line))
+		}
+	}
+	return ms
+}
+
+// nextField returns the first whitespace-separated field of s and the rest.
+func nextField(s string) (field, rest string) {
+	i := 0
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	j := i
+	for j < len(s) && !isSpace(s[j]) {
+		j++
+	}
+	return s[i:j], s[j:]
+}
+
+func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\r' || b == '\v' || b == '\f' }
+
+// at returns where mapping i (an index into the table) was written: the
+// file, the line (0 if unknown), and for a [[mapping]] entry its key. side
+// ("ipv4", "ipv6" or "" for the whole entry) narrows a [[mapping]] entry to
+// one of its keys.
+func (c *Config) at(i int, side string) (file string, line int, key string) {
+	if i >= len(c.origins.inline) {
+		return c.Translator.MappingFile, int(c.origins.lines[i-len(c.origins.inline)]), ""
+	}
+	o := c.origins.inline[i]
+	key = fmt.Sprintf("mapping[%d]", o.index)
+	switch side {
+	case "ipv4":
+		return c.File, int(o.ipv4), key + ".ipv4"
+	case "ipv6":
+		return c.File, int(o.ipv6), key + ".ipv6"
+	}
+	return c.File, int(o.header), key
+}
+
+// MappingSource says where entry i of Table was written, for messages:
+// "map646.toml:12: mapping[0]" or "mappings.txt:17".
+func (c *Config) MappingSource(i int) string {
+	file, line, key := c.at(i, "")
+	return location(file, line, key)
+}
+
+func location(file string, line int, key string) string {
+	s := file
+	if line > 0 {
+		s += ":" + strconv.Itoa(line)
+	}
+	if key != "" {
+		s += ": " + key
+	}
+	return s
+}
+
+// tableProblem turns a problem found by translator.NewTable in ms into a
+// Problem at the mapping's location. A conflict between two mappings is
+// described here, naming both by their locations: NewTable's message names
+// them by index into ms, which means nothing to the user.
+func (c *Config) tableProblem(ms []translator.Mapping, e translator.MappingError) Problem {
+	if e.Index < 0 || e.Index >= len(ms) || e.Other >= len(ms) {
+		return Problem{File: c.File, Key: "mapping", Msg: e.Msg} // not about one entry
+	}
+	m := ms[e.Index]
+	file, line, key := c.at(e.Index, "")
+	p := Problem{File: file, Line: line, Key: key, Value: showMapping(m, key != ""), Msg: e.Msg}
+	if e.Other < 0 {
+		return p
+	}
+
+	// Which side conflicts: both (a duplicate), or one of them.
+	o := ms[e.Other]
+	side := ""
+	mine, theirs := m.IPv4, o.IPv4
+	switch {
+	case m == o:
+	case m.IPv4.Overlaps(o.IPv4):
+		side = "ipv4"
+	case m.IPv6.Overlaps(o.IPv6):
+		side, mine, theirs = "ipv6", m.IPv6, o.IPv6
+	default:
+		return p // not a conflict this code knows: NewTable's message it is
+	}
+
+	file, p.Line, p.Key = c.at(e.Index, side)
+	ofile, oline, okey := c.at(e.Other, side)
+	var other string
+	switch {
+	case okey == "" && ofile == file:
+		other = "line " + strconv.Itoa(oline) // same mapping file
+	case okey == "":
+		other = location(ofile, oline, "")
+	case oline == 0:
+		other = okey
+	case ofile == file:
+		other = fmt.Sprintf("%s (line %d)", okey, oline)
+	default:
+		other = fmt.Sprintf("%s (%s)", okey, location(ofile, oline, ""))
+	}
+
+	switch {
+	case side == "":
+		p.Msg = "duplicates " + other
+	case mine == theirs:
+		p.Value = showSide(mine, key != "")
+		p.Msg = "already mapped by " + other + "; an address may be mapped only once"
+	default:
+		p.Value = showSide(mine, key != "")
+		p.Msg = "overlaps " + single(theirs) + " of " + other + "; mapped prefixes must not overlap"
+	}
+	return p
+}
+
+// showSide writes one side of a mapping as written in the configuration (a
+// TOML string) or in the mapping file.
+func showSide(p netip.Prefix, toml bool) string {
+	if toml {
+		return strconv.Quote(single(p))
+	}
+	return single(p)
+}
+
+// showMapping writes a mapping as written in the configuration (a TOML
+// inline table) or in the mapping file.
+func showMapping(m translator.Mapping, toml bool) string {
+	if toml {
+		return fmt.Sprintf("{ipv4 = %q, ipv6 = %q}", single(m.IPv4), single(m.IPv6))
+	}
+	return single(m.IPv4) + " " + single(m.IPv6)
+}
+
+// single writes a host prefix as an address, as a user would.
+func single(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
