@@ -314,6 +314,9 @@ func quotedChecksum6to4(ih *hdr6, il4 []byte, src4, dst4 *[4]byte) patch {
 			if c := binary.BigEndian.Uint16(il4[6:]); c != 0 {
 				p.csumAt = 6
 				p.csum = adjust(c, addrSum6(&ih.src, &ih.dst), addrSum4(src4, dst4))
+				if p.csum == 0 {
+					p.csum = 0xffff
+				}
 			}
 		}
 	case protoICMPv6:

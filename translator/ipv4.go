@@ -124,10 +124,12 @@ func (t *Translator) translate4(pkt []byte, o *Out, hairpin bool) Result {
 			return dropEntry(ReasonICMPType, entry)
 		}
 		nh = protoICMPv6
-		// The ICMPv6 checksum covers a pseudo-header and the type changes:
-		// compute it afresh over the message (RFC 7915 §4.2).
-		s := sum(l4[4:], pseudo6(&src6, &dst6, protoICMPv6, len(l4))) + uint64(typ)<<8 + uint64(l4[1])
-		p = patch{typeAt: 0, typ: typ, csumAt: 2, csum: checksum(s)}
+		// The type changes and the ICMPv6 checksum covers a pseudo-header
+		// (RFC 7915 §4.2): update incrementally, so that a wrong checksum
+		// stays wrong rather than being repaired.
+		c := binary.BigEndian.Uint16(l4[2:])
+		p = patch{typeAt: 0, typ: typ, csumAt: 2,
+			csum: adjust(c, uint64(l4[0])<<8, uint64(typ)<<8+pseudo6(&src6, &dst6, protoICMPv6, len(l4)))}
 	case protoIGMP:
 		return dropEntry(ReasonIGMP, entry)
 	case protoTCP, protoUDP:

@@ -155,9 +155,11 @@ func (t *Translator) translate6(pkt []byte, o *Out) Result {
 			return dropEntry(ReasonICMPType, entry)
 		}
 		proto = protoICMP
-		// The ICMPv4 checksum has no pseudo-header: compute it afresh.
-		s := sum(l4[4:], uint64(typ)<<8+uint64(l4[1]))
-		p = patch{typeAt: 0, typ: typ, csumAt: 2, csum: checksum(s)}
+		// The ICMPv4 checksum has no pseudo-header: take it out and the
+		// type change in, incrementally (a wrong checksum stays wrong).
+		c := binary.BigEndian.Uint16(l4[2:])
+		p = patch{typeAt: 0, typ: typ, csumAt: 2,
+			csum: adjust(c, uint64(l4[0])<<8+pseudo6(&h.src, &h.dst, protoICMPv6, len(l4)), uint64(typ)<<8)}
 	case protoTCP, protoUDP:
 		p = patch{typeAt: -1, csumAt: -1}
 		if h.fragOff != 0 {
@@ -182,6 +184,9 @@ func (t *Translator) translate6(pkt []byte, o *Out) Result {
 			break
 		}
 		p.csum = adjust(c, addrSum6(&h.src, &h.dst), addrSum4(&src4, &dst4))
+		if h.proto == protoUDP && p.csum == 0 {
+			p.csum = 0xffff // RFC 768: a computed zero is sent as all ones
+		}
 	default:
 		p = patch{typeAt: -1, csumAt: -1}
 	}
