@@ -43,6 +43,28 @@ func adDrop(name string, cfg func(*translator.Config), in []byte, r translator.R
 	return conformanceCase{name: name, config: cfg, in: in, verdict: translator.Drop, reason: r}
 }
 
+// adAnswered4 and adAnswered6 are drops answered with the default error of
+// RFC 7915 §4.4 (ICMPv4 3/13) or §5.4 (ICMPv6 1/1) from our own address.
+func adAnswered4(name string, cfg func(*translator.Config), in []byte, r translator.Reason) conformanceCase {
+	return adICMPErr(name, cfg, in, r, func(t *testing.T, in []byte, out []output) {
+		adGenerated(t, adOne(t, out), in, own4, 3, 13)
+	})
+}
+
+// The inputs of adAnswered6 may be ones packettest.Check refuses (an
+// extension header after the Fragment header, RFC 7112), so the sender's
+// address is read from the raw bytes.
+func adAnswered6(name string, cfg func(*translator.Config), in []byte, r translator.Reason) conformanceCase {
+	return adICMPErr(name, cfg, in, r, func(t *testing.T, in []byte, out []output) {
+		p := adOne(t, out)
+		adAddrs(t, p, own6, netip.AddrFrom16([16]byte(in[8:24])))
+		adICMPType(t, p, 1, 1)
+		if p.Quote == nil || !bytes.HasPrefix(in, p.Quote.Raw) {
+			t.Errorf("the error does not quote the dropped packet from its first byte")
+		}
+	})
+}
+
 // adICMPErr is a case where the translator drops in for r and answers with
 // an ICMP error of its own.
 func adICMPErr(name string, cfg func(*translator.Config), in []byte, r translator.Reason, check func(t *testing.T, in []byte, out []output)) conformanceCase {
@@ -1134,13 +1156,15 @@ func adRowsD() []conformanceCase {
 		adFwd("D2-last-fragment-id-mf-df-offset", nil, frags[1], d2(1)),
 		// D3: an extension header after the Fragment header (ESP excepted)
 		// SHOULD be dropped and logged.
-		adDrop("D3-fragment-then-destination-options-dropped", nil,
+		adAnswered6("D3-fragment-then-destination-options-dropped", nil,
 			frag(packettest.ProtoUDP, true, packettest.DestOpts(nil)), translator.ReasonFragmentedExtHdr),
-		adDrop("D3-fragment-then-routing-dropped", nil,
+		adAnswered6("D3-fragment-then-routing-dropped", nil,
 			frag(packettest.ProtoUDP, true, packettest.Routing(4, 0, client6)), translator.ReasonFragmentedExtHdr),
+		// Hop-by-Hop anywhere but first is malformed (RFC 8200 §4.1): dropped
+		// without an answer, like any malformed packet.
 		adDrop("D3-fragment-then-hop-by-hop-dropped", nil,
-			frag(packettest.ProtoUDP, true, packettest.HopByHop(nil)), translator.ReasonFragmentedExtHdr),
-		adDrop("D3-fragment-then-ah-dropped", nil,
+			frag(packettest.ProtoUDP, true, packettest.HopByHop(nil)), translator.ReasonBadOptions),
+		adAnswered6("D3-fragment-then-ah-dropped", nil,
 			frag(packettest.ProtoUDP, true, ah), translator.ReasonFragmentedExtHdr),
 		adFwd("D3-fragment-then-esp-translated", nil, frag(packettest.ProtoESP, true), func(t *testing.T, in []byte, out []output) {
 			p := adOne(t, out)

@@ -392,13 +392,13 @@ func ijRowsJ() []conformanceCase {
 		// or dropped (configured).
 		adFwd("J3-udp-zero-checksum-computed", nil,
 			packettest.UDP4NoChecksum(packettest.IPv4{TTL: 64, Src: client4, Dst: server4}, 1234, 53, adData), verified),
-		adDrop("J3-udp-zero-checksum-dropped-when-configured", adDropUDPZero,
+		adAnswered4("J3-udp-zero-checksum-dropped-when-configured", adDropUDPZero,
 			packettest.UDP4NoChecksum(packettest.IPv4{TTL: 64, Src: client4, Dst: server4}, 1234, 53, adData),
 			translator.ReasonUDPZeroChecksum),
 
 		// J4: its first fragment cannot be given a checksum statelessly.
-		adDrop("J4-udp-zero-checksum-first-fragment-dropped", nil, noSumFrags[0], translator.ReasonUDPZeroChecksumFrag),
-		adDrop("J4-udp-zero-checksum-first-fragment-dropped-drop-policy", adDropUDPZero, noSumFrags[0], translator.ReasonUDPZeroChecksumFrag),
+		adAnswered4("J4-udp-zero-checksum-first-fragment-dropped", nil, noSumFrags[0], translator.ReasonUDPZeroChecksumFrag),
+		adAnswered4("J4-udp-zero-checksum-first-fragment-dropped-drop-policy", adDropUDPZero, noSumFrags[0], translator.ReasonUDPZeroChecksumFrag),
 
 		// J5: zero is never forwarded into IPv6, not even when the computed
 		// checksum is zero (it is sent as 0xffff).

@@ -220,10 +220,13 @@ func parse6(b []byte, quoted bool, h *hdr6) Reason {
 			h.fragID = binary.BigEndian.Uint32(b[off+4:])
 			nh = b[off]
 			off += fragHdrLen
+			h.proto, h.l4 = nh, off
+			if nh == protoHopByHop {
+				return ReasonBadOptions // RFC 8200 §4.1: Hop-by-Hop only first
+			}
 			if extHeader(nh) {
 				return ReasonFragmentedExtHdr
 			}
-			h.proto, h.l4 = nh, off
 			return ReasonNone
 		default:
 			h.proto, h.l4 = nh, off

@@ -140,7 +140,12 @@ func (t *Translator) translate4(pkt []byte, o *Out, hairpin bool) Result {
 		}
 		var r Reason
 		if p, r = t.l4Checksum4to6(&h, l4, &src6, &dst6); r != ReasonNone {
-			return dropEntry(r, entry)
+			if r == ReasonTruncated {
+				return dropEntry(r, entry)
+			}
+			// A zero UDP checksum we may not compute: RFC 7915 §4.4 asks for
+			// the default error, administratively prohibited.
+			return t.error4(pkt, &h, r, icmp4DestUnreach, icmp4CodeAdminProhibited, 0, o).withEntry(entry)
 		}
 	default:
 		// Other transports are forwarded with their payload untouched

@@ -70,6 +70,11 @@ func (t *Translator) rfc6791(src *[16]byte) [4]byte {
 func (t *Translator) translate6(pkt []byte, o *Out) Result {
 	var h hdr6
 	if r := parse6(pkt, false, &h); r != ReasonNone {
+		if r == ReasonFragmentedExtHdr {
+			// RFC 7915 §5.1.1 drops it; §5.4 answers every discarded
+			// packet that is not ICMPv6 with the default error.
+			return t.error6(pkt[:h.end], &h, r, icmp6DestUnreach, icmp6CodeAdminProhibited, 0, o)
+		}
 		return drop(r)
 	}
 	pkt = pkt[:h.end]
