@@ -404,17 +404,26 @@ func adRowsA() []conformanceCase {
 	for _, v := range adRFC6052 {
 		embedded := adAddr(v.addr)
 		bits := v.prefix[strings.IndexByte(v.prefix, '/')+1:]
+		// The /32 of RFC 6052's example covers the servers' 2001:db8:1::/48,
+		// and a mapping inside the pseudo prefix is refused: there the server
+		// lives in the local-use prefix 64:ff9b:1::/48 (RFC 8215) instead.
+		srv6, ms := server6, []translator.Mapping(nil)
+		if netip.MustParsePrefix(v.prefix).Contains(server6) {
+			srv6 = netip.MustParseAddr("64:ff9b:1::10")
+			ms = []translator.Mapping{adMapping("198.51.100.10/32", "64:ff9b:1::10/128")}
+		}
+		in6 := packettest.UDP6(packettest.IPv6{Hop: 64, Src: srv6, Dst: embedded}, 53, 1234, adData)
 		cs = append(cs,
-			adFwd("A1-rfc6052-len"+bits+"-4to6", adPrefix(v.prefix), adUDP4From(adHost33),
+			adMapped(ms, adFwd("A1-rfc6052-len"+bits+"-4to6", adPrefix(v.prefix), adUDP4From(adHost33),
 				func(t *testing.T, in []byte, out []output) {
 					p := adOne(t, out)
-					adAddrs(t, p, embedded, server6)
+					adAddrs(t, p, embedded, srv6)
 					adHex(t, "u-octet (byte 8) of the source", p.Src.As16()[8], 0)
-				}),
-			adFwd("A1-rfc6052-len"+bits+"-6to4", adPrefix(v.prefix), adUDP6To(embedded),
+				})),
+			adMapped(ms, adFwd("A1-rfc6052-len"+bits+"-6to4", adPrefix(v.prefix), in6,
 				func(t *testing.T, in []byte, out []output) {
 					adAddrs(t, adOne(t, out), server4, adHost33)
-				}),
+				})),
 		)
 	}
 	cs = append(cs,
@@ -701,11 +710,9 @@ func adRowsA() []conformanceCase {
 	// A12: whether a more specific non-translating route wins is up to the
 	// routing system (RFC 7915 §4.6, §5.6); the translator translates what it
 	// is given. Its share: an address covered by both the table and the
-	// pseudo prefix is translated by the table.
-	inPool := []translator.Mapping{
-		baseMappings[0],
-		adMapping("203.0.113.50/32", "64:ff9b::c000:263/128"), // inside 64:ff9b::/96
-	}
+	// pseudo prefix is translated by the table. (On the IPv6 side no address
+	// can be both: translator.New refuses mappings inside the pseudo prefix,
+	// TestNewRefusesMappingInPseudoPrefix.)
 	cs = append(cs,
 		adFwd("A12-siit-4to6-table-before-pool6", adSIIT, adUDP4(64), func(t *testing.T, in []byte, out []output) {
 			p := adOne(t, out)
@@ -714,10 +721,6 @@ func adRowsA() []conformanceCase {
 				t.Errorf("destination %v taken from the pseudo prefix", p.Dst)
 			}
 		}),
-		adMapped(inPool, adFwd("A12-6to4-eam-inside-pseudo-prefix-wins", adHairpinOff, adUDP6To(adRouter4as),
-			func(t *testing.T, in []byte, out []output) {
-				adAddrs(t, adOne(t, out), server4, netip.MustParseAddr("203.0.113.50"))
-			})),
 	)
 	return cs
 }
@@ -1177,5 +1180,22 @@ func adRowsD() []conformanceCase {
 		// 0, even when the packet is larger than 1260 bytes (RFC 6946).
 		adFwd("D4-atomic-fragment-id-copied-df-0", nil, atomic(100), d4),
 		adFwd("D4-atomic-fragment-large-still-df-0", nil, atomic(1300), d4),
+	}
+}
+
+// TestNewRefusesMappingInPseudoPrefix: an IPv6 address inside both the
+// pseudo prefix and a mapping would stand for two IPv4 addresses.
+func TestNewRefusesMappingInPseudoPrefix(t *testing.T) {
+	table, err := translator.NewTable([]translator.Mapping{
+		baseMappings[0],
+		adMapping("203.0.113.50/32", "64:ff9b::c000:263/128"), // inside 64:ff9b::/96
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = translator.New(baseConfig(), table)
+	want := "translator: mapping 1: IPv6 prefix 64:ff9b::c000:263/128 overlaps the pseudo prefix 64:ff9b::/96"
+	if err == nil || err.Error() != want {
+		t.Fatalf("New: %v, want %q", err, want)
 	}
 }

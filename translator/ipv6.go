@@ -35,12 +35,15 @@ func (t *Translator) src6(a *[16]byte, quoted bool) ([4]byte, int32, Reason) {
 }
 
 // dst6 maps an IPv6 destination address (or the source of a quoted packet):
-// the table first (RFC 7757 §3), then the pseudo prefix.
+// the table first (RFC 7757 §3), then the pseudo prefix. New refuses tables
+// with IPv6 prefixes inside the pseudo prefix, so testing the prefix first is
+// the same order, and spares the usual case, a reply to an IPv4 client, a
+// table lookup that would miss.
 func (t *Translator) dst6(a *[16]byte) ([4]byte, int32, Reason) {
-	if v4, e, ok := t.table.Map6(*a); ok {
-		return v4, e, ReasonNone
-	}
 	if !t.pool.contains(a) {
+		if v4, e, ok := t.table.Map6(*a); ok {
+			return v4, e, ReasonNone
+		}
 		return [4]byte{}, -1, ReasonNoMappingDst
 	}
 	v4, ok := t.pool.extract(a)

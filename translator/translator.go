@@ -137,6 +137,13 @@ func New(cfg Config, table *Table) (*Translator, error) {
 	if table == nil {
 		table, _ = NewTable(nil)
 	}
+	// A mapped IPv6 prefix inside the pseudo prefix would make an address
+	// mean two things; the lookup order in dst6 relies on there being none.
+	for i := range table.Len() {
+		if m := table.Mapping(i); m.IPv6.Overlaps(cfg.PseudoPrefix) {
+			return nil, fmt.Errorf("translator: mapping %d: IPv6 prefix %v overlaps the pseudo prefix %v", i, m.IPv6, cfg.PseudoPrefix)
+		}
+	}
 	t := &Translator{
 		cfg:   cfg,
 		table: table,
