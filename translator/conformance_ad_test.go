@@ -830,6 +830,14 @@ func adRowsB() []conformanceCase {
 		adFwd("B3-payload-length-ignores-link-padding", nil, append(slices.Clone(adGolden4), 0, 0, 0, 0, 0, 0), golden),
 		// B4: Next Header = Protocol, for any protocol; ICMP becomes ICMPv6.
 		adFwd("B4-next-header-udp-golden", nil, adGolden4, golden),
+		// "Any protocol" stops at numbers that mean something else in IPv6:
+		// copied, they would be parsed as an extension header or as ICMPv6.
+		adDrop("B4-ipv6-extension-header-number-dropped", nil,
+			packettest.Raw4(packettest.IPv4{TTL: 64, Src: client4, Dst: server4}, packettest.ProtoRouting, make([]byte, 16)),
+			translator.ReasonForeignProtocol),
+		adDrop("B4-icmpv6-inside-ipv4-dropped", nil,
+			packettest.Raw4(packettest.IPv4{TTL: 64, Src: client4, Dst: server4}, 58, make([]byte, 16)),
+			translator.ReasonForeignProtocol),
 		adFwd("B4-next-header-icmp-becomes-58-golden", nil, adGoldenEcho4, func(t *testing.T, in []byte, out []output) {
 			adBytes(t, out[0].Raw, adGoldenEcho6)
 			adOne(t, out)
@@ -1026,6 +1034,9 @@ func adRowsC() []conformanceCase {
 			adKept(t, p, in)
 			adChecksumOK(t, p)
 		}),
+		adDrop("C7-icmpv4-inside-ipv6-dropped", nil,
+			packettest.Raw6(packettest.IPv6{Hop: 64, Src: server6, Dst: client6}, packettest.ProtoICMP, make([]byte, 16)),
+			translator.ReasonForeignProtocol),
 		adFwd("C7-tcp-after-hbh", nil,
 			packettest.TCP6(packettest.IPv6{Hop: 64, Src: server6, Dst: client6, Ext: []packettest.Ext{hop}},
 				packettest.TCP{Sport: 443, Dport: 40000, Seq: 7, Ack: 2, Flags: packettest.SYN | packettest.ACK, Window: 1000}, adData),

@@ -132,6 +132,10 @@ func (t *Translator) translate4(pkt []byte, o *Out, hairpin bool) Result {
 			csum: adjust(c, uint64(l4[0])<<8, uint64(typ)<<8+pseudo6(&src6, &dst6, protoICMPv6, len(l4)))}
 	case protoIGMP:
 		return dropEntry(ReasonIGMP, entry)
+	case protoHopByHop, protoRouting, protoFragment, protoDestOpts, protoICMPv6:
+		// Copied into IPv6 these would be parsed as extension headers or as
+		// ICMPv6 whose checksum lacks the pseudo-header: nonsense either way.
+		return dropEntry(ReasonForeignProtocol, entry)
 	case protoTCP, protoUDP:
 		p.typeAt = -1
 		if h.off != 0 {

@@ -168,6 +168,10 @@ func (t *Translator) translate6(pkt []byte, o *Out) Result {
 		c := binary.BigEndian.Uint16(l4[2:])
 		p = patch{typeAt: 0, typ: typ, csumAt: 2,
 			csum: adjust(c, uint64(l4[0])<<8+pseudo6(&h.src, &h.dst, protoICMPv6, len(l4)), uint64(typ)<<8)}
+	case protoICMP:
+		// ICMPv4 inside IPv6: its IPv4 form would be taken for ICMP, which
+		// it is not (RFC 7915 §5.1 translates only ICMPv6 to ICMP).
+		return dropEntry(ReasonForeignProtocol, entry)
 	case protoTCP, protoUDP:
 		p = patch{typeAt: -1, csumAt: -1}
 		if h.fragOff != 0 {

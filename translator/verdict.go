@@ -68,6 +68,7 @@ const (
 	ReasonICMPParamPointer    // parameter problem whose pointer has no counterpart
 	ReasonICMPErrorInError    // ICMP error quoting an ICMP error (RFC 7915 §4.3)
 	ReasonIGMP                // IGMP is not translated (RFC 7915 §4.2)
+	ReasonForeignProtocol     // ICMPv6 or an IPv6 extension header number in IPv4, ICMPv4 in IPv6
 
 	numReasons
 )
@@ -101,6 +102,7 @@ var reasonNames = [numReasons]string{
 	ReasonICMPParamPointer:    "icmp-param-pointer",
 	ReasonICMPErrorInError:    "icmp-error-in-error",
 	ReasonIGMP:                "igmp",
+	ReasonForeignProtocol:     "foreign-protocol",
 }
 
 func (r Reason) String() string {
