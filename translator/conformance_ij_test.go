@@ -413,6 +413,14 @@ func ijRowsJ() []conformanceCase {
 			packettest.Raw6(packettest.IPv6{Hop: 64, Src: server6, Dst: client6}, 253, opaque), untouched(opaque)),
 
 		// J7: a wrong IPv4 header checksum is dropped (RFC 1812 §5.2.2).
+		// A UDP length field below 8 cannot be updated into IPv6, where 0
+		// means a jumbogram (RFC 2675): the header is malformed (found by
+		// fuzzing). Build a valid datagram, then break the field.
+		adDrop("J1-udp-length-below-header-dropped", nil, func() []byte {
+			b := packettest.UDP4(packettest.IPv4{TTL: 64, MF: true, Src: client4, Dst: server4}, 1234, 53, adData)
+			b[24], b[25] = 0, 0
+			return b
+		}(), translator.ReasonBadTransport),
 		adDrop("J7-bad-ipv4-header-checksum-dropped", nil,
 			packettest.UDP4(packettest.IPv4{TTL: 64, Src: client4, Dst: server4, BadChecksum: true}, 1234, 53, adData),
 			translator.ReasonBadIPv4Checksum),

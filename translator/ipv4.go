@@ -151,7 +151,7 @@ func (t *Translator) translate4(pkt []byte, o *Out, hairpin bool) Result {
 		}
 		var r Reason
 		if p, r = t.l4Checksum4to6(&h, l4, &src6, &dst6); r != ReasonNone {
-			if r == ReasonTruncated {
+			if r == ReasonTruncated || r == ReasonBadTransport {
 				return dropEntry(r, entry)
 			}
 			// A zero UDP checksum we may not compute: RFC 7915 §4.4 asks for
@@ -190,6 +190,9 @@ func (t *Translator) l4Checksum4to6(h *hdr4, l4 []byte, src6, dst6 *[16]byte) (p
 	} else {
 		if len(l4) < 8 {
 			return p, ReasonTruncated
+		}
+		if binary.BigEndian.Uint16(l4[4:]) < 8 {
+			return p, ReasonBadTransport // in IPv6 it would read as a jumbogram's
 		}
 		p.csumAt = 6
 	}

@@ -186,6 +186,9 @@ func (t *Translator) translate6(pkt []byte, o *Out) Result {
 			if len(l4) < 8 {
 				return dropEntry(ReasonTruncated, entry)
 			}
+			if binary.BigEndian.Uint16(l4[4:]) < 8 {
+				return dropEntry(ReasonBadTransport, entry) // 0 is a jumbogram's (RFC 2675)
+			}
 			p.csumAt = 6
 		}
 		c := binary.BigEndian.Uint16(l4[p.csumAt:])

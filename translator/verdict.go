@@ -44,6 +44,7 @@ const (
 	ReasonJumbogram         // IPv6 payload length 0 (jumbo payload): not translatable
 	ReasonFragmentedExtHdr  // extension header after the Fragment header (RFC 7915 §5.1.1)
 	ReasonBadEmbeddedPacket // ICMP error whose quoted packet cannot be parsed
+	ReasonBadTransport      // UDP length field shorter than its own header
 
 	// Addresses.
 	ReasonMartianSource      // illegal source address (RFC 7915 §4.1, §5.1)
@@ -84,6 +85,7 @@ var reasonNames = [numReasons]string{
 	ReasonJumbogram:           "jumbogram",
 	ReasonFragmentedExtHdr:    "fragmented-ext-header",
 	ReasonBadEmbeddedPacket:   "bad-embedded-packet",
+	ReasonBadTransport:        "bad-transport-header",
 	ReasonMartianSource:       "martian-source",
 	ReasonMartianDestination:  "martian-destination",
 	ReasonNoMappingDst:        "no-mapping-dst",
