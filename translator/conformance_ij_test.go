@@ -421,6 +421,14 @@ func ijRowsJ() []conformanceCase {
 			b[24], b[25] = 0, 0
 			return b
 		}(), translator.ReasonBadTransport),
+		// An ICMPv6 error quoting an IPv6 packet whose payload length could
+		// not be an IPv4 total length (found by fuzzing): no IPv4 packet was
+		// ever that long, so there is nothing to translate it back to.
+		adDrop("G1-quoted-ipv6-longer-than-any-ipv4-dropped", nil, func() []byte {
+			q := packettest.UDP6(packettest.IPv6{Hop: 63, Src: client6, Dst: server6}, 1234, 53, adData)
+			q[4], q[5] = 0xff, 0xff // payload length 65535: the quote is "truncated"
+			return packettest.ICMP6(packettest.IPv6{Hop: 64, Src: server6, Dst: client6}, 1, 4, [4]byte{}, q)
+		}(), translator.ReasonBadEmbeddedPacket),
 		adDrop("J7-bad-ipv4-header-checksum-dropped", nil,
 			packettest.UDP4(packettest.IPv4{TTL: 64, Src: client4, Dst: server4, BadChecksum: true}, 1234, 53, adData),
 			translator.ReasonBadIPv4Checksum),

@@ -424,6 +424,9 @@ func (t *Translator) icmpError6to4(h *hdr6, l4 []byte, src4, dst4 *[4]byte, tos 
 		itos = 0
 	}
 	itlen := ip4MinLen + ih.claimed - ih.l4
+	if itlen > MaxMTU {
+		return drop(ReasonBadEmbeddedPacket) // no IPv4 packet was ever that long
+	}
 	id, flags := t.idFlags(&ih, itlen)
 
 	innerLen := ip4MinLen + len(il4)

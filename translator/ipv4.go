@@ -132,16 +132,11 @@ func (t *Translator) translate4(pkt []byte, o *Out, hairpin bool) Result {
 			csum: adjust(c, uint64(l4[0])<<8, uint64(typ)<<8+pseudo6(&src6, &dst6, protoICMPv6, len(l4)))}
 	case protoIGMP:
 		return dropEntry(ReasonIGMP, entry)
-	case protoAH:
-		// RFC 7915 §4.1 copies the protocol, so IPv6 will parse this AH as
-		// an extension header: it must at least fit (RFC 4302 §2.2).
-		if h.off == 0 && (len(l4) < 12 || (int(l4[1])+2)*4 > len(l4)) {
-			return dropEntry(ReasonTruncated, entry)
-		}
-		p = patch{typeAt: -1, csumAt: -1}
-	case protoHopByHop, protoRouting, protoFragment, protoDestOpts, protoICMPv6:
-		// Copied into IPv6 these would be parsed as extension headers or as
-		// ICMPv6 whose checksum lacks the pseudo-header: nonsense either way.
+	case protoHopByHop, protoRouting, protoFragment, protoDestOpts, protoAH, protoICMPv6:
+		// Copied into IPv6 these would be parsed as extension headers, the
+		// chain continuing into bytes that were never one, or as ICMPv6
+		// whose checksum lacks the pseudo-header. AH could not survive
+		// translation anyway: it authenticates the addresses we rewrite.
 		return dropEntry(ReasonForeignProtocol, entry)
 	case protoTCP, protoUDP:
 		p.typeAt = -1

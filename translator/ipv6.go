@@ -207,7 +207,7 @@ func (t *Translator) translate6(pkt []byte, o *Out) Result {
 	}
 
 	tlen := ip4MinLen + len(l4)
-	if tlen > t.cfg.IPv4MTU && !hairpin {
+	if tlen > t.cfg.IPv4MTU && (!hairpin || tlen > MaxMTU) {
 		// RFC 7915 §1.4: the translator is a router and the packet does not
 		// fit the IPv4 link: Packet Too Big with the MTU it must fit as IPv6.
 		return t.error6(pkt, &h, ReasonTooBig, icmp6PacketTooBig, 0, uint32(t.cfg.IPv4MTU+ip6Len-ip4MinLen), o).withEntry(entry)

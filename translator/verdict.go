@@ -69,7 +69,7 @@ const (
 	ReasonICMPParamPointer    // parameter problem whose pointer has no counterpart
 	ReasonICMPErrorInError    // ICMP error quoting an ICMP error (RFC 7915 §4.3)
 	ReasonIGMP                // IGMP is not translated (RFC 7915 §4.2)
-	ReasonForeignProtocol     // ICMPv6 or an IPv6 extension header number in IPv4, ICMPv4 in IPv6
+	ReasonForeignProtocol     // ICMPv6, AH or an IPv6 extension header number in IPv4, ICMPv4 in IPv6
 
 	numReasons
 )
