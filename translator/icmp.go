@@ -177,6 +177,9 @@ func (t *Translator) icmpError4to6(pkt []byte, h *hdr4, l4 []byte, src6, dst6 *[
 	if ih.proto == protoICMP && ih.off == 0 && len(il4) > 0 && icmp4IsError(il4[0]) {
 		return drop(ReasonICMPErrorInError)
 	}
+	if foreign4(ih.proto) {
+		return drop(ReasonBadEmbeddedPacket) // we never translated such a packet
+	}
 	// The quoted packet went the other way: its source plays the role of a
 	// destination and its destination that of a source (RFC 7915 §4.3).
 	isrc6, _, r := t.dst4(ih.src)
@@ -394,6 +397,9 @@ func (t *Translator) icmpError6to4(h *hdr6, l4 []byte, src4, dst4 *[4]byte, tos 
 	il4 := q[ih.l4:]
 	if ih.proto == protoICMPv6 && ih.fragOff == 0 && len(il4) > 0 && icmp6IsError(il4[0]) {
 		return drop(ReasonICMPErrorInError)
+	}
+	if ih.proto == protoICMP {
+		return drop(ReasonBadEmbeddedPacket) // we never translated such a packet
 	}
 	// Reverse roles, as in icmpError4to6.
 	isrc4, _, r := t.dst6(&ih.src)

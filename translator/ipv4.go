@@ -105,6 +105,9 @@ func (t *Translator) translate4(pkt []byte, o *Out, hairpin bool) Result {
 	if t.cfg.ZeroTrafficClass {
 		tc = 0
 	}
+	if foreign4(h.proto) {
+		return dropEntry(ReasonForeignProtocol, entry)
+	}
 	nh := h.proto
 	var p patch
 	switch h.proto {
@@ -132,12 +135,6 @@ func (t *Translator) translate4(pkt []byte, o *Out, hairpin bool) Result {
 			csum: adjust(c, uint64(l4[0])<<8, uint64(typ)<<8+pseudo6(&src6, &dst6, protoICMPv6, len(l4)))}
 	case protoIGMP:
 		return dropEntry(ReasonIGMP, entry)
-	case protoHopByHop, protoRouting, protoFragment, protoDestOpts, protoAH, protoICMPv6:
-		// Copied into IPv6 these would be parsed as extension headers, the
-		// chain continuing into bytes that were never one, or as ICMPv6
-		// whose checksum lacks the pseudo-header. AH could not survive
-		// translation anyway: it authenticates the addresses we rewrite.
-		return dropEntry(ReasonForeignProtocol, entry)
 	case protoTCP, protoUDP:
 		p.typeAt = -1
 		if h.off != 0 {
@@ -273,6 +270,19 @@ func (t *Translator) emit6(pkt []byte, h *hdr4, l4 []byte, nh, tc uint8, src6, d
 		p.apply(b[ip6Len+fragHdrLen:], at)
 	}
 	return ReasonNone
+}
+
+// foreign4 reports IPv4 protocol numbers that cannot be copied into IPv6:
+// there they would be parsed as extension headers, the chain continuing into
+// bytes that were never one, or as ICMPv6 whose checksum lacks the
+// pseudo-header. AH could not survive translation anyway: it authenticates
+// the addresses we rewrite.
+func foreign4(proto uint8) bool {
+	switch proto {
+	case protoHopByHop, protoRouting, protoFragment, protoDestOpts, protoAH, protoICMPv6:
+		return true
+	}
+	return false
 }
 
 // IPv4 option types (RFC 791, IANA "IP Option Numbers").
