@@ -168,6 +168,11 @@ func (t *Translator) translate6(pkt []byte, o *Out) Result {
 		c := binary.BigEndian.Uint16(l4[2:])
 		p = patch{typeAt: 0, typ: typ, csumAt: 2,
 			csum: adjust(c, uint64(l4[0])<<8+pseudo6(&h.src, &h.dst, protoICMPv6, len(l4)), uint64(typ)<<8)}
+		if p.csum == 0 && sum(l4[4:], uint64(l4[1])) == 0 && typ == 0 {
+			// An echo reply of nothing but zeros sums to +0, whose checksum
+			// is 0xffff; the incremental update yields the other zero.
+			p.csum = 0xffff
+		}
 	case protoICMP:
 		// ICMPv4 inside IPv6: its IPv4 form would be taken for ICMP, which
 		// it is not (RFC 7915 §5.1 translates only ICMPv6 to ICMP).
