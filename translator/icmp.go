@@ -180,6 +180,11 @@ func (t *Translator) icmpError4to6(pkt []byte, h *hdr4, l4 []byte, src6, dst6 *[
 	if foreign4(ih.proto) {
 		return drop(ReasonBadEmbeddedPacket) // we never translated such a packet
 	}
+	if ih.proto == protoICMP && ih.off == 0 && len(il4) > 0 {
+		if _, ok := icmp4InfoTo6(il4[0]); !ok {
+			return drop(ReasonBadEmbeddedPacket) // nor an ICMP message other than echo
+		}
+	}
 	// The quoted packet went the other way: its source plays the role of a
 	// destination and its destination that of a source (RFC 7915 §4.3).
 	isrc6, _, r := t.dst4(ih.src)
@@ -400,6 +405,11 @@ func (t *Translator) icmpError6to4(h *hdr6, l4 []byte, src4, dst4 *[4]byte, tos 
 	}
 	if ih.proto == protoICMP {
 		return drop(ReasonBadEmbeddedPacket) // we never translated such a packet
+	}
+	if ih.proto == protoICMPv6 && ih.fragOff == 0 && len(il4) > 0 {
+		if _, ok := icmp6InfoTo4(il4[0]); !ok {
+			return drop(ReasonBadEmbeddedPacket) // nor an ICMPv6 message other than echo
+		}
 	}
 	// Reverse roles, as in icmpError4to6.
 	isrc4, _, r := t.dst6(&ih.src)
