@@ -1,0 +1,335 @@
+package tun
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// offloadDevice is a multiqueue tun device with virtio-net headers and
+// checksum and segmentation offloads: the kernel hands over and accepts
+// 64 KB super-packets.
+type offloadDevice struct {
+	name      string
+	queues    []*queue
+	offloads  string
+	dropped   atomic.Uint64
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// queue is one file descriptor of the device.
+type queue struct {
+	dev *offloadDevice
+	f   *os.File
+	rc  syscall.RawConn
+
+	// The poller callbacks are built once, and the state of a call lives
+	// in r and w rather than in a closure, so that a call allocates
+	// nothing. Separate states let one goroutine read while another
+	// writes.
+	readFn, writeFn func(fd uintptr) bool
+	r, w            batchState
+}
+
+// batchState is the state of one ReadBatch or WriteBatch call.
+type batchState struct {
+	hdr     [VirtioNetHdrLen]byte
+	iov     [2]unix.Iovec // the virtio header, then the packet
+	pkts    []Packet
+	n       int   // read: packets filled; write: next packet to write
+	hdrDone bool  // write: hdr holds the header of pkts[n]
+	failed  int   // write: packets refused
+	err     error // the first error of the call
+}
+
+// OpenOffload creates the tun device name (IFF_TUN|IFF_NO_PI|IFF_VNET_HDR|
+// IFF_MULTI_QUEUE) with queues queues, enables checksum and TCP
+// segmentation offload (and UDP segmentation where the kernel has it), sets
+// the MTU and, if txqueuelen > 0, the transmit queue length, and brings the
+// link up. It refuses a name that any link already has (ErrNameTaken).
+//
+// The device lives in the network namespace of the calling OS thread.
+func OpenOffload(name string, mtu, queues, txqueuelen int) (Device, error) {
+	if err := checkArgs(name, mtu); err != nil {
+		return nil, err
+	}
+	if queues < 1 || queues > maxQueues {
+		return nil, fmt.Errorf("tun: %d queues, want 1..%d", queues, maxQueues)
+	}
+	// Every step below must happen in one network namespace.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	l, err := openLink()
+	if err != nil {
+		return nil, err
+	}
+	defer l.close()
+	if err := l.checkFree(name); err != nil {
+		return nil, err
+	}
+	d := &offloadDevice{name: name}
+	fail := func(err error) (Device, error) {
+		d.Close() // the kernel removes the device with its last queue
+		return nil, err
+	}
+	for i := range queues {
+		q, err := d.openQueue(i)
+		if err != nil {
+			return fail(err)
+		}
+		d.queues = append(d.queues, q)
+	}
+	if err := l.up(d.name, mtu, txqueuelen); err != nil {
+		return fail(err)
+	}
+	return d, nil
+}
+
+func (d *offloadDevice) openQueue(i int) (*queue, error) {
+	// Non-blocking, so that os.File puts the descriptor in the runtime
+	// poller: a blocked ReadBatch then wakes when Close is called.
+	fd, err := unix.Open(tunPath, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, sysErr("open "+tunPath, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Close(fd)
+		}
+	}()
+	ifr, err := unix.NewIfreq(d.name)
+	if err != nil {
+		return nil, err
+	}
+	flags := uint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_VNET_HDR | unix.IFF_MULTI_QUEUE)
+	if i == 0 {
+		// IFF_TUN_EXCL makes the kernel refuse an existing device, closing
+		// the window between checkFree and here.
+		flags |= unix.IFF_TUN_EXCL
+	}
+	ifr.SetUint16(flags)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		switch {
+		case i == 0 && errors.Is(err, unix.EBUSY):
+			return nil, nameTaken(d.name)
+		case errors.Is(err, unix.EINVAL):
+			return nil, fmt.Errorf("%w: TUNSETIFF %s with IFF_VNET_HDR|IFF_MULTI_QUEUE: %w", ErrUnsupported, d.name, err)
+		}
+		return nil, sysErr("create "+d.name, err)
+	}
+	if i == 0 {
+		d.name = ifr.Name()
+		// The header's byte order: little-endian as in virtio 1.x. On a
+		// little-endian host this is what the kernel does anyway.
+		if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETLE, 1); err != nil {
+			return nil, fmt.Errorf("%w: TUNSETVNETLE on %s: %w", ErrUnsupported, d.name, err)
+		}
+		if err := d.setOffload(fd); err != nil {
+			return nil, err
+		}
+	}
+	f := os.NewFile(uintptr(fd), tunPath)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		ok = true // f owns fd now
+		return nil, err
+	}
+	ok = true
+	q := &queue{dev: d, f: f, rc: rc}
+	q.readFn = q.read
+	q.writeFn = q.write
+	for _, st := range []*batchState{&q.r, &q.w} {
+		st.iov[0].Base = &st.hdr[0]
+		st.iov[0].SetLen(VirtioNetHdrLen)
+	}
+	return q, nil
+}
+
+// setOffload enables the offloads, which belong to the device, not the
+// queue. TUN_F_CSUM is what the others build on: without it the kernel
+// completes every checksum itself before the packet reaches us. UDP
+// segmentation (Linux 6.2) is optional; an older kernel answers EINVAL.
+func (d *offloadDevice) setOffload(fd int) error {
+	const tcp = unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6
+	const udp = unix.TUN_F_USO4 | unix.TUN_F_USO6
+	err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tcp|udp)
+	if err == nil {
+		d.offloads = "csum tso4 tso6 uso4 uso6"
+		return nil
+	}
+	if !errors.Is(err, unix.EINVAL) {
+		return sysErr("TUNSETOFFLOAD on "+d.name, err)
+	}
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tcp); err != nil {
+		return fmt.Errorf("%w: checksum and TCP segmentation offload (TUNSETOFFLOAD) on %s: %w; use offload = false", ErrUnsupported, d.name, err)
+	}
+	d.offloads = "csum tso4 tso6"
+	return nil
+}
+
+func (d *offloadDevice) Name() string    { return d.name }
+func (d *offloadDevice) Queues() int     { return len(d.queues) }
+func (d *offloadDevice) Dropped() uint64 { return d.dropped.Load() }
+
+// Offloads names the offloads the kernel accepted, for the startup log:
+// "csum tso4 tso6" plus "uso4 uso6" where UDP segmentation is available.
+func (d *offloadDevice) Offloads() string { return d.offloads }
+
+func (d *offloadDevice) Close() error {
+	d.closeOnce.Do(func() {
+		d.closed.Store(true)
+		var errs []error
+		for _, q := range d.queues {
+			if err := q.f.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			d.closeErr = fmt.Errorf("tun: close %s: %w", d.name, err)
+		}
+	})
+	return d.closeErr
+}
+
+// closedErr reports the poller's "use of closed file" as os.ErrClosed, the
+// error callers test for to end a queue's loop.
+func (d *offloadDevice) closedErr(err error) error {
+	if d.closed.Load() {
+		return os.ErrClosed
+	}
+	return err
+}
+
+func (d *offloadDevice) ReadBatch(qi int, pkts []Packet) (int, error) {
+	if len(pkts) == 0 {
+		return 0, nil
+	}
+	q := d.queues[qi]
+	q.r.pkts, q.r.n, q.r.err = pkts, 0, nil
+	err := q.rc.Read(q.readFn)
+	n := q.r.n
+	q.r.pkts, q.r.iov[1] = nil, unix.Iovec{} // do not keep the caller's buffers alive
+	if n > 0 {
+		return n, nil // an error after the first packet shows up on the next call
+	}
+	if err == nil {
+		err = q.r.err
+	}
+	return 0, fmt.Errorf("tun: read %s queue %d: %w", d.name, qi, d.closedErr(err))
+}
+
+// read is the poller callback: it reads packets until the batch is full or
+// none is ready. Returning false asks the poller to wait for readability.
+func (q *queue) read(fd uintptr) bool {
+	for q.r.n < len(q.r.pkts) {
+		p := &q.r.pkts[q.r.n]
+		room := p.Buf[p.Off:]
+		if len(room) == 0 {
+			q.r.err = errSmallBuffer
+			return true
+		}
+		q.r.iov[1].Base = &room[0]
+		q.r.iov[1].SetLen(len(room))
+		got, _, e := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&q.r.iov[0])), 2)
+		switch e {
+		case 0:
+		case unix.EAGAIN:
+			return q.r.n > 0
+		case unix.EINTR:
+			continue
+		default:
+			q.r.err = e
+			return true
+		}
+		size := int(got) - VirtioNetHdrLen
+		var h VirtioNetHdr
+		if size <= 0 || size > len(room) || size == len(room) && truncated(room) || h.Decode(q.r.hdr[:]) != nil {
+			q.dev.dropped.Add(1)
+			continue
+		}
+		gso, partial, err := fromVirtio(&h, room[:size])
+		if err != nil {
+			q.dev.dropped.Add(1)
+			continue
+		}
+		p.Len, p.GSOSize, p.Partial = size, gso, partial
+		q.r.n++
+	}
+	return true
+}
+
+func (d *offloadDevice) WriteBatch(qi int, pkts []Packet) error {
+	if len(pkts) == 0 {
+		return nil
+	}
+	q := d.queues[qi]
+	q.w.pkts, q.w.n, q.w.hdrDone, q.w.failed, q.w.err = pkts, 0, false, 0, nil
+	err := q.rc.Write(q.writeFn)
+	q.w.pkts, q.w.iov[1] = nil, unix.Iovec{}
+	if err != nil {
+		return fmt.Errorf("tun: write %s queue %d: %w", d.name, qi, d.closedErr(err))
+	}
+	if q.w.failed > 0 {
+		return fmt.Errorf("tun: write %s queue %d: %d of %d packets refused, the first: %w", d.name, qi, q.w.failed, len(pkts), q.w.err)
+	}
+	return nil
+}
+
+// write is the poller callback of WriteBatch: one writev per packet, the
+// virtio header from q.w.hdr and the packet from its buffer, so the buffer's
+// headroom is never written to.
+func (q *queue) write(fd uintptr) bool {
+	for q.w.n < len(q.w.pkts) {
+		p := &q.w.pkts[q.w.n]
+		if !q.w.hdrDone {
+			h, err := HeaderFor(p)
+			if err == nil && p.Len == 0 {
+				err = errBadIP
+			}
+			if err != nil {
+				q.refuse(err)
+				continue
+			}
+			h.Encode(q.w.hdr[:])
+			q.w.hdrDone = true
+		}
+		b := p.Bytes() // bounds-checked: the kernel must not read past the packet
+		q.w.iov[1].Base = &b[0]
+		q.w.iov[1].SetLen(len(b))
+		_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&q.w.iov[0])), 2)
+		switch e {
+		case 0:
+			q.w.hdrDone = false
+			q.w.n++
+		case unix.EAGAIN:
+			return false
+		case unix.EINTR:
+		case unix.EBADF:
+			q.refuse(e)
+			return true
+		default:
+			q.refuse(e)
+		}
+	}
+	return true
+}
+
+func (q *queue) refuse(err error) {
+	if q.w.failed == 0 {
+		q.w.err = err
+	}
+	q.w.failed++
+	q.w.hdrDone = false
+	q.w.n++
+}
