@@ -178,6 +178,11 @@ func (t *Translator) l4Checksum4to6(h *hdr4, l4 []byte, src6, dst6 *[16]byte) (p
 		if len(l4) < 18 {
 			return p, ReasonTruncated
 		}
+		if n := int(l4[12]>>4) * 4; n < 20 || n > len(l4) {
+			// A header that lies about its length, or a tiny first fragment
+			// cut inside it, which IPv6 forbids (RFC 7112).
+			return p, ReasonBadTransport
+		}
 		p.csumAt = 16
 	} else {
 		if len(l4) < 8 {

@@ -186,6 +186,9 @@ func (t *Translator) translate6(pkt []byte, o *Out) Result {
 			if len(l4) < 18 {
 				return dropEntry(ReasonTruncated, entry)
 			}
+			if n := int(l4[12]>>4) * 4; n < 20 || n > len(l4) {
+				return dropEntry(ReasonBadTransport, entry)
+			}
 			p.csumAt = 16
 		} else {
 			if len(l4) < 8 {

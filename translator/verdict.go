@@ -44,7 +44,7 @@ const (
 	ReasonJumbogram         // IPv6 payload length 0 (jumbo payload): not translatable
 	ReasonFragmentedExtHdr  // extension header after the Fragment header (RFC 7915 §5.1.1)
 	ReasonBadEmbeddedPacket // ICMP error whose quoted packet cannot be parsed
-	ReasonBadTransport      // UDP length field shorter than its own header
+	ReasonBadTransport      // TCP data offset or UDP length outside the packet or below the header
 
 	// Addresses.
 	ReasonMartianSource      // illegal source address (RFC 7915 §4.1, §5.1)
