@@ -101,8 +101,11 @@ func checkTranslation(t *testing.T, tr *translator.Translator, pkt []byte) {
 	if len(o.Pkts) == 0 {
 		t.Fatalf("verdict %v emitted nothing", res.Verdict)
 	}
-	if _, err := packettest.Check(pkt); err != nil {
-		return // a malformed input may come out malformed (J2: checksums are not repaired)
+	if in, err := packettest.Check(pkt); err != nil || in.TinyFragment {
+		// A malformed input may come out malformed (J2: checksums are not
+		// repaired), and so may an IPv4 first fragment whose transport
+		// header does not parse: the translator does not parse TCP options.
+		return
 	}
 	for i, b := range o.Pkts {
 		if _, err := packettest.Check(b); err != nil {

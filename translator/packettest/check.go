@@ -50,6 +50,10 @@ type Packet struct {
 	ChecksumOK      bool   // its result, when ChecksumChecked: Check refuses a wrong one, except in a Quote
 	NotChecked      string // why ChecksumChecked is false
 
+	// TinyFragment marks an IPv4 first fragment whose transport header is
+	// cut short or does not parse: legal in IPv4, forbidden in IPv6 (RFC 7112).
+	TinyFragment bool
+
 	Quote     *Packet // the packet quoted by an ICMP error (Raw may be truncated)
 	Extension []byte  // an RFC 4884 extension structure after the quote
 }
@@ -402,6 +406,7 @@ func (p *Packet) parseL4(l4 []byte, first, complete bool, dst netip.Addr, quote 
 		return fmt.Errorf("first fragment lacks the whole upper-layer header (RFC 7112): %v", err)
 	case err != nil: // a tiny IPv4 first fragment is legal, if unwelcome (RFC 1858)
 		p.NotChecked = "first fragment without the whole transport header"
+		p.TinyFragment = true
 		return nil
 	}
 
