@@ -293,12 +293,15 @@ func quotedChecksum4to6(ih *hdr4, il4 []byte, src6, dst6 *[16]byte) patch {
 			}
 		}
 	case protoICMP:
-		if len(il4) >= 4 {
-			typ, ok := icmp4InfoTo6(il4[0])
-			if !ok {
-				break
+		// The type must change even in a quote cut after its first byte: an
+		// echo type left as it was would read as an ICMPv6 error.
+		if len(il4) >= 1 {
+			if typ, ok := icmp4InfoTo6(il4[0]); ok {
+				p.typeAt, p.typ = 0, typ
 			}
-			p.typeAt, p.typ = 0, typ
+		}
+		if len(il4) >= 4 && p.typeAt == 0 {
+			typ := p.typ
 			p.csumAt = 2
 			ulen := ih.claimed - ih.hlen
 			p.csum = adjust(binary.BigEndian.Uint16(il4[2:]), uint64(il4[0])<<8,
@@ -328,12 +331,13 @@ func quotedChecksum6to4(ih *hdr6, il4 []byte, src4, dst4 *[4]byte) patch {
 			}
 		}
 	case protoICMPv6:
-		if len(il4) >= 4 {
-			typ, ok := icmp6InfoTo4(il4[0])
-			if !ok {
-				break
+		if len(il4) >= 1 {
+			if typ, ok := icmp6InfoTo4(il4[0]); ok {
+				p.typeAt, p.typ = 0, typ
 			}
-			p.typeAt, p.typ = 0, typ
+		}
+		if len(il4) >= 4 && p.typeAt == 0 {
+			typ := p.typ
 			p.csumAt = 2
 			ulen := ih.claimed - ih.l4
 			p.csum = adjust(binary.BigEndian.Uint16(il4[2:]),
