@@ -449,7 +449,15 @@ func (p *Packet) parseL4(l4 []byte, first, complete bool, dst netip.Addr, quote 
 	return nil
 }
 
-func (p *Packet) tcp(l4 []byte) error {
+func (p *Packet) tcp(l4 []byte) (err error) {
+	// gopacket v1.3.1 panics on some malformed option lists (an index out
+	// of range in its option walk, found by fuzzing): report it as the
+	// malformed header it is.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("TCP header: options do not parse (decoder panicked: %v)", r)
+		}
+	}()
 	var t layers.TCP
 	if err := t.DecodeFromBytes(l4, gopacket.NilDecodeFeedback); err != nil {
 		return fmt.Errorf("TCP header: %v", err)
