@@ -17,6 +17,11 @@ type Config struct {
 	// Translator is the [translator] section.
 	Translator Translator
 
+	// Tun, Metrics and Log are the daemon's sections, read by `map646 run`.
+	Tun     Tun
+	Metrics Metrics
+	Log     Log
+
 	// table holds the explicit address mappings (RFC 7757): the [[mapping]]
 	// entries in order, then the mapping file's lines in order. It is built
 	// once, by Parse, and is the only copy: a million mappings are kept in
@@ -81,6 +86,9 @@ func Parse(data []byte, name, dir string) (*Config, error) {
 	ts := root.table("translator")
 	c.decodeTranslator(ts, dir)
 	c.decodeMappings(ts, root.tables("mapping"))
+	c.decodeTun(root.table("tun"))
+	c.decodeMetrics(root.table("metrics"))
+	c.decodeLog(root.table("log"))
 	root.done()
 
 	if d.len() == 0 {

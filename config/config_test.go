@@ -306,12 +306,12 @@ test.toml:2: translator.ipv6_address: missing; this key is required, e.g. ipv6_a
 			`test.toml:5: translator.IPv4_MTU = 1400: unknown key; did you mean ipv4_mtu?`},
 		{"unknown key", base + "nat = true\n", nil,
 			`test.toml:5: translator.nat = true: unknown key; accepted: pseudo_prefix, policy, hairpinning, ipv4_address, ipv6_address, rfc6791_pool, ipv6_mtu, ipv4_mtu, lowest_ipv6_mtu, udp_zero_checksum, traffic_class, ipv4_identification, icmp_errors, icmp_error_rate, icmp_error_burst, mapping_file`},
-		{"unknown section", base + "\n[tun]\nname = \"map646\"\n", nil,
-			`test.toml:6: tun: unknown section; accepted: translator, mapping`},
+		{"unknown section", base + "\n[bgp]\nasn = 64512\n", nil,
+			`test.toml:6: bgp: unknown section; accepted: translator, mapping, tun, metrics, log`},
 		{"misspelt section", base + "[[mappings]]\nipv4 = \"198.51.100.1\"\n", nil,
 			`test.toml:5: mappings: unknown section; did you mean mapping?`},
 		{"key outside a section", "policy = \"siit\"\n" + base, nil,
-			`test.toml:1: policy = "siit": unknown section; accepted: translator, mapping`},
+			`test.toml:1: policy = "siit": unknown section; accepted: translator, mapping, tun, metrics, log`},
 		{"section not a table", "translator = 1\n", nil,
 			`test.toml:1: translator = 1: must be a table ([translator]), not an integer`},
 		{"mapping not an array", base + "[mapping]\nipv4 = \"198.51.100.1\"\n", nil,
@@ -547,6 +547,12 @@ translator
   IPv4 identification  zero
   ICMP errors          on, at most 100 per second per node, bursts of 50
   mapping file         testdata/mappings.txt
+
+map646 run
+  tun device           map646, MTU 1500, txqueuelen 10000
+  offload              on: checksum and segmentation offload, one queue per CPU
+  metrics              http://127.0.0.1:9646/metrics, per-mapping series for the first 1000 mappings
+  log                  text, level info
 
 mappings: 5 (3 single addresses, 2 prefix pairs), 36 IPv4 addresses covered
   198.51.100.10        <-> 2001:db8:1::10                 testdata/union.toml:7: mapping[0]

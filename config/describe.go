@@ -54,6 +54,9 @@ func (c *Config) Describe(w io.Writer) {
 		line("mapping file", "%s", t.MappingFile)
 	}
 
+	fmt.Fprintf(w, "\nmap646 run\n")
+	c.describeDaemon(line)
+
 	n := c.table.Len()
 	var singles int
 	var covered uint64
@@ -112,4 +115,33 @@ func plural(n int, one, many string) string {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// describeDaemon writes the [tun], [metrics] and [log] sections.
+func (c *Config) describeDaemon(line func(name, format string, args ...any)) {
+	t := &c.Tun
+	line("tun device", "%s, MTU %d, txqueuelen %d", t.Name, t.MTU, t.TxQueueLen)
+	switch {
+	case !t.Offload:
+		line("offload", "off: one queue, no super-packets (the plain device)")
+	case t.Queues == 0:
+		line("offload", "on: checksum and segmentation offload, one queue per CPU")
+	default:
+		line("offload", "on: checksum and segmentation offload, %s", plural(t.Queues, "queue", "queues"))
+	}
+	m := &c.Metrics
+	if m.Listen == "" {
+		line("metrics", "off")
+	} else {
+		series := "no per-mapping series"
+		if m.MappingSeries > 0 {
+			series = "per-mapping series for the first " + plural(m.MappingSeries, "mapping", "mappings")
+		}
+		line("metrics", "http://%s/metrics, %s", m.Listen, series)
+	}
+	format := "text"
+	if c.Log.JSON {
+		format = "json"
+	}
+	line("log", "%s, level %s", format, strings.ToLower(c.Log.Level.String()))
 }

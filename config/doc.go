@@ -12,7 +12,8 @@
 // goroutines.
 //
 // Each section is decoded by a method of its own (translator.go for
-// [translator], mapping.go for [[mapping]] and the mapping file), reading
+// [translator], mapping.go for [[mapping]] and the mapping file, daemon.go
+// for the [tun], [metrics] and [log] sections of `map646 run`), reading
 // its keys one at a time through the typed getters of decode.go, which is
 // all it takes to add one.
 package config

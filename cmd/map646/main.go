@@ -37,6 +37,7 @@ func init() {
 	commands = []command{
 		{"check", "validate a configuration and describe what it would do", runCheck},
 		{"translate", "run the translator on a pcap capture", runTranslate},
+		{"run", "run the translator on a tun device (the daemon; as root)", runRun},
 		{"version", "print the version", runVersion},
 		{"help", "show help for map646 or for a command", runHelp},
 	}

@@ -53,6 +53,7 @@ func TestCommandHelp(t *testing.T) {
 		"check":     {"-config FILE"},
 		"translate": {"-config FILE", "-in IN.pcap", "-out OUT.pcap", "-json", "rate limit"},
 		"version":   {},
+		"run":       {"-config FILE", "SIGHUP", "SIGTERM", "/dev/net/tun", "map646_packets_total"},
 	}
 	for _, c := range commands {
 		if c.name == "help" {

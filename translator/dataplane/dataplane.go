@@ -1,0 +1,380 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/map646/map646/config"
+	"github.com/map646/map646/translator"
+	"github.com/map646/map646/translator/tun"
+)
+
+// BatchSize is the number of packets a worker reads at once, and the number
+// of translator.Out it keeps for their outputs.
+const BatchSize = 64
+
+// DataPlane translates the packets of a tun device. Build it with New, run
+// it with Run; Swap replaces the translator while it runs.
+type DataPlane struct {
+	dev     tun.Device
+	log     *slog.Logger
+	limiter *limiter
+	workers []*worker
+
+	state atomic.Pointer[state]
+	// mu serializes Swap with itself and with the readers of the
+	// per-mapping counters, which must not see them between a swap and
+	// the carrying over of the old counts.
+	mu sync.Mutex
+
+	running   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// state is what a worker loads once per batch: the translator and the
+// per-mapping counters sized to its table.
+type state struct {
+	tr      *translator.Translator
+	entries []uint64 // entryWords per mapping, atomic
+	epoch   uint64   // 1 for the first table, +1 per Swap
+}
+
+func newState(tr *translator.Translator, epoch uint64) *state {
+	return &state{tr: tr, entries: make([]uint64, tr.Table().Len()*entryWords), epoch: epoch}
+}
+
+// New returns a data plane for dev, which it owns from now on (Run and
+// Close close it), translating with cfg's translator and limiting the ICMP
+// errors it sends to cfg's rate.
+func New(cfg *config.Config, dev tun.Device, logger *slog.Logger) (*DataPlane, error) {
+	tr, err := cfg.NewTranslator()
+	if err != nil {
+		return nil, fmt.Errorf("dataplane: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	d := &DataPlane{
+		dev:     dev,
+		log:     logger.With("component", "dataplane"),
+		limiter: newLimiter(cfg.Translator.ICMPErrorRate, cfg.Translator.ICMPErrorBurst),
+	}
+	d.state.Store(newState(tr, 1))
+	for q := range dev.Queues() {
+		d.workers = append(d.workers, newWorker(d, q, BatchSize))
+	}
+	return d, nil
+}
+
+// Run runs one worker per device queue until ctx is done or a worker
+// fails, then closes the device (the only way to wake a blocked read) and
+// returns once every worker has stopped. It returns nil when ctx ended it.
+func (d *DataPlane) Run(ctx context.Context) error {
+	if !d.running.CompareAndSwap(false, true) {
+		return errors.New("dataplane: Run called twice")
+	}
+	errc := make(chan error, len(d.workers))
+	var wg sync.WaitGroup
+	for _, w := range d.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- w.run()
+		}()
+	}
+	var errs []error
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		errs = append(errs, err) // a worker stopped on its own: stop them all
+	}
+	errs = append(errs, d.Close())
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes the device, which stops the workers. It is safe to call
+// twice.
+func (d *DataPlane) Close() error {
+	d.closeOnce.Do(func() { d.closeErr = d.dev.Close() })
+	return d.closeErr
+}
+
+// Translator returns the translator in use.
+func (d *DataPlane) Translator() *translator.Translator { return d.state.Load().tr }
+
+// Swap makes tr the translator of every batch read from now on. It returns
+// once no worker uses the old one any more (at most one batch later), with
+// the per-mapping counts of the mappings tr keeps carried over.
+func (d *DataPlane) Swap(tr *translator.Translator) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := d.state.Load()
+	next := newState(tr, old.epoch+1)
+	d.state.Store(next)
+	d.waitFor(next.epoch)
+	carryOver(old, next)
+}
+
+// waitFor waits until every worker is idle or on the table of epoch.
+func (d *DataPlane) waitFor(epoch uint64) {
+	for _, w := range d.workers {
+		for {
+			c := w.pub.cur.Load()
+			if c == idle || (c != busy && c >= epoch) {
+				break
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+}
+
+// SetICMPLimit changes the ICMP error rate limit: rate errors per second,
+// bursts of burst.
+func (d *DataPlane) SetICMPLimit(rate, burst int) { d.limiter.set(rate, burst) }
+
+// Stats returns the counters summed over the workers.
+func (d *DataPlane) Stats() Stats {
+	var s Stats
+	for _, w := range d.workers {
+		s.add(w.pub)
+	}
+	if dd, ok := d.dev.(interface{ Dropped() uint64 }); ok {
+		s.DeviceDropped = dd.Dropped()
+	}
+	return s
+}
+
+// Mappings calls fn for each of the first n mappings of the table in use
+// (all if n < 0) with its counters. Swap waits while it runs.
+func (d *DataPlane) Mappings(n int, fn func(i int, m translator.Mapping, c MappingCounts)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := d.state.Load()
+	t := st.tr.Table()
+	if n < 0 || n > t.Len() {
+		n = t.Len()
+	}
+	for i := range n {
+		e := st.entries[i*entryWords : (i+1)*entryWords]
+		fn(i, t.Mapping(i), MappingCounts{
+			Packets4to6: atomic.LoadUint64(&e[ePackets4to6]),
+			Bytes4to6:   atomic.LoadUint64(&e[eBytes4to6]),
+			Packets6to4: atomic.LoadUint64(&e[ePackets6to4]),
+			Bytes6to4:   atomic.LoadUint64(&e[eBytes6to4]),
+		})
+	}
+}
+
+// worker serves one queue. Everything in it but pub belongs to the
+// worker's goroutine.
+type worker struct {
+	d   *DataPlane
+	q   int
+	pub *published
+
+	in      []tun.Packet      // the read batch
+	outs    []*translator.Out // one per translation until the next flush
+	nout    int               // outs in use
+	perOut  int               // the most packets one Out holds
+	wr      []tun.Packet      // outputs waiting to be written
+	segMem  []byte            // room for the segments of a super-packet
+	segs    [][]byte          // views into segMem given to tun.Segment
+	pend    pending
+	entries *entryPending
+
+	lastLog    time.Time // of the last rate-limited log line
+	suppressed int       // log lines held back since
+}
+
+// segMemSize bounds the segments of one super-packet: 64 KB of payload and
+// the copied headers of each segment.
+const (
+	segMemSize = 8 << 16
+	segHeaders = 256 // room for the headers of one segment
+	maxSegs    = segMemSize / (segHeaders + 1)
+)
+
+func newWorker(d *DataPlane, q, batch int) *worker {
+	w := &worker{
+		d:       d,
+		q:       q,
+		pub:     &published{},
+		in:      tun.NewBatch(batch),
+		outs:    make([]*translator.Out, batch),
+		segMem:  make([]byte, segMemSize),
+		segs:    make([][]byte, maxSegs),
+		pend:    newPending(),
+		entries: newEntryPending(),
+	}
+	for i := range w.outs {
+		w.outs[i] = translator.NewOut()
+	}
+	w.perOut = cap(w.outs[0].Pkts)
+	w.wr = make([]tun.Packet, 0, 4*batch+w.perOut)
+	return w
+}
+
+// run serves the queue until the device is closed.
+func (w *worker) run() error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for {
+		n, err := w.d.dev.ReadBatch(w.q, w.in)
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("dataplane: queue %d: %w", w.q, err)
+		}
+		w.batch(w.in[:n])
+	}
+}
+
+// batch translates and writes one batch, then publishes its counters.
+func (w *worker) batch(pkts []tun.Packet) {
+	w.pub.cur.Store(busy)
+	st := w.d.state.Load()
+	w.pub.cur.Store(st.epoch)
+	for i := range pkts {
+		w.packet(st, &pkts[i])
+	}
+	w.flush()
+	w.entries.flush(st.entries)
+	w.pend.add(cBatches, 1)
+	w.pend.publish(w.pub)
+	w.pub.cur.Store(idle)
+}
+
+// packet translates one packet read from the device.
+func (w *worker) packet(st *state, p *tun.Packet) {
+	b := p.Bytes()
+	dir := direction(b)
+	w.pend.add(cBytesIn+int(dir), uint64(len(b)))
+	if p.GSOSize == 0 {
+		w.translate(st, dir, b)
+		return
+	}
+	o := w.nextOut()
+	res, seg, ok := st.tr.TranslateGSO(b, p.GSOSize, o)
+	if ok {
+		w.pend.add(cGSOWhole, 1)
+		w.result(st, dir, res, o, len(b), seg)
+		return
+	}
+	w.nout-- // o is untouched: give it back
+	n, err := w.segment(p)
+	if err != nil {
+		w.pend.add(verdictIndex(dir, translator.Drop, ReasonSegmentFailed), 1)
+		w.logRare("cannot split a super-packet", "err", err, "len", p.Len, "gso_size", p.GSOSize)
+		return
+	}
+	w.pend.add(cGSOSegmented, 1)
+	w.pend.add(cGSOSegments, uint64(n))
+	for _, s := range w.segs[:n] {
+		w.translate(st, dir, s)
+	}
+}
+
+// segment splits p into w.segs[:n].
+func (w *worker) segment(p *tun.Packet) (int, error) {
+	// At most Len/GSOSize segments (the payload is shorter than the
+	// packet); tun.Segment refuses if the memory holds too few.
+	per := p.GSOSize + segHeaders
+	n := min((p.Len+p.GSOSize-1)/p.GSOSize, len(w.segMem)/per)
+	for i := range n {
+		w.segs[i] = w.segMem[i*per : i*per : (i+1)*per]
+	}
+	return tun.Segment(*p, w.segs[:n])
+}
+
+// translate translates one packet (or segment) b.
+func (w *worker) translate(st *state, dir Direction, b []byte) {
+	o := w.nextOut()
+	res := st.tr.Translate(b, o)
+	w.result(st, dir, res, o, len(b), 0)
+}
+
+// result counts res and queues the packets in o for writing. gsoSize > 0
+// marks a super-packet from TranslateGSO.
+func (w *worker) result(st *state, dir Direction, res translator.Result, o *translator.Out, n, gsoSize int) {
+	w.pend.add(verdictIndex(dir, res.Verdict, res.Reason), 1)
+	switch res.Verdict {
+	case translator.Forward:
+		for _, p := range o.Pkts {
+			w.send(dir, p, gsoSize)
+		}
+		if res.Entry >= 0 && dir != DirOther && w.entries.add(res.Entry, dir, n) {
+			w.entries.flush(st.entries)
+		}
+	case translator.ICMPError:
+		if !w.d.limiter.allow() {
+			w.pend.add(cICMPSuppressed, 1)
+			return
+		}
+		w.pend.add(cICMPSent, 1)
+		for _, p := range o.Pkts {
+			w.send(dir, p, 0)
+		}
+	}
+}
+
+func (w *worker) send(dir Direction, p []byte, gsoSize int) {
+	w.wr = append(w.wr, tun.Packet{Buf: p, Len: len(p), GSOSize: gsoSize, Partial: gsoSize > 0})
+	w.pend.add(cSentPackets+int(dir), 1)
+	w.pend.add(cSentBytes+int(dir), uint64(len(p)))
+}
+
+// nextOut returns an Out for the next translation, writing the pending
+// outputs first if the Outs or the write batch are used up.
+func (w *worker) nextOut() *translator.Out {
+	if w.nout == len(w.outs) || len(w.wr)+w.perOut > cap(w.wr) {
+		w.flush()
+	}
+	o := w.outs[w.nout]
+	w.nout++
+	return o
+}
+
+// flush writes the pending outputs; their Outs are free again.
+func (w *worker) flush() {
+	if len(w.wr) > 0 {
+		if err := w.d.dev.WriteBatch(w.q, w.wr); err != nil {
+			w.pend.add(cWriteErrors, 1)
+			w.logRare("write to the device failed", "err", err)
+		}
+		clear(w.wr) // drop the references to the Outs' buffers
+		w.wr = w.wr[:0]
+	}
+	w.nout = 0
+}
+
+// logInterval bounds the rate-limited log lines: one per interval and
+// worker, with the count of those held back.
+const logInterval = 10 * time.Second
+
+// logRare logs a rare event, at most once per logInterval.
+func (w *worker) logRare(msg string, args ...any) {
+	now := time.Now()
+	if now.Sub(w.lastLog) < logInterval {
+		w.suppressed++
+		return
+	}
+	if w.suppressed > 0 {
+		args = append(args, "suppressed", w.suppressed)
+	}
+	w.d.log.Warn(msg, append(args, "queue", w.q)...)
+	w.lastLog, w.suppressed = now, 0
+}

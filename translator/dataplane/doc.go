@@ -1,0 +1,48 @@
+// Package dataplane runs the translator on a tun device: one worker per
+// device queue, batches in and out, counters, the ICMP error rate limit,
+// and the kernel routes that bring the traffic to the device.
+//
+// # Workers
+//
+// Run starts one goroutine per queue of the device, locked to its OS
+// thread. Each owns its packet buffers (tun.NewBatch), a pool of
+// translator.Out, a write batch and its counters: nothing is shared on the
+// hot path but the current table (one atomic load per batch), the per-mapping
+// counters (one atomic add per mapping and batch) and the ICMP rate limiter
+// (touched only when the translator generates an error). A worker reads a
+// batch, translates every packet with the table it loaded at the start of
+// the batch, writes the outputs back to the same queue (the kernel routes
+// them) and publishes its counters. Handling a packet does not allocate.
+//
+// Super-packets (GSO) go to translator.TranslateGSO; those it declines are
+// split by tun.Segment and each segment is translated on its own.
+//
+// # Reload
+//
+// Swap installs a new translator between batches: a batch is translated
+// entirely by one table, so no packet is lost or half translated across a
+// reload. Swap returns once every worker has left the old table, and carries
+// the per-mapping counters over to the mappings that remain.
+//
+// # Counters
+//
+// Counters are kept per worker, in a block of its own (no false sharing):
+// the worker adds up a batch in plain fields and publishes the sums with
+// atomic adds; Stats sums the workers with atomic loads. A packet is one
+// read from the device: a super-packet the translator takes whole counts
+// once; one it declines counts as the segments it is split into. Every
+// packet gets one verdict, so for each direction
+//
+//	packets read = forward + drop + icmp-error  (+ segments - super-packets split)
+//
+// Per-mapping counters (packets and bytes each way) are one array for all
+// workers, sized to the table: a per-worker copy would cost 32 bytes per
+// mapping and worker, a gigabyte for a million mappings on 32 CPUs.
+//
+// # Routes
+//
+// Routes installs a route into the device for every mapped IPv4 prefix
+// (adjacent ones merged) and for the pseudo prefix, with protocol
+// RouteProtocol (246), applies changes as a difference, and removes exactly
+// what it added.
+package dataplane

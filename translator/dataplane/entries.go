@@ -1,0 +1,71 @@
+package dataplane
+
+import (
+	"slices"
+	"sync/atomic"
+)
+
+// carryOver adds the counts of old's mappings to the mappings of next with
+// the same IPv4 side (the mapping's identity in the metrics), so that a
+// reload does not reset the counters of the mappings it keeps. Both tables
+// are keyed and sorted rather than put in a map: a million mappings cost
+// 16 MB of keys, not a hash map ten times that size. Workers may be adding
+// to next meanwhile; the atomic adds commute.
+func carryOver(old, next *state) {
+	if !anyCounted(old.entries) {
+		return
+	}
+	a, b := mappingKeys(old), mappingKeys(next)
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		ka, kb := a[i]>>indexBits, b[j]>>indexBits
+		switch {
+		case ka < kb:
+			i++
+		case ka > kb:
+			j++
+		default:
+			from := int(a[i]&indexMask) * entryWords
+			to := int(b[j]&indexMask) * entryWords
+			for k := range entryWords {
+				if v := atomic.LoadUint64(&old.entries[from+k]); v != 0 {
+					atomic.AddUint64(&next.entries[to+k], v)
+				}
+			}
+			i++
+			j++
+		}
+	}
+}
+
+func anyCounted(entries []uint64) bool {
+	for i := range entries {
+		if atomic.LoadUint64(&entries[i]) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// A mapping key: the IPv4 prefix (address and length, 40 bits) above the
+// mapping's index in its table (24 bits). Tables with more mappings than
+// the index holds are not carried over.
+const (
+	indexBits = 24
+	indexMask = 1<<indexBits - 1
+)
+
+func mappingKeys(s *state) []uint64 {
+	t := s.tr.Table()
+	if t.Len() > indexMask {
+		return nil
+	}
+	keys := make([]uint64, t.Len())
+	for i := range keys {
+		p := t.Mapping(i).IPv4
+		a := p.Addr().As4()
+		v4 := uint64(a[0])<<24 | uint64(a[1])<<16 | uint64(a[2])<<8 | uint64(a[3])
+		keys[i] = (v4<<8|uint64(p.Bits()))<<indexBits | uint64(i)
+	}
+	slices.Sort(keys)
+	return keys
+}

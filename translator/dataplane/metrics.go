@@ -1,0 +1,134 @@
+package dataplane
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/map646/map646/translator"
+)
+
+// Collector exports the data plane's counters as Prometheus metrics, read
+// at each scrape (nothing on the packet path knows about Prometheus).
+// Per-mapping series are exported for the first mappingSeries mappings of
+// the table: every mapping is counted, but a million mappings as series
+// (four each) would overwhelm Prometheus.
+func (d *DataPlane) Collector(mappingSeries int) prometheus.Collector {
+	return &collector{d: d, mappingSeries: mappingSeries}
+}
+
+type collector struct {
+	d             *DataPlane
+	mappingSeries int
+}
+
+var (
+	descPackets = prometheus.NewDesc("map646_packets_total",
+		"Packets read from the tun device, by direction (4to6: IPv4 in, 6to4: IPv6 in), verdict and drop reason. A super-packet translated whole counts once; one split in software counts as its segments.",
+		[]string{"direction", "verdict", "reason"}, nil)
+	descBytes = prometheus.NewDesc("map646_bytes_total",
+		"Bytes read from the tun device, by direction.",
+		[]string{"direction"}, nil)
+	descSentPackets = prometheus.NewDesc("map646_sent_packets_total",
+		"Packets written back to the tun device (translations, fragments, ICMP errors), by direction of the packet they came from.",
+		[]string{"direction"}, nil)
+	descSentBytes = prometheus.NewDesc("map646_sent_bytes_total",
+		"Bytes written back to the tun device, by direction of the packet they came from.",
+		[]string{"direction"}, nil)
+	descICMPSent = prometheus.NewDesc("map646_icmp_errors_sent_total",
+		"ICMP errors the translator generated and sent.", nil, nil)
+	descICMPSuppressed = prometheus.NewDesc("map646_icmp_errors_suppressed_total",
+		"ICMP errors the translator generated and the rate limit (translator.icmp_error_rate, icmp_error_burst) held back.", nil, nil)
+	descGSO = prometheus.NewDesc("map646_gso_packets_total",
+		"Super-packets read: translated whole, or split into segments in software (path).",
+		[]string{"path"}, nil)
+	descGSOSegments = prometheus.NewDesc("map646_gso_segments_total",
+		"Segments made from the super-packets split in software.", nil, nil)
+	descWriteErrors = prometheus.NewDesc("map646_write_errors_total",
+		"Write batches the tun device refused in part or whole.", nil, nil)
+	descBatches = prometheus.NewDesc("map646_batches_total",
+		"Batches read from the tun device (packets per batch: map646_packets_total / this).", nil, nil)
+	descDeviceDropped = prometheus.NewDesc("map646_device_dropped_total",
+		"Packets the tun device read but could not hand over (too large, unknown offload).", nil, nil)
+	descMappings = prometheus.NewDesc("map646_mappings",
+		"Mappings in the table in use.", nil, nil)
+	descMappingPackets = prometheus.NewDesc("map646_mapping_packets_total",
+		"Packets translated for one mapping (entry: its IPv4 side), toward its server (4to6) or from it (6to4). Exported for the first metrics.mapping_series mappings only.",
+		[]string{"entry", "direction"}, nil)
+	descMappingBytes = prometheus.NewDesc("map646_mapping_bytes_total",
+		"Bytes read for one mapping, as map646_mapping_packets_total.",
+		[]string{"entry", "direction"}, nil)
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPackets, descBytes, descSentPackets, descSentBytes,
+		descICMPSent, descICMPSuppressed, descGSO, descGSOSegments, descWriteErrors, descBatches,
+		descDeviceDropped, descMappings, descMappingPackets, descMappingBytes} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.d.Stats()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	for dir := range NumDirections {
+		ds := dir.String()
+		for v := range NumVerdicts {
+			verdict := translator.Verdict(v)
+			for r := range NumReasons {
+				reason := translator.Reason(r)
+				if !counted(dir, verdict, reason) && s.Packets[dir][v][r] == 0 {
+					continue
+				}
+				counter(descPackets, s.Packets[dir][v][r], ds, verdict.String(), ReasonName(reason))
+			}
+		}
+		if dir == DirOther {
+			continue
+		}
+		counter(descBytes, s.Bytes[dir], ds)
+		counter(descSentPackets, s.SentPackets[dir], ds)
+		counter(descSentBytes, s.SentBytes[dir], ds)
+	}
+	counter(descICMPSent, s.ICMPErrorsSent)
+	counter(descICMPSuppressed, s.ICMPErrorsSuppressed)
+	counter(descGSO, s.GSOWhole, "whole")
+	counter(descGSO, s.GSOSegmented, "segmented")
+	counter(descGSOSegments, s.GSOSegments)
+	counter(descWriteErrors, s.WriteErrors)
+	counter(descBatches, s.Batches)
+	counter(descDeviceDropped, s.DeviceDropped)
+	ch <- prometheus.MustNewConstMetric(descMappings, prometheus.GaugeValue, float64(c.d.Translator().Table().Len()))
+
+	if c.mappingSeries <= 0 {
+		return
+	}
+	c.d.Mappings(c.mappingSeries, func(_ int, m translator.Mapping, mc MappingCounts) {
+		entry := m.IPv4.String()
+		if m.IPv4.IsSingleIP() {
+			entry = m.IPv4.Addr().String()
+		}
+		counter(descMappingPackets, mc.Packets4to6, entry, "4to6")
+		counter(descMappingPackets, mc.Packets6to4, entry, "6to4")
+		counter(descMappingBytes, mc.Bytes4to6, entry, "4to6")
+		counter(descMappingBytes, mc.Bytes6to4, entry, "6to4")
+	})
+}
+
+// counted says whether a series is exported from the start, at zero:
+// forwarded packets have no reason, the others one; packets of neither
+// version can only be truncated or of a bad version. Other series appear
+// when they count something.
+func counted(dir Direction, v translator.Verdict, r translator.Reason) bool {
+	switch {
+	case v == translator.Forward:
+		return dir != DirOther && r == translator.ReasonNone
+	case r == translator.ReasonNone:
+		return false
+	case dir == DirOther:
+		return v == translator.Drop && (r == translator.ReasonTruncated || r == translator.ReasonBadVersion)
+	case r == ReasonSegmentFailed:
+		return v == translator.Drop
+	}
+	return true
+}
