@@ -32,11 +32,40 @@ func (t *Translator) TranslateGSO(pkt []byte, gsoSize int, o *Out) (res Result, 
 	}
 	switch pkt[0] >> 4 {
 	case 4:
-		return t.gso4(pkt, gsoSize, o)
+		res, segSize, _, ok = t.gso4(pkt, nil, gsoSize, o)
 	case 6:
-		return t.gso6(pkt, gsoSize, o)
+		res, segSize, _, ok = t.gso6(pkt, nil, gsoSize, o)
 	}
-	return Result{}, 0, false
+	return res, segSize, ok
+}
+
+// GSOHeadroom is the headroom TranslateGSOInPlace needs in front of a
+// super-packet: an IPv6 header replacing the shortest IPv4 one.
+const GSOHeadroom = ip6Len - ip4MinLen
+
+// TranslateGSOInPlace is TranslateGSO without the copy: the super-packet is
+// buf[off:off+n], and the translated one is written over it, its header
+// moved in front of or behind the untouched payload: buf[newOff:newOff+newLen].
+// off must leave GSOHeadroom bytes in front; with less, ok is false.
+func (t *Translator) TranslateGSOInPlace(buf []byte, off, n, gsoSize int) (res Result, newOff, newLen, segSize int, ok bool) {
+	if off < GSOHeadroom || n == 0 || off+n > len(buf) || gsoSize <= 0 {
+		return Result{}, 0, 0, 0, false
+	}
+	pkt := buf[off : off+n]
+	var out []byte
+	switch pkt[0] >> 4 {
+	case 4:
+		res, segSize, out, ok = t.gso4(pkt, buf[:off], gsoSize, nil)
+	case 6:
+		res, segSize, out, ok = t.gso6(pkt, buf[:off], gsoSize, nil)
+	default:
+		return Result{}, 0, 0, 0, false
+	}
+	if !ok || res.Verdict != Forward {
+		return res, 0, 0, 0, ok
+	}
+	// out ends where pkt ends; find where it starts in buf.
+	return res, off + n - len(out), len(out), segSize, true
 }
 
 // l4HeaderLen returns the transport header length of a TCP or UDP
@@ -68,27 +97,34 @@ func partialAdjust(field uint16, old, new uint64) uint16 {
 	return fold(uint64(field) + uint64(^fold(old)) + uint64(fold(new)))
 }
 
-func (t *Translator) gso4(pkt []byte, gsoSize int, o *Out) (Result, int, bool) {
+// gso4 and gso6 translate a super-packet into o, or in place when o is nil:
+// then the new header is written right in front of the payload, over the
+// old header and, when it is longer, into head (the headroom before pkt).
+// They return the translated packet.
+func (t *Translator) gso4(pkt, head []byte, gsoSize int, o *Out) (Result, int, []byte, bool) {
 	var h hdr4
 	if r := parse4(pkt, false, &h); r != ReasonNone {
-		return drop(r), 0, true
+		return drop(r), 0, nil, true
+	}
+	if o == nil && h.tlen != len(pkt) {
+		return Result{}, 0, nil, false // padding after the packet: not worth the bother
 	}
 	pkt = pkt[:h.tlen]
 	l4 := pkt[h.hlen:]
 	hl := l4HeaderLen(h.proto, l4)
 	if hl == 0 || h.fragment() || h.ttl <= 1 || martian4(h.dst) || martian4(h.src) {
-		return Result{}, 0, false
+		return Result{}, 0, nil, false
 	}
 	dst6, entry, r := t.dst4(h.dst)
 	if r != ReasonNone {
-		return Result{}, 0, false // the per-segment path answers with ICMP errors
+		return Result{}, 0, nil, false // the per-segment path answers with ICMP errors
 	}
 	src6, r := t.src4(h.src, outer4)
 	if r != ReasonNone {
-		return dropEntry(r, entry), 0, true
+		return dropEntry(r, entry), 0, nil, true
 	}
 	if h.hlen > ip4MinLen && options4(pkt[ip4MinLen:h.hlen]) != ReasonNone {
-		return Result{}, 0, false
+		return Result{}, 0, nil, false
 	}
 	tc := h.tos
 	if t.cfg.ZeroTrafficClass {
@@ -98,45 +134,70 @@ func (t *Translator) gso4(pkt []byte, gsoSize int, o *Out) (Result, int, bool) {
 	if h.proto == protoUDP {
 		csumAt = 6
 	}
-	b := o.next(ip6Len + len(l4))
-	writeIPv6(b, tc, len(l4), h.proto, h.ttl-1, &src6, &dst6)
-	copy(b[ip6Len:], l4)
 	c := binary.BigEndian.Uint16(l4[csumAt:])
-	binary.BigEndian.PutUint16(b[ip6Len+csumAt:], partialAdjust(c, addrSum4(&h.src, &h.dst), addrSum6(&src6, &dst6)))
+	c = partialAdjust(c, addrSum4(&h.src, &h.dst), addrSum6(&src6, &dst6))
+	var b []byte
+	if o != nil {
+		b = o.next(ip6Len + len(l4))
+		copy(b[ip6Len:], l4)
+	} else {
+		// The payload stays; the header goes in front of it, reaching
+		// back into the headroom.
+		b = inPlace(head, pkt, h.hlen, ip6Len)
+	}
+	writeIPv6(b, tc, len(l4), h.proto, h.ttl-1, &src6, &dst6)
+	binary.BigEndian.PutUint16(b[ip6Len+csumAt:], c)
 	// Each segment grows by 20 bytes; shrink the segments if they would no
 	// longer fit the IPv6 MTU (the receiver's TCP copes with smaller ones).
 	seg := min(gsoSize, t.cfg.IPv6MTU-ip6Len-hl)
-	return Result{Verdict: Forward, Entry: entry}, seg, true
+	return Result{Verdict: Forward, Entry: entry}, seg, b, true
 }
 
-func (t *Translator) gso6(pkt []byte, gsoSize int, o *Out) (Result, int, bool) {
+// inPlace returns the bytes of a translated packet that keeps pkt's payload
+// where it is: pkt's header of oldHdr bytes is replaced by a header of
+// newHdr bytes, starting newHdr-oldHdr bytes earlier (in head, the bytes
+// before pkt in the same buffer) or later. The caller has read everything it
+// needs from the old header.
+func inPlace(head, pkt []byte, oldHdr, newHdr int) []byte {
+	if newHdr <= oldHdr {
+		return pkt[oldHdr-newHdr:]
+	}
+	grow := newHdr - oldHdr
+	full := head[:len(head)+len(pkt)] // head and pkt share one array
+	return full[len(head)-grow:]
+}
+
+func (t *Translator) gso6(pkt, head []byte, gsoSize int, o *Out) (Result, int, []byte, bool) {
 	var h hdr6
 	if r := parse6(pkt, false, &h); r != ReasonNone {
-		return Result{}, 0, false
+		return Result{}, 0, nil, false
+	}
+	if o == nil && h.end != len(pkt) {
+		return Result{}, 0, nil, false
 	}
 	pkt = pkt[:h.end]
 	l4 := pkt[h.l4:]
 	hl := l4HeaderLen(h.proto, l4)
 	if hl == 0 || h.frag || h.rtOffset != 0 || h.hop <= 1 || martian6(&h.src) || h.dst[0] == 0xff {
-		return Result{}, 0, false
+		return Result{}, 0, nil, false
 	}
 	src4, entry, r := t.src6(&h.src, false)
 	if r != ReasonNone {
 		if r == ReasonNoMappingSrc {
-			return Result{}, 0, false // answered per segment
+			return Result{}, 0, nil, false // answered per segment
 		}
-		return dropEntry(r, entry), 0, true
+		return dropEntry(r, entry), 0, nil, true
 	}
 	dst4, _, r := t.dst6(&h.dst)
 	if r != ReasonNone {
-		return Result{}, 0, false
+		return Result{}, 0, nil, false
 	}
 	if _, _, hairpin := t.table.Map4(dst4); hairpin && t.cfg.Hairpin == HairpinIntrinsic {
-		return Result{}, 0, false
+		return Result{}, 0, nil, false
 	}
 	tlen := ip4MinLen + len(l4)
 	if tlen > MaxMTU {
-		return Result{}, 0, false
+		return Result{}, 0, nil, false
 	}
 	tos := h.tc
 	if t.cfg.ZeroTrafficClass {
@@ -146,13 +207,19 @@ func (t *Translator) gso6(pkt []byte, gsoSize int, o *Out) (Result, int, bool) {
 	if h.proto == protoUDP {
 		csumAt = 6
 	}
-	b := o.next(tlen)
+	c := binary.BigEndian.Uint16(l4[csumAt:])
+	c = partialAdjust(c, addrSum6(&h.src, &h.dst), addrSum4(&src4, &dst4))
+	var b []byte
+	if o != nil {
+		b = o.next(tlen)
+		copy(b[ip4MinLen:], l4)
+	} else {
+		b = inPlace(head, pkt, h.l4, ip4MinLen)
+	}
 	// DF as for any packet larger than 1260 bytes (RFC 7915 §5.1); the
 	// kernel gives each segment its own ID when it segments.
 	writeIPv4(b, tos, tlen, 0, ip4FlagDF, h.hop-1, h.proto, &src4, &dst4)
-	copy(b[ip4MinLen:], l4)
-	c := binary.BigEndian.Uint16(l4[csumAt:])
-	binary.BigEndian.PutUint16(b[ip4MinLen+csumAt:], partialAdjust(c, addrSum6(&h.src, &h.dst), addrSum4(&src4, &dst4)))
+	binary.BigEndian.PutUint16(b[ip4MinLen+csumAt:], c)
 	seg := min(gsoSize, t.cfg.IPv4MTU-ip4MinLen-hl)
-	return Result{Verdict: Forward, Entry: entry}, seg, true
+	return Result{Verdict: Forward, Entry: entry}, seg, b, true
 }

@@ -80,6 +80,16 @@ func TestTranslateGSO(t *testing.T) {
 				t.Fatalf("reference translation: %v %q", r.Verdict, r.Reason)
 			}
 			want := ro.Pkts[0]
+			// In place: the same bytes, written over the input buffer.
+			buf := make([]byte, 64+len(c.pkt))
+			copy(buf[64:], partialize(c.pkt, c.l4, c.at))
+			ires, off, n, iseg, iok := tr.TranslateGSOInPlace(buf, 64, len(c.pkt), c.gso)
+			if !iok || ires != res || iseg != seg || !bytes.Equal(buf[off:off+n], o.Pkts[0]) {
+				t.Errorf("in place: ok %v, %+v, seg %d, differs from the copy: %v", iok, ires, iseg, !bytes.Equal(buf[off:off+n], o.Pkts[0]))
+			}
+			if off+n != 64+len(c.pkt) {
+				t.Errorf("in place: payload moved (ends at %d, want %d)", off+n, 64+len(c.pkt))
+			}
 			if got[0]>>4 == 4 {
 				// The offload path always sets DF: the kernel's segments are
 				// each larger than 1260 bytes.
@@ -140,5 +150,31 @@ func BenchmarkTranslateGSO(b *testing.B) {
 	b.SetBytes(int64(len(pkt)))
 	for b.Loop() {
 		tr.TranslateGSO(pkt, 1448, o)
+	}
+}
+
+// TestTranslateGSOInPlaceNeedsHeadroom: without room for the longer header
+// the in-place path declines rather than write outside the buffer.
+func TestTranslateGSOInPlaceNeedsHeadroom(t *testing.T) {
+	tr := newTranslator(t, nil, nil)
+	pkt := partialize(pt.TCP4(pt.IPv4{TTL: 64, DF: true, Src: client4, Dst: server4},
+		pt.TCP{Sport: 40000, Dport: 80, Flags: pt.ACK}, make([]byte, 3000)), 20, 16)
+	buf := append(make([]byte, translator.GSOHeadroom-1), pkt...)
+	if _, _, _, _, ok := tr.TranslateGSOInPlace(buf, translator.GSOHeadroom-1, len(pkt), 1448); ok {
+		t.Fatal("translated in place with too little headroom")
+	}
+}
+
+func BenchmarkTranslateGSOInPlace(b *testing.B) {
+	tr := newTranslator(b, nil, nil)
+	pkt := partialize(pt.TCP4(pt.IPv4{TTL: 64, DF: true, Src: client4, Dst: server4},
+		pt.TCP{Sport: 40000, Dport: 80, Flags: pt.ACK}, make([]byte, 65535-40)), 20, 16)
+	buf := make([]byte, 64+len(pkt))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pkt)))
+	for b.Loop() {
+		// Restore the header the previous round overwrote: 40 bytes, not 64 KB.
+		copy(buf[64:64+40], pkt[:40])
+		tr.TranslateGSOInPlace(buf, 64, len(pkt), 1448)
 	}
 }

@@ -267,14 +267,20 @@ func (w *worker) packet(st *state, p *tun.Packet) {
 		w.translate(st, dir, b)
 		return
 	}
-	o := w.nextOut()
-	res, seg, ok := st.tr.TranslateGSO(b, p.GSOSize, o)
+	// Translated in place: the payload stays in the read buffer, which is
+	// not reused before the batch is written (flush runs at its end).
+	res, off, n, seg, ok := st.tr.TranslateGSOInPlace(p.Buf, p.Off, p.Len, p.GSOSize)
 	if ok {
 		w.pend.add(cGSOWhole, 1)
-		w.result(st, dir, res, o, len(b), seg)
+		w.pend.add(verdictIndex(dir, res.Verdict, res.Reason), 1)
+		if res.Verdict == translator.Forward {
+			w.send(dir, p.Buf[off:off+n], seg)
+			if res.Entry >= 0 && w.entries.add(res.Entry, dir, len(b)) {
+				w.entries.flush(st.entries)
+			}
+		}
 		return
 	}
-	w.nout-- // o is untouched: give it back
 	n, err := w.segment(p)
 	if err != nil {
 		w.pend.add(verdictIndex(dir, translator.Drop, ReasonSegmentFailed), 1)
