@@ -59,8 +59,8 @@ func (n *NS) Start(t TB, args ...string) *Proc {
 		close(p.done)
 	}()
 	t.Cleanup(func() {
-		if err := p.Stop(5 * time.Second); err != nil && !isSignalled(err) {
-			t.Logf("netlab: %s: %v", p.Name, err)
+		if err := p.Stop(5 * time.Second); errors.Is(err, errKilled) {
+			t.Logf("netlab: %v", err)
 		}
 	})
 	return p
@@ -100,7 +100,9 @@ func (p *Proc) Wait(timeout time.Duration) error {
 // Stop ends the process: SIGTERM, then after grace SIGKILL to its whole
 // process group (its children included), and waits for it. It returns the
 // exit error (a process ended by SIGTERM returns that signal as error);
-// it is safe to call on an exited process and more than once.
+// it is safe to call on an exited process and more than once. Start
+// registers it as a cleanup, which logs only a process that had to be
+// killed.
 func (p *Proc) Stop(grace time.Duration) error {
 	select {
 	case <-p.done:
@@ -116,11 +118,13 @@ func (p *Proc) Stop(grace time.Duration) error {
 	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) // the group this Proc leads
 	select {
 	case <-p.done:
-		return fmt.Errorf("%s did not stop within %v of SIGTERM; killed", p.Name, grace)
+		return fmt.Errorf("%s did not stop within %v of SIGTERM: %w", p.Name, grace, errKilled)
 	case <-time.After(10 * time.Second):
-		return fmt.Errorf("%s survives SIGKILL", p.Name)
+		return fmt.Errorf("%s survives SIGKILL: %w", p.Name, errKilled)
 	}
 }
+
+var errKilled = errors.New("killed")
 
 func isSignalled(err error) bool {
 	var ee *exec.ExitError
