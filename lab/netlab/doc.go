@@ -10,8 +10,11 @@
 //     leftover is recognisable), processes it started (Start, StartMap646;
 //     stopped by their PID: SIGTERM, then SIGKILL to their process group),
 //     temporary files. Cleanups also run when the test fails or times out
-//     through t.Fatal; a process killed with SIGKILL leaves its namespaces
-//     behind (ip netns list | grep m646l).
+//     through t.Fatal. A test binary that dies without them (go test
+//     -timeout, SIGKILL) takes the processes it started along (parent-death
+//     signal), and its namespaces are deleted by the next NewNS of any
+//     process: each namespace is recorded in /run/netlab with its creator's
+//     PID and start time, and only those of dead creators are swept.
 //   - It never touches the root namespace: no link, address, route or sysctl
 //     is changed outside the namespaces it created. Addresses are the
 //     caller's; map646's tests use documentation addresses only.

@@ -2,7 +2,9 @@ package netlab
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -38,10 +40,15 @@ var install struct {
 // apt-get install -y --no-install-recommends, non-interactive, waiting up to
 // 5 minutes for a dpkg lock held by another install). It fails t with the
 // commands, the packages and apt's output if that does not work.
+//
+// Root's tools live in the sbin directories, which a CI runner's PATH may
+// lack: Need adds those missing to the process's PATH first (commands run
+// by netlab inherit it).
 func Need(t TB, commands ...string) {
 	t.Helper()
 	install.Lock()
 	defer install.Unlock()
+	sbinPath()
 	var missing, pkgs []string
 	seen := map[string]bool{}
 	for _, c := range commands {
@@ -97,4 +104,19 @@ func apt(timeout time.Duration, args ...string) ([]byte, error) {
 		}
 		time.Sleep(2 * time.Second) // another apt-get holds the lock: no condition to wait on
 	}
+}
+
+// sbinPath appends the sbin directories missing from PATH.
+func sbinPath() {
+	path := os.Getenv("PATH")
+	have := map[string]bool{}
+	for _, d := range filepath.SplitList(path) {
+		have[d] = true
+	}
+	for _, d := range []string{"/usr/local/sbin", "/usr/sbin", "/sbin"} {
+		if !have[d] {
+			path += string(filepath.ListSeparator) + d
+		}
+	}
+	os.Setenv("PATH", strings.TrimPrefix(path, string(filepath.ListSeparator)))
 }

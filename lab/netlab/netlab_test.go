@@ -2,7 +2,11 @@ package netlab
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +17,7 @@ import (
 // PID; when the subtest ends its namespaces are gone, processes and all.
 func TestNamespaces(t *testing.T) {
 	RequireRoot(t)
+	Need(t, "ip", "nstat")
 	var names []string
 	t.Run("lab", func(t *testing.T) {
 		a, b := NewNS(t, "a"), NewNS(t, "b")
@@ -90,6 +95,7 @@ func TestNamespaces(t *testing.T) {
 // its routes and metrics are there, a reload applies, SIGTERM cleans up.
 func TestMap646(t *testing.T) {
 	RequireRoot(t)
+	Need(t, "ip")
 	bin := BuildMap646(t)
 	ns := NewNS(t, "xlat")
 	c := Config{Mappings: []Mapping{{"198.51.100.10", "2001:db8:1::10"}}, RFC6791Pool: []string{"203.0.113.1"},
@@ -111,4 +117,41 @@ func TestMap646(t *testing.T) {
 		t.Errorf("after the reload: mappings %v, reloads ok %v", met.Get("map646_mappings"), met.Get("map646_reloads_total", "result", "ok"))
 	}
 	m.Terminate(t)
+}
+
+// TestSweepStale: a namespace whose creator has died is deleted by the
+// sweep, one whose creator lives is not.
+func TestSweepStale(t *testing.T) {
+	RequireRoot(t)
+	Need(t, "ip")
+	live := NewNS(t, "live")
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := &NS{Name: Prefix + "deadbeef-stale"}
+	t.Cleanup(func() { stale.Delete() })
+	if out, err := command(DefaultTimeout, nil, "ip", "netns", "add", stale.Name); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	// The record of a process that has exited (its PID, a start time).
+	if err := os.WriteFile(filepath.Join(OwnerDir, stale.Name), fmt.Appendf(nil, "%d 1", cmd.Process.Pid), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	swept, err := SweepStale()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(swept, stale.Name) || slices.Contains(swept, live.Name) {
+		t.Errorf("swept %q: want %s and not %s", swept, stale.Name, live.Name)
+	}
+	if _, err := os.Stat("/run/netns/" + stale.Name); !os.IsNotExist(err) {
+		t.Errorf("%s still there: %v", stale.Name, err)
+	}
+	if _, err := os.Stat(filepath.Join(OwnerDir, stale.Name)); !os.IsNotExist(err) {
+		t.Errorf("the record of %s is still there: %v", stale.Name, err)
+	}
+	if _, err := os.Stat("/run/netns/" + live.Name); err != nil {
+		t.Errorf("the live namespace went: %v", err)
+	}
 }

@@ -38,13 +38,15 @@ const Prefix = "m646l"
 // DefaultTimeout bounds every command netlab runs unless told otherwise.
 const DefaultTimeout = 30 * time.Second
 
-// RequireRoot skips the test unless it runs as root with the tools a lab
-// needs at the very least (ip, /dev/net/tun), with a message that says why.
+// RequireRoot skips the test unless it runs as root with /dev/net/tun,
+// with a message that says why. It adds the sbin directories to PATH if
+// they are missing (see Need).
 func RequireRoot(t interface {
 	Helper()
 	Skipf(format string, args ...any)
 }) {
 	t.Helper()
+	sbinPath()
 	if os.Geteuid() != 0 {
 		t.Skipf("skipped: the lab builds network namespaces and runs map646 in them, which needs root; run the tests as root (CI does)")
 	}
@@ -66,13 +68,27 @@ func (n *NS) String() string { return n.Name }
 // processes netlab started in it are stopped first (their cleanups were
 // registered later, so they run earlier), then any process still in it is
 // killed by PID (only netlab's own can be there), then the namespace is
-// deleted, which deletes its links.
+// deleted, which deletes its links. The first NewNS of a process deletes
+// the namespaces left by netlab processes that died (see SweepStale).
 func NewNS(t TB, role string) *NS {
 	t.Helper()
+	sweepOnce.Do(func() {
+		swept, err := SweepStale()
+		if len(swept) > 0 {
+			t.Logf("netlab: deleted namespaces left by processes that died without cleaning up: %s", strings.Join(swept, " "))
+		}
+		if err != nil {
+			t.Logf("%v", err)
+		}
+	})
 	var b [4]byte
 	rand.Read(b[:])
 	n := &NS{Name: Prefix + hex.EncodeToString(b[:]) + "-" + role, Role: role}
+	if err := recordOwner(n.Name); err != nil {
+		t.Fatalf("netlab: %v", err)
+	}
 	if out, err := command(DefaultTimeout, nil, "ip", "netns", "add", n.Name); err != nil {
+		forgetOwner(n.Name)
 		t.Fatalf("netlab: ip netns add %s: %v: %s", n.Name, err, out)
 	}
 	t.Cleanup(func() {
@@ -88,6 +104,7 @@ func NewNS(t TB, role string) *NS {
 // registers it as a cleanup; it is safe to call again.
 func (n *NS) Delete() error {
 	if _, err := os.Stat("/run/netns/" + n.Name); errors.Is(err, os.ErrNotExist) {
+		forgetOwner(n.Name)
 		return nil
 	}
 	var errs []error
@@ -100,6 +117,8 @@ func (n *NS) Delete() error {
 	}
 	if out, err := command(DefaultTimeout, nil, "ip", "netns", "del", n.Name); err != nil {
 		errs = append(errs, fmt.Errorf("ip netns del %s: %v: %s", n.Name, err, out))
+	} else {
+		forgetOwner(n.Name)
 	}
 	return errors.Join(errs...)
 }
@@ -139,22 +158,27 @@ func (n *NS) Command(args ...string) *exec.Cmd {
 }
 
 // command runs name with a timeout in a process group of its own, killed
-// whole (by its id) when the timeout passes.
+// whole (by its id) when the timeout passes, or when this process dies.
 func command(timeout time.Duration, stdin []byte, name string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
-	out, err := cmd.CombinedOutput()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := spawn(cmd)
+	if err == nil {
+		err = cmd.Wait()
+	}
 	if ctx.Err() != nil {
 		err = fmt.Errorf("timed out after %v (killed): %w", timeout, err)
 	}
-	return out, err
+	return out.Bytes(), err
 }
 
 // Sysctl sets sysctls in the namespace, given as "key=value" with the key

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,10 +32,12 @@ type Proc struct {
 func (n *NS) Start(t TB, args ...string) *Proc {
 	t.Helper()
 	p := &Proc{Name: args[0] + " in " + n.Role, cmd: n.Command(args...), grow: make(chan struct{}), done: make(chan struct{})}
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Killed with this process, too: a test binary that dies skips its
+	// cleanups.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	r, w := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = w, w
-	if err := p.cmd.Start(); err != nil {
+	if err := spawn(p.cmd); err != nil {
 		t.Fatalf("netlab: start %s: %v", strings.Join(args, " "), err)
 	}
 	collected := make(chan struct{})
@@ -64,6 +67,26 @@ func (n *NS) Start(t TB, args ...string) *Proc {
 		}
 	})
 	return p
+}
+
+// The parent-death signal goes to a child when the thread that started it
+// ends, not the process (Go issue 27505), and netlab.Do ends threads: every
+// Proc is started from one thread that lives as long as the process.
+var spawner = sync.OnceValue(func() chan func() {
+	c := make(chan func())
+	go func() {
+		runtime.LockOSThread() // never unlocked: this thread is the spawner's alone
+		for f := range c {
+			f()
+		}
+	}()
+	return c
+})
+
+func spawn(cmd *exec.Cmd) error {
+	errc := make(chan error, 1)
+	spawner() <- func() { errc <- cmd.Start() }
+	return <-errc
 }
 
 // PID returns the process id (ip netns exec execs the tool: it is the
