@@ -3,15 +3,16 @@ package lab
 // The lab: four network namespaces, the real map646 binary in the middle,
 // documentation addresses only.
 //
-//	 client4                   xlat                                    server6
-//	 192.0.2.7/24              map646 run (tun "map646")               2001:db8:1::10/64
-//	 c4 ─────────────────── x4 192.0.2.1/24                            s6
-//	 route 198.51.100.0/24     x6 2001:db8:1::1/64 ──────────────────── │
-//	   via 192.0.2.1           x6b 2001:db8:2::1/64 ─┐   (MTU 1500)
-//	                           forwarding on         │
-//	                           routes, proto 246:    │  MTU 1280       server6b
-//	                             198.51.100.10/31    └──────────────── s6b 2001:db8:2::11/64
-//	                             64:ff9b::/96 dev map646
+//	client4                  xlat                                    server6
+//	c4 192.0.2.7/24 ──────── x4 192.0.2.1/24
+//	route 198.51.100.0/24    x6 2001:db8:1::1/64 ─────────────────── s6 2001:db8:1::10/64
+//	  via 192.0.2.1          x6b 2001:db8:2::1/64 ──┐                route 64:ff9b::/96
+//	                         forwarding on          │ MTU 1280         via 2001:db8:1::1
+//	                         map646 run: tun map646 │
+//	                         routes (proto 246):    │                server6b
+//	                           198.51.100.10/31     └─────────────── s6b 2001:db8:2::11/64
+//	                           64:ff9b::/96                          route 64:ff9b::/96
+//	                                                                   via 2001:db8:2::1 advmss 1440
 //
 //	mappings  198.51.100.10 <-> 2001:db8:1::10 (server6)
 //	          198.51.100.11 <-> 2001:db8:2::11 (server6b)
@@ -103,7 +104,7 @@ type lab struct {
 func TestLab(t *testing.T) {
 	netlab.RequireRoot(t)
 	if testing.Short() {
-		t.Skip("skipped in -short mode: the namespace lab takes about a minute")
+		t.Skip("skipped in -short mode: the namespace lab takes about 30 s")
 	}
 	netlab.Need(t, "ip", "nstat", "ethtool", "ping", "traceroute", "iperf3")
 	bin := netlab.BuildMap646(t)
@@ -303,6 +304,22 @@ func (l *lab) testPathMTU(t *testing.T) {
 		t.Errorf("too-big counted %v times, want 1", d)
 	}
 
+	// The client sees every ICMP message that reaches it.
+	icmp := l.client.ListenPacket(t, "ip4:icmp", client4)
+	fragNeeded := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := icmp.ReadFrom(buf)
+			if err != nil {
+				close(fragNeeded)
+				return
+			}
+			if n >= 8 && buf[0] == 3 && buf[1] == 4 {
+				fragNeeded <- fmt.Sprintf("%v mtu %d", from, binary.BigEndian.Uint16(buf[6:]))
+			}
+		}
+	}()
 	xb := l.xlat.Nstat(t, "Icmp6OutPktTooBigs")
 	ln := l.srvB.Listen(t, "tcp6", "["+server6b+"]:7200")
 	l.tcpTransfer(t, l.client, client4, public6b+":7200", ln, client6)
@@ -311,6 +328,16 @@ func (l *lab) testPathMTU(t *testing.T) {
 	}
 	if xa := l.xlat.Nstat(t, "Icmp6OutPktTooBigs"); xa["Icmp6OutPktTooBigs"] == xb["Icmp6OutPktTooBigs"] {
 		t.Errorf("the xlat kernel sent no Packet Too Big: the transfer did not test path MTU discovery")
+	}
+	icmp.Close()
+	var got []string
+	wrong := false
+	for f := range fragNeeded {
+		got = append(got, f)
+		wrong = wrong || f != pool4+" mtu 1260"
+	}
+	if len(got) == 0 || wrong {
+		t.Errorf("Fragmentation Needed messages the client received: %q, want %s mtu 1260 (Packet Too Big from the xlat kernel, translated)", got, pool4)
 	}
 }
 
@@ -514,12 +541,14 @@ func udpEcho(t *testing.T, c net.Conn, payload []byte, tries int) int {
 	return 0
 }
 
-// testUDP: datagrams both ways: small, 3000 bytes (fragmented by the
-// client without DF, translated fragment by fragment, and the echo
-// fragmented by the IPv6 server), 1400 bytes to server6b behind the 1280
-// link (path MTU discovery for UDP), one from server6 to the client, and
-// one with checksum zero, which must arrive with its checksum computed
-// (an IPv6 host drops a zero UDP checksum).
+// testUDP: datagrams both ways, payload compared: 100 bytes, 1452 (the
+// largest unfragmented), 3000 and 20000 (fragmented by the client without
+// DF, each fragment translated on its own, and the echoes fragmented by the
+// IPv6 server); 1400 bytes to server6b behind the 1280-byte link (the
+// client fragments them once it knows the path MTU, from PathMTU or from a
+// translated Fragmentation Needed after a first datagram is lost); one from
+// server6 to the client; and one with checksum zero, which must arrive with
+// its checksum computed (an IPv6 host drops a zero UDP checksum).
 func (l *lab) testUDP(t *testing.T) {
 	l.csumGuard(t)
 	echo := l.srv.ListenPacket(t, "udp6", "["+server6+"]:7400")
@@ -791,8 +820,11 @@ func (l *lab) testMalformed(t *testing.T) {
 		sendRaw(t, l.client, "c4", l.x4MAC, kernelDrops...)
 		time.Sleep(100 * time.Millisecond) // spread over the pings' 3 s
 	}
+	names := map[string][]string{}
 	for _, c := range cases {
-		want[netlab.SeriesKey("map646_packets_total", "direction", c.dir, "verdict", c.verdict, "reason", c.reason)] += rounds
+		k := netlab.SeriesKey("map646_packets_total", "direction", c.dir, "verdict", c.verdict, "reason", c.reason)
+		want[k] += rounds
+		names[k] = append(names[k], c.name)
 	}
 	for _, p := range []*netlab.Proc{ping4, ping6} {
 		if err := p.Wait(30 * time.Second); err != nil {
@@ -820,7 +852,7 @@ func (l *lab) testMalformed(t *testing.T) {
 	}
 	for k, v := range want {
 		if d[k] != v {
-			t.Errorf("%s grew by %v, want %v", k, d[k], v)
+			t.Errorf("%s grew by %v, want %v (%d each of: %s)", k, d[k], v, rounds, strings.Join(names[k], "; "))
 		}
 	}
 	for k, v := range d {
