@@ -221,6 +221,9 @@ func (d *daemon) start() error {
 		dev.Close()
 		return err
 	}
+	if err := acceptLocal(dev.Name()); err != nil {
+		d.log.Warn("ICMPv4 errors from translator.ipv4_address may be dropped", "err", err)
+	}
 
 	d.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "map646_reloads_total",
@@ -288,6 +291,16 @@ func openDevice(t config.Tun) (tun.Device, error) {
 		return nil, fmt.Errorf("%w; set offload = false in [tun] for the plain device", err)
 	}
 	return nil, err
+}
+
+// acceptLocal lets the kernel take packets from the device whose source is
+// one of the node's own addresses. Without it, when translator.ipv4_address
+// is an address of the node (as on a router), every ICMPv4 error map646
+// generates is dropped as a martian when it comes out of the device, and no
+// counter shows it (found in the lab). The setting is the device's own and
+// goes with it.
+func acceptLocal(dev string) error {
+	return os.WriteFile("/proc/sys/net/ipv4/conf/"+dev+"/accept_local", []byte("1"), 0o644)
 }
 
 // warnForwarding warns when the kernel will not forward the translated

@@ -379,6 +379,11 @@ func testRunInNetns(t *testing.T, bin string, offload bool) {
 			t.Errorf("ip -d link show m646t0: no %q in\n%s", want, link)
 		}
 	}
+	// ICMPv4 errors from an own address of the node must not be dropped as
+	// martians when they come out of the device.
+	if out, err := exec.Command("ip", "netns", "exec", ns, "cat", "/proc/sys/net/ipv4/conf/m646t0/accept_local").Output(); err != nil || strings.TrimSpace(string(out)) != "1" {
+		t.Errorf("accept_local on the device: %q, %v; want 1", out, err)
+	}
 	// .10 and .11 are adjacent and aligned: one /31.
 	wantRoutes := "198.51.100.10/31 dev m646t0,198.51.100.16/28 dev m646t0,64:ff9b::/96 dev m646t0"
 	if got := strings.Join(routes(t, ns), ","); got != wantRoutes {
