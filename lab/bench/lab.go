@@ -1,0 +1,449 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/map646/map646/lab/netlab"
+)
+
+// nsPrefix starts the name of every namespace the benchmark creates (the
+// lab tests' are netlab.Prefix, "m646l"): "m646b" + 8 random hex digits +
+// "-" + subject + "-" + role.
+const nsPrefix = "m646b"
+
+// fatal is how a subjectTB's Fatalf unwinds to the subject's caller, so
+// that a subject that cannot be set up or measured is reported and the
+// others go on.
+type fatal struct{ msg string }
+
+// subjectTB is the Script for one subject: cleanups and logs go to the
+// program's Script (cleanups run when the program ends, or on SIGINT and
+// SIGTERM), but Fatalf fails only the subject (see catch).
+type subjectTB struct {
+	*netlab.Script
+	name string
+}
+
+func (t *subjectTB) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	t.Logf("bench: %s: %s", t.name, msg)
+	panic(fatal{msg})
+}
+
+// catch runs f and returns the message of a Fatalf inside it as an error.
+func catch(f func()) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			ft, ok := p.(fatal)
+			if !ok {
+				panic(p)
+			}
+			err = errors.New(ft.msg)
+		}
+	}()
+	f()
+	return nil
+}
+
+// newNS creates a namespace named after nsPrefix with its loopback up and
+// registers its deletion (netlab's: the processes left in it are killed by
+// PID, then it is deleted with its links). Like netlab's own, it is
+// recorded in ownerDir with its creator, so that a run killed by SIGKILL
+// leaves nothing behind for long: the next run deletes it (sweepStale).
+func newNS(t netlab.TB, role string) *netlab.NS {
+	t.Helper()
+	var b [4]byte
+	rand.Read(b[:])
+	n := &netlab.NS{Name: nsPrefix + hex.EncodeToString(b[:]) + "-" + role, Role: role}
+	if err := recordOwner(n.Name); err != nil {
+		t.Fatalf("%v", err)
+	}
+	if out, err := exec.Command("ip", "netns", "add", n.Name).CombinedOutput(); err != nil {
+		forgetOwner(n.Name)
+		t.Fatalf("ip netns add %s: %v: %s", n.Name, err, out)
+	}
+	t.Cleanup(func() {
+		if err := n.Delete(); err != nil {
+			t.Errorf("bench: %v", err)
+			return
+		}
+		forgetOwner(n.Name)
+	})
+	n.IP(t, "link", "set", "lo", "up")
+	return n
+}
+
+// ownerDir holds one file per live benchmark namespace: the PID and start
+// time of the process that created it (netlab's convention, in a
+// directory of our own: netlab sweeps only its m646l namespaces).
+const ownerDir = "/run/m646bench"
+
+func recordOwner(name string) error {
+	if err := os.MkdirAll(ownerDir, 0o755); err != nil {
+		return err
+	}
+	self := fmt.Sprintf("%d %s", os.Getpid(), startTime(os.Getpid()))
+	return os.WriteFile(filepath.Join(ownerDir, name), []byte(self), 0o644)
+}
+
+func forgetOwner(name string) { os.Remove(filepath.Join(ownerDir, name)) }
+
+// startTime returns field 22 of /proc/PID/stat (start time in clock ticks
+// since boot), "" if the process does not exist: with the PID, it names a
+// process unambiguously.
+func startTime(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 { // the command name may hold spaces
+		if f := strings.Fields(s[i+1:]); len(f) > 19 {
+			return f[19]
+		}
+	}
+	return ""
+}
+
+// sweepStale deletes the namespaces of benchmark runs that died without
+// cleaning up (their creator is gone), never those of a live run, and
+// returns their names.
+func sweepStale() ([]string, error) {
+	entries, err := os.ReadDir(ownerDir)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var swept []string
+	var errs []error
+	for _, e := range entries {
+		name := e.Name()
+		b, err := os.ReadFile(filepath.Join(ownerDir, name))
+		if !strings.HasPrefix(name, nsPrefix) || err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if pid, err := strconv.Atoi(f[0]); err == nil && startTime(pid) == f[1] {
+				continue // its creator runs
+			}
+		}
+		if err := (&netlab.NS{Name: name}).Delete(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		forgetOwner(name)
+		swept = append(swept, name)
+	}
+	return swept, errors.Join(errs...)
+}
+
+// options are the command-line settings the lab needs.
+type options struct {
+	map646      string        // binary
+	duration    time.Duration // of each iperf3 run
+	pingCount   int
+	csumOffload bool // leave checksum offload on on the router's veths
+}
+
+// topo is one subject's lab: client -- router -- server.
+type topo struct {
+	s                      subject
+	t                      *subjectTB
+	client, router, server *netlab.NS
+	target                 string // the server's address, as the client dials it
+	m                      *netlab.Map646
+	tayga                  *netlab.Proc
+
+	before counters
+}
+
+// Addresses (documentation prefixes only).
+const (
+	client4      = "192.0.2.7"
+	router4c     = "192.0.2.1"
+	router4s     = "198.51.100.1"
+	server4      = "198.51.100.10"
+	client6      = "2001:db8:2::7"
+	router6c     = "2001:db8:2::1"
+	router6s     = "2001:db8:1::1"
+	server6      = "2001:db8:1::10"
+	xlatOwn4     = "198.51.100.1" // a translator's own IPv4 address: not the router's (see lab/lab_test.go)
+	xlatOwn6     = "2001:db8:64::1"
+	xlatPool     = "203.0.113.1"
+	pseudoPrefix = "64:ff9b::/96"
+	taygaPrefix  = "2001:db8:ff9b::/96" // TAYGA refuses documentation IPv4 addresses under 64:ff9b::/96
+	taygaDev     = "tayga0"
+)
+
+// setup builds a subject's topology, starts its translator and an iperf3
+// server, and checks that a ping gets through.
+func setup(t *subjectTB, s subject, o options) *topo {
+	tp := &topo{s: s, t: t}
+	tp.client = newNS(t, s.ID+"-client")
+	tp.router = newNS(t, s.ID+"-router")
+	tp.server = newNS(t, s.ID+"-server")
+	for _, ns := range []*netlab.NS{tp.client, tp.router, tp.server} {
+		// Before the links exist, so that they inherit "default": no
+		// reverse-path filter (translated ICMP errors come from the RFC 6791
+		// pool), no duplicate address detection, no ICMP rate limits.
+		ns.Sysctl(t, "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+			"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+			"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0")
+	}
+	tp.router.Sysctl(t, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+	netlab.Veth(t, tp.client, "c0", tp.router, "r0")
+	netlab.Veth(t, tp.router, "r1", tp.server, "s0")
+	if !o.csumOffload {
+		for _, dev := range []string{"r0", "r1"} {
+			tp.router.Ethtool(t, "-K", dev, "tx", "off", "rx", "off", "gro", "on")
+		}
+	}
+
+	switch s.ID {
+	case "kernel4":
+		tp.client.AddAddr(t, "c0", client4+"/24")
+		tp.router.AddAddr(t, "r0", router4c+"/24")
+		tp.router.AddAddr(t, "r1", router4s+"/24")
+		tp.server.AddAddr(t, "s0", server4+"/24")
+		tp.client.AddRoute(t, "198.51.100.0/24", router4c)
+		tp.server.AddRoute(t, "192.0.2.0/24", router4s)
+		tp.target = server4
+	case "kernel6":
+		tp.client.AddAddr(t, "c0", client6+"/64")
+		tp.router.AddAddr(t, "r0", router6c+"/64")
+		tp.router.AddAddr(t, "r1", router6s+"/64")
+		tp.server.AddAddr(t, "s0", server6+"/64")
+		tp.client.AddRoute(t, "2001:db8:1::/64", router6c)
+		tp.server.AddRoute(t, "2001:db8:2::/64", router6s)
+		tp.target = server6
+	case "map646-offload", "map646-water", "tayga":
+		tp.client.AddAddr(t, "c0", client4+"/24")
+		tp.router.AddAddr(t, "r0", router4c+"/24")
+		tp.router.AddAddr(t, "r1", router6s+"/64")
+		tp.server.AddAddr(t, "s0", server6+"/64")
+		tp.client.AddRoute(t, "198.51.100.0/24", router4c)
+		tp.target = server4
+		if s.ID == "tayga" {
+			tp.server.AddRoute(t, taygaPrefix, router6s)
+			tp.startTayga(t)
+		} else {
+			tp.server.AddRoute(t, pseudoPrefix, router6s)
+			tp.m = netlab.StartMap646(t, tp.router, o.map646, netlab.Config{
+				PseudoPrefix: pseudoPrefix,
+				IPv4Address:  xlatOwn4,
+				IPv6Address:  xlatOwn6,
+				RFC6791Pool:  []string{xlatPool},
+				Mappings:     []netlab.Mapping{{IPv4: server4, IPv6: server6}},
+				Offload:      s.ID == "map646-offload",
+			})
+		}
+	default:
+		t.Fatalf("no subject %q", s.ID)
+	}
+
+	srv := tp.server.Start(t, "iperf3", "-s", "--forceflush")
+	srv.WaitLine(t, 0, 10*time.Second, func(l string) bool { return strings.Contains(l, "Server listening") })
+	tp.warmUp(t)
+	return tp
+}
+
+// startTayga sets TAYGA up as its manual says: a persistent tun made by
+// `tayga --mktun`, the host side (link, routes) by hand, then the daemon in
+// the foreground. The device gets map646's txqueuelen, so that both queue
+// the same.
+func (tp *topo) startTayga(t *subjectTB) {
+	conf := filepath.Join(t.TempDir(), "tayga.conf")
+	body := fmt.Sprintf("tun-device %s\nipv4-addr %s\nipv6-addr %s\nprefix %s\nmap %s %s\n",
+		taygaDev, xlatOwn4, xlatOwn6, taygaPrefix, server4, server6)
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatalf("%v", err)
+	}
+	tp.router.Run(t, "tayga", "--mktun", "-c", conf)
+	tp.router.IP(t, "link", "set", "dev", taygaDev, "mtu", "1500", "txqueuelen", "10000", "up")
+	tp.router.IP(t, "route", "add", server4+"/32", "dev", taygaDev)
+	tp.router.IP(t, "-6", "route", "add", taygaPrefix, "dev", taygaDev)
+	tp.tayga = tp.router.Start(t, "tayga", "-c", conf, "--nodetach")
+}
+
+// warmUp pings the server until it answers (neighbour discovery, TAYGA
+// starting), for up to 10 s.
+func (tp *topo) warmUp(t *subjectTB) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := tp.client.Exec(10*time.Second, "ping", "-c", "3", "-i", "0.2", "-W", "1", tp.target)
+		if r, perr := parsePing(out); perr == nil && r.Received == r.Transmitted {
+			return
+		}
+		if tp.tayga != nil {
+			select {
+			case <-tp.tayga.Done():
+				t.Fatalf("tayga exited: %v\n%s", tp.tayga.Err(), tp.tayga.Output())
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ping reply from %s through %s: %v\n%s", tp.target, tp.s.Name, err, out)
+		}
+	}
+}
+
+// counters are what a subject is judged by besides its runs.
+type counters struct {
+	csum   map[string]map[string]uint64 // "client"/"server" -> checksum-error counter -> value
+	rcvbuf map[string]uint64            // the server's socket-buffer drops
+	drops  map[string]uint64            // the router's links
+	map646 netlab.Metrics
+}
+
+// snapshot reads the counters: the receivers' checksum errors, the
+// server's socket-buffer drops, the router's link drops, map646's metrics.
+func (tp *topo) snapshot() counters {
+	t := tp.t
+	var c counters
+	c.csum = map[string]map[string]uint64{
+		"client": tp.client.Nstat(t, csumCounters...),
+		"server": tp.server.Nstat(t, csumCounters...),
+	}
+	c.rcvbuf = tp.server.Nstat(t, rcvbufCounters...)
+	var err error
+	if c.drops, err = parseLinkDrops(tp.router.IP(t, "-s", "-j", "link", "show")); err != nil {
+		t.Fatalf("%v", err)
+	}
+	if tp.m != nil {
+		c.map646 = tp.m.Metrics(t)
+	}
+	return c
+}
+
+// report compares the counters now with those before the measurements.
+func (tp *topo) report(rep *subjectReport) {
+	now := tp.snapshot()
+	rep.CsumDelta = map[string]map[string]uint64{}
+	for who, cs := range now.csum {
+		rep.CsumDelta[who] = map[string]uint64{}
+		for c, v := range cs {
+			rep.CsumDelta[who][c] = v - tp.before.csum[who][c]
+		}
+	}
+	for c, v := range now.rcvbuf {
+		rep.RcvbufDrops += v - tp.before.rcvbuf[c]
+	}
+	rep.RouterDrops = map[string]uint64{}
+	for l, v := range now.drops {
+		rep.RouterDrops[l] = v - tp.before.drops[l]
+	}
+	if now.map646 != nil {
+		d := now.map646.Sub(tp.before.map646)
+		rep.Map646 = map[string]float64{
+			"write_errors":   d.Sum("map646_write_errors_total"),
+			"device_dropped": d.Sum("map646_device_dropped_total"),
+		}
+		for k, v := range d {
+			if !strings.HasPrefix(k, "map646_packets_total{") || v == 0 {
+				continue
+			}
+			for _, verdict := range []string{"drop", "icmp-error"} {
+				if strings.Contains(k, `verdict="`+verdict+`"`) {
+					rep.Map646[verdict] += v
+					rep.Map646[verdict+" "+label(k, "direction")+" "+label(k, "reason")] += v
+				}
+			}
+		}
+	}
+}
+
+// label returns the value of a label in a series key of netlab.Metrics.
+func label(series, name string) string {
+	_, rest, ok := strings.Cut(series, name+`="`)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, `"`)
+	return v
+}
+
+// measure runs one test once and returns its values by metric ID.
+func (tp *topo) measure(testID string, o options) (map[string]float64, error) {
+	if testID == "ping" {
+		out, err := tp.client.Exec(time.Duration(o.pingCount)*10*time.Millisecond+20*time.Second,
+			"ping", "-c", strconv.Itoa(o.pingCount), "-i", "0.002", "-W", "1", tp.target)
+		r, perr := parsePing(out)
+		if perr != nil {
+			return nil, errors.Join(perr, err)
+		}
+		return map[string]float64{
+			"rtt-p50":   percentile(r.RTTs, 50),
+			"rtt-p99":   percentile(r.RTTs, 99),
+			"rtt-min":   percentile(r.RTTs, 0),
+			"rtt-max":   percentile(r.RTTs, 100),
+			"ping-loss": 100 * float64(r.Transmitted-r.Received) / float64(r.Transmitted),
+		}, nil
+	}
+	args := []string{"iperf3", "-c", tp.target, "-J", "-t", strconv.Itoa(int(o.duration.Seconds())),
+		"--connect-timeout", "3000"}
+	udp := strings.HasPrefix(testID, "udp")
+	switch testID {
+	case "tcp-up":
+	case "tcp-down":
+		args = append(args, "-R")
+	case "tcp-4":
+		args = append(args, "-P", "4")
+	case "udp-1400":
+		args = append(args, "-u", "-b", "0", "-l", "1400")
+	case "udp-64":
+		args = append(args, "-u", "-b", "0", "-l", "64")
+	default:
+		return nil, fmt.Errorf("no test %q", testID)
+	}
+	var r iperfResult
+	var err error
+	for try := 0; try < 3; try++ {
+		var out string
+		out, err = tp.client.Exec(o.duration+30*time.Second, args...)
+		var perr error
+		if r, perr = parseIperf(out, udp); perr == nil {
+			err = nil
+			break
+		}
+		err = perr
+		// The server may still be finishing the previous test.
+		if !strings.Contains(perr.Error(), "busy") && !strings.Contains(perr.Error(), "unable to connect") {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch testID {
+	case "udp-1400":
+		return map[string]float64{"udp1400-rate": r.BitsPerSecond / 1e9, "udp1400-loss": r.LossPercent,
+			"udp1400-kpps": r.PacketsPerSec / 1e3}, nil
+	case "udp-64":
+		return map[string]float64{"udp64-pps": r.PacketsPerSec / 1e3, "udp64-loss": r.LossPercent,
+			"udp64-mbps": r.BitsPerSecond / 1e6}, nil
+	}
+	return map[string]float64{testID: r.BitsPerSecond / 1e9, testID + "-retransmits": r.Retransmits}, nil
+}
+
+// logs returns the translator's output, for the results directory.
+func (tp *topo) logs() string {
+	switch {
+	case tp.m != nil:
+		return tp.m.Output()
+	case tp.tayga != nil:
+		return tp.tayga.Output()
+	}
+	return ""
+}
