@@ -90,6 +90,14 @@ func l4HeaderLen(proto uint8, l4 []byte) int {
 	return 0
 }
 
+// checksumOffset is where the checksum field lies in a TCP or UDP header.
+func checksumOffset(proto uint8) int {
+	if proto == protoUDP {
+		return 6
+	}
+	return 16
+}
+
 // partialAdjust updates a partial checksum: the field holds the folded
 // pseudo-header sum, not its complement, so the update is a plain one's
 // complement subtraction and addition.
@@ -126,14 +134,8 @@ func (t *Translator) gso4(pkt, head []byte, gsoSize int, o *Out) (Result, int, [
 	if h.hlen > ip4MinLen && options4(pkt[ip4MinLen:h.hlen]) != ReasonNone {
 		return Result{}, 0, nil, false
 	}
-	tc := h.tos
-	if t.cfg.ZeroTrafficClass {
-		tc = 0
-	}
-	csumAt := 16
-	if h.proto == protoUDP {
-		csumAt = 6
-	}
+	tc := t.trafficClass(h.tos)
+	csumAt := checksumOffset(h.proto)
 	c := binary.BigEndian.Uint16(l4[csumAt:])
 	c = partialAdjust(c, addrSum4(&h.src, &h.dst), addrSum6(&src6, &dst6))
 	var b []byte
@@ -199,14 +201,8 @@ func (t *Translator) gso6(pkt, head []byte, gsoSize int, o *Out) (Result, int, [
 	if tlen > MaxMTU {
 		return Result{}, 0, nil, false
 	}
-	tos := h.tc
-	if t.cfg.ZeroTrafficClass {
-		tos = 0
-	}
-	csumAt := 16
-	if h.proto == protoUDP {
-		csumAt = 6
-	}
+	tos := t.trafficClass(h.tc)
+	csumAt := checksumOffset(h.proto)
 	c := binary.BigEndian.Uint16(l4[csumAt:])
 	c = partialAdjust(c, addrSum6(&h.src, &h.dst), addrSum4(&src4, &dst4))
 	var b []byte

@@ -222,10 +222,7 @@ func (t *Translator) icmpError4to6(pkt []byte, h *hdr4, l4 []byte, src6, dst6 *[
 	if inh == protoICMP {
 		inh = protoICMPv6
 	}
-	itc := ih.tos
-	if t.cfg.ZeroTrafficClass {
-		itc = 0
-	}
+	itc := t.trafficClass(ih.tos)
 
 	innerLen := ip6Len + ifh + len(il4)
 	sect, lenWords, ext := rfc4884Section(innerLen, ext, lengthField, maxICMPv6Error-ip6Len-icmpHdrLen, 8)
@@ -439,10 +436,7 @@ func (t *Translator) icmpError6to4(h *hdr6, l4 []byte, src4, dst4 *[4]byte, tos 
 	if ih.fragOff == 0 {
 		ip = quotedChecksum6to4(&ih, il4, &isrc4, &idst4)
 	}
-	itos := ih.tc
-	if t.cfg.ZeroTrafficClass {
-		itos = 0
-	}
+	itos := t.trafficClass(ih.tc)
 	itlen := ip4MinLen + ih.claimed - ih.l4
 	if itlen > MaxMTU {
 		return drop(ReasonBadEmbeddedPacket) // no IPv4 packet was ever that long

@@ -101,10 +101,7 @@ func (t *Translator) translate4(pkt []byte, o *Out, hairpin bool) Result {
 		}
 	}
 
-	tc := h.tos
-	if t.cfg.ZeroTrafficClass {
-		tc = 0
-	}
+	tc := t.trafficClass(h.tos)
 	if foreign4(h.proto) {
 		return dropEntry(ReasonForeignProtocol, entry)
 	}

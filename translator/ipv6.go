@@ -137,10 +137,7 @@ func (t *Translator) translate6(pkt []byte, o *Out) Result {
 		out.reset()
 	}
 
-	tos := h.tc
-	if t.cfg.ZeroTrafficClass {
-		tos = 0
-	}
+	tos := t.trafficClass(h.tc)
 	proto := h.proto
 	var p patch
 	switch h.proto {

@@ -164,6 +164,15 @@ func New(cfg Config, table *Table) (*Translator, error) {
 	return t, nil
 }
 
+// trafficClass returns the IPv6 Traffic Class for an IPv4 TOS, or the
+// reverse: copied, or zero by configuration (RFC 7915 §4.1, §5.1).
+func (t *Translator) trafficClass(v uint8) uint8 {
+	if t.cfg.ZeroTrafficClass {
+		return 0
+	}
+	return v
+}
+
 // Config returns the configuration the Translator was built with.
 func (t *Translator) Config() Config { return t.cfg }
 

@@ -310,17 +310,17 @@ func (w *worker) segment(p *tun.Packet) (int, error) {
 func (w *worker) translate(st *state, dir Direction, b []byte) {
 	o := w.nextOut()
 	res := st.tr.Translate(b, o)
-	w.result(st, dir, res, o, len(b), 0)
+	w.result(st, dir, res, o, len(b))
 }
 
-// result counts res and queues the packets in o for writing. gsoSize > 0
-// marks a super-packet from TranslateGSO.
-func (w *worker) result(st *state, dir Direction, res translator.Result, o *translator.Out, n, gsoSize int) {
+// result counts res and queues the packets in o for writing. (Super-packets
+// translated whole bypass it: they are written from the read buffer.)
+func (w *worker) result(st *state, dir Direction, res translator.Result, o *translator.Out, n int) {
 	w.pend.add(verdictIndex(dir, res.Verdict, res.Reason), 1)
 	switch res.Verdict {
 	case translator.Forward:
 		for _, p := range o.Pkts {
-			w.send(dir, p, gsoSize)
+			w.send(dir, p, 0)
 		}
 		if res.Entry >= 0 && dir != DirOther && w.entries.add(res.Entry, dir, n) {
 			w.entries.flush(st.entries)

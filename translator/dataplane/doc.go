@@ -14,8 +14,9 @@
 // the batch, writes the outputs back to the same queue (the kernel routes
 // them) and publishes its counters. Handling a packet does not allocate.
 //
-// Super-packets (GSO) go to translator.TranslateGSO; those it declines are
-// split by tun.Segment and each segment is translated on its own.
+// Super-packets (GSO) go to translator.TranslateGSOInPlace, which rewrites
+// the header in the read buffer and leaves the payload where it is; those it
+// declines are split by tun.Segment and each segment is translated on its own.
 //
 // # Reload
 //

@@ -11,7 +11,7 @@
 //     segmentation offload, and UDP segmentation where the kernel has it
 //     (Linux 6.2; on EINVAL the device goes on without it). The kernel hands
 //     over TCP (and UDP) super-packets of up to 64 KB, which the translator
-//     translates whole (translator.TranslateGSO). Each queue is its own file
+//     translates whole (translator.TranslateGSOInPlace). Each queue is its own file
 //     descriptor; the kernel spreads flows over the queues by hash.
 //   - OpenPlain: github.com/songgao/water's plain device, one queue, no
 //     virtio header, no offloads: the safe mode (offload = false) for when an
@@ -40,7 +40,7 @@
 //
 // On read, a super-packet is returned with GSOSize > 0 and Partial set: its
 // transport checksum field holds the pseudo-header sum, as
-// translator.TranslateGSO expects. An ordinary packet whose checksum the
+// translator.TranslateGSOInPlace expects. An ordinary packet whose checksum the
 // kernel left to us (NEEDS_CSUM) has it completed in the buffer, so the
 // translator sees partial sums on super-packets only. Packets the device
 // cannot return (an unknown GSO type, a malformed virtio header) are
@@ -53,7 +53,7 @@
 // refuses super-packets and partial checksums.
 //
 // Segment splits a super-packet into ordinary packets with complete
-// checksums, for the super-packets TranslateGSO declines: fragments,
+// checksums, for the super-packets TranslateGSOInPlace declines: fragments,
 // options, ICMP-generating cases and anything else that must take the
 // per-packet path.
 package tun

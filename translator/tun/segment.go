@@ -11,7 +11,7 @@ const (
 
 // Segment splits a super-packet into ordinary packets with complete
 // checksums, as the kernel would: for the super-packets that
-// translator.TranslateGSO declines (ok false), so that each segment can go
+// translator.TranslateGSOInPlace declines (ok false), so that each segment can go
 // through translator.Translate and its per-packet rules.
 //
 // Segment i is written to out[i], which is resliced to the segment's length
