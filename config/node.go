@@ -1,0 +1,76 @@
+package config
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/map646/map646/health"
+	"github.com/map646/map646/routing"
+)
+
+// BGP is the [bgp] section with its [[bgp.neighbor]] entries. Without a
+// [bgp] section the node runs no speaker: it translates and routes locally.
+type BGP struct {
+	// Enabled is true when the section is present.
+	Enabled bool
+	// Config is the speaker's configuration, ready for routing.New.
+	routing.Config
+
+	// MED and Communities are the attributes of every announcement while
+	// the node serves.
+	MED         uint32
+	Communities []uint32
+	// DrainMED replaces MED while the node drains (with the
+	// GRACEFUL_SHUTDOWN community added): worse than MED, so that routers
+	// that ignore the community still prefer the other nodes.
+	DrainMED uint32
+	// Aggregates are IPv4 prefixes announced instead of the mapped
+	// prefixes they cover (each one only while it covers a mapping).
+	Aggregates []netip.Prefix
+}
+
+// Health is the [health] section: the checks that gate the announcements.
+type Health struct {
+	Checks []health.Check
+}
+
+// Node is the [node] section: the node's life cycle.
+type Node struct {
+	// StateDir holds the state that survives a restart (the drained flag).
+	StateDir string
+	// Linger is how long the node keeps translating after a withdrawal
+	// (drain, SIGTERM) while the routers converge.
+	Linger time.Duration
+	// DrainTimeout bounds the wait for the tun traffic to fall to
+	// DrainIdlePPS packets per second after the GRACEFUL_SHUTDOWN
+	// re-announcement; the drain withdraws when either happens.
+	DrainTimeout time.Duration
+	DrainIdlePPS int
+}
+
+// Control is the [control] section: the unix socket of `map646 status`,
+// `drain`, `undrain` and `reload`.
+type Control struct {
+	// Socket is the path of the control socket, created mode 0600.
+	Socket string
+}
+
+// Defaults of [bgp], [health], [node] and [control].
+const (
+	DefaultBGPPort       = 179
+	DefaultHoldTime      = 90 * time.Second
+	DefaultKeepaliveTime = 30 * time.Second
+	DefaultConnectRetry  = 5 * time.Second
+	DefaultBFDInterval   = 300 * time.Millisecond
+	DefaultBFDMultiplier = 3
+	DefaultDrainMED      = 1000
+	DefaultCheckInterval = time.Second
+	DefaultCheckTimeout  = 500 * time.Millisecond
+	DefaultRise          = 3
+	DefaultFall          = 3
+	DefaultStateDir      = "/var/lib/map646"
+	DefaultLinger        = 2 * time.Second
+	DefaultDrainTimeout  = 30 * time.Second
+	DefaultDrainIdlePPS  = 10
+	DefaultControlSocket = "/run/map646.sock"
+)
