@@ -22,6 +22,14 @@ type Config struct {
 	Metrics Metrics
 	Log     Log
 
+	// BGP, Health, Node and Control are the sections of the node's life
+	// cycle: the speaker, the checks that gate its announcements, drain and
+	// linger, and the control socket.
+	BGP     BGP
+	Health  Health
+	Node    Node
+	Control Control
+
 	// table holds the explicit address mappings (RFC 7757): the [[mapping]]
 	// entries in order, then the mapping file's lines in order. It is built
 	// once, by Parse, and is the only copy: a million mappings are kept in
