@@ -63,6 +63,9 @@ type Neighbor struct {
 	PeerAS      uint32
 	Description string
 	Role        Role
+	// Port is the neighbor's BGP port; 0 means 179. (Tests and labs that
+	// run several speakers on one host need other ports.)
+	Port uint16
 	// Families carried on the session; IPv4 prefixes are announced to the
 	// neighbors with IPv4Unicast, IPv6 prefixes to those with IPv6Unicast.
 	Families []Family

@@ -1,0 +1,682 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
+)
+
+// Speaker is the embedded BGP speaker. Its methods are safe for concurrent
+// use.
+type Speaker struct {
+	log *slog.Logger
+	bgp *server.BgpServer
+
+	changes     chan struct{}
+	stopWatch   context.CancelFunc
+	closeOnce   sync.Once
+	closeErr    error
+	grpcCleanup func()
+
+	// mu serializes the operations that change the speaker (Announce,
+	// Reconfigure, Close) and guards cfg, announced and exportGen. It is
+	// held across calls into GoBGP, so GoBGP's callbacks (peer events, log
+	// records) must never take it: they use stMu.
+	mu         sync.Mutex
+	cfg        Config
+	announced  map[netip.Prefix]Announcement
+	exportGen  int
+	exportSets []string // neighbor sets of the current export policy
+	closed     bool
+
+	// stMu guards peers, fed by GoBGP's peer events and log records.
+	stMu  sync.Mutex
+	peers map[netip.Addr]*peerState
+}
+
+// peerState is what the speaker learned about a neighbor from GoBGP's
+// events: ListPeer has the counters but neither the time of the last state
+// change nor why a session failed.
+type peerState struct {
+	state   bgp.FSMState
+	since   time.Time
+	lastErr string
+	md5     bool // TCP-MD5 configured: a silent connect timeout is likely a key mismatch
+}
+
+// NeighborStatus is the state of one neighbor, for `map646 status`.
+type NeighborStatus struct {
+	Address     netip.Addr
+	PeerAS      uint32
+	Description string
+	Role        Role
+	Families    []Family
+	// State is GoBGP's session state: idle, connect, active, opensent,
+	// openconfirm, established.
+	State       string
+	Established bool
+	// Since is the time of the last state change.
+	Since            time.Time
+	PrefixesSent     int
+	PrefixesReceived int
+	// LastError says why the session last failed: a NOTIFICATION sent or
+	// received, a hold timer expiry, or why the TCP connection failed.
+	LastError string
+	// BFD is "off", "down", "init" or "up".
+	BFD string
+}
+
+// PartnerRoute is a prefix that an Established partner announces to us.
+type PartnerRoute struct {
+	Partner          netip.Addr
+	Prefix           netip.Prefix
+	GracefulShutdown bool
+}
+
+// Names of the policies the speaker installs in GoBGP.
+const (
+	importPolicy = "map646-import"
+	exportPolicy = "map646-export" // suffixed with a generation number
+)
+
+// New starts GoBGP with cfg: the listener (unless ListenPort is -1), the
+// policies (import: our own routes only; export: our own routes only, with
+// each neighbor's configured next hops) and the neighbors.
+func New(cfg Config, log *slog.Logger) (*Speaker, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := validateConfig(cfg); err != nil {
+		return nil, err
+	}
+	cfg = cloneConfig(cfg)
+	s := &Speaker{
+		log:       log.With("component", "bgp"),
+		changes:   make(chan struct{}, 1),
+		cfg:       cfg,
+		announced: make(map[netip.Prefix]Announcement),
+		peers:     make(map[netip.Addr]*peerState),
+	}
+
+	// GoBGP logs through the same logger; the capture handler also records
+	// why connections fail, which GoBGP reports only in its log.
+	levelVar := new(slog.LevelVar)
+	levelVar.Set(slog.LevelDebug) // defer to the handler's own level until `gobgp` sets one
+	gl := slog.New(&captureHandler{inner: s.log.Handler(), level: levelVar, sink: s.recordConnectError})
+	opts := []server.ServerOption{server.LoggerOption(gl, levelVar)}
+	if cfg.GRPCSocket != "" {
+		gopts, cleanup, err := grpcOptions(cfg.GRPCSocket)
+		if err != nil {
+			return nil, err
+		}
+		s.grpcCleanup = cleanup
+		opts = append(opts, gopts...)
+	}
+	s.bgp = server.NewBgpServer(opts...)
+	go s.bgp.Serve()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.start(ctx); err != nil {
+		s.bgp.Stop()
+		if s.grpcCleanup != nil {
+			s.grpcCleanup()
+		}
+		return nil, err
+	}
+	if cfg.GRPCSocket != "" {
+		if err := waitSocket(ctx, cfg.GRPCSocket); err != nil {
+			s.Close(context.Background())
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Speaker) start(ctx context.Context) error {
+	cfg := s.cfg
+	g := &api.Global{
+		Asn:        cfg.LocalAS,
+		RouterId:   cfg.RouterID.String(),
+		ListenPort: int32(cfg.ListenPort),
+	}
+	if cfg.ListenPort == 0 {
+		g.ListenPort = bgp.BGP_PORT
+	}
+	for _, a := range cfg.ListenAddresses {
+		g.ListenAddresses = append(g.ListenAddresses, a.String())
+	}
+	if err := s.bgp.StartBgp(ctx, &api.StartBgpRequest{Global: g}); err != nil {
+		return fmt.Errorf("routing: start BGP (AS %d, router id %s, port %d): %w", cfg.LocalAS, cfg.RouterID, cfg.ListenPort, err)
+	}
+
+	wctx, cancel := context.WithCancel(context.Background())
+	s.stopWatch = cancel
+	if err := s.bgp.WatchEvent(wctx, server.WatchEventMessageCallbacks{OnPeerUpdate: s.onPeerEvent}, server.WatchPeer()); err != nil {
+		return fmt.Errorf("routing: watch peer events: %w", err)
+	}
+
+	if err := s.installImportPolicy(ctx); err != nil {
+		return err
+	}
+	if err := s.installExportPolicy(ctx, cfg.Neighbors); err != nil {
+		return err
+	}
+	for _, n := range cfg.Neighbors {
+		if err := s.addPeer(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// installImportPolicy makes the RIB hold our own routes and nothing a peer
+// sends. A bare "default reject" would also reject our own AddPath routes
+// (ROUTING-NOTES), hence the statement accepting LOCAL routes. Received
+// routes stay in each neighbor's Adj-RIB-In, which is stored before the
+// import policy (PartnerRoutes reads it).
+func (s *Speaker) installImportPolicy(ctx context.Context) error {
+	p := &api.Policy{
+		Name: importPolicy,
+		Statements: []*api.Statement{{
+			Name:       importPolicy + "-local",
+			Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
+			Actions:    &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT},
+		}},
+	}
+	if err := s.bgp.AddPolicy(ctx, &api.AddPolicyRequest{Policy: p}); err != nil {
+		return fmt.Errorf("routing: add import policy: %w", err)
+	}
+	err := s.bgp.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name:          "global",
+		Direction:     api.PolicyDirection_POLICY_DIRECTION_IMPORT,
+		Policies:      []*api.Policy{{Name: importPolicy}},
+		DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT,
+	}})
+	if err != nil {
+		return fmt.Errorf("routing: assign import policy: %w", err)
+	}
+	return nil
+}
+
+// installExportPolicy replaces the global export policy with one built
+// for neighbors. GoBGP has per-neighbor policies only for route-server
+// clients, so one global policy carries a statement per neighbor and
+// family with a configured next hop (matched on the receiving neighbor),
+// then accepts LOCAL routes and rejects the rest: even if a received route
+// reached the RIB, it would not be re-advertised.
+//
+// The new policy gets a new name and is swapped in with one assignment,
+// so a neighbor never sees a half-built policy; the old one is deleted.
+func (s *Speaker) installExportPolicy(ctx context.Context, neighbors []Neighbor) error {
+	gen := s.exportGen + 1
+	name := fmt.Sprintf("%s-%d", exportPolicy, gen)
+	var stmts []*api.Statement
+	var sets []string
+	for i, n := range neighbors {
+		for _, fam := range n.Families {
+			nh := n.NextHopIPv4
+			if fam == IPv6Unicast {
+				nh = n.NextHopIPv6
+			}
+			if !nh.IsValid() {
+				continue
+			}
+			set := fmt.Sprintf("%s-n%d", name, i)
+			if !slices.Contains(sets, set) {
+				err := s.bgp.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: &api.DefinedSet{
+					DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR,
+					Name:        set,
+					List:        []string{netip.PrefixFrom(n.Address, n.Address.BitLen()).String()},
+				}})
+				if err != nil {
+					return fmt.Errorf("routing: export policy: neighbor set for %s: %w", n.Address, err)
+				}
+				sets = append(sets, set)
+			}
+			stmts = append(stmts, &api.Statement{
+				Name: fmt.Sprintf("%s-n%d-%s", name, i, fam),
+				Conditions: &api.Conditions{
+					NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: set},
+					AfiSafiIn:   []*api.Family{apiFamily(fam)},
+				},
+				// No route action: set the next hop and go on to the next
+				// statement.
+				Actions: &api.Actions{Nexthop: &api.NexthopAction{Address: nh.String()}},
+			})
+		}
+	}
+	stmts = append(stmts, &api.Statement{
+		Name:       name + "-local",
+		Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
+		Actions:    &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT},
+	})
+	if err := s.bgp.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{Name: name, Statements: stmts}}); err != nil {
+		return fmt.Errorf("routing: add export policy: %w", err)
+	}
+	err := s.bgp.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name:          "global",
+		Direction:     api.PolicyDirection_POLICY_DIRECTION_EXPORT,
+		Policies:      []*api.Policy{{Name: name}},
+		DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT,
+	}})
+	if err != nil {
+		return fmt.Errorf("routing: assign export policy: %w", err)
+	}
+	oldName, oldSets := fmt.Sprintf("%s-%d", exportPolicy, s.exportGen), s.exportSets
+	hadOld := s.exportGen != 0
+	s.exportGen, s.exportSets = gen, sets
+	if !hadOld {
+		return nil
+	}
+	// The old policy is no longer assigned: failing to delete it leaks a
+	// little memory in GoBGP and nothing else, so it is only logged.
+	if err := s.bgp.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: oldName}, All: true}); err != nil {
+		s.log.Warn("cannot delete the previous export policy", "policy", oldName, "err", err)
+	}
+	for _, set := range oldSets {
+		d := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: set}
+		if err := s.bgp.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: d, All: true}); err != nil {
+			s.log.Warn("cannot delete a neighbor set of the previous export policy", "set", set, "err", err)
+		}
+	}
+	return nil
+}
+
+// addPeer adds one neighbor to GoBGP.
+func (s *Speaker) addPeer(ctx context.Context, n Neighbor) error {
+	s.stMu.Lock()
+	s.peers[n.Address] = &peerState{state: bgp.BGP_FSM_IDLE, since: time.Now(), md5: n.Password != ""}
+	s.stMu.Unlock()
+	if err := s.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: s.apiPeer(n)}); err != nil {
+		s.stMu.Lock()
+		delete(s.peers, n.Address)
+		s.stMu.Unlock()
+		return fmt.Errorf("routing: add neighbor %s (AS %d): %w", n.Address, n.PeerAS, err)
+	}
+	s.log.Info("neighbor added", "peer", n.Address, "peer_as", n.PeerAS, "families", familyNames(n.Families), "passive", n.Passive, "md5", n.Password != "", "bfd", n.BFD.Enabled)
+	return nil
+}
+
+func (s *Speaker) deletePeer(ctx context.Context, addr netip.Addr) error {
+	err := s.bgp.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()})
+	s.stMu.Lock()
+	delete(s.peers, addr)
+	s.stMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("routing: delete neighbor %s: %w", addr, err)
+	}
+	s.log.Info("neighbor removed", "peer", addr)
+	return nil
+}
+
+// apiPeer translates a Neighbor into GoBGP's peer configuration.
+func (s *Speaker) apiPeer(n Neighbor) *api.Peer {
+	p := &api.Peer{
+		Conf: &api.PeerConf{
+			NeighborAddress: n.Address.String(),
+			PeerAsn:         n.PeerAS,
+			Description:     n.Description,
+			AuthPassword:    n.Password,
+		},
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			HoldTime:          seconds(n.HoldTime),
+			KeepaliveInterval: seconds(n.KeepaliveTime),
+			ConnectRetry:      seconds(n.ConnectRetry),
+		}},
+		Transport: &api.Transport{
+			PassiveMode:  n.Passive,
+			RemotePort:   uint32(n.Port),
+			LocalAddress: s.localAddress(n.Address),
+		},
+	}
+	if n.MultihopTTL > 0 {
+		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(n.MultihopTTL)}
+	}
+	if n.BFD.Enabled {
+		us := uint32(n.BFD.Interval / time.Microsecond)
+		p.Bfd = &api.BfdPeerConfig{
+			Enabled:                  true,
+			DesiredMinimumTxInterval: us,
+			RequiredMinimumReceive:   us,
+			DetectionMultiplier:      uint32(n.BFD.Multiplier),
+		}
+	}
+	for _, f := range n.Families {
+		p.AfiSafis = append(p.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true}})
+	}
+	return p
+}
+
+// localAddress is the source address of the sessions to neighbor: the
+// first listen address of its family, so that the neighbor sees the same
+// address whichever side connects. Without listen addresses the kernel
+// chooses ("" lets GoBGP leave it unset).
+func (s *Speaker) localAddress(neighbor netip.Addr) string {
+	for _, a := range s.cfg.ListenAddresses {
+		if a.Is4() == neighbor.Is4() && !a.IsUnspecified() {
+			return a.String()
+		}
+	}
+	return ""
+}
+
+// onPeerEvent records a neighbor's state change and why it happened, logs
+// it, and notifies Changes().
+func (s *Speaker) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, t time.Time) {
+	if ev.Type != apiutil.PEER_EVENT_STATE {
+		return
+	}
+	st := ev.Peer.State
+	addr := st.NeighborAddress
+	reason := ""
+	if st.DisconnectReason != api.PeerState_DISCONNECT_REASON_UNSPECIFIED {
+		reason = st.DisconnectMessage
+	}
+
+	s.stMu.Lock()
+	ps, ok := s.peers[addr]
+	if !ok {
+		// A deleted neighbor's last event: nobody asks about it any more.
+		s.stMu.Unlock()
+		return
+	}
+	old := ps.state
+	changed := old != st.SessionState
+	ps.state = st.SessionState
+	if changed {
+		ps.since = t
+	}
+	if reason != "" && st.DisconnectReason != api.PeerState_DISCONNECT_REASON_DECONFIGURED {
+		ps.lastErr = reason
+	}
+	s.stMu.Unlock()
+
+	if changed {
+		attrs := []any{"peer", addr, "state", stateName(st.SessionState), "from", stateName(old)}
+		if reason != "" {
+			attrs = append(attrs, "reason", reason)
+		}
+		if old == bgp.BGP_FSM_ESTABLISHED {
+			s.log.Warn("neighbor down", attrs...)
+		} else if st.SessionState == bgp.BGP_FSM_ESTABLISHED {
+			s.log.Info("neighbor up", attrs...)
+		} else {
+			s.log.Debug("neighbor state", attrs...)
+		}
+	}
+	select {
+	case s.changes <- struct{}{}:
+	default:
+	}
+}
+
+// recordConnectError keeps why the last outgoing connection to a neighbor
+// failed (GoBGP logs it at debug level and nowhere else) and logs it once
+// per distinct error, not on every retry.
+func (s *Speaker) recordConnectError(peer netip.Addr, msg string) {
+	s.stMu.Lock()
+	ps, ok := s.peers[peer]
+	if !ok || ps.state == bgp.BGP_FSM_ESTABLISHED {
+		s.stMu.Unlock()
+		return
+	}
+	if ps.md5 && isTimeout(msg) {
+		// With TCP-MD5 the kernel drops segments with a wrong or missing
+		// signature without a reply: a mismatch looks exactly like this.
+		msg += " (TCP-MD5 is configured: check that both sides use the same password)"
+	}
+	same := ps.lastErr == msg
+	ps.lastErr = msg
+	s.stMu.Unlock()
+	if !same {
+		s.log.Warn("cannot connect to neighbor", "peer", peer, "err", msg)
+	}
+}
+
+// Changes is notified (without blocking; buffer 1) after any neighbor
+// state change.
+func (s *Speaker) Changes() <-chan struct{} { return s.changes }
+
+// Established reports whether the session with the neighbor at addr is
+// Established.
+func (s *Speaker) Established(addr netip.Addr) bool {
+	s.stMu.Lock()
+	defer s.stMu.Unlock()
+	ps, ok := s.peers[addr]
+	return ok && ps.state == bgp.BGP_FSM_ESTABLISHED
+}
+
+// Neighbors returns the status of each configured neighbor, in the order
+// of the configuration.
+func (s *Speaker) Neighbors() []NeighborStatus {
+	s.mu.Lock()
+	neighbors := slices.Clone(s.cfg.Neighbors)
+	closed := s.closed
+	s.mu.Unlock()
+
+	listed := make(map[netip.Addr]*api.Peer)
+	if !closed {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := s.bgp.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+			if a, err := netip.ParseAddr(p.GetConf().GetNeighborAddress()); err == nil {
+				listed[a] = p
+			}
+		})
+		if err != nil {
+			s.log.Warn("cannot list neighbors", "err", err)
+		}
+	}
+
+	out := make([]NeighborStatus, 0, len(neighbors))
+	for _, n := range neighbors {
+		ns := NeighborStatus{
+			Address:     n.Address,
+			PeerAS:      n.PeerAS,
+			Description: n.Description,
+			Role:        n.Role,
+			Families:    slices.Clone(n.Families),
+			State:       "idle",
+			BFD:         "off",
+		}
+		s.stMu.Lock()
+		if ps, ok := s.peers[n.Address]; ok {
+			ns.State = stateName(ps.state)
+			ns.Established = ps.state == bgp.BGP_FSM_ESTABLISHED
+			ns.Since = ps.since
+			ns.LastError = ps.lastErr
+		}
+		s.stMu.Unlock()
+		if p, ok := listed[n.Address]; ok {
+			for _, af := range p.GetAfiSafis() {
+				ns.PrefixesSent += int(af.GetState().GetAdvertised())
+				ns.PrefixesReceived += int(af.GetState().GetReceived())
+			}
+			if n.BFD.Enabled {
+				ns.BFD = bfdName(p.GetState().GetBfdState().GetSessionState())
+			}
+		} else if n.BFD.Enabled {
+			ns.BFD = "down"
+		}
+		out = append(out, ns)
+	}
+	return out
+}
+
+// PartnerRoutes returns the prefixes announced to us by the partner
+// neighbors whose sessions are Established, read from their Adj-RIB-In
+// (received routes never enter the RIB). A partner whose table cannot be
+// read contributes nothing: a drain then refuses, which is the safe side.
+func (s *Speaker) PartnerRoutes() []PartnerRoute {
+	s.mu.Lock()
+	neighbors := slices.Clone(s.cfg.Neighbors)
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil
+	}
+	var out []PartnerRoute
+	for _, n := range neighbors {
+		if n.Role != Partner || !s.Established(n.Address) {
+			continue
+		}
+		for _, f := range n.Families {
+			err := s.bgp.ListPath(apiutil.ListPathRequest{
+				TableType: api.TableType_TABLE_TYPE_ADJ_IN,
+				Name:      n.Address.String(),
+				Family:    bgpFamily(f),
+			}, func(nlri bgp.NLRI, paths []*apiutil.Path) {
+				pfx, ok := nlriPrefix(nlri)
+				if !ok {
+					return
+				}
+				for _, p := range paths {
+					if p.Withdrawal {
+						continue
+					}
+					out = append(out, PartnerRoute{Partner: n.Address, Prefix: pfx, GracefulShutdown: hasCommunity(p.Attrs, GracefulShutdown)})
+					break
+				}
+			})
+			if err != nil {
+				s.log.Warn("cannot read a partner's routes", "peer", n.Address, "family", f, "err", err)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b PartnerRoute) int {
+		if c := a.Partner.Compare(b.Partner); c != 0 {
+			return c
+		}
+		return comparePrefix(a.Prefix, b.Prefix)
+	})
+	return out
+}
+
+// Close stops the speaker: every session gets a Cease NOTIFICATION, so the
+// neighbors withdraw our routes at once. It is safe to call twice.
+func (s *Speaker) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		done := make(chan struct{})
+		go func() {
+			// Stop = StopBgp (Cease to every peer) + the BFD and gRPC
+			// servers, which StopBgp leaves running.
+			s.bgp.Stop()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.closeErr = fmt.Errorf("routing: stop BGP: %w", ctx.Err())
+		}
+		if s.stopWatch != nil {
+			s.stopWatch()
+		}
+		if s.grpcCleanup != nil {
+			s.grpcCleanup()
+		}
+		s.log.Info("speaker stopped")
+	})
+	return s.closeErr
+}
+
+func seconds(d time.Duration) uint64 {
+	if d <= 0 {
+		return 0 // GoBGP's default
+	}
+	return uint64((d + time.Second - 1) / time.Second)
+}
+
+func stateName(st bgp.FSMState) string {
+	switch st {
+	case bgp.BGP_FSM_IDLE:
+		return "idle"
+	case bgp.BGP_FSM_CONNECT:
+		return "connect"
+	case bgp.BGP_FSM_ACTIVE:
+		return "active"
+	case bgp.BGP_FSM_OPENSENT:
+		return "opensent"
+	case bgp.BGP_FSM_OPENCONFIRM:
+		return "openconfirm"
+	case bgp.BGP_FSM_ESTABLISHED:
+		return "established"
+	}
+	return "unknown"
+}
+
+func bfdName(st api.BfdSessionState) string {
+	switch st {
+	case api.BfdSessionState_BFD_SESSION_STATE_UP:
+		return "up"
+	case api.BfdSessionState_BFD_SESSION_STATE_INIT:
+		return "init"
+	}
+	return "down"
+}
+
+func apiFamily(f Family) *api.Family {
+	if f == IPv6Unicast {
+		return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+	}
+	return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+}
+
+func bgpFamily(f Family) bgp.Family {
+	if f == IPv6Unicast {
+		return bgp.RF_IPv6_UC
+	}
+	return bgp.RF_IPv4_UC
+}
+
+func familyNames(fs []Family) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.String()
+	}
+	return out
+}
+
+func nlriPrefix(n bgp.NLRI) (netip.Prefix, bool) {
+	switch v := n.(type) {
+	case *bgp.IPAddrPrefix:
+		return v.Prefix, true
+	}
+	return netip.Prefix{}, false
+}
+
+func hasCommunity(attrs []bgp.PathAttributeInterface, c uint32) bool {
+	for _, a := range attrs {
+		if cs, ok := a.(*bgp.PathAttributeCommunities); ok && slices.Contains(cs.Value, c) {
+			return true
+		}
+	}
+	return false
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
+func isTimeout(msg string) bool {
+	return strings.Contains(msg, "i/o timeout") || strings.Contains(msg, "timed out")
+}
+
+var errClosed = errors.New("routing: the speaker is closed")
