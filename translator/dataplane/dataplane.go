@@ -37,6 +37,10 @@ type DataPlane struct {
 	running   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
+
+	// probe is what the self-check (Probe, probe.go) shares with the
+	// workers: the secret that marks its packets, and the heartbeat clock.
+	probe probeState
 }
 
 // state is what a worker loads once per batch: the translator and the
@@ -66,6 +70,7 @@ func New(cfg *config.Config, dev tun.Device, logger *slog.Logger) (*DataPlane, e
 		dev:     dev,
 		log:     logger.With("component", "dataplane"),
 		limiter: newLimiter(cfg.Translator.ICMPErrorRate, cfg.Translator.ICMPErrorBurst),
+		probe:   newProbeState(),
 	}
 	d.state.Store(newState(tr, 1))
 	for q := range dev.Queues() {
@@ -194,6 +199,9 @@ type worker struct {
 	segs    [][]byte          // views into segMem given to tun.Segment
 	pend    pending
 	entries *entryPending
+	// hb tells Probe whether the worker runs and since when it has been
+	// in its current batch (probe.go); written once per batch.
+	hb heartbeat
 
 	lastLog    time.Time // of the last rate-limited log line
 	suppressed int       // log lines held back since
@@ -231,6 +239,8 @@ func newWorker(d *DataPlane, q, batch int) *worker {
 func (w *worker) run() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	w.hb.alive.Store(true)
+	defer w.hb.alive.Store(false)
 	for {
 		n, err := w.d.dev.ReadBatch(w.q, w.in)
 		if err != nil {
@@ -245,7 +255,13 @@ func (w *worker) run() error {
 
 // batch translates and writes one batch, then publishes its counters.
 func (w *worker) batch(pkts []tun.Packet) {
+	// The heartbeat before cur: a reader that sees cur busy sees this
+	// batch's start or a later one, never an older one (probe.go).
+	w.hb.start.Store(w.d.probe.now())
 	w.pub.cur.Store(busy)
+	if h := w.d.probe.batchHook; h != nil {
+		h(w.q) // tests only: a worker stuck in a batch
+	}
 	st := w.d.state.Load()
 	w.pub.cur.Store(st.epoch)
 	for i := range pkts {
@@ -310,12 +326,15 @@ func (w *worker) segment(p *tun.Packet) (int, error) {
 func (w *worker) translate(st *state, dir Direction, b []byte) {
 	o := w.nextOut()
 	res := st.tr.Translate(b, o)
-	w.result(st, dir, res, o, len(b))
+	// The self-check's packets are answered whatever the ICMP rate limit
+	// (probe.go); only packets earning an error are looked at.
+	probe := res.Verdict == translator.ICMPError && w.d.probe.is(b)
+	w.result(st, dir, res, o, len(b), probe)
 }
 
 // result counts res and queues the packets in o for writing. (Super-packets
 // translated whole bypass it: they are written from the read buffer.)
-func (w *worker) result(st *state, dir Direction, res translator.Result, o *translator.Out, n int) {
+func (w *worker) result(st *state, dir Direction, res translator.Result, o *translator.Out, n int, probe bool) {
 	w.pend.add(verdictIndex(dir, res.Verdict, res.Reason), 1)
 	switch res.Verdict {
 	case translator.Forward:
@@ -326,7 +345,7 @@ func (w *worker) result(st *state, dir Direction, res translator.Result, o *tran
 			w.entries.flush(st.entries)
 		}
 	case translator.ICMPError:
-		if !w.d.limiter.allow() {
+		if !probe && !w.d.limiter.allow() {
 			w.pend.add(cICMPSuppressed, 1)
 			return
 		}
