@@ -97,6 +97,12 @@ func Parse(data []byte, name, dir string) (*Config, error) {
 	c.decodeTun(root.table("tun"))
 	c.decodeMetrics(root.table("metrics"))
 	c.decodeLog(root.table("log"))
+	// [bgp] needs the translator's addresses and the table; [health] the
+	// neighbors; [control] the gRPC socket.
+	neighbors := c.decodeBGP(root)
+	c.decodeHealth(root, neighbors)
+	c.decodeNode(root.table("node"))
+	c.decodeControl(root.table("control"))
 	root.done()
 
 	if d.len() == 0 {

@@ -306,12 +306,14 @@ test.toml:2: translator.ipv6_address: missing; this key is required, e.g. ipv6_a
 			`test.toml:5: translator.IPv4_MTU = 1400: unknown key; did you mean ipv4_mtu?`},
 		{"unknown key", base + "nat = true\n", nil,
 			`test.toml:5: translator.nat = true: unknown key; accepted: pseudo_prefix, policy, hairpinning, ipv4_address, ipv6_address, rfc6791_pool, ipv6_mtu, ipv4_mtu, lowest_ipv6_mtu, udp_zero_checksum, traffic_class, ipv4_identification, icmp_errors, icmp_error_rate, icmp_error_burst, mapping_file`},
-		{"unknown section", base + "\n[bgp]\nasn = 64512\n", nil,
-			`test.toml:6: bgp: unknown section; accepted: translator, mapping, tun, metrics, log`},
+		{"unknown section", base + "\n[routing]\nasn = 64512\n", nil,
+			`test.toml:6: routing: unknown section; accepted: translator, mapping, tun, metrics, log, bgp, health, node, control`},
+		{"misspelt section bgp", base + "\n[bpg]\nlocal_as = 64512\n", nil,
+			`test.toml:6: bpg: unknown section; did you mean bgp?`},
 		{"misspelt section", base + "[[mappings]]\nipv4 = \"198.51.100.1\"\n", nil,
 			`test.toml:5: mappings: unknown section; did you mean mapping?`},
 		{"key outside a section", "policy = \"siit\"\n" + base, nil,
-			`test.toml:1: policy = "siit": unknown section; accepted: translator, mapping, tun, metrics, log`},
+			`test.toml:1: policy = "siit": unknown section; accepted: translator, mapping, tun, metrics, log, bgp, health, node, control`},
 		{"section not a table", "translator = 1\n", nil,
 			`test.toml:1: translator = 1: must be a table ([translator]), not an integer`},
 		{"mapping not an array", base + "[mapping]\nipv4 = \"198.51.100.1\"\n", nil,
@@ -553,6 +555,14 @@ map646 run
   offload              on: checksum and segmentation offload, one queue per CPU
   metrics              http://127.0.0.1:9646/metrics, per-mapping series for the first 1000 mappings
   log                  text, level info
+  state directory      /var/lib/map646 (the drained flag survives restarts there)
+  drain                withdraw when below 10 packets/s or after 30s, then translate on for 2s
+  control socket       /run/map646.sock
+
+bgp: off (no [bgp] section: nothing is announced)
+
+health: 1 check
+  dataplane            dataplane every 1s, timeout 500ms, up after 3, down after 3; withdraws all
 
 mappings: 5 (3 single addresses, 2 prefix pairs), 36 IPv4 addresses covered
   198.51.100.10        <-> 2001:db8:1::10                 testdata/union.toml:7: mapping[0]

@@ -188,6 +188,49 @@ func (s *section) integer(key string, dst *int, lo, hi int, note string) bool {
 	return true
 }
 
+// duration stores the value of key in *dst if it is a duration string
+// (time.ParseDuration: "3s", "100ms", "1m30s") from lo to hi; note (if
+// any) is added to the message when it is not. Every duration key is
+// written this way: a bare number would leave the unit to guesswork.
+func (s *section) duration(key string, dst *time.Duration, lo, hi time.Duration, note string) bool {
+	r, ok := s.raw(key)
+	if !ok {
+		return false
+	}
+	if note != "" {
+		note = " (" + note + ")"
+	}
+	v, ok := r.(string)
+	if !ok {
+		s.bad(key, r, `must be a duration string such as "3s" or "100ms", not %s%s`, typeName(r), note)
+		return false
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		s.bad(key, r, `not a duration; accepted: a number with a unit (ms, s, m, h), e.g. "3s" or "100ms"`)
+		return false
+	}
+	if d < lo || d > hi {
+		s.bad(key, r, "must be from %s to %s%s", fmtDuration(lo), fmtDuration(hi), note)
+		return false
+	}
+	*dst = d
+	return true
+}
+
+// fmtDuration writes d as a duration string without the zero parts that
+// time.Duration.String leaves ("1m" instead of "1m0s", "1h" for "1h0m0s").
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 // boolean stores the value of key in *dst.
 func (s *section) boolean(key string, dst *bool) {
 	r, ok := s.raw(key)
@@ -261,7 +304,7 @@ func (s *section) tables(key string) []*section {
 	}
 	var list []map[string]toml.Primitive
 	s.d.md.PrimitiveDecode(s.keys[key], &list) // checked above: cannot fail
-	headers := s.d.arrayHeaders(key)
+	headers := s.d.arrayHeaders(s.path(key))   // [[bgp.neighbor]] is written with its full name
 	if len(headers) != len(list) {
 		headers = nil // an inline array, or the scan was fooled: no lines
 	}
@@ -337,7 +380,8 @@ func (d *decoder) arrayHeaders(key string) []int {
 		if len(rest) > 0 && rest[0] != '#' {
 			continue
 		}
-		name := string(bytes.TrimSpace(inner))
+		// TOML allows blanks around the dots of a dotted name: [[ bgp . neighbor ]].
+		name := strings.Join(strings.Fields(string(inner)), "")
 		if name == key || name == strconv.Quote(key) || name == "'"+key+"'" {
 			headers = append(headers, i+1)
 		}
@@ -436,8 +480,12 @@ func nearest(s string, names []string) string {
 	return best
 }
 
-// editDistance is the Levenshtein distance between a and b.
+// editDistance is the optimal string alignment distance between a and b:
+// Levenshtein's insertions, deletions and substitutions, and swaps of two
+// adjacent characters, the commonest typo ("bpg" is one edit from "bgp",
+// not two, and so nearer to it than to "log").
 func editDistance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
@@ -451,8 +499,11 @@ func editDistance(a, b string) int {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
+		prev2, prev, cur = prev, cur, prev2
 	}
 	return prev[len(b)]
 }

@@ -5,7 +5,10 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"time"
 
+	"github.com/map646/map646/health"
+	"github.com/map646/map646/routing"
 	"github.com/map646/map646/translator"
 )
 
@@ -56,6 +59,7 @@ func (c *Config) Describe(w io.Writer) {
 
 	fmt.Fprintf(w, "\nmap646 run\n")
 	c.describeDaemon(line)
+	c.describeLifeCycle(w, line)
 
 	n := c.table.Len()
 	var singles int
@@ -144,4 +148,116 @@ func (c *Config) describeDaemon(line func(name, format string, args ...any)) {
 		format = "json"
 	}
 	line("log", "%s, level %s", format, strings.ToLower(c.Log.Level.String()))
+}
+
+// describeLifeCycle writes the [node], [control], [bgp] and [health]
+// sections. Passwords are never written.
+func (c *Config) describeLifeCycle(w io.Writer, line func(name, format string, args ...any)) {
+	n := &c.Node
+	line("state directory", "%s (the drained flag survives restarts there)", n.StateDir)
+	line("drain", "withdraw when below %d packets/s or after %s, then translate on for %s",
+		n.DrainIdlePPS, fmtDuration(n.DrainTimeout), fmtDuration(n.Linger))
+	line("control socket", "%s", c.Control.Socket)
+
+	b := &c.BGP
+	if !b.Enabled {
+		fmt.Fprintf(w, "\nbgp: off (no [bgp] section: nothing is announced)\n")
+	} else {
+		listen := "no listener (connects out only)"
+		if b.ListenPort != -1 {
+			listen = fmt.Sprintf("listening on %s port %d", joinStrings(b.ListenAddresses), b.ListenPort)
+		}
+		fmt.Fprintf(w, "\nbgp: AS %d, router id %s, %s\n", b.LocalAS, b.RouterID, listen)
+		comms := "no communities"
+		if len(b.Communities) > 0 {
+			comms = "communities " + communityList(b.Communities)
+		}
+		line("announcements", "MED %d, %s; draining: MED %d and GRACEFUL_SHUTDOWN", b.MED, comms, b.DrainMED)
+		if len(b.Aggregates) == 0 {
+			line("aggregates", "none: each mapped IPv4 prefix as it is")
+		} else {
+			line("aggregates", "%s", joinStrings(b.Aggregates))
+		}
+		if b.GRPCSocket == "" {
+			line("gRPC API", "off")
+		} else {
+			line("gRPC API", "unix socket %s (gobgp -u %s ...)", b.GRPCSocket, b.GRPCSocket)
+		}
+		for _, nb := range b.Neighbors {
+			line("neighbor", "%s", describeNeighbor(nb, b.LocalAS))
+		}
+	}
+
+	fmt.Fprintf(w, "\nhealth: %s\n", plural(len(c.Health.Checks), "check", "checks"))
+	for _, ch := range c.Health.Checks {
+		target := ""
+		switch ch.Kind {
+		case health.ICMPv6:
+			target = " " + ch.Addr.String()
+		case health.TCP:
+			target = " " + ch.AddrPort.String()
+		case health.HTTP:
+			target = " " + ch.URL
+		case health.BGP:
+			target = " " + joinStrings(ch.Neighbors) + " (fails when none is established)"
+		}
+		line(ch.Name, "%s%s every %s, timeout %s, up after %d, down after %d; withdraws %s",
+			ch.Kind, target, fmtDuration(ch.Interval), fmtDuration(ch.Timeout), ch.Rise, ch.Fall, ch.Withdraws)
+	}
+}
+
+func describeNeighbor(n routing.Neighbor, localAS uint32) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s AS %d", n.Address, n.PeerAS)
+	if n.PeerAS == localAS {
+		b.WriteString(" (iBGP)")
+	}
+	if n.Role == routing.Partner {
+		b.WriteString(" partner")
+	} else {
+		b.WriteString(" router")
+	}
+	if n.Description != "" {
+		fmt.Fprintf(&b, " %q", n.Description)
+	}
+	fams := make([]string, len(n.Families))
+	for i, f := range n.Families {
+		fams[i] = f.String()
+		switch {
+		case f == routing.IPv4Unicast && n.NextHopIPv4.IsValid():
+			fams[i] += " (next hop " + n.NextHopIPv4.String() + ")"
+		case f == routing.IPv6Unicast && n.NextHopIPv6.IsValid():
+			fams[i] += " (next hop " + n.NextHopIPv6.String() + ")"
+		}
+	}
+	fmt.Fprintf(&b, ": %s; hold %ds, keepalive %ds", strings.Join(fams, ", "), n.HoldTime/time.Second, n.KeepaliveTime/time.Second)
+	if n.Password != "" {
+		b.WriteString("; TCP-MD5")
+	}
+	if n.BFD.Enabled {
+		fmt.Fprintf(&b, "; BFD %s x %d", fmtDuration(n.BFD.Interval), n.BFD.Multiplier)
+	}
+	if n.Passive {
+		b.WriteString("; passive")
+	}
+	if n.MultihopTTL > 0 {
+		fmt.Fprintf(&b, "; multihop TTL %d", n.MultihopTTL)
+	}
+	return b.String()
+}
+
+func communityList(cs []uint32) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = fmt.Sprintf("%d:%d", c>>16, c&0xFFFF)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func joinStrings[T fmt.Stringer](list []T) string {
+	parts := make([]string, len(list))
+	for i, v := range list {
+		parts[i] = v.String()
+	}
+	return strings.Join(parts, ", ")
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"path/filepath"
 	"time"
 
 	"github.com/map646/map646/health"
@@ -74,3 +75,50 @@ const (
 	DefaultDrainIdlePPS  = 10
 	DefaultControlSocket = "/run/map646.sock"
 )
+
+// Limits of [node].
+const (
+	maxLinger       = time.Hour
+	maxDrainTimeout = time.Hour
+	maxDrainIdlePPS = 1 << 30
+)
+
+// decodeNode reads [node].
+func (c *Config) decodeNode(s *section) {
+	n := &c.Node
+	n.StateDir = DefaultStateDir
+	n.Linger = DefaultLinger
+	n.DrainTimeout = DefaultDrainTimeout
+	n.DrainIdlePPS = DefaultDrainIdlePPS
+	if v, ok := s.str("state_dir"); ok {
+		switch {
+		case !filepath.IsAbs(v):
+			s.bad("state_dir", v, `not an absolute path; accepted: a directory such as "/var/lib/map646"`)
+		case filepath.Clean(v) != v:
+			s.bad("state_dir", v, "not a clean path; did you mean %q?", filepath.Clean(v))
+		default:
+			n.StateDir = v
+		}
+	}
+	s.duration("linger", &n.Linger, 0, maxLinger, "translating on after a withdrawal")
+	s.duration("drain_timeout", &n.DrainTimeout, 0, maxDrainTimeout, "")
+	s.integer("drain_idle_pps", &n.DrainIdlePPS, 0, maxDrainIdlePPS, "packets per second through the tun device")
+	s.done()
+}
+
+// decodeControl reads [control]; it follows [bgp], whose gRPC socket must
+// be another file.
+func (c *Config) decodeControl(s *section) {
+	c.Control.Socket = DefaultControlSocket
+	if v, ok := s.str("socket"); ok {
+		if msg := checkSocketPath(v); msg != "" {
+			s.bad("socket", v, "%s", msg)
+		} else {
+			c.Control.Socket = v
+		}
+	}
+	if c.Control.Socket == c.BGP.GRPCSocket {
+		s.bad("socket", c.Control.Socket, "is also bgp.grpc_socket; the control socket and the gRPC API need a path each")
+	}
+	s.done()
+}
