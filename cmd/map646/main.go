@@ -1,6 +1,6 @@
 // Command map646 is the map646 translator appliance: one binary whose
-// subcommands check a configuration, run the translator on captures and
-// (later) run and steer the daemon.
+// subcommands check a configuration, run the translator on captures, and
+// run and steer the daemon.
 package main
 
 import (
@@ -38,6 +38,10 @@ func init() {
 		{"check", "validate a configuration and describe what it would do", runCheck},
 		{"translate", "run the translator on a pcap capture", runTranslate},
 		{"run", "run the translator on a tun device (the daemon; as root)", runRun},
+		{"status", "show the running daemon's state, checks, BGP sessions, routes and traffic", runStatus},
+		{"drain", "take the node out of service without losing a packet", runDrain},
+		{"undrain", "put a drained node back in service", runUndrain},
+		{"reload", "reload the running daemon's configuration and print the result", runReload},
 		{"version", "print the version", runVersion},
 		{"help", "show help for map646 or for a command", runHelp},
 	}

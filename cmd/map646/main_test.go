@@ -54,6 +54,10 @@ func TestCommandHelp(t *testing.T) {
 		"translate": {"-config FILE", "-in IN.pcap", "-out OUT.pcap", "-json", "rate limit"},
 		"version":   {},
 		"run":       {"-config FILE", "SIGHUP", "SIGTERM", "/dev/net/tun", "map646_packets_total"},
+		"status":    {"-json", "-socket PATH", "GRACEFUL_SHUTDOWN"},
+		"drain":     {"-force", "-socket PATH", "drain_timeout", "state_dir"},
+		"undrain":   {"-socket PATH", "state_dir"},
+		"reload":    {"-socket PATH", "SIGHUP"},
 	}
 	for _, c := range commands {
 		if c.name == "help" {

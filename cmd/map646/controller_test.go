@@ -1,0 +1,405 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/map646/map646/routing"
+)
+
+// fakeSpeaker records the announcements; Announced is the last set given.
+type fakeSpeaker struct {
+	mu       sync.Mutex
+	current  []routing.Announcement
+	calls    [][]routing.Announcement
+	partners []partnerRoute
+	fail     error
+	// block, when set, holds Announce until it is closed, after a send on
+	// entered (concurrency tests).
+	block, entered chan struct{}
+}
+
+func (f *fakeSpeaker) Announce(ctx context.Context, want []routing.Announcement) error {
+	if f.block != nil {
+		select {
+		case f.entered <- struct{}{}:
+		default:
+		}
+		<-f.block
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, want)
+	if f.fail != nil {
+		return f.fail
+	}
+	f.current = want
+	return nil
+}
+
+func (f *fakeSpeaker) Announced() []routing.Announcement {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.current)
+}
+
+func (f *fakeSpeaker) PartnerRoutes() []partnerRoute {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.partners)
+}
+
+func (f *fakeSpeaker) Neighbors() []NeighborStatus {
+	return []NeighborStatus{{Address: "192.0.2.254", PeerAS: 65000, Role: "router", State: "established", Established: true, BFD: "off"}}
+}
+
+func (f *fakeSpeaker) history() [][]routing.Announcement {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// fakeMonitor is a settable health monitor.
+type fakeMonitor struct {
+	mu     sync.Mutex
+	h4, h6 bool
+}
+
+func (m *fakeMonitor) Healthy() (bool, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.h4, m.h6
+}
+
+func (m *fakeMonitor) set(h4, h6 bool) {
+	m.mu.Lock()
+	m.h4, m.h6 = h4, h6
+	m.mu.Unlock()
+}
+
+func (m *fakeMonitor) Status() []CheckStatus {
+	h4, h6 := m.Healthy()
+	return []CheckStatus{{Name: "dp", Kind: "dataplane", Up: h4 && h6, LastError: "probe lost"}}
+}
+
+type testCtl struct {
+	*controller
+	sp   *fakeSpeaker
+	hm   *fakeMonitor
+	pkts atomic.Uint64
+	log  logRecorder
+}
+
+// newTestCtl returns a serving controller whose drain samples every
+// millisecond, with no linger.
+func newTestCtl(t *testing.T, stateDir string) *testCtl {
+	t.Helper()
+	tc := &testCtl{sp: &fakeSpeaker{}, hm: &fakeMonitor{h4: true, h6: true}}
+	log := tc.log.logger()
+	now := func() time.Time { return t0 }
+	tc.controller = &controller{
+		node: NewNode(log, now), plan: testPlan, bgp: tc.sp, hm: tc.hm,
+		flag:    drainFlag{dir: stateDir},
+		tm:      drainTiming{Timeout: 10 * time.Second, IdlePPS: 10, Sample: time.Millisecond},
+		packets: func() uint64 { return tc.pkts.Load() },
+		log:     log, now: now,
+	}
+	if err := tc.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, _ := tc.node.State(); st != Serving {
+		t.Fatalf("not serving after Ready: %s", st)
+	}
+	return tc
+}
+
+func (tc *testCtl) state() State {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	st, _, _ := tc.node.State()
+	return st
+}
+
+// partnersFor makes a partner announce every prefix of the plan.
+func partnersFor(gshut bool, except ...string) []partnerRoute {
+	var out []partnerRoute
+	for _, p := range append(slices.Clone(testPlan.IPv4), testPlan.Pseudo) {
+		if !slices.Contains(except, p.String()) {
+			out = append(out, partnerRoute{Partner: netip.MustParseAddr("192.0.2.3"), Prefix: p, GracefulShutdown: gshut})
+		}
+	}
+	return out
+}
+
+func TestDrainRefusedWithoutPartner(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		partners []partnerRoute
+		want     string
+	}{
+		{"no partner", nil, "198.51.100.0/28, 203.0.113.0/24, 64:ff9b::/96"},
+		{"partner misses one", partnersFor(false, "203.0.113.0/24"), "announces 203.0.113.0/24 (without"},
+		{"partner drains too", partnersFor(true), "198.51.100.0/28, 203.0.113.0/24, 64:ff9b::/96"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			c := newTestCtl(t, dir)
+			c.sp.partners = tc.partners
+			before := len(c.sp.history())
+			msg, err := c.Drain(context.Background(), false, func(string) {})
+			if err == nil || !strings.Contains(err.Error(), "refusing to drain") || !strings.Contains(err.Error(), tc.want) ||
+				!strings.Contains(err.Error(), "-force") {
+				t.Fatalf("Drain = %q, %v; want a refusal naming %s", msg, err, tc.want)
+			}
+			if c.state() != Serving || len(c.sp.history()) != before {
+				t.Errorf("a refusal changed something: state %s, %d announcements", c.state(), len(c.sp.history())-before)
+			}
+			if _, err := os.Stat(filepath.Join(dir, drainFlagName)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a refusal wrote the drained flag: %v", err)
+			}
+		})
+	}
+}
+
+// TestDrainProcedure: with a partner covering every prefix, a drain writes
+// the flag, re-announces with GRACEFUL_SHUTDOWN and DrainMED, waits for the
+// traffic, withdraws, and ends drained; a restart finds it drained.
+func TestDrainProcedure(t *testing.T) {
+	dir := t.TempDir()
+	c := newTestCtl(t, dir)
+	c.sp.partners = partnersFor(false)
+	start := len(c.sp.history())
+	var progress []string
+	msg, err := c.Drain(context.Background(), false, func(p string) { progress = append(progress, p) })
+	if err != nil || !strings.HasPrefix(msg, "drained:") {
+		t.Fatalf("Drain = %q, %v", msg, err)
+	}
+	calls := c.sp.history()[start:]
+	if len(calls) != 2 {
+		t.Fatalf("%d announcements during the drain, want 2 (GSHUT, withdraw): %v", len(calls), calls)
+	}
+	if got := prefixesOf(calls[0]); len(got) != 3 {
+		t.Errorf("GSHUT announcement of %q, want every prefix", got)
+	}
+	for _, a := range calls[0] {
+		if a.MED != testPlan.DrainMED || !slices.Contains(a.Communities, routing.GracefulShutdown) {
+			t.Errorf("GSHUT announcement %v: want MED %d and 65535:0", a, testPlan.DrainMED)
+		}
+	}
+	if len(calls[1]) != 0 {
+		t.Errorf("the drain ended with %v announced, want nothing", calls[1])
+	}
+	if c.state() != Drained {
+		t.Errorf("state %s after the drain", c.state())
+	}
+	for _, want := range []string{"GRACEFUL_SHUTDOWN and MED 1000", "traffic fell to 0 packets/s", "withdrawn; translating for"} {
+		if !slices.ContainsFunc(progress, func(p string) bool { return strings.Contains(p, want) }) {
+			t.Errorf("no progress %q in %q", want, progress)
+		}
+	}
+	if st := c.Status(); st.Node.State != "drained" || st.Node.Drain != "" {
+		t.Errorf("status after the drain: %+v", st.Node)
+	}
+
+	// Drain again: a clear answer, nothing changed.
+	n := len(c.sp.history())
+	msg, err = c.Drain(context.Background(), false, func(string) {})
+	if err != nil || !strings.HasPrefix(msg, "already drained since 2026-05-04T12:00:00Z") || len(c.sp.history()) != n {
+		t.Errorf("second drain: %q, %v, %d announcements", msg, err, len(c.sp.history())-n)
+	}
+
+	// A restart: the flag puts the node in drained, and it announces nothing.
+	at, drained, err := drainFlag{dir}.Load()
+	if err != nil || !drained || !at.Equal(t0) {
+		t.Fatalf("flag after the drain: %v %v %v", at, drained, err)
+	}
+	var rec logRecorder
+	n2 := NewNode(rec.logger(), time.Now)
+	n2.RestoreDrained(at)
+	n2.Ready("x")
+	n2.Health(true, true, "")
+	if st, _, cause := n2.State(); st != Drained || len(n2.Desired(testPlan)) != 0 ||
+		cause != "drained by an operator at 2026-05-04T12:00:00Z; map646 undrain to serve" {
+		t.Errorf("restarted node: %s (%s), announces %v", st, cause, n2.Desired(testPlan))
+	}
+
+	// Undrain: the flag goes, everything is announced with the serving MED.
+	msg, err = c.Undrain(context.Background())
+	if err != nil || !strings.HasPrefix(msg, "undrained: serving") {
+		t.Fatalf("Undrain = %q, %v", msg, err)
+	}
+	if _, drained, _ := (drainFlag{dir}).Load(); drained {
+		t.Error("the flag survived the undrain")
+	}
+	last := c.sp.Announced()
+	if len(last) != 3 || last[0].MED != testPlan.MED || slices.Contains(last[0].Communities, routing.GracefulShutdown) {
+		t.Errorf("after undrain: %v", last)
+	}
+	msg, err = c.Undrain(context.Background())
+	if err != nil || !strings.HasPrefix(msg, "not drained: the node is serving") {
+		t.Errorf("second undrain: %q, %v", msg, err)
+	}
+}
+
+// TestDrainTimeout: traffic that never falls is withdrawn after the timeout.
+func TestDrainTimeout(t *testing.T) {
+	c := newTestCtl(t, t.TempDir())
+	c.tm.Timeout = 30 * time.Millisecond
+	var n atomic.Uint64
+	c.controller.packets = func() uint64 { return n.Add(1000) } // 1000 packets a millisecond: never idle
+	msg, err := c.Drain(context.Background(), true, func(string) {})
+	if err != nil || !strings.HasPrefix(msg, "drained:") {
+		t.Fatalf("Drain = %q, %v", msg, err)
+	}
+	if !strings.Contains(c.log.buf.String(), "drain_timeout 30ms passed with traffic still flowing") {
+		t.Errorf("no timeout in the log:\n%s", c.log.buf.String())
+	}
+}
+
+// TestDrainForced: -force drains the last node, with a warning.
+func TestDrainForced(t *testing.T) {
+	c := newTestCtl(t, t.TempDir())
+	if _, err := c.Drain(context.Background(), true, func(string) {}); err != nil {
+		t.Fatal(err)
+	}
+	if c.state() != Drained || !strings.Contains(c.log.buf.String(), "drain forced: these prefixes are left with no node") {
+		t.Errorf("state %s, log:\n%s", c.state(), c.log.buf.String())
+	}
+}
+
+// TestDrainFlagWriteFails: a drain whose flag cannot be written is refused
+// and changes nothing.
+func TestDrainFlagWriteFails(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := newTestCtl(t, filepath.Join(file, "state")) // a directory under a file: cannot be created, even by root
+	before := len(c.sp.history())
+	_, err := c.Drain(context.Background(), true, func(string) {})
+	if err == nil || !strings.Contains(err.Error(), "cannot record the drained state in [node] state_dir") ||
+		!strings.Contains(err.Error(), "nothing changed") {
+		t.Fatalf("Drain: %v", err)
+	}
+	if c.state() != Serving || len(c.sp.history()) != before {
+		t.Errorf("a refused drain changed something: %s, %d announcements", c.state(), len(c.sp.history())-before)
+	}
+}
+
+// TestDrainConcurrent: a second drain or an undrain during a drain is
+// refused; the first one completes.
+func TestDrainConcurrent(t *testing.T) {
+	c := newTestCtl(t, t.TempDir())
+	c.sp.block, c.sp.entered = make(chan struct{}), make(chan struct{}, 1)
+	var busy atomic.Bool
+	busy.Store(true)
+	var n atomic.Uint64
+	c.controller.packets = func() uint64 { // traffic flows until the test says so
+		if busy.Load() {
+			return n.Add(1000)
+		}
+		return n.Load()
+	}
+	done := make(chan error)
+	go func() {
+		_, err := c.Drain(context.Background(), true, func(string) {})
+		done <- err
+	}()
+	<-c.sp.entered    // the first drain has begun (its GSHUT Announce)
+	close(c.sp.block) // let it go on: it now waits for the traffic
+	if _, err := c.Drain(context.Background(), true, func(string) {}); !errors.Is(err, errDrainBusy) {
+		t.Errorf("second drain: %v", err)
+	}
+	if _, err := c.Undrain(context.Background()); !errors.Is(err, errDrainBusy) {
+		t.Errorf("undrain during a drain: %v", err)
+	}
+	busy.Store(false)
+	if err := <-done; err != nil {
+		t.Errorf("first drain: %v", err)
+	}
+	if c.state() != Drained {
+		t.Errorf("state %s", c.state())
+	}
+}
+
+// TestHealthWithdrawsSide: a failing check withdraws its side; recovery
+// re-announces.
+func TestHealthWithdrawsSide(t *testing.T) {
+	c := newTestCtl(t, t.TempDir())
+	c.hm.set(false, true)
+	if err := c.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := prefixesOf(c.sp.Announced()); !reflect.DeepEqual(got, []string{"64:ff9b::/96"}) || c.state() != Failed {
+		t.Errorf("ipv4 side down: %s, announced %q", c.state(), got)
+	}
+	if !strings.Contains(c.Status().Node.Cause, "check dp (dataplane) down: probe lost") {
+		t.Errorf("cause %q", c.Status().Node.Cause)
+	}
+	c.hm.set(true, true)
+	c.Reconcile(context.Background())
+	if got := prefixesOf(c.sp.Announced()); len(got) != 3 || c.state() != Serving {
+		t.Errorf("recovered: %s, announced %q", c.state(), got)
+	}
+	// Shutdown withdraws everything, and later changes announce nothing.
+	c.WithdrawAll(context.Background())
+	c.Reconcile(context.Background())
+	if got := c.sp.Announced(); len(got) != 0 {
+		t.Errorf("after WithdrawAll: %v", got)
+	}
+}
+
+// TestAnnounceFailureRetried: a failed Announce is flagged for a retry.
+func TestAnnounceFailureRetried(t *testing.T) {
+	c := newTestCtl(t, t.TempDir())
+	c.sp.fail = errors.New("boom")
+	if err := c.Reconcile(context.Background()); err == nil || !c.NeedsRetry() {
+		t.Fatalf("Reconcile: %v, retry %v", err, c.NeedsRetry())
+	}
+	c.sp.fail = nil
+	if err := c.Reconcile(context.Background()); err != nil || c.NeedsRetry() {
+		t.Errorf("Reconcile: %v, retry %v", err, c.NeedsRetry())
+	}
+}
+
+func TestDrainFlagStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	f := drainFlag{dir}
+	if _, drained, err := f.Load(); drained || err != nil {
+		t.Fatalf("missing dir: %v %v", drained, err)
+	}
+	if err := f.Save(t0); err != nil {
+		t.Fatal(err)
+	}
+	if at, drained, err := f.Load(); !drained || err != nil || !at.Equal(t0) {
+		t.Fatalf("after Save: %v %v %v", at, drained, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("temporary files left: %v", entries)
+	}
+	// A damaged flag still counts as drained.
+	os.WriteFile(f.path(), []byte("garbage"), 0o644)
+	if _, drained, err := f.Load(); !drained || err != nil {
+		t.Errorf("damaged flag: %v %v", drained, err)
+	}
+	if err := f.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Remove(); err != nil {
+		t.Errorf("second Remove: %v", err)
+	}
+	if _, drained, _ := f.Load(); drained {
+		t.Error("drained after Remove")
+	}
+}

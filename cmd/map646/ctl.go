@@ -1,0 +1,173 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/map646/map646/config"
+)
+
+// ctlTimeout bounds status, undrain and reload calls; a drain is bounded by
+// the daemon's drain_timeout and linger instead.
+const ctlTimeout = 5 * time.Minute
+
+const socketHelp = "the daemon's control `PATH` ([control] socket)"
+
+const statusUsage = `Usage: map646 status [-json] [-socket PATH]
+
+Show what the running map646 is doing, asked over its control socket:
+  node       the state (starting, serving, draining, drained, failed),
+             since when and why;
+  health     each check: up or down, since when, probes, last error;
+  bgp        each neighbor: session state and for how long, prefixes sent
+             and received, BFD;
+  announced  each prefix announced now, with its MED and communities
+             (65535:0 is GRACEFUL_SHUTDOWN);
+  traffic    packets and bytes read and sent per direction, drops, ICMP
+             errors, device drops.
+-json prints the same as one JSON object (the Status type of
+cmd/map646/status.go: fields are added, never renamed).
+
+The control socket is root's (mode 0600): run as root. Exit 1 when no
+map646 answers.
+
+Example:
+  map646 status
+  map646 status -json | jq .node.state
+`
+
+const drainUsage = `Usage: map646 drain [-force] [-socket PATH]
+
+Take the node out of service without losing a packet (make before break):
+  1. refuse, changing nothing, unless every prefix this node announces is
+     also announced by an established partner node ([[bgp.neighbor]] with
+     role = "partner") without GRACEFUL_SHUTDOWN: the refusal names the
+     prefixes that would be left with no node. -force drains anyway;
+  2. record the drained state in [node] state_dir (it survives a restart
+     and a reboot; a failure to write it refuses the drain);
+  3. re-announce every prefix with GRACEFUL_SHUTDOWN (65535:0, RFC 8326)
+     and [bgp] drain_med, so routers move the traffic to the other nodes;
+  4. wait until the traffic through the device falls under [node]
+     drain_idle_pps packets/s, or [node] drain_timeout passes;
+  5. withdraw everything and keep translating for [node] linger while the
+     routers converge; then drained. The data plane still translates what
+     reaches it.
+Progress is printed as it happens. On a drained node drain says so and
+changes nothing. 'map646 undrain' serves again.
+
+Example:
+  map646 drain && systemctl stop map646      # maintenance
+`
+
+const undrainUsage = `Usage: map646 undrain [-socket PATH]
+
+Put a drained node back in service: remove the drained flag from
+[node] state_dir and announce again (serving; or failed if health
+checks are down, which the answer says). On a node that is not drained it
+says so and changes nothing; during a drain it refuses (undrain once it
+has ended).
+
+Example:
+  map646 undrain && map646 status
+`
+
+const reloadUsage = `Usage: map646 reload [-socket PATH]
+
+Reload the configuration, as SIGHUP does, and print the result: re-read
+and check the file; if valid, apply the mappings (table swap and kernel
+routes), the BGP neighbors, the health checks and the announcements; if
+not, keep the running configuration and print its problems (exit 1).
+
+Example:
+  map646 check -config /etc/map646/map646.toml && map646 reload
+`
+
+// ctlFlags parses the flags every control command has; done as parseFlags.
+func ctlFlags(name, usage string, args []string, stdout, stderr io.Writer, extra func(fsAdd func(*bool, string, string))) (socket string, code int, done bool) {
+	fs := newFlagSet(name)
+	s := fs.String("socket", config.DefaultControlSocket, socketHelp)
+	if extra != nil {
+		extra(func(p *bool, n, u string) { fs.BoolVar(p, n, false, u) })
+	}
+	code, done = parseFlags(fs, usage, args, stdout, stderr)
+	return *s, code, done
+}
+
+func runStatus(args []string, stdout, stderr io.Writer) int {
+	var asJSON bool
+	socket, code, done := ctlFlags("status", statusUsage, args, stdout, stderr, func(add func(*bool, string, string)) {
+		add(&asJSON, "json", "print the status as JSON")
+	})
+	if done {
+		return code
+	}
+	r, err := controlCall(socket, controlRequest{Command: "status"}, ctlTimeout, func(string) {})
+	if err == nil && !*r.OK {
+		err = fmt.Errorf("%s", r.Error)
+	}
+	if err == nil && r.Status == nil {
+		err = fmt.Errorf("map646 at %s answered without a status", socket)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "map646 status: %v\n", err)
+		return exitError
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(r.Status)
+	} else {
+		err = writeStatusText(stdout, *r.Status, time.Now())
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "map646 status: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func runDrain(args []string, stdout, stderr io.Writer) int {
+	var force bool
+	socket, code, done := ctlFlags("drain", drainUsage, args, stdout, stderr, func(add func(*bool, string, string)) {
+		add(&force, "force", "drain even when no partner node announces the prefixes (the last node)")
+	})
+	if done {
+		return code
+	}
+	return ctlCommand("drain", socket, controlRequest{Command: "drain", Force: force}, 0, stdout, stderr)
+}
+
+func runUndrain(args []string, stdout, stderr io.Writer) int {
+	socket, code, done := ctlFlags("undrain", undrainUsage, args, stdout, stderr, nil)
+	if done {
+		return code
+	}
+	return ctlCommand("undrain", socket, controlRequest{Command: "undrain"}, ctlTimeout, stdout, stderr)
+}
+
+func runReload(args []string, stdout, stderr io.Writer) int {
+	socket, code, done := ctlFlags("reload", reloadUsage, args, stdout, stderr, nil)
+	if done {
+		return code
+	}
+	return ctlCommand("reload", socket, controlRequest{Command: "reload"}, ctlTimeout, stdout, stderr)
+}
+
+// ctlCommand sends req, prints the progress and the final message on
+// stdout, an error on stderr (exit 1).
+func ctlCommand(name, socket string, req controlRequest, timeout time.Duration, stdout, stderr io.Writer) int {
+	r, err := controlCall(socket, req, timeout, func(p string) { fmt.Fprintln(stdout, p) })
+	if err == nil && !*r.OK {
+		err = fmt.Errorf("%s", r.Error)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "map646 %s: %v\n", name, err)
+		return exitError
+	}
+	if r.Message != "" {
+		fmt.Fprintln(stdout, r.Message)
+	}
+	return exitOK
+}

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/map646/map646/routing"
+)
+
+// State is the node's life-cycle state.
+type State uint8
+
+const (
+	// Starting: the data plane is not ready yet or the checks have not all
+	// risen; nothing is announced.
+	Starting State = iota
+	// Serving: every side announced with the serving attributes.
+	Serving
+	// Draining: an operator's drain runs (GRACEFUL_SHUTDOWN and the drain
+	// MED, then the withdrawal and the linger).
+	Draining
+	// Drained: nothing announced until `map646 undrain`; the data plane
+	// still translates whatever reaches it (late packets).
+	Drained
+	// Failed: a health check withdrew one side or both.
+	Failed
+)
+
+func (s State) String() string {
+	switch s {
+	case Starting:
+		return "starting"
+	case Serving:
+		return "serving"
+	case Draining:
+		return "draining"
+	case Drained:
+		return "drained"
+	case Failed:
+		return "failed"
+	}
+	return "unknown"
+}
+
+// drainPhase is where a drain is: first the GRACEFUL_SHUTDOWN
+// re-announcement, then the withdrawal while the routers converge.
+type drainPhase uint8
+
+const (
+	phaseShutdown  drainPhase = iota // announced with GRACEFUL_SHUTDOWN and DrainMED
+	phaseWithdrawn                   // withdrawn; lingering before drained
+)
+
+// Node is the node state machine. It is pure: it does no I/O and keeps no
+// lock (the caller serializes), it logs each transition once, and Desired
+// turns its state into the announcements the speaker is to make.
+type Node struct {
+	state State
+	since time.Time
+	cause string
+
+	ready              bool // the data plane runs and its routes are in
+	healthy4, healthy6 bool // Monitor.Healthy
+	healthCause        string
+	phase              drainPhase
+
+	log *slog.Logger
+	now func() time.Time
+}
+
+// NewNode returns a node in Starting.
+func NewNode(log *slog.Logger, now func() time.Time) *Node {
+	n := &Node{state: Starting, since: now(), cause: "process started", log: log, now: now}
+	log.Info("node state", "state", Starting.String(), "from", "", "cause", n.cause)
+	return n
+}
+
+// State returns the state, when it was entered and why.
+func (n *Node) State() (State, time.Time, string) { return n.state, n.since, n.cause }
+
+// set moves the node to s, logging the transition once; a move to the
+// state it is in changes nothing.
+func (n *Node) set(s State, cause string) {
+	if s == n.state {
+		return
+	}
+	n.log.Info("node state", "state", s.String(), "from", n.state.String(), "cause", cause)
+	n.state, n.since, n.cause = s, n.now(), cause
+}
+
+// Ready records that the data plane runs and its kernel routes are in.
+func (n *Node) Ready(cause string) {
+	n.ready = true
+	n.settle(cause)
+}
+
+// Health records the health of each side (Monitor.Healthy); cause names the
+// checks that are down, for the log.
+func (n *Node) Health(ipv4, ipv6 bool, cause string) {
+	n.healthy4, n.healthy6, n.healthCause = ipv4, ipv6, cause
+	n.settle(cause)
+}
+
+func (n *Node) healthy() bool { return n.healthy4 && n.healthy6 }
+
+// settle applies the readiness and health to the states they govern:
+// starting, serving and failed. A draining or drained node stays so (its
+// announcements still follow health, see Desired).
+func (n *Node) settle(cause string) {
+	switch n.state {
+	case Starting:
+		if n.ready && n.healthy() {
+			n.set(Serving, "data plane ready and every check up")
+		}
+	case Serving:
+		if !n.healthy() {
+			n.set(Failed, cause)
+		}
+	case Failed:
+		if n.healthy() {
+			n.set(Serving, "every check up again")
+		}
+	}
+}
+
+// RestoreDrained puts a node that starts drained (the flag in state_dir)
+// in Drained.
+func (n *Node) RestoreDrained(at time.Time) {
+	n.set(Drained, fmt.Sprintf("drained by an operator at %s; map646 undrain to serve", at.Format(time.RFC3339)))
+}
+
+// StartDrain begins a drain: the announcements get GRACEFUL_SHUTDOWN and
+// the drain MED.
+func (n *Node) StartDrain(cause string) error {
+	switch n.state {
+	case Draining:
+		return fmt.Errorf("a drain is in progress since %s", n.since.Format(time.RFC3339))
+	case Drained:
+		return fmt.Errorf("already drained since %s", n.since.Format(time.RFC3339))
+	}
+	n.phase = phaseShutdown
+	n.set(Draining, cause)
+	return nil
+}
+
+// DrainWithdrawn records that a drain withdrew everything and now lingers.
+func (n *Node) DrainWithdrawn() {
+	if n.state == Draining {
+		n.phase = phaseWithdrawn
+		n.log.Info("drain: withdrawn", "state", n.state.String())
+	}
+}
+
+// DrainDone ends a drain: drained.
+func (n *Node) DrainDone(cause string) {
+	if n.state == Draining {
+		n.set(Drained, cause)
+	}
+}
+
+// Undrain leaves Drained: serving when the data plane is ready and every
+// check is up, failed when a check is down, starting when not ready yet.
+func (n *Node) Undrain(cause string) error {
+	if n.state != Drained {
+		return fmt.Errorf("not drained: %s since %s", n.state, n.since.Format(time.RFC3339))
+	}
+	switch {
+	case !n.ready:
+		n.set(Starting, cause+"; waiting for the data plane")
+	case n.healthy():
+		n.set(Serving, cause)
+	default:
+		n.set(Failed, cause+"; but checks are down: "+n.healthCause)
+	}
+	return nil
+}
+
+// Plan is what the node would announce at full health: the IPv4 prefixes
+// (mapped, or the aggregates covering them), the pseudo prefix and the
+// attributes.
+type Plan struct {
+	IPv4        []netip.Prefix
+	Pseudo      netip.Prefix
+	MED         uint32
+	DrainMED    uint32
+	Communities []uint32
+}
+
+// Desired returns the announcements the node's state calls for, sorted by
+// prefix: nothing while starting, drained or withdrawn by a drain; each
+// side only while its health holds; GRACEFUL_SHUTDOWN and DrainMED while a
+// drain has not withdrawn yet.
+func (n *Node) Desired(p Plan) []routing.Announcement {
+	if !n.ready {
+		return nil
+	}
+	med, comms := p.MED, slices.Clone(p.Communities)
+	switch n.state {
+	case Starting, Drained:
+		return nil
+	case Draining:
+		if n.phase == phaseWithdrawn {
+			return nil
+		}
+		med = p.DrainMED
+		if !slices.Contains(comms, routing.GracefulShutdown) {
+			comms = append(comms, routing.GracefulShutdown)
+		}
+	}
+	var out []routing.Announcement
+	add := func(pfx netip.Prefix) {
+		out = append(out, routing.Announcement{Prefix: pfx, MED: med, Communities: slices.Clone(comms)})
+	}
+	if n.healthy4 {
+		for _, pfx := range p.IPv4 {
+			add(pfx)
+		}
+	}
+	if n.healthy6 && p.Pseudo.IsValid() {
+		add(p.Pseudo)
+	}
+	slices.SortFunc(out, func(a, b routing.Announcement) int { return comparePrefix(a.Prefix, b.Prefix) })
+	return out
+}
+
+// comparePrefix orders IPv4 before IPv6, then by address, then shorter
+// first.
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
+// ipv4Announced returns the IPv4 prefixes to announce for the mapped ones
+// (dataplane.Prefixes, IPv6 ones ignored): each aggregate that contains a
+// mapped prefix, in place of the mapped prefixes it contains; the others as
+// they are. An aggregate that contains no mapping is not announced (it
+// would attract traffic the node drops).
+func ipv4Announced(mapped, aggregates []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	used := make([]bool, len(aggregates))
+	for _, m := range mapped {
+		if !m.Addr().Is4() {
+			continue
+		}
+		covered := false
+		for i, a := range aggregates {
+			if a.Bits() <= m.Bits() && a.Contains(m.Addr()) {
+				used[i], covered = true, true
+			}
+		}
+		if !covered {
+			out = append(out, m)
+		}
+	}
+	for i, a := range aggregates {
+		if used[i] {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, comparePrefix)
+	return slices.Compact(out)
+}
