@@ -1,0 +1,157 @@
+package failover
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Step is one event of a timeline.
+type Step struct {
+	// Name is short, for the CSV and the table ("drain"); Label is the
+	// event's text on the plot ("3. tokyo drained").
+	Name, Label string
+	// Do makes the event happen; it may block (a drain returns when the
+	// node is drained) and report what it waits for through say. nil: no
+	// action (the first step, the baseline).
+	Do func(say func(format string, args ...any)) error
+	// Hold is how long the probes run after Do has returned, before the
+	// next step.
+	Hold time.Duration
+	// MaxLost (-1: no target) and MaxOutage (0: no target) are the step's
+	// targets, over the probes sent from the event to the next one.
+	MaxLost   int
+	MaxOutage time.Duration
+}
+
+// Event is a step as it happened.
+type Event struct {
+	Step
+	At, Done time.Time // Do called and returned
+	Err      error
+}
+
+// Run is a finished timeline: its probes and events, times relative to
+// Start.
+type Run struct {
+	Title    string
+	Start    time.Time
+	Interval time.Duration
+	Nodes    []string // in the order the plot colours them
+	Events   []Event
+	Probes   []Probe
+}
+
+// RunTimeline runs the steps one after the other while p probes, printing
+// progress to out. It stops at the first step that fails, and returns the
+// run so far with that step's error.
+func RunTimeline(title string, p *Prober, nodes []string, steps []Step, out io.Writer) (*Run, error) {
+	stop := make(chan struct{})
+	sent := make(chan error, 1)
+	go func() { sent <- p.Run(stop) }()
+	for p.Start().IsZero() {
+		time.Sleep(time.Millisecond) // Run sets it first thing
+	}
+	r := &Run{Title: title, Start: p.Start(), Interval: p.Interval, Nodes: nodes}
+	since := func(t time.Time) string { return fmt.Sprintf("%6.1fs", t.Sub(r.Start).Seconds()) }
+	var stepErr error
+	for i, s := range steps {
+		e := Event{Step: s, At: time.Now()}
+		fmt.Fprintf(out, "[%s] %d/%d %s\n", since(e.At), i+1, len(steps), s.Label)
+		say := func(format string, args ...any) {
+			fmt.Fprintf(out, "[%s]       %s\n", since(time.Now()), fmt.Sprintf(format, args...))
+		}
+		if s.Do != nil {
+			e.Err = catch(func() error { return s.Do(say) })
+		}
+		e.Done = time.Now()
+		r.Events = append(r.Events, e)
+		if e.Err != nil {
+			stepErr = fmt.Errorf("step %d (%s): %w", i+1, s.Label, e.Err)
+			fmt.Fprintf(out, "[%s]       FAILED: %v\n", since(e.Done), e.Err)
+			break
+		}
+		if s.Do != nil {
+			say("done in %.2fs", e.Done.Sub(e.At).Seconds())
+		}
+		hold(p, e.At, s.Hold, say)
+	}
+	close(stop)
+	fmt.Fprintf(out, "[%s] waiting %v for the last answers\n", since(time.Now()), p.Timeout)
+	sendErr := <-sent
+	r.Probes = p.Probes()
+	return r, errors.Join(stepErr, sendErr)
+}
+
+// hold waits d, saying every 2 s how the probes since the event fare.
+func hold(p *Prober, from time.Time, d time.Duration, say func(string, ...any)) {
+	end := time.Now().Add(d)
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			return
+		}
+		time.Sleep(min(left, 2*time.Second))
+		say("%s", progress(p.Probes(), from))
+	}
+}
+
+// progress sums up the probes sent since from: counts, losses, carriers.
+func progress(probes []Probe, from time.Time) string {
+	var n, lost, pending int
+	req, rep := map[string]int{}, map[string]int{}
+	for _, pr := range probes {
+		if pr.Sent.Before(from) {
+			continue
+		}
+		n++
+		switch {
+		case pr.Lost:
+			lost++
+		case pr.RTT == 0:
+			pending++
+		}
+		req[orQ(pr.ReqVia)]++
+		rep[orQ(pr.RepVia)]++
+	}
+	return fmt.Sprintf("%d probes, %d lost; requests via %s; replies via %s", n, lost, counts(req), counts(rep))
+}
+
+func orQ(s string) string {
+	if s == "" {
+		return "?"
+	}
+	return s
+}
+
+func counts(m map[string]int) string {
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Fatal is how a TB's Fatalf unwinds out of a step (see Catcher): the
+// step fails and the run is reported, instead of the program exiting
+// in the middle of a step.
+type Fatal struct{ Msg string }
+
+// catch runs f and turns a Fatal panic inside it into an error.
+func catch(f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			ft, ok := v.(Fatal)
+			if !ok {
+				panic(v)
+			}
+			err = errors.New(ft.Msg)
+		}
+	}()
+	return f()
+}
