@@ -45,7 +45,7 @@ func Outages(probes []Probe, interval time.Duration) []Outage {
 type Window struct {
 	Event             Event
 	Probes, Lost      int
-	Outage            Outage // the longest
+	Outage            Outage        // the longest
 	RTTMedian         time.Duration // of answered probes; 0 if none
 	ReqVia, RepVia    map[string]int
 	LostReqVia        map[string]int // where the lost probes' requests went
