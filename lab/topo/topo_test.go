@@ -60,8 +60,8 @@ func TestNodeConfigTOML(t *testing.T) {
 		BGP: &BGPConfig{LocalAS: 65001, RouterID: "192.0.2.18", MED: 100, Neighbors: []Neighbor{
 			{Address: "192.0.2.19", PeerAS: 65001, Role: "partner", Password: "x", HoldTime: 3 * time.Second, BFD: true, BFDInterval: 100 * time.Millisecond},
 		}},
-		Checks:        []Check{{Name: "web", Type: "tcp", Addr: "[2001:db8:1::10]:80", Rise: 2, Withdraw: "ipv4"}},
-		StateDir:      "/tmp/x", Linger: time.Second, ControlSocket: "/tmp/x.sock"}
+		Checks:   []Check{{Name: "web", Type: "tcp", Addr: "[2001:db8:1::10]:80", Rise: 2, Withdraw: "ipv4"}},
+		StateDir: "/tmp/x", Linger: time.Second, ControlSocket: "/tmp/x.sock"}
 	got := c.TOML()
 	for _, want := range []string{"[bgp]\nlocal_as = 65001\nrouter_id = \"192.0.2.18\"", "[[bgp.neighbor]]\naddress = \"192.0.2.19\"",
 		"role = \"partner\"", "password = \"x\"", "hold_time = \"3s\"", "bfd = true\nbfd_interval = \"100ms\"",
