@@ -45,13 +45,15 @@ const (
 	// maxRequest bounds a request line: a request is a few dozen bytes, and
 	// a client must not make the daemon buffer without bound.
 	maxRequest = 4096
-	// requestTimeout bounds the wait for the request line: a client that
-	// connects and says nothing does not hold a goroutine forever.
-	requestTimeout = 5 * time.Second
 	// writeTimeout bounds each answer line: a client that stops reading is
 	// dropped (a drain it started goes on).
 	writeTimeout = 5 * time.Second
 )
+
+// requestTimeout bounds the wait for the request line: a client that
+// connects and says nothing does not hold a goroutine forever. A variable
+// for tests.
+var requestTimeout = 5 * time.Second
 
 // controlHandler carries out the commands.
 type controlHandler interface {
@@ -256,7 +258,9 @@ func controlCall(path string, req controlRequest, timeout time.Duration, progres
 		}
 		switch {
 		case r.Progress != nil:
-			progress(*r.Progress)
+			if progress != nil {
+				progress(*r.Progress)
+			}
 		case r.OK != nil:
 			return r, nil
 		default:

@@ -47,7 +47,7 @@ func (allHealthy) Status() []CheckStatus { return nil }
 // drainTiming is the drain's part of [node].
 type drainTiming struct {
 	Timeout time.Duration // longest wait for the traffic to fall
-	IdlePPS int           // the traffic rate (packets read per second) taken as idle
+	IdlePPS int           // the traffic rate (packets read per second) at or under which the node is idle
 	Linger  time.Duration // translating on after the withdrawal
 	Sample  time.Duration // traffic sampling period (100 ms)
 }
@@ -351,18 +351,18 @@ func (c *controller) waitIdle(ctx context.Context, tm drainTiming, report func(s
 			n := c.packets()
 			pps := float64(n-last) / now.Sub(lastAt).Seconds()
 			last, lastAt = n, now
-			if pps < float64(tm.IdlePPS) {
+			if pps <= float64(tm.IdlePPS) {
 				quiet++
 			} else {
 				quiet = 0
 			}
 			if quiet >= quietSamples {
-				return fmt.Sprintf("traffic fell to %.0f packets/s (under drain_idle_pps %d) after %s; withdrawing",
+				return fmt.Sprintf("traffic fell to %.0f packets/s (at or under drain_idle_pps %d) after %s; withdrawing",
 					pps, tm.IdlePPS, now.Sub(start).Round(time.Millisecond)), nil
 			}
 			if now.Sub(lastReport) >= time.Second {
 				lastReport = now
-				report(fmt.Sprintf("traffic %.0f packets/s, waiting for under %d (%s left)",
+				report(fmt.Sprintf("traffic %.0f packets/s, waiting for %d or less (%s left)",
 					pps, tm.IdlePPS, (tm.Timeout - now.Sub(start)).Round(time.Second)))
 			}
 		}

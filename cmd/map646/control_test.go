@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeHandler answers the control commands; drain blocks on release.
+type fakeHandler struct {
+	mu      sync.Mutex
+	calls   []string
+	started chan struct{} // a drain has begun
+	release chan struct{} // the drain may end
+	status  Status
+}
+
+func (h *fakeHandler) record(c string) {
+	h.mu.Lock()
+	h.calls = append(h.calls, c)
+	h.mu.Unlock()
+}
+
+func (h *fakeHandler) Calls() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.calls...)
+}
+
+func (h *fakeHandler) Status() Status { return h.status }
+
+func (h *fakeHandler) Drain(ctx context.Context, force bool, progress func(string)) (string, error) {
+	h.record("drain")
+	progress("step one")
+	h.started <- struct{}{}
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	progress("step two")
+	return "drained", nil
+}
+
+func (h *fakeHandler) Undrain(context.Context) (string, error) {
+	h.record("undrain")
+	return "", errors.New("cannot undrain: disk on fire")
+}
+
+func (h *fakeHandler) Reload(context.Context) (string, error) {
+	h.record("reload")
+	return "reloaded", nil
+}
+
+func newTestServer(t *testing.T) (*controlServer, *fakeHandler, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "map646.sock")
+	ln, err := listenControl(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &fakeHandler{started: make(chan struct{}, 1), release: make(chan struct{}),
+		status: Status{Version: "test", Node: NodeStatus{State: "serving", Since: t0, Cause: "because"},
+			Health:    []CheckStatus{{Name: "dp", Kind: "dataplane", Up: true, Since: t0, Checked: 7}},
+			Neighbors: []NeighborStatus{{Address: "192.0.2.254", PeerAS: 65000, Role: "router", Families: []string{"ipv4-unicast"}, State: "established", Established: true, Since: t0, Sent: 2, BFD: "up"}},
+			Announced: []AnnouncedStatus{{Prefix: "198.51.100.0/28", MED: 10, Communities: []string{"65535:0"}}},
+			Traffic:   TrafficStatus{Directions: map[string]DirectionStatus{"4to6": {Packets: 5, Bytes: 500, Forwarded: 4, Dropped: 1}, "6to4": {}}}}}
+	s := newControlServer(ln, h, slog.New(slog.DiscardHandler))
+	t.Cleanup(s.Close)
+	return s, h, path
+}
+
+// rawCall sends raw bytes and returns the answer lines.
+func rawCall(t *testing.T, path, req string) []map[string]any {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.UnixConn).CloseWrite()
+	var out []map[string]any
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("answer %q: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestControlSocketMode(t *testing.T) {
+	_, _, path := newTestServer(t)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
+		t.Errorf("control socket mode %v, want a socket with 0600", fi.Mode())
+	}
+}
+
+// TestControlStatusRoundTrip: the status survives the socket and JSON
+// unchanged, and the text view shows each part.
+func TestControlStatusRoundTrip(t *testing.T) {
+	_, h, path := newTestServer(t)
+	r, err := controlCall(path, controlRequest{Command: "status"}, time.Minute, func(string) { t.Error("progress for status") })
+	if err != nil || r.OK == nil || !*r.OK || r.Status == nil {
+		t.Fatalf("status: %+v, %v", r, err)
+	}
+	if !reflect.DeepEqual(*r.Status, h.status) {
+		t.Errorf("status round trip:\n got %+v\nwant %+v", *r.Status, h.status)
+	}
+	code, stdout, stderr := runCmd(t, "status", "-socket", path)
+	for _, want := range []string{"serving for", "because", "dp", "192.0.2.254", "established", "198.51.100.0/28", "med 10", "65535:0", "read 5 packets 500 bytes"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("status text lacks %q:\n%s", want, stdout)
+		}
+	}
+	if code != exitOK || stderr != "" {
+		t.Errorf("status: exit %d, stderr %q", code, stderr)
+	}
+	code, stdout, _ = runCmd(t, "status", "-json", "-socket", path)
+	var s Status
+	if err := json.Unmarshal([]byte(stdout), &s); err != nil || code != exitOK || !reflect.DeepEqual(s, h.status) {
+		t.Errorf("status -json: exit %d, %v\n%s", code, err, stdout)
+	}
+}
+
+// TestControlBadRequests: each bad request gets a clear error and reaches
+// no command.
+func TestControlBadRequests(t *testing.T) {
+	_, h, path := newTestServer(t)
+	for _, tc := range []struct{ req, want string }{
+		{"hello\n", "request is not a JSON object"},
+		{`{"command":"frobnicate"}` + "\n", `unknown command "frobnicate": status, drain, undrain or reload`},
+		{`{"command":"reload","force":true}` + "\n", "force applies to drain only"},
+		{`{"command":"drain","extra":1}` + "\n", `unknown field "extra"`},
+		{`{}` + "\n", `request has no "command"`},
+		{`{"command":"drain"} {"command":"drain"}` + "\n", "more than one JSON value"},
+		{`{"command":"drain"}`, "incomplete request (no end of line)"},
+		{strings.Repeat(" ", maxRequest) + `{"command":"drain"}` + "\n", "request longer than 4096 bytes"},
+	} {
+		got := rawCall(t, path, tc.req)
+		if len(got) != 1 || got[0]["ok"] != false || !strings.Contains(got[0]["error"].(string), tc.want) {
+			t.Errorf("%.40q: answer %v, want an error with %q", tc.req, got, tc.want)
+		}
+	}
+	if calls := h.Calls(); len(calls) != 0 {
+		t.Errorf("bad requests reached commands: %q", calls)
+	}
+	// A client that connects and closes at once changes nothing either, and
+	// the server goes on.
+	c, _ := net.Dial("unix", path)
+	c.Close()
+	if r, err := controlCall(path, controlRequest{Command: "reload"}, time.Minute, nil); err != nil || !*r.OK || r.Message != "reloaded" {
+		t.Errorf("reload after the bad requests: %+v, %v", r, err)
+	}
+	if r, err := controlCall(path, controlRequest{Command: "undrain"}, time.Minute, nil); err != nil || *r.OK || r.Error != "cannot undrain: disk on fire" {
+		t.Errorf("undrain: %+v, %v", r, err)
+	}
+	code, _, stderr := runCmd(t, "undrain", "-socket", path)
+	if code != exitError || stderr != "map646 undrain: cannot undrain: disk on fire\n" {
+		t.Errorf("undrain command: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestControlDrainStreams: a drain's progress arrives line by line before
+// the final answer; a client that goes away midway does not stop it.
+func TestControlDrainStreams(t *testing.T) {
+	_, h, path := newTestServer(t)
+	var progress []string
+	done := make(chan struct{})
+	var r controlReply
+	var err error
+	go func() {
+		r, err = controlCall(path, controlRequest{Command: "drain", Force: true}, 0, func(p string) { progress = append(progress, p) })
+		close(done)
+	}()
+	<-h.started
+	h.release <- struct{}{}
+	<-done
+	if err != nil || !*r.OK || r.Message != "drained" || !reflect.DeepEqual(progress, []string{"step one", "step two"}) {
+		t.Errorf("drain: %+v, %v, progress %q", r, err, progress)
+	}
+
+	// A client that disconnects during the drain: the drain finishes.
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte(`{"command":"drain"}` + "\n"))
+	<-h.started
+	c.Close()
+	h.release <- struct{}{} // the handler takes it: the drain was not cancelled
+	if calls := h.Calls(); !reflect.DeepEqual(calls, []string{"drain", "drain"}) {
+		t.Errorf("calls %q", calls)
+	}
+}
+
+// TestControlSocketTaken: a second daemon refuses a live socket, removes a
+// stale one, and leaves a non-socket file alone.
+func TestControlSocketTaken(t *testing.T) {
+	s, _, path := newTestServer(t)
+	log := slog.New(slog.DiscardHandler)
+	if _, err := listenControl(path, log); err == nil || !strings.Contains(err.Error(), "another map646 answers on it") {
+		t.Errorf("live socket: %v", err)
+	}
+	// A stale socket: bound, never listened on (what a killed process leaves).
+	stale := filepath.Join(t.TempDir(), "stale.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	ln, err := listenControl(stale, log)
+	if err != nil {
+		t.Fatalf("stale socket: %v", err)
+	}
+	ln.Close()
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	if _, err := listenControl(file, log); err == nil || !strings.Contains(err.Error(), "is not a socket") {
+		t.Errorf("regular file: %v", err)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "x" {
+		t.Error("the regular file was touched")
+	}
+	// After Close the socket is gone and the commands say nothing runs.
+	s.Close()
+	s.Close()
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket after Close: %v", err)
+	}
+	code, _, stderr := runCmd(t, "status", "-socket", path)
+	if code != exitError || !strings.Contains(stderr, "no control socket at "+path+": map646 run is not running") {
+		t.Errorf("no daemon: exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = runCmd(t, "drain", "-socket", stale)
+	if code != exitError || !strings.Contains(stderr, "no control socket at") {
+		t.Errorf("no daemon: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestControlRequestTimeout: a client that says nothing is dropped.
+func TestControlRequestTimeout(t *testing.T) {
+	defer func(d time.Duration) { requestTimeout = d }(requestTimeout)
+	requestTimeout = 50 * time.Millisecond
+	_, h, path := newTestServer(t)
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.Contains(line, `"ok":false`) || !strings.Contains(line, "incomplete request") {
+		t.Errorf("silent client: %q, %v", line, err)
+	}
+	if len(h.Calls()) != 0 {
+		t.Error("a silent client reached a command")
+	}
+}
