@@ -95,15 +95,17 @@ func (c *Config) decodeBGP(root *section) map[netip.Addr]bool {
 		b.ListenAddresses = nil
 	}
 	if v, ok := s.str("grpc_socket"); ok && v != "" {
-		if msg := checkSocketPath(v); msg != "" {
-			s.bad("grpc_socket", v, "%s; the gRPC API has no authentication, so it is served on a unix socket only", msg)
+		if !filepath.IsAbs(v) {
+			s.bad("grpc_socket", v, `not an absolute path; accepted: the path of a unix socket, e.g. "/run/map646-gobgp.sock", never a network address: the gRPC API has no authentication`)
+		} else if msg := checkSocketPath(v); msg != "" {
+			s.bad("grpc_socket", v, "%s", msg)
 		} else {
 			b.GRPCSocket = v
 		}
 	}
 
 	var med int
-	medOK := s.integer("med", &med, 0, maxASN, "")
+	medOK := s.integer("med", &med, 0, maxASN, "") || !s.has("med")
 	if medOK {
 		b.MED = uint32(med)
 	}
@@ -259,6 +261,7 @@ func (c *Config) decodeNeighbor(s *section) (n routing.Neighbor, ok bool) {
 	}
 
 	c.nextHops(s, &n)
+	s.done()
 	return n, s.d.len() == before
 }
 

@@ -270,7 +270,7 @@ func (s *section) table(key string) *section {
 	}
 	// The library would decode a non-table into an empty map without a word.
 	if _, ok := r.(map[string]any); !ok {
-		s.bad(key, r, "must be a table ([%s]), not %s", key, typeName(r))
+		s.bad(key, r, "must be a table ([%s]), not %s", s.path(key), typeName(r))
 		t.broken = true
 		return t
 	}
@@ -294,12 +294,12 @@ func (s *section) tables(key string) []*section {
 	case []any:
 		for i, e := range a {
 			if _, ok := e.(map[string]any); !ok {
-				s.bad(key, r, "must be an array of tables ([[%s]]); element %d is %s", key, i, typeName(e))
+				s.bad(key, r, "must be an array of tables ([[%s]]); element %d is %s", s.path(key), i, typeName(e))
 				return nil
 			}
 		}
 	default:
-		s.bad(key, r, "must be an array of tables ([[%s]]), not %s", key, typeName(r))
+		s.bad(key, r, "must be an array of tables ([[%s]]), not %s", s.path(key), typeName(r))
 		return nil
 	}
 	var list []map[string]toml.Primitive
