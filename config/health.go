@@ -126,16 +126,17 @@ func (c *Config) decodeCheck(s *section, neighbors map[netip.Addr]bool) (ch heal
 // Targets are IPv6: the backends live in an IPv6-only datacenter, and an
 // IPv4 target would test a path the translated traffic never takes.
 func (c *Config) checkTarget(s *section, ch *health.Check, neighbors map[netip.Addr]bool) {
+	// Both keys are accepted whatever the type (one with the wrong type
+	// gets its own message), in this order in the list of accepted keys.
+	s.has("target")
+	s.has("neighbors")
 	kind := ch.Kind
 	if kind == 0 {
-		// Unknown type: the target cannot be judged, but is not unknown.
-		s.has("target")
-		s.has("neighbors")
-		return
+		return // unknown type: the target cannot be judged
 	}
 	if kind != health.BGP {
 		if r, ok := s.raw("neighbors"); ok {
-			s.bad("neighbors", r, "only a bgp check has neighbors; a %s check has %s", kind, targetOf(kind))
+			s.bad("neighbors", r, "only a bgp check has neighbors; this %s check has %s", kind, targetOf(kind))
 		}
 	}
 	switch kind {
