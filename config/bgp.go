@@ -135,18 +135,19 @@ func (c *Config) decodeBGP(root *section) map[netip.Addr]bool {
 	seen := map[netip.Addr]*section{}
 	for _, ns := range neighbors {
 		n, ok := c.decodeNeighbor(ns)
+		// A neighbor with other problems still claims its address.
 		if n.Address.IsValid() {
 			addrs[n.Address] = true
+			if first := seen[n.Address]; first != nil {
+				ns.bad("address", raw(ns, "address"), "already the address of %s%s; each neighbor may be listed once", first.name, lineRef(first.header))
+				ok = false
+			} else {
+				seen[n.Address] = ns
+			}
 		}
-		if !ok {
-			continue
+		if ok {
+			b.Neighbors = append(b.Neighbors, n)
 		}
-		if first := seen[n.Address]; first != nil {
-			ns.bad("address", n.Address.String(), "already the address of %s%s; each neighbor may be listed once", first.name, lineRef(first.header))
-			continue
-		}
-		seen[n.Address] = ns
-		b.Neighbors = append(b.Neighbors, n)
 	}
 	s.done()
 	return addrs

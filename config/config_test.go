@@ -493,8 +493,8 @@ func TestSeveralProblems(t *testing.T) {
 	}
 	// One line per mistake written in the files, and one more: the
 	// misspelt ipv6_adress leaves ipv6_address missing.
-	if n := len(err.(*Error).Problems); n != 15 {
-		t.Errorf("%d problems, want 15", n)
+	if n := len(err.(*Error).Problems); n != 19 {
+		t.Errorf("%d problems, want 19", n)
 	}
 }
 
@@ -598,5 +598,33 @@ mappings: 5 (3 single addresses, 2 prefix pairs), 36 IPv4 addresses covered
 	}
 	if strings.Contains(b.String(), "198.51.100.11 ") {
 		t.Errorf("the 11th mapping is listed:\n%s", b.String())
+	}
+}
+
+// TestNearest: the suggestion for a typo, a swap of two letters counting
+// as one edit.
+func TestNearest(t *testing.T) {
+	names := []string{"translator", "mapping", "tun", "metrics", "log", "bgp", "health", "node", "control"}
+	for _, tc := range []struct{ typo, want string }{
+		{"bpg", "bgp"}, // one swap; two substitutions from "log"
+		{"halth", "health"},
+		{"Metrics", "metrics"},
+		{"nodes", "node"},
+		{"routing", ""},
+	} {
+		if got := nearest(tc.typo, names); got != tc.want {
+			t.Errorf("nearest(%q) = %q, want %q", tc.typo, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"abc", "", 3}, {"", "abc", 3}, {"abc", "abc", 0},
+		{"ab", "ba", 1}, {"abcd", "acbd", 1}, {"kitten", "sitting", 3}, {"ca", "abc", 3},
+	} {
+		if got := editDistance(tc.a, tc.b); got != tc.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
 	}
 }
