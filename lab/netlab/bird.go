@@ -262,6 +262,10 @@ func (b *Bird) Route(t TB, prefix string) BirdRoute {
 	return r
 }
 
+// TryRoute is Route without a TB: for a goroutine that watches BIRD while
+// the test does something else.
+func (b *Bird) TryRoute(prefix string) (BirdRoute, error) { return b.route(prefix) }
+
 func (b *Bird) route(prefix string) (BirdRoute, error) {
 	pfx, err := netip.ParsePrefix(prefix)
 	if err != nil {
