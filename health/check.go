@@ -1,7 +1,12 @@
 package health
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -83,4 +88,75 @@ type Check struct {
 	Rise, Fall int
 	// Withdraws is what the node stops announcing while the check is down.
 	Withdraws Side
+}
+
+// Target is what the check probes, as text: the address, address and
+// port, URL, or neighbors (comma-separated); empty for the data plane.
+func (c Check) Target() string {
+	switch c.Kind {
+	case ICMPv6:
+		return c.Addr.String()
+	case TCP:
+		return c.AddrPort.String()
+	case HTTP:
+		return c.URL
+	case BGP:
+		s := make([]string, len(c.Neighbors))
+		for i, n := range c.Neighbors {
+			s[i] = n.String()
+		}
+		return strings.Join(s, ",")
+	}
+	return ""
+}
+
+// Validate reports what makes the check impossible to run: no name, an
+// unknown kind, a missing or unusable target, Interval or Timeout not
+// positive, Timeout not below Interval, Rise or Fall below 1.
+func (c Check) Validate() error {
+	if c.Name == "" {
+		return errors.New("no name")
+	}
+	var bad string
+	switch c.Kind {
+	case DataPlane:
+	case ICMPv6:
+		if !c.Addr.Is6() || c.Addr.Is4In6() {
+			bad = fmt.Sprintf("icmp6 target %v is not an IPv6 address", c.Addr)
+		}
+	case TCP:
+		if !c.AddrPort.IsValid() || c.AddrPort.Port() == 0 {
+			bad = fmt.Sprintf("tcp target %v is not an address and port", c.AddrPort)
+		}
+	case HTTP:
+		if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad = fmt.Sprintf("http target %q is not an http or https URL", c.URL)
+		}
+	case BGP:
+		if len(c.Neighbors) == 0 {
+			bad = "a bgp check needs at least one neighbor"
+		}
+	default:
+		bad = fmt.Sprintf("unknown kind %d", c.Kind)
+	}
+	switch {
+	case bad != "":
+	case c.Interval <= 0 || c.Timeout <= 0:
+		bad = fmt.Sprintf("interval %v and timeout %v must be positive", c.Interval, c.Timeout)
+	case c.Timeout >= c.Interval:
+		bad = fmt.Sprintf("timeout %v must be shorter than the interval %v", c.Timeout, c.Interval)
+	case c.Rise < 1 || c.Fall < 1:
+		bad = fmt.Sprintf("rise %d and fall %d must be at least 1", c.Rise, c.Fall)
+	}
+	if bad != "" {
+		return fmt.Errorf("%s: %s", c.Name, bad)
+	}
+	return nil
+}
+
+// Equal reports whether two checks are defined alike.
+func (c Check) Equal(d Check) bool {
+	return c.Name == d.Name && c.Kind == d.Kind && c.Addr == d.Addr && c.AddrPort == d.AddrPort &&
+		c.URL == d.URL && slices.Equal(c.Neighbors, d.Neighbors) && c.Interval == d.Interval &&
+		c.Timeout == d.Timeout && c.Rise == d.Rise && c.Fall == d.Fall && c.Withdraws == d.Withdraws
 }
