@@ -29,7 +29,7 @@ func WriteCSV(w io.Writer, runs ...*Run) error {
 			if !pr.Lost {
 				rtt = strconv.FormatFloat(pr.RTT.Seconds()*1e3, 'f', 3, 64)
 			}
-			cw.Write([]string{r.Title, strconv.Itoa(pr.Seq), strconv.FormatFloat(pr.Sent.Sub(r.Start).Seconds(), 'f', 3, 64),
+			cw.Write([]string{r.Name, strconv.Itoa(pr.Seq), strconv.FormatFloat(pr.Sent.Sub(r.Start).Seconds(), 'f', 3, 64),
 				pr.Src.String(), pr.Dst.String(), rtt, b01(pr.Lost), b01(pr.Late), pr.ReqVia, pr.RepVia, b01(pr.Translated), name})
 		}
 	}

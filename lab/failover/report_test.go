@@ -18,7 +18,7 @@ import (
 func synthetic(n int, lost map[int]bool) *Run {
 	start := time.Unix(1000, 0)
 	iv := 100 * time.Millisecond
-	r := &Run{Title: "synthetic", Start: start, Interval: iv, Nodes: []string{"tokyo", "osaka"}}
+	r := &Run{Name: "synthetic", Title: "synthetic", Start: start, Interval: iv, Nodes: []string{"tokyo", "osaka"}}
 	r.Events = []Event{
 		{Step: Step{Name: "base", Label: "1. both", MaxLost: 0}, At: start},
 		{Step: Step{Name: "kill", Label: "5. kill", MaxLost: -1, MaxOutage: 500 * time.Millisecond, Do: func(func(string, ...any)) error { return nil }},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -36,6 +37,7 @@ type Event struct {
 // Run is a finished timeline: its probes and events, times relative to
 // Start.
 type Run struct {
+	Name     string // short, for file names and the CSV ("timeline-bfd")
 	Title    string
 	Start    time.Time
 	Interval time.Duration
@@ -44,17 +46,23 @@ type Run struct {
 	Probes   []Probe
 }
 
+// ErrInterrupted ends a timeline whose abort channel was closed.
+var ErrInterrupted = errors.New("interrupted")
+
 // RunTimeline runs the steps one after the other while p probes, printing
-// progress to out. It stops at the first step that fails, and returns the
-// run so far with that step's error.
-func RunTimeline(title string, p *Prober, nodes []string, steps []Step, out io.Writer) (*Run, error) {
+// progress to out. It stops at the first step that fails, or when abort
+// (may be nil) is closed, and returns the run so far with the error.
+func RunTimeline(name, title string, p *Prober, nodes []string, steps []Step, out io.Writer, abort <-chan struct{}) (*Run, error) {
 	stop := make(chan struct{})
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }) }
+	defer halt() // also when a step's TB ends the goroutine (runtime.Goexit)
 	sent := make(chan error, 1)
 	go func() { sent <- p.Run(stop) }()
 	for p.Start().IsZero() {
 		time.Sleep(time.Millisecond) // Run sets it first thing
 	}
-	r := &Run{Title: title, Start: p.Start(), Interval: p.Interval, Nodes: nodes}
+	r := &Run{Name: name, Title: title, Start: p.Start(), Interval: p.Interval, Nodes: nodes}
 	since := func(t time.Time) string { return fmt.Sprintf("%6.1fs", t.Sub(r.Start).Seconds()) }
 	var stepErr error
 	for i, s := range steps {
@@ -76,24 +84,32 @@ func RunTimeline(title string, p *Prober, nodes []string, steps []Step, out io.W
 		if s.Do != nil {
 			say("done in %.2fs", e.Done.Sub(e.At).Seconds())
 		}
-		hold(p, e.At, s.Hold, say)
+		if !hold(p, e.At, s.Hold, say, abort) {
+			stepErr = fmt.Errorf("step %d (%s): %w", i+1, s.Label, ErrInterrupted)
+			break
+		}
 	}
-	close(stop)
+	halt()
 	fmt.Fprintf(out, "[%s] waiting %v for the last answers\n", since(time.Now()), p.Timeout)
 	sendErr := <-sent
 	r.Probes = p.Probes()
 	return r, errors.Join(stepErr, sendErr)
 }
 
-// hold waits d, saying every 2 s how the probes since the event fare.
-func hold(p *Prober, from time.Time, d time.Duration, say func(string, ...any)) {
+// hold waits d, saying every 2 s how the probes since the event fare; it
+// returns false if abort is closed first.
+func hold(p *Prober, from time.Time, d time.Duration, say func(string, ...any), abort <-chan struct{}) bool {
 	end := time.Now().Add(d)
 	for {
 		left := time.Until(end)
 		if left <= 0 {
-			return
+			return true
 		}
-		time.Sleep(min(left, 2*time.Second))
+		select {
+		case <-time.After(min(left, 2*time.Second)):
+		case <-abort:
+			return false
+		}
 		say("%s", progress(p.Probes(), from))
 	}
 }

@@ -1,0 +1,237 @@
+package failover
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/topo"
+)
+
+// Options of the experiment.
+type Options struct {
+	// Bin is the map646 binary; "" builds this module's.
+	Bin string
+	// Interval between probes of the timeline (the paper's: 100 ms).
+	Interval time.Duration
+	// Hold is how long the probes run after each event settles.
+	Hold time.Duration
+	// Transfer is how long the flows scenario's TCP transfer lasts.
+	Transfer time.Duration
+	// HoldTimer also runs the silent death without BFD (hold timer 3 s).
+	HoldTimer bool
+	// Progress receives what the experiment does, as it does it.
+	Progress io.Writer
+	// Abort (may be nil) ends the experiment early, cleaning up (Ctrl-C).
+	Abort <-chan struct{}
+}
+
+// Addresses the experiment adds to the lab of lab/topo: more client
+// addresses (routers hash ICMP on addresses only, so one source would put
+// every probe on one node), and the listener that tokyo's IPv6-side health
+// check connects to.
+var (
+	extraClients = []string{"192.0.2.3", "192.0.2.4", "192.0.2.5", "192.0.2.6"}
+	checkTarget  = "[" + topo.Server10 + "]:7001"
+	flowTarget6  = "[" + topo.Server10 + "]:7002"
+	flowTarget4  = topo.Public10 + ":7002"
+)
+
+// Lab is the two-node lab with what the experiment adds.
+type Lab struct {
+	*topo.Lab
+	BFD        bool
+	Srcs, Dsts []netip.Addr
+	check      *listener // the target of tokyo's "backend-ipv6" check
+}
+
+// NewLab builds the lab (BFD 100 ms x 3 on the router sessions, or only
+// the 3 s hold timer), with a health check on tokyo alone that withdraws
+// its IPv6 side (the pseudo prefix) when a TCP listener on srv10 stops
+// answering: how the timeline makes tokyo stop announcing on one side
+// the map646 way. It waits until both routers route both prefixes over
+// both nodes.
+func NewLab(t *testing.T, o Options, bfd bool) *Lab {
+	t.Helper()
+	l := &Lab{BFD: bfd, Lab: topo.New(t, topo.Options{Bin: o.Bin, BFD: bfd, NoStart: true})}
+	l.Srcs = []netip.Addr{netip.MustParseAddr(topo.Client4)}
+	for _, a := range extraClients {
+		l.Client.AddAddr(t, "c0", a+"/29")
+		l.Srcs = append(l.Srcs, netip.MustParseAddr(a))
+	}
+	l.Dsts = []netip.Addr{netip.MustParseAddr(topo.Public10), netip.MustParseAddr(topo.Public11)}
+	l.check = &listener{ns: l.Servers[0], addr: checkTarget}
+	l.check.start(t)
+	l.Tokyo.Config.Checks = append(l.Tokyo.Config.Checks, topo.Check{Name: "backend-ipv6", Type: "tcp", Addr: checkTarget,
+		Interval: 100 * time.Millisecond, Timeout: 80 * time.Millisecond, Rise: 2, Fall: 2, Withdraw: "ipv6"})
+	for _, n := range l.Nodes {
+		n.Start(t)
+	}
+	l.WaitConverged(t, 30*time.Second)
+	return l
+}
+
+// NodeNames is the nodes' names, tokyo first.
+func (l *Lab) NodeNames() []string {
+	var s []string
+	for _, n := range l.Nodes {
+		s = append(s, n.Name)
+	}
+	return s
+}
+
+// Probe starts a prober from every client address to both servers, with
+// a sniffer on each node's device.
+func (l *Lab) Probe(t netlab.TB, interval time.Duration, syns chan<- Segment) *Prober {
+	t.Helper()
+	p := NewProber(t, l.Client, l.Srcs, l.Dsts, interval, time.Second)
+	for _, n := range l.Nodes {
+		Sniff(t, n.NS, n.Name, n.M.Device, p, syns)
+	}
+	return p
+}
+
+// listener is a TCP listener in a namespace that accepts and closes
+// connections, stopped and started again by the experiment.
+type listener struct {
+	ns   *netlab.NS
+	addr string
+	mu   sync.Mutex
+	ln   net.Listener
+}
+
+func (c *listener) start(t netlab.TB) {
+	t.Helper()
+	ln := c.ns.Listen(t, "tcp", c.addr)
+	c.mu.Lock()
+	c.ln = ln
+	c.mu.Unlock()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+}
+
+func (c *listener) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ln != nil {
+		c.ln.Close()
+		c.ln = nil
+	}
+}
+
+// stepTB is the test inside a step: a Fatalf there ends the step (the
+// timeline catches it and reports the run so far), not the test.
+type stepTB struct{ *testing.T }
+
+func (s stepTB) Fatalf(format string, args ...any) { panic(Fatal{fmt.Sprintf(format, args...)}) }
+func (s stepTB) Fatal(args ...any)                 { panic(Fatal{fmt.Sprint(args...)}) }
+func (s stepTB) FailNow()                          { panic(Fatal{"FailNow called"}) }
+
+// TimelineSteps are the paper's Figure 4 events, extended: both nodes
+// serving; tokyo's pseudo prefix withdrawn by its health check and back;
+// tokyo drained and undrained; tokyo dead silently and back. Each step
+// waits until the routers' FIBs show the change (or fails saying what it
+// waited for), then probes for hold. Without BFD only the baseline and the
+// silent death are run (the comparison the hold timer gives).
+func (l *Lab) TimelineSteps(t *testing.T, hold time.Duration) []Step {
+	st := stepTB{t}
+	tokyo, osaka := l.Tokyo, l.Osaka
+	conv := 30 * time.Second
+	waitFIB := func(say func(string, ...any), ns *netlab.NS, prefix string, nodes ...*topo.Node) {
+		gws := topo.Gateways4(nodes...)
+		if ns == l.Backend {
+			gws = topo.Gateways6(nodes...)
+		}
+		say("waiting until %s routes %s via %v", ns.Role, prefix, nodeNames(nodes))
+		ns.WaitFIB(st, prefix, conv, fmt.Sprintf("via %v", gws), topo.Multipath(gws...))
+	}
+	base := Step{Name: "ecmp", Label: "1. both nodes serving (ECMP)", Hold: hold, MaxLost: 0}
+	dies := Step{Name: "tokyo-dies", Label: "5. tokyo dies silently", Hold: hold, MaxLost: -1,
+		Do: func(say func(string, ...any)) error {
+			at := tokyo.KillSilently(st, true)
+			say("tokyo's bridge ports down and map646 stopped (SIGSTOP)")
+			_, up := l.Upstream.WaitFIB(st, topo.Prefix4, conv, "via osaka", topo.Multipath(topo.Gateways4(osaka)...))
+			_, back := l.Backend.WaitFIB(st, topo.Pseudo, conv, "via osaka", topo.Multipath(topo.Gateways6(osaka)...))
+			say("the upstream's FIB dropped tokyo after %.0f ms, the backend's after %.0f ms",
+				up.Sub(at).Seconds()*1e3, back.Sub(at).Seconds()*1e3)
+			return nil
+		}}
+	if l.BFD {
+		dies.MaxOutage = 500 * time.Millisecond
+	}
+	back := Step{Name: "tokyo-back", Label: "6. tokyo comes back", Hold: hold, MaxLost: -1,
+		Do: func(say func(string, ...any)) error {
+			tokyo.Revive(st)
+			say("tokyo's map646 continued (SIGCONT), its bridge ports up; sessions re-establish")
+			waitFIB(say, l.Upstream, topo.Prefix4, tokyo, osaka)
+			waitFIB(say, l.Backend, topo.Pseudo, tokyo, osaka)
+			return nil
+		}}
+	if !l.BFD {
+		dies.Label = "5. tokyo dies silently (no BFD: hold timer 3 s)"
+		return []Step{base, dies, back}
+	}
+	return []Step{
+		base,
+		{Name: "ipv6-withdrawn", Label: "2. tokyo withdraws 64:ff9b::/96 (health check)", Hold: hold, MaxLost: 0,
+			Do: func(say func(string, ...any)) error {
+				l.check.stop()
+				say("stopped the listener of tokyo's backend-ipv6 check (%s)", checkTarget)
+				waitFIB(say, l.Backend, topo.Pseudo, osaka)
+				return nil
+			}},
+		{Name: "ipv6-back", Label: "2'. tokyo re-announces 64:ff9b::/96", Hold: hold, MaxLost: 0,
+			Do: func(say func(string, ...any)) error {
+				l.check.start(st)
+				say("listener back; the check rises after 2 passes")
+				waitFIB(say, l.Backend, topo.Pseudo, tokyo, osaka)
+				return nil
+			}},
+		{Name: "drain", Label: "3. tokyo drained", Hold: hold, MaxLost: 0,
+			Do: func(say func(string, ...any)) error {
+				say("map646 drain on tokyo (GRACEFUL_SHUTDOWN, wait for idle, withdraw, linger)")
+				out, err := tokyo.Drain(false)
+				if err != nil {
+					return fmt.Errorf("map646 drain: %v\n%s", err, out)
+				}
+				waitFIB(say, l.Upstream, topo.Prefix4, osaka)
+				waitFIB(say, l.Backend, topo.Pseudo, osaka)
+				return nil
+			}},
+		{Name: "undrain", Label: "4. tokyo undrained", Hold: hold, MaxLost: 0,
+			Do: func(say func(string, ...any)) error {
+				out, err := tokyo.Undrain()
+				if err != nil {
+					return fmt.Errorf("map646 undrain: %v\n%s", err, out)
+				}
+				waitFIB(say, l.Upstream, topo.Prefix4, tokyo, osaka)
+				waitFIB(say, l.Backend, topo.Pseudo, tokyo, osaka)
+				return nil
+			}},
+		dies,
+		back,
+	}
+}
+
+func nodeNames(nodes []*topo.Node) string {
+	s := ""
+	for i, n := range nodes {
+		if i > 0 {
+			s += "+"
+		}
+		s += n.Name
+	}
+	return s
+}
