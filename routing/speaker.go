@@ -408,7 +408,10 @@ func (s *Speaker) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, t time.Ti
 		if reason != "" {
 			attrs = append(attrs, "reason", reason)
 		}
-		if old == bgp.BGP_FSM_ESTABLISHED {
+		if old == bgp.BGP_FSM_ESTABLISHED && st.DisconnectReason == api.PeerState_DISCONNECT_REASON_DECONFIGURED {
+			// Our own doing: Close or a reload that removed the neighbor.
+			s.log.Info("neighbor down", attrs...)
+		} else if old == bgp.BGP_FSM_ESTABLISHED {
 			s.log.Warn("neighbor down", attrs...)
 		} else if st.SessionState == bgp.BGP_FSM_ESTABLISHED {
 			s.log.Info("neighbor up", attrs...)
