@@ -138,10 +138,12 @@ func (c *controller) NeedsRetry() bool {
 	return c.retry
 }
 
-// Ready records that the data plane runs and its routes are in.
-func (c *controller) Ready(ctx context.Context) error {
+// Ready records that the data plane runs and its routes are in, and what
+// to announce at full health.
+func (c *controller) Ready(ctx context.Context, p Plan) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.plan = p
 	c.refreshLocked()
 	c.node.Ready("data plane ready")
 	return c.announceLocked(ctx)

@@ -114,7 +114,7 @@ func newTestCtl(t *testing.T, stateDir string) *testCtl {
 		packets: func() uint64 { return tc.pkts.Load() },
 		log:     log, now: now,
 	}
-	if err := tc.Ready(context.Background()); err != nil {
+	if err := tc.Ready(context.Background(), testPlan); err != nil {
 		t.Fatal(err)
 	}
 	if st, _, _ := tc.node.State(); st != Serving {

@@ -21,6 +21,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/map646/map646/config"
+	"github.com/map646/map646/health"
+	"github.com/map646/map646/routing"
 	"github.com/map646/map646/translator"
 	"github.com/map646/map646/translator/dataplane"
 	"github.com/map646/map646/translator/tun"
@@ -30,14 +32,20 @@ const runUsage = `Usage: map646 run -config FILE
 
 Run the translator. map646 run, as root:
   1. loads and checks FILE as 'map646 check' does (a problem: exit 1);
-  2. creates the tun device [tun] name (default map646) with its MTU,
+  2. creates the control socket [control] socket (default
+     /run/map646.sock, mode 0600), refusing to start when another map646
+     answers on it (a stale one is removed), and reads the drained flag in
+     [node] state_dir;
+  3. creates the tun device [tun] name (default map646) with its MTU,
      offloads, queues and txqueuelen, and brings it up;
-  3. starts one worker thread per device queue;
-  4. serves Prometheus metrics at http://[metrics] listen/metrics
+  4. starts one worker thread per device queue;
+  5. serves Prometheus metrics at http://[metrics] listen/metrics
      (default 127.0.0.1:9646; loopback only unless allow_remote = true);
-  5. removes routes of protocol 246 left by an earlier map646 (logged), then
+  6. removes routes of protocol 246 left by an earlier map646 (logged), then
      routes every mapped IPv4 prefix (adjacent ones merged) and the pseudo
-     prefix into the device: 'ip route show proto 246' lists them, and logs
+     prefix into the device: 'ip route show proto 246' lists them;
+  7. with [bgp], starts the BGP speaker (GoBGP v4) and its neighbors; then
+     the [health] checks (without [health]: one dataplane check), and logs
      "serving".
 The kernel routes the translated packets: enable forwarding
 (sysctl net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1) for packets
@@ -47,16 +55,42 @@ It refuses to start, with a message saying why, when it is not root, when
 /dev/net/tun is missing, or when a network interface of the device's name
 exists already (map646 creates its own device and never takes one over).
 
+The node's states (logged as "node state" with state, from and cause;
+'map646 status' shows them):
+  starting  nothing announced until the data plane runs and every check
+            has risen (rise passes in a row);
+  serving   the mapped IPv4 prefixes (or the [bgp] aggregates covering
+            them) announced to the neighbors carrying ipv4-unicast, the
+            pseudo prefix to those carrying ipv6-unicast, with [bgp] med
+            and communities; partners get both;
+  failed    a check is down (fall failures in a row): the side it withdraws
+            (ipv4, ipv6 or all) is withdrawn; back to serving when every
+            check is up again;
+  draining  'map646 drain': GRACEFUL_SHUTDOWN and drain_med, then withdrawn;
+  drained   nothing announced until 'map646 undrain'; this survives a
+            restart (the flag in [node] state_dir). A drained node still
+            translates what reaches it.
+Nothing a BGP neighbor sends enters the node's routing table.
+
 Signals:
   SIGHUP           reload: re-read and check FILE; if it is valid, remove
                    the routes of the mappings that went, switch the table
                    between two batches (no packet lost or translated half
                    by each), add the routes of the new mappings, apply the
-                   ICMP error rate. An invalid FILE is refused, its problems
-                   logged, the running configuration kept. [tun], [metrics]
-                   and [log] changes need a restart (a warning says so).
-  SIGTERM, SIGINT  stop: remove every route map646 added, stop the workers,
-                   close the device (the kernel deletes it); exit 0, or 1 if
+                   ICMP error rate, the [bgp] neighbors and attributes, the
+                   [health] checks (unchanged checks keep their state), and
+                   announce accordingly. An invalid FILE is refused, its
+                   problems logged, the running configuration kept. [tun],
+                   [metrics], [log], [control], [node] state_dir, adding or
+                   removing [bgp], and the speaker's AS, router id and
+                   listener need a restart (a warning or error says so).
+                   'map646 reload' does the same and prints the result.
+  SIGTERM, SIGINT  stop: withdraw every announcement; keep translating for
+                   [node] linger (default 2s) while routers converge (not
+                   without [bgp] or with nothing announced; a second signal
+                   cuts it short); close the BGP sessions (Cease); remove
+                   every route map646 added, stop the workers, close the
+                   device (the kernel deletes it); exit 0, or 1 if
                    something failed on the way down.
 
 Logs go to stderr through log/slog ([log] format text or json, level);
@@ -78,15 +112,19 @@ Metrics:
       per mapping (entry: its IPv4 side), for the first [metrics]
       mapping_series mappings (default 1000): every mapping is counted,
       but a million of them as series would overwhelm Prometheus
+  map646_node_state{state} (1 for the current state),
+  map646_health_check_up{check}, map646_bgp_neighbor_established{neighbor},
+  map646_announced_prefixes
   map646_mappings, map646_reloads_total{result}, map646_build_info
   and the Go runtime's go_* and process_* metrics.
 
-Exit codes: 0 after SIGTERM or SIGINT, 1 when it cannot start or fails,
-2 for a usage error.
+Exit codes: 0 after SIGTERM or SIGINT, 1 when it cannot start or fails
+(the data plane or the health monitor stopped), 2 for a usage error.
 
 Example:
   map646 check -config /etc/map646/map646.toml && map646 run -config /etc/map646/map646.toml
-  kill -HUP $(pidof map646)    # after editing the mappings
+  kill -HUP $(pidof map646)    # after editing the mappings, or: map646 reload
+  map646 status
 `
 
 // Preconditions, replaced by tests.
@@ -150,7 +188,9 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// daemon is a running map646: its device, data plane, routes and metrics.
+// daemon is a running map646: its device, data plane, routes and metrics,
+// and with them the node's life cycle: the state machine (ctl), the BGP
+// speaker, the health monitor and the control socket.
 type daemon struct {
 	path string
 	cfg  *config.Config
@@ -162,7 +202,25 @@ type daemon struct {
 	routes  *dataplane.Routes
 	metrics *http.Server
 	reloads *prometheus.CounterVec
+
+	ctl       *controller
+	ctlLn     *net.UnixListener // bound early, served once the node runs
+	control   *controlServer
+	bgp       *routing.Speaker // nil without [bgp]
+	hm        *health.Monitor
+	stopHM    context.CancelFunc
+	hmDone    chan error
+	reloadReq chan chan reloadResult // reloads asked over the control socket
 }
+
+// reloadResult is the outcome of a reload, for the control socket.
+type reloadResult struct {
+	msg string
+	err error
+}
+
+// retryEvery is how often a failed announcement is retried.
+const retryEvery = 2 * time.Second
 
 func (d *daemon) run() int {
 	// Signals are taken from the start: a SIGTERM while the routes are
@@ -173,11 +231,21 @@ func (d *daemon) run() int {
 
 	if err := d.start(); err != nil {
 		d.log.Error("cannot start", "err", err)
-		if err := d.stop(); err != nil {
+		if err := d.stop(nil); err != nil {
 			d.log.Error("cleanup after the failed start", "err", err)
 		}
 		return exitError
 	}
+	var hmChanges, bgpChanges <-chan struct{}
+	if d.hm != nil {
+		hmChanges = d.hm.Changes()
+	}
+	if d.bgp != nil {
+		bgpChanges = d.bgp.Changes()
+	}
+	retry := time.NewTicker(retryEvery)
+	defer retry.Stop()
+	ctx := context.Background()
 	for {
 		select {
 		case sig := <-sigs:
@@ -186,16 +254,34 @@ func (d *daemon) run() int {
 				continue
 			}
 			d.log.Info("stopping", "signal", sig.String())
-			if err := d.stop(); err != nil {
+			if err := d.stop(sigs); err != nil {
 				d.log.Error("stopped with errors", "err", err)
 				return exitError
 			}
 			d.log.Info("stopped")
 			return exitOK
+		case reply := <-d.reloadReq:
+			msg, err := d.reload()
+			reply <- reloadResult{msg, err}
+		case <-hmChanges:
+			d.ctl.Reconcile(ctx)
+		case <-bgpChanges:
+			d.ctl.Reconcile(ctx)
+		case <-retry.C:
+			if d.ctl.NeedsRetry() {
+				d.ctl.Reconcile(ctx)
+			}
+		case err := <-d.hmDone:
+			d.hmDone = nil
+			d.log.Error("the health monitor stopped; the node withdraws and stops", "err", err)
+			if err := d.stop(nil); err != nil {
+				d.log.Error("cleanup", "err", err)
+			}
+			return exitError
 		case err := <-d.dpDone:
 			d.dpDone = nil // Run has returned
 			d.log.Error("the data plane stopped", "err", err)
-			if err := d.stop(); err != nil {
+			if err := d.stop(nil); err != nil {
 				d.log.Error("cleanup", "err", err)
 			}
 			return exitError
@@ -203,11 +289,61 @@ func (d *daemon) run() int {
 	}
 }
 
+// Reload is the control socket's reload: the daemon loop runs it, as it
+// runs SIGHUP's.
+func (d *daemon) Reload(ctx context.Context) (string, error) {
+	reply := make(chan reloadResult, 1)
+	select {
+	case d.reloadReq <- reply:
+	case <-ctx.Done():
+		return "", errors.New("map646 is stopping")
+	}
+	select {
+	case r := <-reply:
+		return r.msg, r.err
+	case <-ctx.Done():
+		return "", errors.New("map646 is stopping")
+	}
+}
+
+// ctlHandler is what the control socket serves: the controller's commands
+// and the daemon's reload.
+type ctlHandler struct {
+	*controller
+	d *daemon
+}
+
+func (h ctlHandler) Reload(ctx context.Context) (string, error) { return h.d.Reload(ctx) }
+
 // start brings the daemon up; stop undoes whatever part of it was done.
 func (d *daemon) start() error {
 	start := time.Now()
 	cfg := d.cfg
 	d.warnForwarding()
+
+	// The control socket is bound first: a second map646 on the same
+	// socket is refused before it touches the device or the routes.
+	var err error
+	if d.ctlLn, err = listenControl(cfg.Control.Socket, d.log); err != nil {
+		return err
+	}
+	flag := drainFlag{cfg.Node.StateDir}
+	drainedAt, drained, err := flag.Load()
+	if err != nil {
+		return fmt.Errorf("[node] state_dir %s: %w: cannot tell whether an operator drained this node", cfg.Node.StateDir, err)
+	}
+	d.reloadReq = make(chan chan reloadResult)
+	d.ctl = &controller{
+		node: NewNode(d.log, time.Now), hm: allHealthy{}, flag: flag, tm: timingOf(cfg.Node),
+		// Called only once d.dp is set: by metrics scrapes and the
+		// control socket, both started after dataplane.New.
+		packets: func() uint64 { return packetsRead(d.dp.Stats()) },
+		traffic: func() TrafficStatus { return trafficOf(d.dp.Stats()) },
+		log:     d.log, now: time.Now,
+	}
+	if drained {
+		d.ctl.node.RestoreDrained(drainedAt)
+	}
 
 	dev, err := openDevice(cfg.Tun)
 	if err != nil {
@@ -256,10 +392,36 @@ func (d *daemon) start() error {
 	}
 	routeTime := time.Since(routeStart)
 
+	// The speaker starts once the data plane translates and its routes
+	// are in: nothing may attract traffic before the node can carry it.
+	if cfg.BGP.Enabled {
+		if d.bgp, err = routing.New(cfg.BGP.Config, d.log.With("component", "routing")); err != nil {
+			return err
+		}
+		d.ctl.SetSpeaker(bgpSpeaker{d.bgp})
+	}
+	var sessions health.Sessions // a nil *routing.Speaker must stay a nil interface
+	if d.bgp != nil {
+		sessions = d.bgp
+	}
+	if d.hm, err = health.NewMonitor(cfg.Health.Checks, d.dp, sessions, d.log); err != nil {
+		return err
+	}
+	d.ctl.SetMonitor(healthMonitor{d.hm})
+	hctx, hcancel := context.WithCancel(context.Background())
+	d.stopHM, d.hmDone = hcancel, make(chan error, 1)
+	go func() { d.hmDone <- d.hm.Run(hctx) }()
+	if err := d.ctl.Ready(context.Background(), planOf(cfg, d.dp.Translator())); err != nil {
+		d.log.Warn("the first announcement failed; it is retried", "err", err)
+	}
+	d.control = newControlServer(d.ctlLn, ctlHandler{d.ctl, d}, d.log.With("component", "control"))
+	d.ctlLn = nil
+
 	d.log.Info("serving", "config", d.path, "device", dev.Name(), "mtu", cfg.Tun.MTU,
 		"queues", dev.Queues(), "offloads", offloads,
 		"mappings", d.dp.Translator().Table().Len(), "routes", len(want),
 		"routes_took", routeTime.Round(time.Millisecond), "metrics", metricsAt,
+		"control", cfg.Control.Socket, "bgp", cfg.BGP.Enabled, "checks", len(cfg.Health.Checks),
 		"version", fullVersion(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -328,7 +490,7 @@ func (d *daemon) serveMetrics(ln net.Listener) {
 		Help: "Always 1: the map646 version and the Go version that built it.",
 	}, []string{"version", "goversion"})
 	info.WithLabelValues(fullVersion(), runtime.Version()).Set(1)
-	reg.MustRegister(d.dp.Collector(d.cfg.Metrics.MappingSeries), d.reloads, info,
+	reg.MustRegister(d.dp.Collector(d.cfg.Metrics.MappingSeries), d.reloads, info, nodeCollector{d.ctl},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	mux := http.NewServeMux()
@@ -351,11 +513,12 @@ func (d *daemon) serveMetrics(ln net.Listener) {
 	}()
 }
 
-// reload applies the configuration file anew. The order keeps every
-// packet translated by a table that knows its route: the routes of the
-// mappings that go are removed before the table changes, those of the new
-// mappings added after.
-func (d *daemon) reload() {
+// reload applies the configuration file anew and says how it went. The
+// order keeps every packet translated by a table that knows its route: the
+// routes of the mappings that go are removed before the table changes,
+// those of the new mappings added after; then the speaker's neighbors and
+// the checks change, and the announcements follow the new table.
+func (d *daemon) reload() (string, error) {
 	start := time.Now()
 	count := func(result string) { d.reloads.WithLabelValues(result).Inc() }
 	cfg, err := config.Load(d.path)
@@ -367,7 +530,7 @@ func (d *daemon) reload() {
 		count("invalid")
 		d.log.Error("reload refused: the configuration is invalid; the running one is kept",
 			"config", d.path, "err", strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; "))
-		return
+		return "", fmt.Errorf("reload refused: the configuration is invalid; the running one is kept:\n%w", err)
 	}
 	d.keepRestartOnly(cfg)
 
@@ -376,20 +539,42 @@ func (d *daemon) reload() {
 	d.dp.Swap(tr)
 	d.dp.SetICMPLimit(cfg.Translator.ICMPErrorRate, cfg.Translator.ICMPErrorBurst)
 	errAdd := d.routes.Add(add)
+
+	ctx := context.Background()
+	var errBGP, errHealth error
+	if d.bgp != nil {
+		if errBGP = d.bgp.Reconfigure(ctx, cfg.BGP.Config); errBGP != nil {
+			// The running neighbors stay, and so do the attributes that go
+			// with them.
+			cfg.BGP = d.cfg.BGP
+			errBGP = fmt.Errorf("[bgp] not applied, the running one is kept: %w", errBGP)
+		}
+	}
+	if errHealth = d.hm.Update(cfg.Health.Checks); errHealth != nil {
+		cfg.Health = d.cfg.Health
+		errHealth = fmt.Errorf("[health] not applied, the running checks are kept: %w", errHealth)
+	}
 	d.cfg = cfg
+	errAnnounce := d.ctl.SetPlan(ctx, planOf(cfg, tr), timingOf(cfg.Node), drainFlag{cfg.Node.StateDir})
+	if errAnnounce != nil {
+		errAnnounce = fmt.Errorf("announce (retried): %w", errAnnounce)
+	}
 	args := []any{"config", d.path, "mappings", tr.Table().Len(),
 		"routes_added", len(add), "routes_removed", len(del), "took", time.Since(start).Round(time.Millisecond)}
-	if err := errors.Join(errRemove, errAdd); err != nil {
+	msg := fmt.Sprintf("reloaded %s: %d mappings, %d routes added, %d removed", d.path, tr.Table().Len(), len(add), len(del))
+	if err := errors.Join(errRemove, errAdd, errBGP, errHealth, errAnnounce); err != nil {
 		count("failed")
-		d.log.Error("reloaded, but not every route changed", append(args, "err", err)...)
-		return
+		d.log.Error("reloaded, but not every change was applied", append(args, "err", err)...)
+		return "", fmt.Errorf("%s, but not every change was applied: %w", msg, err)
 	}
 	count("ok")
 	d.log.Info("reloaded", args...)
+	return msg, nil
 }
 
-// keepRestartOnly keeps the running [tun], [metrics] and [log] in cfg,
-// warning about the changes that need a restart.
+// keepRestartOnly keeps the running [tun], [metrics], [log], [control]
+// and [node] state_dir in cfg, warning about the changes that need a
+// restart.
 func (d *daemon) keepRestartOnly(cfg *config.Config) {
 	var changed []string
 	if cfg.Tun != d.cfg.Tun {
@@ -401,19 +586,74 @@ func (d *daemon) keepRestartOnly(cfg *config.Config) {
 	if cfg.Log != d.cfg.Log {
 		changed = append(changed, "log")
 	}
+	if cfg.Control != d.cfg.Control {
+		changed = append(changed, "control")
+	}
+	if cfg.Node.StateDir != d.cfg.Node.StateDir {
+		changed = append(changed, "node.state_dir")
+	}
+	if cfg.BGP.Enabled != d.cfg.BGP.Enabled {
+		changed = append(changed, "bgp (added or removed)")
+	}
 	if len(changed) > 0 {
 		d.log.Warn("changes to these sections need a restart; they are not applied", "sections", strings.Join(changed, ", "))
 	}
-	cfg.Tun, cfg.Metrics, cfg.Log = d.cfg.Tun, d.cfg.Metrics, d.cfg.Log
+	cfg.Tun, cfg.Metrics, cfg.Log, cfg.Control = d.cfg.Tun, d.cfg.Metrics, d.cfg.Log, d.cfg.Control
+	cfg.Node.StateDir = d.cfg.Node.StateDir
+	if cfg.BGP.Enabled != d.cfg.BGP.Enabled {
+		cfg.BGP = d.cfg.BGP
+	}
 }
 
-// stop takes the daemon down, in this order: remove the routes, so the
-// kernel sends nothing more into the device while the workers translate
-// what is queued; stop the data plane, which closes the device (the kernel
-// deletes it with its last queue); stop the metrics server. It returns
-// everything that failed on the way.
-func (d *daemon) stop() error {
+// stop takes the daemon down, in this order:
+//  1. withdraw every announcement, so routers move the traffic to the other
+//     nodes;
+//  2. keep translating for [node] linger while they converge (a withdrawal
+//     takes milliseconds to reach a router, but a slow one must not lose
+//     packets; a second SIGTERM or SIGINT on sigs cuts the wait short);
+//  3. close the speaker (a Cease to every peer), the control socket and the
+//     health monitor;
+//  4. remove the kernel routes, so the kernel sends nothing more into the
+//     device while the workers translate what is queued;
+//  5. stop the data plane, which closes the device (the kernel deletes it
+//     with its last queue); stop the metrics server.
+//
+// Without [bgp], or with nothing announced, there is nothing to withdraw
+// and no linger. It returns everything that failed on the way.
+func (d *daemon) stop(sigs <-chan os.Signal) error {
 	var errs []error
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if d.ctl != nil && d.bgp != nil {
+		n := len(d.bgp.Announced())
+		if err := d.ctl.WithdrawAll(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("withdraw: %w", err))
+		}
+		if linger := d.cfg.Node.Linger; n > 0 && linger > 0 {
+			d.log.Info("withdrawn; translating while routers converge", "prefixes", n, "linger", linger)
+			select {
+			case <-time.After(linger):
+			case sig := <-sigs: // nil sigs: never
+				d.log.Warn("linger cut short", "signal", sig.String())
+			}
+		}
+	}
+	if d.control != nil {
+		d.control.Close()
+	} else if d.ctlLn != nil {
+		d.ctlLn.Close()
+	}
+	if d.bgp != nil {
+		if err := d.bgp.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("bgp: %w", err))
+		}
+	}
+	if d.stopHM != nil {
+		d.stopHM()
+		if d.hmDone != nil {
+			<-d.hmDone
+		}
+	}
 	if d.routes != nil {
 		n := len(d.routes.Installed())
 		start := time.Now()

@@ -29,8 +29,9 @@ import (
 )
 
 // runConfig is a configuration for `map646 run` tests: documentation
-// addresses only; %q is the device name, %v offload, %s more [[mapping]]
-// entries.
+// addresses only; %q is the device name, %v offload, then the control
+// socket and the state directory (%q, in the test's directory, so tests
+// never meet a real map646's), %s more [[mapping]] entries.
 const runConfig = `[translator]
 pseudo_prefix = "64:ff9b::/96"
 ipv4_address = "192.0.2.1"
@@ -47,6 +48,13 @@ listen = "127.0.0.1:0"
 [log]
 format = "json"
 
+[control]
+socket = %q
+
+[node]
+state_dir = %q
+linger = "0s"
+
 [[mapping]]
 ipv4 = "198.51.100.16/28"
 ipv6 = "2001:db8:2::/124"
@@ -54,7 +62,9 @@ ipv6 = "2001:db8:2::/124"
 
 func writeConfig(t *testing.T, path, dev string, offload bool, mappings string) {
 	t.Helper()
-	if err := os.WriteFile(path, fmt.Appendf(nil, runConfig, dev, offload, mappings), 0o644); err != nil {
+	dir := filepath.Dir(path)
+	conf := fmt.Appendf(nil, runConfig, dev, offload, filepath.Join(dir, "map646.sock"), filepath.Join(dir, "state"), mappings)
+	if err := os.WriteFile(path, conf, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

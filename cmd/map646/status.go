@@ -41,11 +41,14 @@ type NodeStatus struct {
 
 // CheckStatus is one health check (health.Status).
 type CheckStatus struct {
-	Name   string    `json:"name"`
-	Kind   string    `json:"kind"`
-	Target string    `json:"target,omitempty"`
-	Up     bool      `json:"up"`
-	Since  time.Time `json:"since"`
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	Target string `json:"target,omitempty"`
+	// Withdraws is what the node withdraws while the check is down: all,
+	// ipv4 or ipv6.
+	Withdraws string    `json:"withdraws"`
+	Up        bool      `json:"up"`
+	Since     time.Time `json:"since"`
 	// LastError is the error of the last failed probe ("" if none failed).
 	LastError      string  `json:"last_error,omitempty"`
 	LastDurationMS float64 `json:"last_duration_ms"`
@@ -163,7 +166,7 @@ func writeStatusText(w io.Writer, s Status, now time.Time) error {
 		if c.Up {
 			up = "up"
 		}
-		p("  %s\t%s %s\t%s for %s\tprobes %d", c.Name, c.Kind, c.Target, up, ago(now, c.Since), c.Checked)
+		p("  %s\t%s %s\t%s for %s\twithdraws %s\tprobes %d", c.Name, c.Kind, c.Target, up, ago(now, c.Since), c.Withdraws, c.Checked)
 		if c.LastError != "" {
 			p("\tlast error: %s", c.LastError)
 		}
