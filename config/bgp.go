@@ -179,6 +179,11 @@ func (c *Config) decodeNeighbor(s *section) (n routing.Neighbor, ok bool) {
 	if as, ok := asNumber(s, "peer_as"); ok {
 		n.PeerAS = as
 	}
+	// port stays 0 when absent: routing reads that as 179.
+	var port int
+	if s.integer("port", &port, 1, 65535, "the neighbor's BGP port") {
+		n.Port = uint16(port)
+	}
 	if v, ok := s.str("description"); ok {
 		n.Description = v
 	}

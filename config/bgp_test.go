@@ -120,6 +120,7 @@ aggregates = ["198.51.100.0/24"]
 [[bgp.neighbor]]
 address = "192.0.2.254"
 peer_as = 64513
+port = 1179
 description = "upstream, rack 7"
 role = "router"
 families = ["ipv6-unicast", "ipv4-unicast"]
@@ -156,6 +157,7 @@ next_hop_ipv4 = "192.0.2.9"
 			Neighbors: []routing.Neighbor{{
 				Address:       a4("192.0.2.254"),
 				PeerAS:        64513,
+				Port:          1179,
 				Description:   "upstream, rack 7",
 				Role:          routing.Router,
 				Families:      []routing.Family{routing.IPv4Unicast, routing.IPv6Unicast},
@@ -292,7 +294,7 @@ test.toml:5: bgp.neighbor: missing; [bgp] needs at least one [[bgp.neighbor]] to
 		{"neighbor empty", bgpBase + "[[bgp.neighbor]]\n", `test.toml:9: bgp.neighbor[0].address: missing; this key is required, e.g. address = "192.0.2.254"
 test.toml:9: bgp.neighbor[0].peer_as: missing; this key is required, e.g. peer_as = 64496`},
 		{"neighbor unknown key", bgpBase + neighbor0 + "remote_as = 64513\n",
-			`test.toml:12: bgp.neighbor[0].remote_as = 64513: unknown key; accepted: address, peer_as, description, role, families, password, hold_time, keepalive_time, connect_retry, passive, multihop_ttl, bfd, bfd_interval, bfd_multiplier, next_hop_ipv4, next_hop_ipv6`},
+			`test.toml:12: bgp.neighbor[0].remote_as = 64513: unknown key; accepted: address, peer_as, port, description, role, families, password, hold_time, keepalive_time, connect_retry, passive, multihop_ttl, bfd, bfd_interval, bfd_multiplier, next_hop_ipv4, next_hop_ipv6`},
 		{"neighbor misspelt key", bgpBase + neighbor0 + "hold_tme = \"3s\"\n",
 			`test.toml:12: bgp.neighbor[0].hold_tme = "3s": unknown key; did you mean hold_time?`},
 		{"address garbage", bgpBase + "[[bgp.neighbor]]\naddress = \"router1\"\npeer_as = 64513\n",
@@ -309,6 +311,10 @@ test.toml:9: bgp.neighbor[0].peer_as: missing; this key is required, e.g. peer_a
 			`test.toml:11: bgp.neighbor[0].peer_as = 23456: 23456 is AS_TRANS (RFC 6793), a placeholder, not an AS; accepted: 1 to 4294967295 except 23456`},
 		{"peer_as negative", bgpBase + "[[bgp.neighbor]]\naddress = \"192.0.2.254\"\npeer_as = -1\n",
 			`test.toml:11: bgp.neighbor[0].peer_as = -1: must be from 1 to 4294967295`},
+		{"port zero", bgpBase + neighbor0 + "port = 0\n",
+			`test.toml:12: bgp.neighbor[0].port = 0: must be from 1 to 65535 (the neighbor's BGP port)`},
+		{"port high", bgpBase + neighbor0 + "port = 65536\n",
+			`test.toml:12: bgp.neighbor[0].port = 65536: must be from 1 to 65535 (the neighbor's BGP port)`},
 		{"role", bgpBase + neighbor0 + "role = \"upstream\"\n",
 			`test.toml:12: bgp.neighbor[0].role = "upstream": must be one of "router", "partner"`},
 		{"families unknown", bgpBase + neighbor0 + "families = [\"ipv4\"]\n",

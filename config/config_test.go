@@ -556,7 +556,7 @@ map646 run
   metrics              http://127.0.0.1:9646/metrics, per-mapping series for the first 1000 mappings
   log                  text, level info
   state directory      /var/lib/map646 (the drained flag survives restarts there)
-  drain                withdraw when below 10 packets/s or after 30s, then translate on for 2s
+  drain                withdraw when tun traffic is at or under 10 packets/s, or after 30s; then translate on for 2s
   control socket       /run/map646.sock
 
 bgp: off (no [bgp] section: nothing is announced)

@@ -155,7 +155,7 @@ func (c *Config) describeDaemon(line func(name, format string, args ...any)) {
 func (c *Config) describeLifeCycle(w io.Writer, line func(name, format string, args ...any)) {
 	n := &c.Node
 	line("state directory", "%s (the drained flag survives restarts there)", n.StateDir)
-	line("drain", "withdraw when below %d packets/s or after %s, then translate on for %s",
+	line("drain", "withdraw when tun traffic is at or under %d packets/s, or after %s; then translate on for %s",
 		n.DrainIdlePPS, fmtDuration(n.DrainTimeout), fmtDuration(n.Linger))
 	line("control socket", "%s", c.Control.Socket)
 
@@ -209,6 +209,9 @@ func (c *Config) describeLifeCycle(w io.Writer, line func(name, format string, a
 func describeNeighbor(n routing.Neighbor, localAS uint32) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s AS %d", n.Address, n.PeerAS)
+	if n.Port != 0 && n.Port != DefaultBGPPort {
+		fmt.Fprintf(&b, " port %d", n.Port)
+	}
 	if n.PeerAS == localAS {
 		b.WriteString(" (iBGP)")
 	}

@@ -159,3 +159,97 @@ func TestExampleLifeCycle(t *testing.T) {
 		}
 	}
 }
+
+// TestDescribeLifeCycle: what check prints for [node], [control], [bgp]
+// and [health]; a password is never printed.
+func TestDescribeLifeCycle(t *testing.T) {
+	c, msg := parse(t, base+`
+[[mapping]]
+ipv4 = "198.51.100.10"
+ipv6 = "2001:db8:1::10"
+
+[bgp]
+local_as = 64512
+router_id = "192.0.2.2"
+listen_addresses = ["192.0.2.2"]
+grpc_socket = "/run/map646-gobgp.sock"
+med = 100
+communities = ["64512:100", "65535:65281"]
+aggregates = ["198.51.100.0/24"]
+
+[[bgp.neighbor]]
+address = "192.0.2.254"
+peer_as = 64513
+port = 1179
+description = "upstream"
+password = "hunter2"
+hold_time = "3s"
+bfd = true
+bfd_interval = "100ms"
+passive = true
+
+[[bgp.neighbor]]
+address = "2001:db8:ffff::1"
+peer_as = 64514
+multihop_ttl = 2
+
+[[bgp.neighbor]]
+address = "192.0.2.3"
+peer_as = 64512
+role = "partner"
+
+[[health.check]]
+name = "web"
+type = "tcp"
+target = "[2001:db8:1::10]:80"
+interval = "2s"
+rise = 2
+fall = 5
+withdraw = "ipv4"
+
+[[health.check]]
+name = "fate"
+type = "bgp"
+neighbors = ["2001:db8:ffff::1"]
+
+[node]
+linger = "500ms"
+drain_idle_pps = 0
+
+[control]
+socket = "/run/map646/ctl.sock"
+`)
+	if msg != "" {
+		t.Fatal(msg)
+	}
+	var b strings.Builder
+	c.Describe(&b)
+	out := b.String()
+	start := strings.Index(out, "  state directory")
+	end := strings.Index(out, "\nmappings:")
+	if start < 0 || end < start {
+		t.Fatalf("no life-cycle part in:\n%s", out)
+	}
+	want := `  state directory      /var/lib/map646 (the drained flag survives restarts there)
+  drain                withdraw when tun traffic is at or under 0 packets/s, or after 30s; then translate on for 500ms
+  control socket       /run/map646/ctl.sock
+
+bgp: AS 64512, router id 192.0.2.2, listening on 192.0.2.2 port 179
+  announcements        MED 100, communities 64512:100, 65535:65281; draining: MED 1000 and GRACEFUL_SHUTDOWN
+  aggregates           198.51.100.0/24
+  gRPC API             unix socket /run/map646-gobgp.sock (gobgp -u /run/map646-gobgp.sock ...)
+  neighbor             192.0.2.254 AS 64513 port 1179 router "upstream": ipv4-unicast; hold 3s, keepalive 1s; TCP-MD5; BFD 100ms x 3; passive
+  neighbor             2001:db8:ffff::1 AS 64514 router: ipv6-unicast; hold 90s, keepalive 30s; multihop TTL 2
+  neighbor             192.0.2.3 AS 64512 (iBGP) partner: ipv4-unicast, ipv6-unicast (next hop 2001:db8:64::1); hold 90s, keepalive 30s
+
+health: 2 checks
+  web                  tcp [2001:db8:1::10]:80 every 2s, timeout 500ms, up after 2, down after 5; withdraws ipv4
+  fate                 bgp 2001:db8:ffff::1 (fails when none is established) every 1s, timeout 500ms, up after 3, down after 3; withdraws all
+`
+	if got := out[start:end]; got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	if strings.Contains(out, "hunter2") {
+		t.Errorf("the description shows the password:\n%s", out)
+	}
+}
