@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
@@ -135,5 +136,6 @@ func pathFor(a Announcement, withdraw bool) *apiutil.Path {
 	if len(a.Communities) > 0 {
 		attrs = append(attrs, bgp.NewPathAttributeCommunities(slices.Clone(a.Communities)))
 	}
-	return &apiutil.Path{Family: family, Nlri: nlri, Attrs: attrs, Withdrawal: withdraw}
+	// Age is the route's origination time (shown by `gobgp global rib`).
+	return &apiutil.Path{Family: family, Nlri: nlri, Attrs: attrs, Withdrawal: withdraw, Age: time.Now().Unix()}
 }

@@ -58,7 +58,8 @@
 //	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0 --target unix:///run/map646-gobgp.sock global policy
 //
 // (--target takes unix:///absolute/path; -u/-p are for TCP and are not
-// served.) Use it to look; change things through map646's configuration
+// served. TestGobgpCLI runs these commands when GOBGP_CLI names the
+// binary built by `go install github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0`.) Use it to look; change things through map646's configuration
 // and `map646 reload`, since the daemon reconciles GoBGP to its own state
 // and would undo or be confused by changes made behind its back.
 package routing
