@@ -231,26 +231,28 @@ func (d *DataPlane) roundTrip(ctx context.Context, link netlink.Link) error {
 // ICMP errors off, drop it for its TTL): with the well-known prefix it
 // refuses a non-global source, and in the datacenter policy a mapped one.
 func (d *DataPlane) probeSource(tr *translator.Translator, kernel net.IP, dst netip.Addr) (netip.Addr, error) {
-	var cands []netip.Addr
-	if a, ok := netip.AddrFromSlice(kernel); ok {
-		cands = append(cands, a.Unmap())
-	}
-	if a := tr.Config().IPv4Addr; !isLocal4(a) {
-		// not a candidate: the answer would not come back to us
-	} else if len(cands) == 0 || cands[0] != a {
-		cands = append(cands, a)
-	}
-	if len(cands) == 0 {
-		return netip.Addr{}, fmt.Errorf("dataplane probe: the node has no IPv4 address to send a probe to %s from (give %s one, or make translator.ipv4_address local)", dst, d.dev.Name())
-	}
 	o := translator.NewOut()
 	var why []string
-	for _, src := range cands {
+	try := func(src netip.Addr) bool {
 		res := tr.Translate(probePacket(src, dst, d.probe.secret[:]), o)
 		if res.Reason == translator.ReasonTTLExpired {
-			return src, nil
+			return true
 		}
 		why = append(why, fmt.Sprintf("from %s: %v %s", src, res.Verdict, res.Reason))
+		return false
+	}
+	first, ok := netip.AddrFromSlice(kernel)
+	first = first.Unmap()
+	if ok && try(first) {
+		return first, nil
+	}
+	// The fallback is looked up only when needed: one netlink request less
+	// per probe.
+	if own := tr.Config().IPv4Addr; own != first && isLocal4(own) && try(own) {
+		return own, nil
+	}
+	if len(why) == 0 {
+		return netip.Addr{}, fmt.Errorf("dataplane probe: the node has no IPv4 address to send a probe to %s from (give %s one, or make translator.ipv4_address local)", dst, d.dev.Name())
 	}
 	return netip.Addr{}, fmt.Errorf("dataplane probe: the translator would not answer a probe to %s (%s); give the node an IPv4 source it translates",
 		dst, strings.Join(why, ", "))

@@ -211,11 +211,32 @@ func TestProbeNoRoute(t *testing.T) {
 
 // TestProbeUntranslatableSource: a node whose only address the translator
 // refuses as a source (non-global behind the well-known prefix) cannot
-// probe, and the error says why instead of timing out.
+// probe, and the error says why instead of timing out. When
+// translator.ipv4_address is one of the node's addresses, the probe falls
+// back to it; its answer then comes from a local address, which the kernel
+// accepts from the device only with accept_local (as map646 run sets it).
 func TestProbeUntranslatableSource(t *testing.T) {
 	inNetns(t, func() {
 		n := newProbeNode(t, "", netip.MustParsePrefix("10.1.2.3/32"), true, nil)
 		wantProbeError(t, probe(n.d, 2*time.Second), "would not answer a probe to 198.51.100.10", "from 10.1.2.3", "non-global-wkp")
+
+		lo, err := netlink.LinkByName("lo")
+		if err == nil {
+			err = netlink.LinkSetUp(lo)
+		}
+		if err == nil {
+			err = netlink.AddrAdd(lo, &netlink.Addr{IPNet: netipNet(netip.MustParsePrefix("192.0.2.1/32"))})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProbeError(t, probe(n.d, 300*time.Millisecond), "no answer to a probe 192.0.2.1 -> 198.51.100.10")
+		if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+probeDev+"/accept_local", []byte("1"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := probe(n.d, 2*time.Second); err != nil {
+			t.Fatalf("from translator.ipv4_address with accept_local: %v", err)
+		}
 	})
 }
 
