@@ -129,10 +129,7 @@ func New(cfg Config, log *slog.Logger) (*Speaker, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.start(ctx); err != nil {
-		s.bgp.Stop()
-		if s.grpcCleanup != nil {
-			s.grpcCleanup()
-		}
+		s.Close(context.Background()) // stops GoBGP, the event watcher and the gRPC socket
 		return nil, err
 	}
 	if cfg.GRPCSocket != "" {

@@ -476,3 +476,21 @@ func TestGRPCSocket(t *testing.T) {
 		}
 	}
 }
+
+// Proves: New fails cleanly, with GoBGP's reason, when the listener cannot
+// be opened (the port is taken), and leaves nothing running that would keep
+// the port.
+func TestNewListenFailure(t *testing.T) {
+	port := freePort(t)
+	s := newTestSpeaker(t, addrS, 65001, port)
+	_, err := New(Config{LocalAS: 65001, RouterID: addrS, ListenAddresses: []netip.Addr{addrS}, ListenPort: port}, testLogger(t))
+	if err == nil || !strings.Contains(err.Error(), "start BGP") {
+		t.Fatalf("second speaker on the same address and port: err = %v", err)
+	}
+	s.Close(context.Background())
+	s2, err := New(Config{LocalAS: 65001, RouterID: addrS, ListenAddresses: []netip.Addr{addrS}, ListenPort: port}, testLogger(t))
+	if err != nil {
+		t.Fatalf("port not released after Close: %v", err)
+	}
+	s2.Close(context.Background())
+}
