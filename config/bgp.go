@@ -223,20 +223,14 @@ func (c *Config) decodeNeighbor(s *section) (n routing.Neighbor, ok bool) {
 		}
 	}
 
+	// No "0s" (no hold timer, RFC 4271 §4.2): GoBGP reads a zero hold time
+	// as its default of 90 s, so the session would differ from the file.
 	n.HoldTime = DefaultHoldTime
-	if bgpTimer(s, "hold_time", &n.HoldTime, 0, maxHoldTime) && n.HoldTime > 0 && n.HoldTime < minHoldTime {
-		s.bad("hold_time", raw(s, "hold_time"), `must be "0s" (no hold timer) or from 3s to 65535s (RFC 4271 §4.2)`)
-		n.HoldTime = DefaultHoldTime
-	}
+	bgpTimer(s, "hold_time", &n.HoldTime, minHoldTime, maxHoldTime)
 	// The default keepalive is a third of the hold time, whole seconds.
 	n.KeepaliveTime = (n.HoldTime / 3).Truncate(time.Second)
-	if bgpTimer(s, "keepalive_time", &n.KeepaliveTime, time.Second, maxHoldTime) {
-		switch {
-		case n.HoldTime == 0:
-			s.bad("keepalive_time", raw(s, "keepalive_time"), `has no effect with hold_time = "0s" (no keepalives are sent); leave it out`)
-		case n.KeepaliveTime >= n.HoldTime:
-			s.bad("keepalive_time", raw(s, "keepalive_time"), "must be less than hold_time (%ds), a third of it by custom (RFC 4271 §10)", n.HoldTime/time.Second)
-		}
+	if bgpTimer(s, "keepalive_time", &n.KeepaliveTime, time.Second, maxHoldTime) && n.KeepaliveTime >= n.HoldTime {
+		s.bad("keepalive_time", raw(s, "keepalive_time"), "must be less than hold_time (%ds), a third of it by custom (RFC 4271 §10)", n.HoldTime/time.Second)
 	}
 	n.ConnectRetry = DefaultConnectRetry
 	bgpTimer(s, "connect_retry", &n.ConnectRetry, time.Second, maxHoldTime)
@@ -255,8 +249,10 @@ func (c *Config) decodeNeighbor(s *section) (n routing.Neighbor, ok bool) {
 	n.BFD.Multiplier = DefaultBFDMultiplier
 	s.duration("bfd_interval", &n.BFD.Interval, minBFDInterval, maxBFDInterval, "")
 	s.integer("bfd_multiplier", &n.BFD.Multiplier, 1, 255, "")
-	if n.BFD.Enabled && n.MultihopTTL > 1 {
-		s.bad("bfd", true, "the speaker's BFD is single-hop (RFC 5881) and this neighbor is %d hops away (multihop_ttl = %d); set bfd = false or make the neighbor directly connected", n.MultihopTTL, n.MultihopTTL)
+	// Any multihop_ttl, even 1, makes GoBGP treat the session as multihop,
+	// and its BFD is single-hop only.
+	if n.BFD.Enabled && n.MultihopTTL > 0 {
+		s.bad("bfd", true, "the speaker's BFD is single-hop (RFC 5881) and this neighbor is set multihop (multihop_ttl = %d); set bfd = false or multihop_ttl = 0", n.MultihopTTL)
 	}
 	if !n.BFD.Enabled {
 		for _, k := range []string{"bfd_interval", "bfd_multiplier"} {

@@ -54,7 +54,7 @@ role = "partner"
 address = "2001:db8:ffff::3"
 peer_as = 64512
 role = "partner"
-hold_time = "0s"
+hold_time = "30s"
 `)
 	if msg != "" {
 		t.Fatal(msg)
@@ -84,7 +84,7 @@ hold_time = "0s"
 					NextHopIPv6: a4("2001:db8:64::1")}, 90*time.Second, 30*time.Second),
 				timers(routing.Neighbor{Address: a4("2001:db8:ffff::3"), PeerAS: 64512, Role: routing.Partner,
 					Families:    []routing.Family{routing.IPv4Unicast, routing.IPv6Unicast},
-					NextHopIPv4: a4("192.0.2.1")}, 0, 0),
+					NextHopIPv4: a4("192.0.2.1")}, 30*time.Second, 10*time.Second),
 			},
 		},
 		DrainMED: 1000,
@@ -129,7 +129,7 @@ hold_time = "3s"
 keepalive_time = "1s"
 connect_retry = "1s"
 passive = true
-multihop_ttl = 1
+multihop_ttl = 0
 bfd = true
 bfd_interval = "100ms"
 bfd_multiplier = 5
@@ -166,7 +166,6 @@ next_hop_ipv4 = "192.0.2.9"
 				KeepaliveTime: time.Second,
 				ConnectRetry:  time.Second,
 				Passive:       true,
-				MultihopTTL:   1,
 				BFD:           routing.BFD{Enabled: true, Interval: 100 * time.Millisecond, Multiplier: 5},
 				NextHopIPv4:   a4("192.0.2.9"),
 				NextHopIPv6:   a4("2001:db8:64::9"),
@@ -352,19 +351,19 @@ test.toml:9: bgp.neighbor[0].peer_as: missing; this key is required, e.g. peer_a
 		{"hold_time no unit", bgpBase + neighbor0 + "hold_time = \"90\"\n",
 			`test.toml:12: bgp.neighbor[0].hold_time = "90": not a duration; accepted: a number with a unit (ms, s, m, h), e.g. "3s" or "100ms"`},
 		{"hold_time fraction", bgpBase + neighbor0 + "hold_time = \"3500ms\"\n",
-			`test.toml:12: bgp.neighbor[0].hold_time = "3500ms": must be whole seconds from 0s to 65535s (BGP counts in seconds)`},
+			`test.toml:12: bgp.neighbor[0].hold_time = "3500ms": must be whole seconds from 3s to 65535s (BGP counts in seconds)`},
 		{"hold_time 2s", bgpBase + neighbor0 + "hold_time = \"2s\"\n",
-			`test.toml:12: bgp.neighbor[0].hold_time = "2s": must be "0s" (no hold timer) or from 3s to 65535s (RFC 4271 §4.2)`},
+			`test.toml:12: bgp.neighbor[0].hold_time = "2s": must be whole seconds from 3s to 65535s (BGP counts in seconds)`},
+		{"hold_time zero", bgpBase + neighbor0 + "hold_time = \"0s\"\n",
+			`test.toml:12: bgp.neighbor[0].hold_time = "0s": must be whole seconds from 3s to 65535s (BGP counts in seconds)`},
 		{"hold_time too long", bgpBase + neighbor0 + "hold_time = \"24h\"\n",
-			`test.toml:12: bgp.neighbor[0].hold_time = "24h": must be whole seconds from 0s to 65535s (BGP counts in seconds)`},
+			`test.toml:12: bgp.neighbor[0].hold_time = "24h": must be whole seconds from 3s to 65535s (BGP counts in seconds)`},
 		{"keepalive not below hold", bgpBase + neighbor0 + "hold_time = \"3s\"\nkeepalive_time = \"3s\"\n",
 			`test.toml:13: bgp.neighbor[0].keepalive_time = "3s": must be less than hold_time (3s), a third of it by custom (RFC 4271 §10)`},
 		{"keepalive not below default hold", bgpBase + neighbor0 + "keepalive_time = \"2m\"\n",
 			`test.toml:12: bgp.neighbor[0].keepalive_time = "2m": must be less than hold_time (90s), a third of it by custom (RFC 4271 §10)`},
 		{"keepalive zero", bgpBase + neighbor0 + "keepalive_time = \"0s\"\n",
 			`test.toml:12: bgp.neighbor[0].keepalive_time = "0s": must be whole seconds from 1s to 65535s (BGP counts in seconds)`},
-		{"keepalive without hold", bgpBase + neighbor0 + "hold_time = \"0s\"\nkeepalive_time = \"1s\"\n",
-			`test.toml:13: bgp.neighbor[0].keepalive_time = "1s": has no effect with hold_time = "0s" (no keepalives are sent); leave it out`},
 		{"connect_retry fraction", bgpBase + neighbor0 + "connect_retry = \"500ms\"\n",
 			`test.toml:12: bgp.neighbor[0].connect_retry = "500ms": must be whole seconds from 1s to 65535s (BGP counts in seconds)`},
 		{"passive without listener", bgpBase + "listen_port = -1\n" + neighbor0 + "passive = true\n",
@@ -372,7 +371,9 @@ test.toml:9: bgp.neighbor[0].peer_as: missing; this key is required, e.g. peer_a
 		{"multihop_ttl high", bgpBase + neighbor0 + "multihop_ttl = 256\n",
 			`test.toml:12: bgp.neighbor[0].multihop_ttl = 256: must be from 0 to 255 (0: directly connected)`},
 		{"bfd multihop", bgpBase + neighbor0 + "multihop_ttl = 2\nbfd = true\n",
-			`test.toml:13: bgp.neighbor[0].bfd = true: the speaker's BFD is single-hop (RFC 5881) and this neighbor is 2 hops away (multihop_ttl = 2); set bfd = false or make the neighbor directly connected`},
+			`test.toml:13: bgp.neighbor[0].bfd = true: the speaker's BFD is single-hop (RFC 5881) and this neighbor is set multihop (multihop_ttl = 2); set bfd = false or multihop_ttl = 0`},
+		{"bfd multihop 1", bgpBase + neighbor0 + "multihop_ttl = 1\nbfd = true\n",
+			`test.toml:13: bgp.neighbor[0].bfd = true: the speaker's BFD is single-hop (RFC 5881) and this neighbor is set multihop (multihop_ttl = 1); set bfd = false or multihop_ttl = 0`},
 		{"bfd_interval short", bgpBase + neighbor0 + "bfd = true\nbfd_interval = \"10ms\"\n",
 			`test.toml:13: bgp.neighbor[0].bfd_interval = "10ms": must be from 50ms to 10s`},
 		{"bfd_interval long", bgpBase + neighbor0 + "bfd = true\nbfd_interval = \"1m\"\n",
