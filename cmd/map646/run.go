@@ -395,7 +395,7 @@ func (d *daemon) start() error {
 	// The speaker starts once the data plane translates and its routes
 	// are in: nothing may attract traffic before the node can carry it.
 	if cfg.BGP.Enabled {
-		if d.bgp, err = routing.New(cfg.BGP.Config, d.log.With("component", "routing")); err != nil {
+		if d.bgp, err = routing.New(cfg.BGP.Config, d.log); err != nil {
 			return err
 		}
 		d.ctl.SetSpeaker(bgpSpeaker{d.bgp})

@@ -272,8 +272,9 @@ func (p *proc) wait(msg string, from int) (map[string]any, int) {
 		p.mu.Lock()
 		for i := from; i < len(p.logs); i++ {
 			if m, _ := p.logs[i]["msg"].(string); strings.HasPrefix(m, msg) {
+				rec := p.logs[i] // read under the lock: the reader appends to p.logs
 				p.mu.Unlock()
-				return p.logs[i], i + 1
+				return rec, i + 1
 			}
 		}
 		n := len(p.logs)
