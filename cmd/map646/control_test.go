@@ -70,7 +70,7 @@ func newTestServer(t *testing.T) (*controlServer, *fakeHandler, string) {
 		t.Fatal(err)
 	}
 	h := &fakeHandler{started: make(chan struct{}, 1), release: make(chan struct{}),
-		status: Status{Version: "test", Node: NodeStatus{State: "serving", Since: t0, Cause: "because"},
+		status: Status{Version: "test", Node: NodeStatus{State: "serving", Since: t0, Cause: "because", BGP: true},
 			Health:    []CheckStatus{{Name: "dp", Kind: "dataplane", Up: true, Since: t0, Checked: 7}},
 			Neighbors: []NeighborStatus{{Address: "192.0.2.254", PeerAS: 65000, Role: "router", Families: []string{"ipv4-unicast"}, State: "established", Established: true, Since: t0, Sent: 2, BFD: "up"}},
 			Announced: []AnnouncedStatus{{Prefix: "198.51.100.0/28", MED: 10, Communities: []string{"65535:0"}}},
