@@ -47,6 +47,7 @@ func (l *Lab) nodeConfig(n *Node) NodeConfig {
 		StateDir:     filepath.Join(l.dir, n.Name+"-state"),
 		Linger:       o.Linger,
 		DrainTimeout: o.DrainTimeout,
+		DrainIdlePPS: o.DrainIdlePPS,
 		// A single socket per node in the lab's short directory.
 		ControlSocket: filepath.Join(l.dir, n.Name+".sock"),
 		LogLevel:      "debug",
@@ -305,4 +306,22 @@ func (n *Node) Packets(t testing.TB) (in4to6, in6to4 float64) {
 		}
 	}
 	return in4to6, in6to4
+}
+
+// MappingPackets returns how many packets the node translated for the
+// mapping whose IPv4 side is addr ("198.51.100.10"), in direction "4to6"
+// or "6to4" (map646_mapping_packets_total): which node carried a flow to
+// that server.
+func (n *Node) MappingPackets(t testing.TB, addr, direction string) float64 {
+	t.Helper()
+	var sum float64
+	for k, v := range n.M.Metrics(t) {
+		if !strings.HasPrefix(k, "map646_mapping_packets_total{") || !strings.Contains(k, `direction="`+direction+`"`) {
+			continue
+		}
+		if strings.Contains(k, `entry="`+addr+`"`) || strings.Contains(k, `entry="`+addr+`/32"`) {
+			sum += v
+		}
+	}
+	return sum
 }
