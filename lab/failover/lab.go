@@ -21,8 +21,10 @@ type Options struct {
 	Interval time.Duration
 	// Hold is how long the probes run after each event settles.
 	Hold time.Duration
-	// Transfer is how long the flows scenario's TCP transfer lasts.
-	Transfer time.Duration
+	// WaitRevival: after a silent death, wait until the routers use the
+	// node again (up to a minute: GoBGP keeps a reset session idle for
+	// 30 s). Without it, the node is revived and the run goes on.
+	WaitRevival bool
 	// HoldTimer also runs the silent death without BFD (hold timer 3 s).
 	HoldTimer bool
 	// Progress receives what the experiment does, as it does it.
@@ -143,9 +145,10 @@ func (s stepTB) FailNow()                          { panic(Fatal{"FailNow called
 // serving; tokyo's pseudo prefix withdrawn by its health check and back;
 // tokyo drained and undrained; tokyo dead silently and back. Each step
 // waits until the routers' FIBs show the change (or fails saying what it
-// waited for), then probes for hold. Without BFD only the baseline and the
+// waited for), then probes for hold; the revival waits only with wait
+// (GoBGP's idle hold: see Options.WaitRevival). Without BFD only the baseline and the
 // silent death are run (the comparison the hold timer gives).
-func (l *Lab) TimelineSteps(t *testing.T, hold time.Duration) []Step {
+func (l *Lab) TimelineSteps(t *testing.T, hold time.Duration, wait bool) []Step {
 	st := stepTB{t}
 	tokyo, osaka := l.Tokyo, l.Osaka
 	conv := 30 * time.Second
@@ -174,9 +177,14 @@ func (l *Lab) TimelineSteps(t *testing.T, hold time.Duration) []Step {
 	back := Step{Name: "tokyo-back", Label: "6. tokyo comes back", Hold: hold, MaxLost: -1,
 		Do: func(say func(string, ...any)) error {
 			tokyo.Revive(st)
-			say("tokyo's map646 continued (SIGCONT), its bridge ports up; sessions re-establish")
-			waitFIB(say, l.Upstream, topo.Prefix4, tokyo, osaka)
-			waitFIB(say, l.Backend, topo.Pseudo, tokyo, osaka)
+			say("tokyo's map646 continued (SIGCONT), its bridge ports up; its sessions re-establish")
+			if wait {
+				at := time.Now()
+				conv = revivalTimeout
+				waitFIB(say, l.Upstream, topo.Prefix4, tokyo, osaka)
+				waitFIB(say, l.Backend, topo.Pseudo, tokyo, osaka)
+				say("routed via tokyo again %.1f s after the revival", time.Since(at).Seconds())
+			}
 			return nil
 		}}
 	if !l.BFD {

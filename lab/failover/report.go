@@ -85,7 +85,7 @@ func (r *Run) WriteSummary(w io.Writer, markdown bool) {
 		}
 		label := win.Event.Label
 		if win.Event.Err != nil {
-			label += " FAILED: " + firstLine(win.Event.Err.Error())
+			label += " FAILED: " + clip(firstLine(win.Event.Err.Error()), 100)
 		}
 		rows = append(rows, []string{label, fmt.Sprintf("%.1f s", win.Event.At.Sub(r.Start).Seconds()),
 			strconv.Itoa(win.Probes), lostCell, out, before, ms(win.RTTMedian),
@@ -160,4 +160,11 @@ func ms(d time.Duration) string {
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
