@@ -7,7 +7,10 @@ package lab
 //	                                    └── osaka (map646) ─────────┘
 //
 // What each test proves is said above it; the figures (times to withdraw,
-// BFD detection, packets) are printed with t.Logf (go test -v).
+// BFD detection, packets) are printed with t.Logf. Run as root (about a
+// minute; -short skips it):
+//
+//	go test ./lab -run TestRouting -v
 
 import (
 	"bytes"
@@ -170,6 +173,14 @@ func testAnnounce(t *testing.T, bin string) {
 		t.Errorf("ping across tokyo's SIGTERM: %d sent, %d received, want no loss", sent, recv)
 	}
 	l.Up.WaitProtocol(t, "tokyo", 10*time.Second, "down", func(p netlab.BirdProtocol) bool { return !p.Established() })
+	for _, c := range []struct {
+		bird   *netlab.Bird
+		prefix string
+	}{{l.Up, topo.Prefix4}, {l.Back, topo.Pseudo}} {
+		c.bird.WaitRoute(t, c.prefix, 5*time.Second, "osaka's path alone", func(r netlab.BirdRoute) bool {
+			return len(r.Paths) == 1 && len(r.From("osaka")) == 1
+		})
+	}
 }
 
 // healthListener is a TCP server on srv10 that accepts and closes
