@@ -38,6 +38,19 @@
 //     error: the NOTIFICATION or timer that took it down, or why the TCP
 //     connection failed (with a hint when TCP-MD5 is configured, since a
 //     key mismatch shows only as a connect timeout).
+//   - Idle hold after a reset: when GoBGP resets a session itself with a
+//     Cease "Administrative Reset" (its BFD does so when BFD goes down), it
+//     then stays idle, refusing connections both ways, for the neighbor's
+//     IdleHoldTimeAfterReset: 30 s by default, which kept a node revived
+//     after a silent death unrouted for 30 s. The speaker sets it to the
+//     neighbor's connect retry (5 s when unset), the operator's word on
+//     how soon a failed session should be tried again; there is no
+//     separate key for it. Other failures (hold timer expiry, a
+//     NOTIFICATION received, TCP closed) idle for GoBGP's fixed 5 s.
+//     A GoBGP v4.8 quirk: a reset requested while the session is not
+//     Established (BFD going down between two sessions) stays queued and
+//     ends the next session as soon as it is Established; it is then back
+//     after one idle hold, a short flap rather than 30 s.
 //   - Reconfigure adds, removes and re-creates neighbors; next-hop and
 //     description changes keep the session. Local AS, router id, listener
 //     and gRPC socket need a restart and are refused.

@@ -331,6 +331,8 @@ func (s *Speaker) apiPeer(n Neighbor) *api.Peer {
 			HoldTime:          seconds(n.HoldTime),
 			KeepaliveInterval: seconds(n.KeepaliveTime),
 			ConnectRetry:      seconds(n.ConnectRetry),
+			// Without it GoBGP idles 30 s after a reset: see idleHoldAfterReset.
+			IdleHoldTimeAfterReset: idleHoldAfterReset(n),
 		}},
 		Transport: &api.Transport{
 			PassiveMode:  n.Passive,
@@ -592,6 +594,28 @@ func (s *Speaker) Close(ctx context.Context) error {
 		s.log.Info("speaker stopped")
 	})
 	return s.closeErr
+}
+
+// defaultIdleHold is the idle hold after a reset when the neighbor has no
+// connect retry of its own: GoBGP's fixed idle time after every other kind
+// of session failure (holdtimeIdle in its fsm.go).
+const defaultIdleHold = 5 * time.Second
+
+// idleHoldAfterReset is how long GoBGP stays idle, refusing connections in
+// both directions, after it reset the session with a Cease "Administrative
+// Reset". That is what GoBGP's BFD does when BFD goes down (and what
+// ResetPeer does), so a node that was cut off and comes back would
+// otherwise stay unrouted for GoBGP's default of 30 s. The neighbor's
+// connect retry says how soon this session should be tried again after a
+// failure, so it is used here too (whole seconds, at least 1: GoBGP reads
+// 0 as its default). Sessions that fail in other ways (hold timer expiry,
+// a NOTIFICATION received, TCP closed) idle for GoBGP's fixed 5 s, which
+// is not configurable.
+func idleHoldAfterReset(n Neighbor) uint64 {
+	if n.ConnectRetry > 0 {
+		return seconds(n.ConnectRetry)
+	}
+	return seconds(defaultIdleHold)
 }
 
 func seconds(d time.Duration) uint64 {
