@@ -74,7 +74,7 @@ type controller struct {
 	stopping  bool   // shutdown has withdrawn everything: announce nothing more
 	retry     bool   // the last Announce failed
 
-	packets func() uint64        // packets read by the data plane so far
+	packets func() uint64        // packets read by the data plane so far, its own probes left out (packetsRead)
 	traffic func() TrafficStatus // the data plane's counters
 	log     *slog.Logger
 	now     func() time.Time
@@ -332,9 +332,9 @@ func (c *controller) Drain(ctx context.Context, force bool, progress func(string
 	return "drained: nothing announced; the node still translates late packets; map646 undrain to serve", nil
 }
 
-// waitIdle samples the packets read every tm.Sample until the rate has been
-// under tm.IdlePPS for quietSamples samples, or tm.Timeout passes. It says
-// which.
+// waitIdle samples the packets read (the data plane's own probes left
+// out: packetsRead) every tm.Sample until the rate has been under
+// tm.IdlePPS for quietSamples samples, or tm.Timeout passes. It says which.
 func (c *controller) waitIdle(ctx context.Context, tm drainTiming, report func(string)) (string, error) {
 	tick := time.NewTicker(tm.Sample)
 	defer tick.Stop()
@@ -350,7 +350,9 @@ func (c *controller) waitIdle(ctx context.Context, tm drainTiming, report func(s
 		case <-timeout.C:
 			return fmt.Sprintf("drain_timeout %s passed with traffic still flowing; withdrawing", tm.Timeout), nil
 		case now := <-tick.C:
-			n := c.packets()
+			// The count leaves out the data plane's probes and may step
+			// back by a few of them (packetsRead): no traffic then.
+			n := max(c.packets(), last)
 			pps := float64(n-last) / now.Sub(lastAt).Seconds()
 			last, lastAt = n, now
 			if pps <= float64(tm.IdlePPS) {

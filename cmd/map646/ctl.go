@@ -49,8 +49,9 @@ Take the node out of service without losing a packet (make before break):
      and a reboot; a failure to write it refuses the drain);
   3. re-announce every prefix with GRACEFUL_SHUTDOWN (65535:0, RFC 8326)
      and [bgp] drain_med, so routers move the traffic to the other nodes;
-  4. wait until the traffic through the device falls to [node]
-     drain_idle_pps packets/s, or [node] drain_timeout passes;
+  4. wait until the traffic through the device (the node's own data-plane
+     probes left out) falls to [node] drain_idle_pps packets/s, or
+     [node] drain_timeout passes;
   5. withdraw everything and keep translating for [node] linger while the
      routers converge; then drained. The data plane still translates what
      reaches it.

@@ -76,6 +76,7 @@ const (
 	cGSOSegments
 	cWriteErrors
 	cBatches
+	cProbes
 	numCounters
 )
 
@@ -148,6 +149,12 @@ type Stats struct {
 	WriteErrors uint64
 	// Batches counts the batches read.
 	Batches uint64
+	// Probes counts the data plane's own probe datagrams (Probe) read from
+	// the device: 4to6 packets that are also counted in Packets, as any
+	// packet is (and their ICMP errors in ICMPErrorsSent and SentPackets).
+	// Subtract them from the packets read to get the node's real traffic:
+	// a probe every 100 ms is 10 packets/s on an idle node.
+	Probes uint64
 	// DeviceDropped counts packets the device read but could not return
 	// (see tun.Device.Dropped).
 	DeviceDropped uint64
@@ -176,6 +183,8 @@ func (s *Stats) Verdicts(d Direction, v translator.Verdict) uint64 {
 // add adds a published block to s.
 func (s *Stats) add(pub *published) {
 	load := func(i int) uint64 { return atomic.LoadUint64(&pub.v[i]) }
+	// Probes first: the worker publishes them after their verdicts (batch).
+	s.Probes += load(cProbes)
 	for d := range NumDirections {
 		for v := range NumVerdicts {
 			for r := range NumReasons {

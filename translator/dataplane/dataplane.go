@@ -199,6 +199,7 @@ type worker struct {
 	segs    [][]byte          // views into segMem given to tun.Segment
 	pend    pending
 	entries *entryPending
+	probes  uint64 // probe datagrams of the current batch (published apart: see batch)
 	// hb tells Probe whether the worker runs and since when it has been
 	// in its current batch (probe.go); written once per batch.
 	hb heartbeat
@@ -271,6 +272,13 @@ func (w *worker) batch(pkts []tun.Packet) {
 	w.entries.flush(st.entries)
 	w.pend.add(cBatches, 1)
 	w.pend.publish(w.pub)
+	// The probes after their verdicts, and Stats reads them before the
+	// verdicts: a snapshot never holds more probes than packets read, so
+	// the packets read less the probes never goes below zero.
+	if w.probes > 0 {
+		atomic.AddUint64(&w.pub.v[cProbes], w.probes)
+		w.probes = 0
+	}
 	w.pub.cur.Store(idle)
 }
 
@@ -327,8 +335,13 @@ func (w *worker) translate(st *state, dir Direction, b []byte) {
 	o := w.nextOut()
 	res := st.tr.Translate(b, o)
 	// The self-check's packets are answered whatever the ICMP rate limit
-	// (probe.go); only packets earning an error are looked at.
-	probe := res.Verdict == translator.ICMPError && w.d.probe.is(b)
+	// and counted apart, so that a drain can tell them from real traffic
+	// (probe.go). Only packets earning an error are looked at, or dropped
+	// for their TTL (the probe with icmp_errors off): rare ones.
+	probe := (res.Verdict == translator.ICMPError || res.Reason == translator.ReasonTTLExpired) && w.d.probe.is(b)
+	if probe {
+		w.probes++
+	}
 	w.result(st, dir, res, o, len(b), probe)
 }
 

@@ -36,6 +36,12 @@
 //
 //	packets read = forward + drop + icmp-error  (+ segments - super-packets split)
 //
+// The data plane's own probe datagrams (Probe) are packets like any other
+// in these counts, and are also counted apart in Stats.Probes so that the
+// daemon can leave them out of the traffic a drain waits to fall. A
+// worker publishes its probe count after the batch's verdicts and Stats
+// loads it first, so a snapshot never holds more probes than packets read.
+//
 // Per-mapping counters (packets and bytes each way) are one array for all
 // workers, sized to the table: a per-worker copy would cost 32 bytes per
 // mapping and worker, a gigabyte for a million mappings on 32 CPUs.

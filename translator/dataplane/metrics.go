@@ -46,6 +46,8 @@ var (
 		"Write batches the tun device refused in part or whole.", nil, nil)
 	descBatches = prometheus.NewDesc("map646_batches_total",
 		"Batches read from the tun device (packets per batch: map646_packets_total / this).", nil, nil)
+	descProbes = prometheus.NewDesc("map646_probe_packets_total",
+		"The data plane's own health-check probe datagrams read from the tun device (4to6, TTL 1, answered with Time Exceeded); they are also counted in map646_packets_total.", nil, nil)
 	descDeviceDropped = prometheus.NewDesc("map646_device_dropped_total",
 		"Packets the tun device read but could not hand over (too large, unknown offload).", nil, nil)
 	descMappings = prometheus.NewDesc("map646_mappings",
@@ -61,7 +63,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPackets, descBytes, descSentPackets, descSentBytes,
 		descICMPSent, descICMPSuppressed, descGSO, descGSOSegments, descWriteErrors, descBatches,
-		descDeviceDropped, descMappings, descMappingPackets, descMappingBytes} {
+		descProbes, descDeviceDropped, descMappings, descMappingPackets, descMappingBytes} {
 		ch <- d
 	}
 }
@@ -97,6 +99,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descGSOSegments, s.GSOSegments)
 	counter(descWriteErrors, s.WriteErrors)
 	counter(descBatches, s.Batches)
+	counter(descProbes, s.Probes)
 	counter(descDeviceDropped, s.DeviceDropped)
 	ch <- prometheus.MustNewConstMetric(descMappings, prometheus.GaugeValue, float64(c.d.Translator().Table().Len()))
 

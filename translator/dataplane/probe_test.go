@@ -132,6 +132,9 @@ func TestProbe(t *testing.T) {
 		if s.ICMPErrorsSent != probes || s.SentPackets[Dir4to6] != probes {
 			t.Errorf("%d ICMP errors sent, %d packets written, want %d each", s.ICMPErrorsSent, s.SentPackets[Dir4to6], probes)
 		}
+		if s.Probes != probes {
+			t.Errorf("Stats.Probes = %d, want %d", s.Probes, probes)
+		}
 
 		// Use up the limit, then an ordinary TTL-1 datagram to the same
 		// address is refused its error; the probe is not.
@@ -149,8 +152,9 @@ func TestProbe(t *testing.T) {
 		if err := probe(n.d, 2*time.Second); err != nil {
 			t.Fatalf("probe with the ICMP limit used up: %v", err)
 		}
-		if s := n.d.Stats(); s.ICMPErrorsSuppressed != 1 || s.ICMPErrorsSent != probes+1 {
-			t.Errorf("suppressed %d, sent %d; want 1 and %d", s.ICMPErrorsSuppressed, s.ICMPErrorsSent, probes+1)
+		if s := n.d.Stats(); s.ICMPErrorsSuppressed != 1 || s.ICMPErrorsSent != probes+1 || s.Probes != probes+1 {
+			t.Errorf("suppressed %d, sent %d, probes %d; want 1, %d and %d (the ordinary datagram is no probe)",
+				s.ICMPErrorsSuppressed, s.ICMPErrorsSent, s.Probes, probes+1, probes+1)
 		}
 	})
 }
@@ -291,8 +295,8 @@ func TestProbeICMPErrorsOff(t *testing.T) {
 		if err := probe(n.d, 2*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		if s := n.d.Stats(); s.Packets[Dir4to6][translator.Drop][translator.ReasonTTLExpired] != 1 || s.SentPackets[Dir4to6] != 0 {
-			t.Errorf("ttl-expired drops %d, sent %d; want 1 and 0", s.Packets[Dir4to6][translator.Drop][translator.ReasonTTLExpired], s.SentPackets[Dir4to6])
+		if s := n.d.Stats(); s.Packets[Dir4to6][translator.Drop][translator.ReasonTTLExpired] != 1 || s.SentPackets[Dir4to6] != 0 || s.Probes != 1 {
+			t.Errorf("ttl-expired drops %d, sent %d, probes %d; want 1, 0 and 1", s.Packets[Dir4to6][translator.Drop][translator.ReasonTTLExpired], s.SentPackets[Dir4to6], s.Probes)
 		}
 	})
 }
