@@ -55,10 +55,8 @@ type Options struct {
 	Offload bool
 	// Linger and DrainTimeout of the nodes ([node]); default 1 s and 5 s.
 	Linger, DrainTimeout time.Duration
-	// DrainIdlePPS of the nodes; default 50: the lab's data-plane check
-	// probes 10 times a second through the device, and the drain counts
-	// those packets as traffic (map646's default of 10 would wait for the
-	// timeout).
+	// DrainIdlePPS of the nodes; 0 leaves map646's default (the drain does
+	// not count the data-plane check's own probe packets as traffic).
 	DrainIdlePPS int
 	// GRPC serves GoBGP's API on a unix socket per node (Node.GRPCSocket).
 	GRPC bool
@@ -102,9 +100,6 @@ func New(t *testing.T, o Options) *Lab {
 	}
 	if o.DrainTimeout == 0 {
 		o.DrainTimeout = 5 * time.Second
-	}
-	if o.DrainIdlePPS == 0 {
-		o.DrainIdlePPS = 50
 	}
 	l := &Lab{Opts: o, Bin: o.Bin}
 	if l.Bin == "" {
