@@ -23,7 +23,10 @@ const BatchSize = 64
 // DataPlane translates the packets of a tun device. Build it with New, run
 // it with Run; Swap replaces the translator while it runs.
 type DataPlane struct {
-	dev     tun.Device
+	// dev is the device served, replaced by Reopen when it failed; the
+	// workers, Probe and Stats load it.
+	dev     atomic.Pointer[device]
+	dropped atomic.Uint64 // Dropped of the devices Reopen replaced
 	log     *slog.Logger
 	limiter *limiter
 	workers []*worker
@@ -34,13 +37,26 @@ type DataPlane struct {
 	// the carrying over of the old counts.
 	mu sync.Mutex
 
-	running   atomic.Bool
-	closeOnce sync.Once
-	closeErr  error
+	running atomic.Bool
 
 	// probe is what the self-check (Probe, probe.go) shares with the
 	// workers: the secret that marks its packets, and the heartbeat clock.
 	probe probeState
+	// batchHook, when set, runs at the start of every batch: tests hold
+	// a worker inside a batch with it (SetBatchHook).
+	batchHook atomic.Pointer[func(q int)]
+}
+
+// device is one device and its closing, once.
+type device struct {
+	tun.Device
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func (d *device) close() error {
+	d.closeOnce.Do(func() { d.closeErr = d.Device.Close() })
+	return d.closeErr
 }
 
 // state is what a worker loads once per batch: the translator and the
@@ -67,12 +83,12 @@ func New(cfg *config.Config, dev tun.Device, logger *slog.Logger) (*DataPlane, e
 		logger = slog.New(slog.DiscardHandler)
 	}
 	d := &DataPlane{
-		dev:     dev,
 		log:     logger.With("component", "dataplane"),
 		limiter: newLimiter(cfg.Translator.ICMPErrorRate, cfg.Translator.ICMPErrorBurst),
 		probe:   newProbeState(),
 	}
 	d.state.Store(newState(tr, 1))
+	d.dev.Store(&device{Device: dev})
 	for q := range dev.Queues() {
 		d.workers = append(d.workers, newWorker(d, q, BatchSize))
 	}
@@ -82,10 +98,12 @@ func New(cfg *config.Config, dev tun.Device, logger *slog.Logger) (*DataPlane, e
 // Run runs one worker per device queue until ctx is done or a worker
 // fails, then closes the device (the only way to wake a blocked read) and
 // returns once every worker has stopped. It returns nil when ctx ended it.
+// After it returned, Reopen and Run again serve a new device.
 func (d *DataPlane) Run(ctx context.Context) error {
 	if !d.running.CompareAndSwap(false, true) {
 		return errors.New("dataplane: Run called twice")
 	}
+	defer d.running.Store(false)
 	errc := make(chan error, len(d.workers))
 	var wg sync.WaitGroup
 	for _, w := range d.workers {
@@ -112,10 +130,33 @@ func (d *DataPlane) Run(ctx context.Context) error {
 
 // Close closes the device, which stops the workers. It is safe to call
 // twice.
-func (d *DataPlane) Close() error {
-	d.closeOnce.Do(func() { d.closeErr = d.dev.Close() })
-	return d.closeErr
+func (d *DataPlane) Close() error { return d.dev.Load().close() }
+
+// Reopen makes dev, a new device with as many queues, the one the data
+// plane serves, in place of one that failed under it (an operator deleted
+// the interface: every read fails and Run returns). Call it after Run has
+// returned, then Run again. The old device is closed; the translator, the
+// counters (their sums go on), the ICMP limiter and the probe's secret
+// stay.
+func (d *DataPlane) Reopen(dev tun.Device) error {
+	if d.running.Load() {
+		return errors.New("dataplane: Reopen while Run runs")
+	}
+	if dev.Queues() != len(d.workers) {
+		return fmt.Errorf("dataplane: the new device %s has %d queues, the data plane %d", dev.Name(), dev.Queues(), len(d.workers))
+	}
+	old := d.dev.Load()
+	err := old.close()
+	d.dropped.Add(old.Dropped())
+	d.dev.Store(&device{Device: dev})
+	if err != nil {
+		return fmt.Errorf("dataplane: close the old device: %w", err)
+	}
+	return nil
 }
+
+// Device returns the device served now.
+func (d *DataPlane) Device() tun.Device { return d.dev.Load().Device }
 
 // Translator returns the translator in use.
 func (d *DataPlane) Translator() *translator.Translator { return d.state.Load().tr }
@@ -156,9 +197,7 @@ func (d *DataPlane) Stats() Stats {
 	for _, w := range d.workers {
 		s.add(w.pub)
 	}
-	if dd, ok := d.dev.(interface{ Dropped() uint64 }); ok {
-		s.DeviceDropped = dd.Dropped()
-	}
+	s.DeviceDropped = d.dropped.Load() + d.dev.Load().Dropped()
 	return s
 }
 
@@ -188,6 +227,7 @@ func (d *DataPlane) Mappings(n int, fn func(i int, m translator.Mapping, c Mappi
 type worker struct {
 	d   *DataPlane
 	q   int
+	dev *device // the device of the current Run
 	pub *published
 
 	in      []tun.Packet      // the read batch
@@ -240,10 +280,12 @@ func newWorker(d *DataPlane, q, batch int) *worker {
 func (w *worker) run() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	dev := w.d.dev.Load() // one device per Run: Reopen waits for Run's end
+	w.dev = dev
 	w.hb.alive.Store(true)
 	defer w.hb.alive.Store(false)
 	for {
-		n, err := w.d.dev.ReadBatch(w.q, w.in)
+		n, err := dev.ReadBatch(w.q, w.in)
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) {
 				return nil
@@ -260,8 +302,8 @@ func (w *worker) batch(pkts []tun.Packet) {
 	// batch's start or a later one, never an older one (probe.go).
 	w.hb.start.Store(w.d.probe.now())
 	w.pub.cur.Store(busy)
-	if h := w.d.probe.batchHook; h != nil {
-		h(w.q) // tests only: a worker stuck in a batch
+	if h := w.d.batchHook.Load(); h != nil {
+		(*h)(w.q) // tests only: a worker stuck in a batch
 	}
 	st := w.d.state.Load()
 	w.pub.cur.Store(st.epoch)
@@ -389,7 +431,7 @@ func (w *worker) nextOut() *translator.Out {
 // flush writes the pending outputs; their Outs are free again.
 func (w *worker) flush() {
 	if len(w.wr) > 0 {
-		if err := w.d.dev.WriteBatch(w.q, w.wr); err != nil {
+		if err := w.dev.WriteBatch(w.q, w.wr); err != nil {
 			w.pend.add(cWriteErrors, 1)
 			w.logRare("write to the device failed", "err", err)
 		}

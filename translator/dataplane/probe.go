@@ -81,9 +81,6 @@ type probeState struct {
 	born   time.Time // the heartbeats' clock starts here (monotonic)
 	// stuckAfter: see DefaultStuckAfter. Tests shorten it.
 	stuckAfter time.Duration
-	// batchHook, when set before Run, runs at the start of every batch:
-	// tests use it to hold a worker inside a batch.
-	batchHook func(q int)
 }
 
 func newProbeState() probeState {
@@ -91,6 +88,22 @@ func newProbeState() probeState {
 	rand.Read(p.secret[:]) // never fails (crypto/rand panics rather)
 	return p
 }
+
+// SetBatchHook makes every worker call hook at the start of each batch,
+// before it translates anything; nil removes it. It is a test hook, for
+// tests outside this package that need a worker stuck in a batch (a hook
+// that blocks): nothing in map646 sets it. StuckAfter still applies.
+func (d *DataPlane) SetBatchHook(hook func(q int)) {
+	if hook == nil {
+		d.batchHook.Store(nil)
+		return
+	}
+	d.batchHook.Store(&hook)
+}
+
+// SetStuckAfter changes how long a worker may stay in one batch before
+// Probe calls it stuck (DefaultStuckAfter). Call it before Run.
+func (d *DataPlane) SetStuckAfter(after time.Duration) { d.probe.stuckAfter = after }
 
 // now is the heartbeat clock: nanoseconds since born.
 func (p *probeState) now() int64 { return int64(time.Since(p.born)) }
@@ -139,7 +152,7 @@ func (d *DataPlane) Probe(ctx context.Context) error {
 
 // deviceUp checks the device's flags and operational state.
 func (d *DataPlane) deviceUp() (netlink.Link, error) {
-	name := d.dev.Name()
+	name := d.Device().Name()
 	l, err := netlink.LinkByName(name)
 	if err != nil {
 		return nil, fmt.Errorf("dataplane probe: device %s: %w", name, err)
@@ -253,7 +266,7 @@ func (d *DataPlane) probeSource(tr *translator.Translator, kernel net.IP, dst ne
 		return own, nil
 	}
 	if len(why) == 0 {
-		return netip.Addr{}, fmt.Errorf("dataplane probe: the node has no IPv4 address to send a probe to %s from (give %s one, or make translator.ipv4_address local)", dst, d.dev.Name())
+		return netip.Addr{}, fmt.Errorf("dataplane probe: the node has no IPv4 address to send a probe to %s from (give %s one, or make translator.ipv4_address local)", dst, d.Device().Name())
 	}
 	return netip.Addr{}, fmt.Errorf("dataplane probe: the translator would not answer a probe to %s (%s); give the node an IPv4 source it translates",
 		dst, strings.Join(why, ", "))
@@ -337,7 +350,7 @@ func (d *DataPlane) readAnswer(conn *net.UDPConn, src, dst, own netip.Addr) erro
 	})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ETIMEDOUT) || isTimeout(err) {
-			return fmt.Errorf("dataplane probe: no answer to a probe %s -> %s within its timeout (translator, device write or rp_filter/accept_local on %s)", src, dst, d.dev.Name())
+			return fmt.Errorf("dataplane probe: no answer to a probe %s -> %s within its timeout (translator, device write or rp_filter/accept_local on %s)", src, dst, d.Device().Name())
 		}
 		return fmt.Errorf("dataplane probe: %w", err)
 	}

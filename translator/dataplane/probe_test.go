@@ -257,12 +257,12 @@ func TestProbeWorkers(t *testing.T) {
 		release := make(chan struct{})
 		n := newProbeNode(t, "", nodeAddr, true, func(d *DataPlane) {
 			d.probe.stuckAfter = 50 * time.Millisecond
-			d.probe.batchHook = func(q int) {
+			d.SetBatchHook(func(q int) {
 				if hold.Load() {
 					held <- q
 					<-release
 				}
-			}
+			})
 		})
 		var once sync.Once
 		t.Cleanup(func() { once.Do(func() { close(release) }) }) // before Run's cleanup: a held worker would never stop
