@@ -227,7 +227,6 @@ func (d *DataPlane) Mappings(n int, fn func(i int, m translator.Mapping, c Mappi
 type worker struct {
 	d   *DataPlane
 	q   int
-	dev *device // the device of the current Run
 	pub *published
 
 	in      []tun.Packet      // the read batch
@@ -281,7 +280,6 @@ func (w *worker) run() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	dev := w.d.dev.Load() // one device per Run: Reopen waits for Run's end
-	w.dev = dev
 	w.hb.alive.Store(true)
 	defer w.hb.alive.Store(false)
 	for {
@@ -431,7 +429,7 @@ func (w *worker) nextOut() *translator.Out {
 // flush writes the pending outputs; their Outs are free again.
 func (w *worker) flush() {
 	if len(w.wr) > 0 {
-		if err := w.dev.WriteBatch(w.q, w.wr); err != nil {
+		if err := w.d.dev.Load().WriteBatch(w.q, w.wr); err != nil {
 			w.pend.add(cWriteErrors, 1)
 			w.logRare("write to the device failed", "err", err)
 		}
