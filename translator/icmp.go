@@ -177,6 +177,14 @@ func (t *Translator) icmpError4to6(pkt []byte, h *hdr4, l4 []byte, src6, dst6 *[
 	if ih.proto == protoICMP && ih.off == 0 && len(il4) > 0 && icmp4IsError(il4[0]) {
 		return drop(ReasonICMPErrorInError)
 	}
+	if ih.src != h.dst {
+		// An error goes to the source of the packet it quotes (RFC 792,
+		// RFC 4443 §2.4): one that quotes somebody else's packet is forged,
+		// an attempt to reach a flow its sender cannot see. Jool does not
+		// check this; a server's stack would mostly ignore such an error,
+		// but the translator need not deliver it.
+		return drop(ReasonEmbeddedMismatch)
+	}
 	if foreign4(ih.proto) {
 		return drop(ReasonBadEmbeddedPacket) // we never translated such a packet
 	}
@@ -403,6 +411,9 @@ func (t *Translator) icmpError6to4(h *hdr6, l4 []byte, src4, dst4 *[4]byte, tos 
 	il4 := q[ih.l4:]
 	if ih.proto == protoICMPv6 && ih.fragOff == 0 && len(il4) > 0 && icmp6IsError(il4[0]) {
 		return drop(ReasonICMPErrorInError)
+	}
+	if ih.src != h.dst {
+		return drop(ReasonEmbeddedMismatch) // as in icmpError4to6
 	}
 	if ih.proto == protoICMP {
 		return drop(ReasonBadEmbeddedPacket) // we never translated such a packet

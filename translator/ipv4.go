@@ -135,12 +135,17 @@ func (t *Translator) translate4(pkt []byte, o *Out, hairpin bool) Result {
 	case protoTCP, protoUDP:
 		p.typeAt = -1
 		if h.off != 0 {
+			if h.proto == protoTCP && int(h.off)*8 < tcpMinLen {
+				// It would overwrite part of the TCP header of the first
+				// fragment, flags included: RFC 1858 §3.2's overlap attack.
+				return dropEntry(ReasonBadFragment, entry)
+			}
 			p.csumAt = -1 // the checksum lives in the first fragment
 			break
 		}
 		var r Reason
 		if p, r = t.l4Checksum4to6(&h, l4, &src6, &dst6); r != ReasonNone {
-			if r == ReasonTruncated || r == ReasonBadTransport {
+			if r == ReasonTruncated || r == ReasonBadTransport || r == ReasonBadFragment {
 				return dropEntry(r, entry)
 			}
 			// A zero UDP checksum we may not compute: RFC 7915 §4.4 asks for
@@ -153,6 +158,9 @@ func (t *Translator) translate4(pkt []byte, o *Out, hairpin bool) Result {
 		p = patch{typeAt: -1, csumAt: -1}
 	}
 
+	if h.fragment() && !fragmentFits(h.mf, int(h.off), len(l4), h.hlen) {
+		return dropEntry(ReasonBadFragment, entry)
+	}
 	if r := t.emit6(pkt, &h, l4, nh, tc, &src6, &dst6, p, o); r != ReasonNone {
 		if hairpin {
 			return dropEntry(r, entry)
@@ -171,25 +179,10 @@ func (t *Translator) translate4(pkt []byte, o *Out, hairpin bool) Result {
 // validate end-to-end checksums).
 func (t *Translator) l4Checksum4to6(h *hdr4, l4 []byte, src6, dst6 *[16]byte) (patch, Reason) {
 	p := patch{typeAt: -1}
-	if h.proto == protoTCP {
-		if len(l4) < 18 {
-			return p, ReasonTruncated
-		}
-		if n := int(l4[12]>>4) * 4; n < 20 || n > len(l4) {
-			// A header that lies about its length, or a tiny first fragment
-			// cut inside it, which IPv6 forbids (RFC 7112).
-			return p, ReasonBadTransport
-		}
-		p.csumAt = 16
-	} else {
-		if len(l4) < 8 {
-			return p, ReasonTruncated
-		}
-		if binary.BigEndian.Uint16(l4[4:]) < 8 {
-			return p, ReasonBadTransport // in IPv6 it would read as a jumbogram's
-		}
-		p.csumAt = 6
+	if r := transportHeader(h.proto, l4, h.mf); r != ReasonNone {
+		return p, r
 	}
+	p.csumAt = checksumOffset(h.proto)
 	c := binary.BigEndian.Uint16(l4[p.csumAt:])
 	if h.proto == protoUDP && c == 0 {
 		// RFC 7915 §4.5: a zero UDP checksum cannot be translated statelessly
@@ -209,6 +202,62 @@ func (t *Translator) l4Checksum4to6(h *hdr4, l4 []byte, src6, dst6 *[16]byte) (p
 		p.csum = 0xffff // zero means "no checksum", forbidden in IPv6 UDP
 	}
 	return p, ReasonNone
+}
+
+// tcpMinLen is the length of a TCP header without options.
+const tcpMinLen = 20
+
+// transportHeader checks the TCP or UDP header at the start of l4, the
+// upper-layer bytes of an unfragmented packet or of a first fragment (more
+// set). TCP: the data offset must cover at least the fixed header and stay
+// inside the bytes present. UDP: the length must be at least the header
+// and, in an unfragmented datagram, exactly the bytes present: a length that
+// says more or less than the packet holds is a lie that the receiver would
+// resolve its own way (in IPv6 a length of 0 even reads as a jumbogram's).
+// A first fragment whose bytes end inside the transport header is a tiny
+// fragment (RFC 1858 for IPv4, forbidden in IPv6 by RFC 7112): its rest
+// would arrive in a later fragment that no filter inspects.
+func transportHeader(proto uint8, l4 []byte, first bool) Reason {
+	hl := 8
+	if proto == protoTCP {
+		hl = tcpMinLen
+		if len(l4) >= 13 {
+			hl = max(hl, int(l4[12]>>4)*4)
+		}
+	}
+	if len(l4) < hl {
+		switch {
+		case first:
+			return ReasonBadFragment
+		case proto == protoTCP && len(l4) >= 18:
+			return ReasonBadTransport // the data offset reaches past the segment
+		}
+		return ReasonTruncated
+	}
+	if proto == protoTCP {
+		if l4[12]>>4 < 5 {
+			return ReasonBadTransport // a data offset below the fixed header
+		}
+		return ReasonNone
+	}
+	ul := int(binary.BigEndian.Uint16(l4[4:]))
+	if ul < 8 || (!first && ul != len(l4)) {
+		return ReasonBadTransport
+	}
+	return ReasonNone
+}
+
+// fragmentFits checks what a stateless translator can see of a fragment's
+// place in its datagram (RFC 791, RFC 8200 §4.5): a fragment with more to
+// come carries a positive multiple of 8 bytes, and no fragment reaches past
+// the largest datagram, hdr bytes of IPv4 header plus 65535 - hdr of data.
+// Overlaps between fragments it cannot see: it keeps every offset as it came,
+// so the receiver's reassembly discards them (RFC 5722).
+func fragmentFits(more bool, off, n, hdr int) bool {
+	if more && (n == 0 || n%8 != 0) {
+		return false
+	}
+	return hdr+off*8+n <= MaxMTU
 }
 
 // patch describes the bytes of the upper-layer header that differ between

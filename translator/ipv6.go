@@ -177,25 +177,15 @@ func (t *Translator) translate6(pkt []byte, o *Out) Result {
 	case protoTCP, protoUDP:
 		p = patch{typeAt: -1, csumAt: -1}
 		if h.fragOff != 0 {
+			if h.proto == protoTCP && int(h.fragOff)*8 < tcpMinLen {
+				return dropEntry(ReasonBadFragment, entry) // overlaps the TCP header (RFC 1858)
+			}
 			break
 		}
-		if h.proto == protoTCP {
-			if len(l4) < 18 {
-				return dropEntry(ReasonTruncated, entry)
-			}
-			if n := int(l4[12]>>4) * 4; n < 20 || n > len(l4) {
-				return dropEntry(ReasonBadTransport, entry)
-			}
-			p.csumAt = 16
-		} else {
-			if len(l4) < 8 {
-				return dropEntry(ReasonTruncated, entry)
-			}
-			if binary.BigEndian.Uint16(l4[4:]) < 8 {
-				return dropEntry(ReasonBadTransport, entry) // 0 is a jumbogram's (RFC 2675)
-			}
-			p.csumAt = 6
+		if r := transportHeader(h.proto, l4, h.fragM); r != ReasonNone {
+			return dropEntry(r, entry)
 		}
+		p.csumAt = checksumOffset(h.proto)
 		c := binary.BigEndian.Uint16(l4[p.csumAt:])
 		if h.proto == protoUDP && c == 0 {
 			// Not legal in IPv6 (RFC 8200 §8.1) but meaningful in IPv4:
@@ -211,6 +201,9 @@ func (t *Translator) translate6(pkt []byte, o *Out) Result {
 		p = patch{typeAt: -1, csumAt: -1}
 	}
 
+	if h.fragment() && !fragmentFits(h.fragM, int(h.fragOff), len(l4), ip4MinLen) {
+		return dropEntry(ReasonBadFragment, entry)
+	}
 	tlen := ip4MinLen + len(l4)
 	if tlen > t.cfg.IPv4MTU && (!hairpin || tlen > MaxMTU) {
 		// RFC 7915 §1.4: the translator is a router and the packet does not

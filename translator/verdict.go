@@ -71,6 +71,10 @@ const (
 	ReasonIGMP                // IGMP is not translated (RFC 7915 §4.2)
 	ReasonForeignProtocol     // ICMPv6, AH or an IPv6 extension header number in IPv4, ICMPv4 in IPv6
 
+	// Hostile input, added after the others so that no value changes.
+	ReasonBadFragment      // fragment overlapping or cutting short the transport header, not a multiple of 8 with more to come, or reaching past 65535 (RFC 1858, RFC 7112, RFC 8200 §4.5)
+	ReasonEmbeddedMismatch // ICMP error sent to one address about a packet from another (the quote is not of the reverse flow)
+
 	numReasons
 )
 
@@ -105,6 +109,8 @@ var reasonNames = [numReasons]string{
 	ReasonICMPErrorInError:    "icmp-error-in-error",
 	ReasonIGMP:                "igmp",
 	ReasonForeignProtocol:     "foreign-protocol",
+	ReasonBadFragment:         "bad-fragment",
+	ReasonEmbeddedMismatch:    "icmp-embedded-mismatch",
 }
 
 func (r Reason) String() string {
