@@ -39,14 +39,7 @@ func Experiment(t *testing.T, o Options) *Report {
 		return rep
 	}
 	say("timeline with BFD: a probe every %v from %d client addresses to %d servers", o.Interval, len(l.Srcs), len(l.Dsts))
-	steps := l.TimelineSteps(t, o.Hold, o.WaitRevival)
-	if !o.WaitRevival {
-		// A revived node stays unrouted for 30 s (GoBGP's idle hold after
-		// a reset): without that wait, the silent death is the flows
-		// scenario's alone, which comes next and kills tokyo once.
-		steps = steps[:len(steps)-2]
-	}
-	run, err := RunTimeline("timeline-bfd", "Failover timeline, BFD 100 ms x 3", l.Probe(t, o.Interval, nil), l.NodeNames(), steps, o.Progress, o.Abort)
+	run, err := RunTimeline("timeline-bfd", "Failover timeline, BFD 100 ms x 3", l.Probe(t, o.Interval, nil), l.NodeNames(), l.TimelineSteps(t, o.Hold, true), o.Progress, o.Abort)
 	rep.Timelines = append(rep.Timelines, run)
 	if err != nil {
 		rep.Errs = append(rep.Errs, fmt.Errorf("timeline with BFD: %w", err))

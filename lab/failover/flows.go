@@ -47,8 +47,8 @@ const (
 // Flows runs the flows scenario: a connection from the client to srv10
 // that the victim node carries both ways; the server sends paced
 // pseudo-random data until the client half-closes; meanwhile the victim
-// dies silently and comes back (with o.WaitRevival, the scenario waits
-// until the routers use it again before it ends the transfer).
+// dies silently and comes back (the scenario waits until the routers use
+// it again before it ends the transfer).
 func (l *Lab) Flows(t *testing.T, o Options, victim *topo.Node, pingInterval time.Duration) FlowResult {
 	t.Helper()
 	st := stepTB{t}
@@ -131,17 +131,17 @@ func (l *Lab) Flows(t *testing.T, o Options, victim *topo.Node, pingInterval tim
 			}},
 		{Name: victim.Name + "-dies", Label: victim.Name + " dies silently", Hold: o.Hold, MaxLost: -1, MaxOutage: 500 * time.Millisecond,
 			Do: func(say func(string, ...any)) error {
-				victim.KillSilently(st, true)
+				victim.KillSilently(st, Freeze)
 				say("waiting until the routers route via %s only", l.Other(victim).Name)
 				l.WaitRouted(st, 30*time.Second, l.Other(victim))
 				return nil
 			}},
 		{Name: victim.Name + "-back", Label: victim.Name + " comes back", Hold: o.Hold, MaxLost: -1,
 			Do: func(say func(string, ...any)) error {
-				victim.Revive(st)
-				if o.WaitRevival {
-					say("waiting until the routers route via both nodes again (GoBGP keeps a reset session idle for 30 s)")
-					l.WaitConverged(st, revivalTimeout)
+				took, restarted := l.revive(st, victim, say)
+				say("routed via %s again %.1f s after the revival", victim.Name, took.Seconds())
+				if restarted {
+					return errRestarted
 				}
 				return nil
 			}},
@@ -173,11 +173,6 @@ func (l *Lab) Flows(t *testing.T, o Options, victim *topo.Node, pingInterval tim
 	}
 	return res
 }
-
-// revivalTimeout bounds the wait for a revived node to be routed again:
-// GoBGP holds a session that was reset idle for 30 s before it connects
-// again (its idle hold time after reset).
-const revivalTimeout = 60 * time.Second
 
 // carriers waits up to timeout for the SYN from client port port and the
 // SYN-ACK to it, and returns the nodes that carried them ("" if unseen).

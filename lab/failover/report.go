@@ -84,6 +84,9 @@ func (r *Run) WriteSummary(w io.Writer, markdown bool) {
 			lostCell += fmt.Sprintf(" (%d inside a node)", win.LostNotTranslated)
 		}
 		label := win.Event.Label
+		if win.Event.Note != "" {
+			label += " (" + win.Event.Note + ")"
+		}
 		if win.Event.Err != nil {
 			label += " FAILED: " + clip(firstLine(win.Event.Err.Error()), 100)
 		}

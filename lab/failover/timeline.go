@@ -32,7 +32,17 @@ type Event struct {
 	Step
 	At, Done time.Time // Do called and returned
 	Err      error
+	Note     string // what a step that went on despite a problem said
 }
+
+// Note is an error a step returns to go on, noted in the summary, rather
+// than to end the run.
+type Note string
+
+func (n Note) Error() string { return string(n) }
+
+// errRestarted notes a revival that needed a restart (see Lab.revive).
+const errRestarted = Note("not routed again after the revival: map646 restarted")
 
 // Run is a finished timeline: its probes and events, times relative to
 // Start.
@@ -75,6 +85,11 @@ func RunTimeline(name, title string, p *Prober, nodes []string, steps []Step, ou
 			e.Err = catch(func() error { return s.Do(say) })
 		}
 		e.Done = time.Now()
+		var note Note
+		if errors.As(e.Err, &note) {
+			e.Note, e.Err = string(note), nil
+			say("NOTE: %s", note)
+		}
 		r.Events = append(r.Events, e)
 		if e.Err != nil {
 			stepErr = fmt.Errorf("step %d (%s): %w", i+1, s.Label, e.Err)
