@@ -380,7 +380,14 @@ func (s *Speaker) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, t time.Ti
 	st := ev.Peer.State
 	addr := st.NeighborAddress
 	reason := ""
-	if st.DisconnectReason != api.PeerState_DISCONNECT_REASON_UNSPECIFIED {
+	switch st.DisconnectReason {
+	case api.PeerState_DISCONNECT_REASON_UNSPECIFIED:
+	case api.PeerState_DISCONNECT_REASON_IDLE_TIMER_EXPIRED:
+		// Idle to active once the idle hold is over: the session is being
+		// tried again, nothing failed. Recording it would replace the
+		// reason of the failure before it (a NOTIFICATION sent, a hold
+		// timer expiry) seconds after it happened.
+	default:
 		reason = st.DisconnectMessage
 	}
 
