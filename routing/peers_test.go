@@ -15,9 +15,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -763,4 +766,353 @@ func tryRaw(s *Speaker, addr netip.Addr, port int) bool {
 		io.Copy(io.Discard, conn)
 	}()
 	return true
+}
+
+// announceAs makes router r send pfx with the given AS path (r's own AS
+// is prepended on the wire) and next hop.
+func announceAs(t *testing.T, r *testRouter, pfx netip.Prefix, nh netip.Addr, asPath ...uint32) {
+	t.Helper()
+	nlri, _ := bgp.NewIPAddrPrefix(pfx)
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP), bgp.NewPathAttributeMultiExitDisc(7)}
+	if len(asPath) > 0 {
+		attrs = append(attrs, bgp.NewPathAttributeAsPath([]bgp.AsPathParamInterface{bgp.NewAs4PathParam(bgp.BGP_ASPATH_ATTR_TYPE_SEQ, asPath)}))
+	}
+	family := bgp.RF_IPv4_UC
+	if pfx.Addr().Is4() {
+		a, _ := bgp.NewPathAttributeNextHop(nh)
+		attrs = append(attrs, a)
+	} else {
+		family = bgp.RF_IPv6_UC
+		a, _ := bgp.NewPathAttributeMpReachNLRI(family, []bgp.PathNLRI{{NLRI: nlri}}, nh)
+		attrs = append(attrs, a)
+	}
+	if _, err := r.s.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{{Family: family, Nlri: nlri, Attrs: attrs}}}); err != nil {
+		t.Fatalf("router %s: announce %s: %v", r.addr, pfx, err)
+	}
+}
+
+// ribPaths returns the paths of pfx in the speaker's global RIB.
+func ribPaths(t *testing.T, s *Speaker, pfx netip.Prefix) []*apiutil.Path {
+	t.Helper()
+	f := bgp.RF_IPv4_UC
+	if pfx.Addr().Is6() {
+		f = bgp.RF_IPv6_UC
+	}
+	var out []*apiutil.Path
+	err := s.bgp.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: f}, func(n bgp.NLRI, paths []*apiutil.Path) {
+		if p, ok := nlriPrefix(n); ok && p == pfx {
+			out = append(out, paths...)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Proves: routers that announce our own prefixes back at us (the mapped
+// IPv4 prefix from the upstream, the pseudo IPv6 prefix from the backend) get nothing into our
+// RIB: it holds one path per prefix, our own. The UPDATEs are received
+// (prefixes received counts them; they are in the Adj-RIB-In) and change
+// nothing we send: neither router gets an UPDATE for our prefixes after
+// theirs arrived, and both still hold our path with our attributes.
+// PartnerRoutes reports what the partner announces and nothing a router
+// announces, even for the same prefix.
+func TestOwnPrefixesAnnouncedBack(t *testing.T) {
+	port := freePort(t)
+	n6 := testNeighbor(addrR6, 65002, port, IPv6Unicast)
+	n6.NextHopIPv6 = nh6
+	np := testNeighbor(addrP, 65001, port, IPv4Unicast, IPv6Unicast)
+	np.Role, np.NextHopIPv6 = Partner, nh6
+	s, logs := newLoggedSpeaker(t, Config{
+		LocalAS: 65001, RouterID: addrS, ListenAddresses: []netip.Addr{addrS}, ListenPort: port,
+		Neighbors: []Neighbor{testNeighbor(addrR4, 65000, port, IPv4Unicast), n6, np},
+	})
+	rp := func(fams ...Family) routerPeer { return routerPeer{testNeighbor(addrS, 65001, port), fams} }
+	r4 := newTestRouter(t, addrR4, 65000, port, rp(IPv4Unicast))
+	r6 := newTestRouter(t, addrR6, 65002, port, rp(IPv6Unicast))
+	pb := testNeighbor(addrS, 65001, port, IPv4Unicast, IPv6Unicast)
+	pb.Role, pb.NextHopIPv6 = Partner, netip.MustParseAddr("2001:db8::20")
+	partner := newTestSpeaker(t, addrP, 65001, port, pb)
+	for _, a := range []netip.Addr{addrR4, addrR6, addrP} {
+		waitEstablished(t, s, a)
+	}
+	want := []Announcement{{Prefix: pfx4, MED: 10}, {Prefix: pfx6, MED: 10}}
+	if err := s.Announce(context.Background(), want); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, "our IPv4 route at the upstream", func() bool { return routerHolds(t, r4, bgp.RF_IPv4_UC, want) })
+	pollUntil(t, "our IPv6 route at the backend", func() bool { return routerHolds(t, r6, bgp.RF_IPv6_UC, want) })
+	// The partner announces the IPv4 prefix too, as a node serving the
+	// same table does.
+	if err := partner.Announce(context.Background(), []Announcement{{Prefix: pfx4, MED: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	r4.mu.Lock()
+	mark4 := len(r4.updates)
+	r4.mu.Unlock()
+	r6.mu.Lock()
+	mark6 := len(r6.updates)
+	r6.mu.Unlock()
+
+	// Back at us: the upstream originates our IPv4 prefix, and pfx4b
+	// (ours in other tests) with a longer path; the backend originates
+	// the pseudo prefix.
+	// (A route echoed with our own AS in its path cannot be sent by
+	// GoBGP, which never sends a peer a path holding the peer's AS:
+	// TestMalformedUpdates sends one by hand; it stays out of the RIB.)
+	announceAs(t, r4, pfx4, addrR4)
+	announceAs(t, r4, pfx4b, addrR4, 64512)
+	announceAs(t, r6, pfx6, netip.MustParseAddr("2001:db8::4"))
+	pollUntil(t, "the upstream's routes in the Adj-RIB-In", func() bool {
+		in := adjInPaths(t, s.bgp, addrR4, bgp.RF_IPv4_UC)
+		return in[pfx4] != nil && in[pfx4b] != nil
+	})
+	pollUntil(t, "the backend's route in the Adj-RIB-In", func() bool { return adjInPaths(t, s.bgp, addrR6, bgp.RF_IPv6_UC)[pfx6] != nil })
+	pollUntil(t, "the partner's route", func() bool { return len(s.PartnerRoutes()) == 1 })
+
+	for _, pfx := range []netip.Prefix{pfx4, pfx6, pfx4b} {
+		paths := ribPaths(t, s, pfx)
+		var from []string
+		for _, p := range paths {
+			from = append(from, fmt.Sprintf("%v (external %v)", p.PeerAddress, p.IsFromExternal))
+		}
+		wantN := 1
+		if pfx == pfx4b {
+			wantN = 0 // not ours, and nobody's route enters the RIB
+		}
+		if len(paths) != wantN || (wantN == 1 && (paths[0].IsFromExternal || paths[0].PeerAddress.IsValid() && !paths[0].PeerAddress.IsUnspecified())) {
+			t.Errorf("RIB paths of %s: %d from %v; want %d, our own", pfx, len(paths), from, wantN)
+		}
+	}
+	if got := s.PartnerRoutes(); !slices.Equal(got, []PartnerRoute{{Partner: addrP, Prefix: pfx4}}) {
+		t.Errorf("PartnerRoutes() = %+v; want the partner's %s alone (the routers' routes are not partners')", got, pfx4)
+	}
+	for _, ns := range s.Neighbors() {
+		wantRx := map[netip.Addr]int{addrR4: 2, addrR6: 1, addrP: 1}[ns.Address]
+		if ns.PrefixesReceived != wantRx || !ns.Established {
+			t.Errorf("neighbor %s: %d prefixes received, established %v; want %d, established", ns.Address, ns.PrefixesReceived, ns.Established, wantRx)
+		}
+	}
+
+	// Our announcements did not move: markers sent now arrive after
+	// anything the routers' routes could have caused, and before them
+	// each router got nothing.
+	m4, m6 := netip.MustParsePrefix("198.51.100.98/32"), netip.MustParsePrefix("64:ff9b:1::/96")
+	if err := s.Announce(context.Background(), append(slices.Clone(want), Announcement{Prefix: m4}, Announcement{Prefix: m6})); err != nil {
+		t.Fatal(err)
+	}
+	r4.waitFor("IPv4 marker", func() bool { return r4.route(m4) != nil })
+	r6.waitFor("IPv6 marker", func() bool { return r6.route(m6) != nil })
+	for _, c := range []struct {
+		r      *testRouter
+		mark   int
+		marker netip.Prefix
+		f      bgp.Family
+	}{{r4, mark4, m4, bgp.RF_IPv4_UC}, {r6, mark6, m6, bgp.RF_IPv6_UC}} {
+		c.r.mu.Lock()
+		for _, ev := range c.r.updates[c.mark:] {
+			if ev.from == addrS && ev.prefix != c.marker {
+				t.Errorf("router %s got an UPDATE for %s (withdraw %v) after announcing our prefixes back", c.r.addr, ev.prefix, ev.withdraw)
+			}
+		}
+		c.r.mu.Unlock()
+		if p := adjInPaths(t, c.r.s, addrS, c.f); p[c.marker] == nil || !routerHolds(t, c.r, c.f, append(slices.Clone(want), Announcement{Prefix: c.marker})) {
+			t.Errorf("router %s holds %s; want our %+v and the marker", c.r.addr, describeAdjIn(t, c.r, c.f), want)
+		}
+	}
+	if lines := logs.grep("level=WARN"); len(lines) != 0 {
+		t.Errorf("warnings logged while routers announced our prefixes back:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// tcpListeners returns "address:port" of every TCP socket this process has
+// in LISTEN state, read from /proc (inodes of /proc/self/fd matched
+// against /proc/net/tcp and tcp6).
+func tcpListeners(t *testing.T) []string {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodes := make(map[string]bool)
+	for _, fd := range fds {
+		if l, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && strings.HasPrefix(l, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	var out []string
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+			if len(f) > 9 && f[3] == "0A" && inodes[f[9]] {
+				out = append(out, file+" "+f[1])
+			}
+		}
+	}
+	return out
+}
+
+// Proves: with the gRPC API enabled (and no BGP listener), the speaker
+// opens no TCP listening socket at all: the API is on the unix socket
+// alone (GoBGP's default would be TCP port 50051 on every address). The
+// socket is mode 0600, and a process of another user (nobody) cannot
+// connect to it while it can connect to a 0666 socket next to it (the
+// control case: the directory is open to it, so the mode is what refuses).
+func TestGRPCUnixOnly(t *testing.T) {
+	// Control: a TCP listener of ours is seen.
+	ctl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tcpListeners(t)); n != 1 {
+		t.Fatalf("control case: %d TCP listeners found with one open; the test cannot tell", n)
+	}
+	ctl.Close()
+
+	before := tcpListeners(t)
+	// Not t.TempDir(): its parent is 0700, and user nobody must be able
+	// to reach the socket for the mode to be what refuses it.
+	dir, err := os.MkdirTemp("", "routing-grpc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := dir + "/gobgp.sock"
+	s, err := New(Config{LocalAS: 65001, RouterID: addrS, ListenPort: -1, GRPCSocket: sock,
+		Neighbors: []Neighbor{testNeighbor(addrR4, 65000, 179, IPv4Unicast)}}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	after := tcpListeners(t)
+	var added []string
+	for _, l := range after {
+		if !slices.Contains(before, l) {
+			added = append(added, l)
+		}
+	}
+	if len(added) != 0 {
+		t.Errorf("the speaker with the gRPC API opened TCP listeners: %v", added)
+	}
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:50051", time.Second); err == nil {
+		c.Close()
+		t.Errorf("something answers on GoBGP's default gRPC port 50051")
+	}
+	unix, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(unix), sock) {
+		t.Errorf("%s is not a listening unix socket in /proc/net/unix", sock)
+	}
+	t.Logf("TCP listeners of the process: %d before New, %d after (gRPC on %s)", len(before), len(after), sock)
+
+	// Another user.
+	if os.Geteuid() != 0 {
+		t.Skip("the connection as user nobody needs root")
+	}
+	open := dir + "/open.sock"
+	l, err := net.Listen("unix", open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if err := os.Chmod(open, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := dialAsNobody(t, open); err != nil {
+		t.Fatalf("control case: nobody cannot connect to a 0666 socket in %s (%v): the test cannot tell", dir, err)
+	}
+	err = dialAsNobody(t, sock)
+	if err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("user nobody connecting to the gRPC socket: %v; want permission denied", err)
+	}
+	t.Logf("user nobody connecting to the gRPC socket: %v", err)
+}
+
+// dialAsNobody runs this test binary (copied where nobody may run it) as
+// uid/gid 65534 to connect to the unix socket at path, through
+// TestHelperDialUnix; it returns the error that process met.
+func dialAsNobody(t *testing.T, path string) error {
+	t.Helper()
+	return runAsNobody(t, "ROUTING_DIAL_UNIX="+path)
+}
+
+var nobodyBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func runAsNobody(t *testing.T, env string) error {
+	t.Helper()
+	nobodyBin.once.Do(func() {
+		self, err := os.Executable()
+		if err != nil {
+			nobodyBin.err = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "routing-nobody")
+		if err != nil {
+			nobodyBin.err = err
+			return
+		}
+		os.Chmod(dir, 0o755)
+		b, err := os.ReadFile(self)
+		if err != nil {
+			nobodyBin.err = err
+			return
+		}
+		nobodyBin.path = dir + "/routing.test"
+		nobodyBin.err = os.WriteFile(nobodyBin.path, b, 0o755)
+	})
+	if nobodyBin.err != nil {
+		t.Fatalf("copy of the test binary for user nobody: %v", nobodyBin.err)
+	}
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(nobodyBin.path)) })
+	cmd := exec.Command(nobodyBin.path, "-test.run=^TestHelperDialUnix$", "-test.count=1")
+	cmd.Env = []string{env}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s", strings.TrimSpace(string(out)))
+	}
+	if !strings.Contains(string(out), "connected") {
+		return fmt.Errorf("the helper did not run: %s", out)
+	}
+	return nil
+}
+
+// TestHelperDialUnix is not a test: runAsNobody runs it in a process of
+// user nobody, where it connects to ROUTING_DIAL_UNIX and says so.
+func TestHelperDialUnix(t *testing.T) {
+	path := os.Getenv("ROUTING_DIAL_UNIX")
+	if path == "" {
+		t.Skip("helper of TestGRPCUnixOnly")
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	c.Close()
+	fmt.Println("connected")
 }
