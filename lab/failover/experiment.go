@@ -40,6 +40,7 @@ func Experiment(t *testing.T, o Options) *Report {
 	}
 	say("timeline with BFD: a probe every %v from %d client addresses to %d servers", o.Interval, len(l.Srcs), len(l.Dsts))
 	run, err := RunTimeline("timeline-bfd", "Failover timeline, BFD 100 ms x 3", l.Probe(t, o.Interval, nil), l.NodeNames(), l.TimelineSteps(t, o.Hold, true), o.Progress, o.Abort)
+	run.Marks = l.TakeMarks()
 	rep.Timelines = append(rep.Timelines, run)
 	if err != nil {
 		rep.Errs = append(rep.Errs, fmt.Errorf("timeline with BFD: %w", err))
@@ -47,6 +48,9 @@ func Experiment(t *testing.T, o Options) *Report {
 	}
 	say("flows: a TCP transfer through tokyo and a ping every 20 ms while tokyo dies silently and comes back")
 	f := l.Flows(t, o, l.Tokyo, 20*time.Millisecond)
+	if f.Run != nil {
+		f.Run.Marks = l.TakeMarks()
+	}
 	rep.Flows = &f
 	if f.Err != nil {
 		rep.Errs = append(rep.Errs, fmt.Errorf("flows: %w", f.Err))

@@ -51,7 +51,15 @@ type Lab struct {
 	prober   *Prober
 	syns     chan<- Segment
 	sniffers map[string]*Sniffer
+	marks    []Mark // since the last TakeMarks
 	t        *testing.T
+}
+
+// TakeMarks returns the marks made since the last call (see Run.Marks).
+func (l *Lab) TakeMarks() []Mark {
+	m := l.marks
+	l.marks = nil
+	return m
 }
 
 // NewLab builds the lab (BFD 100 ms x 3 on the router sessions, or only
@@ -131,6 +139,7 @@ func (l *Lab) revive(st stepTB, n *topo.Node, say func(string, ...any)) (took ti
 		}
 	}
 	say("%s not routed again within %v: restarting its map646", n.Name, reviveWait)
+	l.marks = append(l.marks, Mark{At: time.Now(), Label: n.Name + " restarted (revival failed)"})
 	n.Stop(st)
 	n.Start(st)
 	if s := l.sniffers[n.Name]; s != nil {

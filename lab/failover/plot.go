@@ -84,6 +84,7 @@ func (r *Run) rttPlot() (*plot.Plot, error) {
 	p.Y.Label.Text = "round-trip time (ms)"
 	p.Y.Scale = plot.LogScale{}
 	p.X.Min, p.X.Max = r.xRange()
+	p.X.Tick.Marker = secondTicks{}
 
 	byPath := map[string]plotter.XYs{}
 	var lo, hi = math.Inf(1), 0.0
@@ -133,7 +134,7 @@ func (r *Run) rttPlot() (*plot.Plot, error) {
 		return nil, err
 	}
 	p.Legend.Top, p.Legend.Left = true, false
-	p.Legend.YOffs = -vg.Points(40) // below the loss row and the first labels
+	p.Legend.YOffs = -vg.Points(75) // below the loss row and the labels
 	return p, nil
 }
 
@@ -161,6 +162,7 @@ func (r *Run) carrierPlot() (*plot.Plot, error) {
 	p := plot.New()
 	p.X.Label.Text = "time (s)"
 	p.X.Min, p.X.Max = r.xRange()
+	p.X.Tick.Marker = secondTicks{}
 	rows := len(r.Nodes)*2 + 1
 	p.Y.Min, p.Y.Max = -0.7, float64(rows)-0.3
 	var ticks []plot.Tick
@@ -233,28 +235,45 @@ func splitVia(s string) []string {
 	return strings.Split(s, "+")
 }
 
-// addEvents draws each event as a dashed vertical line, and in the RTT
-// panel its label, staggered over three heights so that close events stay
-// readable.
+// addEvents draws each event as a dashed vertical line, and each mark as
+// a dotted one, and in the RTT panel their labels, staggered over three
+// heights so that close events stay readable; a label in the right
+// quarter is written left of its line.
 func (r *Run) addEvents(p *plot.Plot, labels bool) error {
+	type line struct {
+		x      float64
+		label  string
+		dashes []vg.Length
+		skip   bool // no line: the baseline starts with the run
+	}
+	var lines []line
+	for i, e := range r.Events {
+		lines = append(lines, line{x: e.At.Sub(r.Start).Seconds(), label: e.Label,
+			dashes: []vg.Length{vg.Points(4), vg.Points(3)}, skip: i == 0 && e.Do == nil})
+	}
+	for _, m := range r.Marks {
+		lines = append(lines, line{x: m.At.Sub(r.Start).Seconds(), label: m.Label, dashes: []vg.Length{vg.Points(1), vg.Points(2)}})
+	}
 	var xys plotter.XYs
 	var texts []string
-	for i, e := range r.Events {
-		x := e.At.Sub(r.Start).Seconds()
-		if i > 0 || e.Do != nil { // the baseline starts with the run: no line
-			l, err := plotter.NewLine(plotter.XYs{{X: x, Y: p.Y.Min}, {X: x, Y: p.Y.Max}})
+	var right []bool
+	_, xmax := r.xRange()
+	for i, ln := range lines {
+		if !ln.skip {
+			l, err := plotter.NewLine(plotter.XYs{{X: ln.x, Y: p.Y.Min}, {X: ln.x, Y: p.Y.Max}})
 			if err != nil {
 				return err
 			}
-			l.LineStyle = draw.LineStyle{Color: eventColor, Width: vg.Points(1), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}
+			l.LineStyle = draw.LineStyle{Color: eventColor, Width: vg.Points(1), Dashes: ln.dashes}
 			p.Add(l)
 		}
 		y := p.Y.Max / math.Pow(2.2, float64(1+i%3))
 		if !isLog(p) {
 			y = p.Y.Max - float64(1+i%3)*(p.Y.Max-p.Y.Min)/10
 		}
-		xys = append(xys, plotter.XY{X: x, Y: y})
-		texts = append(texts, " "+e.Label)
+		xys = append(xys, plotter.XY{X: ln.x, Y: y})
+		texts = append(texts, " "+ln.label+" ")
+		right = append(right, ln.x > 0.75*xmax)
 	}
 	if !labels || len(xys) == 0 {
 		return nil
@@ -265,9 +284,25 @@ func (r *Run) addEvents(p *plot.Plot, labels bool) error {
 	}
 	for i := range lb.TextStyle {
 		lb.TextStyle[i].Font.Size = vg.Points(9)
+		if right[i] {
+			lb.TextStyle[i].XAlign = draw.XRight
+		}
 	}
 	p.Add(lb)
 	return nil
+}
+
+// secondTicks labels the time axis in whole seconds.
+type secondTicks struct{}
+
+func (secondTicks) Ticks(lo, hi float64) []plot.Tick {
+	t := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range t {
+		if t[i].Label != "" {
+			t[i].Label = strconv.FormatFloat(t[i].Value, 'f', -1, 64)
+		}
+	}
+	return t
 }
 
 func isLog(p *plot.Plot) bool {

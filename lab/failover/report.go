@@ -94,20 +94,27 @@ func (r *Run) WriteSummary(w io.Writer, markdown bool) {
 			strconv.Itoa(win.Probes), lostCell, out, before, ms(win.RTTMedian),
 			shares(win.ReqVia, win.Probes), shares(win.RepVia, win.Probes), target(win)})
 	}
+	var marks []string
+	for _, m := range r.Marks {
+		marks = append(marks, fmt.Sprintf("%s at %.1f s", m.Label, m.At.Sub(r.Start).Seconds()))
+	}
 	if markdown {
 		fmt.Fprintf(w, "%s.\n\n| %s |\n|%s\n", head, strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
 		for _, row := range rows {
 			fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 		}
-		return
+	} else {
+		fmt.Fprintf(w, "%s\n", head)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, strings.Join(cols, "\t"))
+		for _, row := range rows {
+			fmt.Fprintln(tw, strings.Join(row, "\t"))
+		}
+		tw.Flush()
 	}
-	fmt.Fprintf(w, "%s\n", head)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(cols, "\t"))
-	for _, row := range rows {
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	if len(marks) > 0 {
+		fmt.Fprintf(w, "\nAlso: %s.\n", strings.Join(marks, "; "))
 	}
-	tw.Flush()
 }
 
 func (r *Run) duration() time.Duration {

@@ -84,6 +84,7 @@ func TestWindows(t *testing.T) {
 // 13x8-inch image.
 func TestOutputs(t *testing.T) {
 	r := synthetic(100, map[int]bool{52: true, 54: true})
+	r.Marks = []Mark{{At: r.Start.Add(8 * time.Second), Label: "tokyo restarted"}}
 	var b bytes.Buffer
 	if err := WriteCSV(&b, r); err != nil {
 		t.Fatal(err)
@@ -104,14 +105,14 @@ func TestOutputs(t *testing.T) {
 	b.Reset()
 	r.WriteSummary(&b, false)
 	sum := b.String()
-	for _, want := range []string{"100 probes, 2 lost", "1. both", "5. kill", "300 ms (2 lost)", "outage ≤ 500 ms: met", "≤ 0 lost: met", "tokyo 50%"} {
+	for _, want := range []string{"100 probes, 2 lost", "1. both", "5. kill", "300 ms (2 lost)", "outage ≤ 500 ms: met", "≤ 0 lost: met", "tokyo 50%", "Also: tokyo restarted at 8.0 s."} {
 		if !strings.Contains(sum, want) {
 			t.Errorf("summary lacks %q:\n%s", want, sum)
 		}
 	}
 	b.Reset()
 	r.WriteSummary(&b, true)
-	if lines := strings.Split(strings.TrimSpace(b.String()), "\n"); len(lines) != 6 || !strings.HasPrefix(lines[4], "| 1. both |") {
+	if lines := strings.Split(strings.TrimSpace(b.String()), "\n"); len(lines) != 8 || !strings.HasPrefix(lines[4], "| 1. both |") {
 		t.Errorf("markdown summary:\n%s", b.String())
 	}
 

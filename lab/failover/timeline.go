@@ -53,7 +53,16 @@ type Run struct {
 	Interval time.Duration
 	Nodes    []string // in the order the plot colours them
 	Events   []Event
-	Probes   []Probe
+	// Marks are moments within steps worth a line on the plot (a node
+	// restarted when its revival failed).
+	Marks  []Mark
+	Probes []Probe
+}
+
+// Mark is a labelled moment of a run.
+type Mark struct {
+	At    time.Time
+	Label string
 }
 
 // ErrInterrupted ends a timeline whose abort channel was closed.
