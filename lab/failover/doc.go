@@ -1,20 +1,81 @@
 // Package failover is the paper's failover experiment (its Figure 4,
-// extended) on the two-node lab of lab/topo: an ICMP echo every 100 ms
-// from the IPv4 client to the mapped addresses of the IPv6 servers, each
-// probe's round-trip time or loss, and which node carried its request and
-// its reply, through a timeline of events (ECMP, the pseudo prefix
-// withdrawn on one side, drain, undrain, silent death and revival); and
-// the flows scenario: a TCP transfer with verified content and a ping
-// through the pair while a node dies silently and comes back.
+// extended) on the two-node lab of lab/topo, and the proof that flows
+// survive a node's failure: `make lab` runs it in full, `make test` in a
+// short form (TestFailover).
 //
-// Attribution is exact, not inferred from counters: a sniffer per node, an
-// AF_PACKET socket on the node's tun device opened inside the node's
-// namespace, recognises each probe by the run's ICMP identifier and a tag
-// and sequence number in the payload, which the translator carries
-// unchanged into ICMPv6. The IPv4 echo request routed into a node's device
-// names the node that carried the request; the IPv6 echo reply routed into
-// it names the node that carried the reply.
+// # The timeline
 //
-// The program (go run ./lab/failover/cmd, make lab) writes a CSV of every
-// probe, a PNG plot and a summary; the tests run a short form.
+// An ICMP echo every 100 ms from the IPv4 client to the mapped addresses
+// of the two IPv6 servers, from five client addresses in turn (192.0.2.2
+// to .6: the routers hash ICMP on addresses only, so one source would put
+// every probe on one node), and for each probe its round-trip time or its
+// loss (no answer within 1 s), and which node carried its request and its
+// reply. The events, each waited for in the routers' kernel FIBs:
+//
+//  1. both nodes serving: the upstream and the backend spread the probes
+//     over tokyo and osaka (ECMP);
+//  2. tokyo withdraws the pseudo prefix 64:ff9b::/96 only, the map646 way:
+//     a health check on tokyo alone (tcp to srv10 port 7001, withdraw =
+//     "ipv6") fails because the experiment closes that listener; replies
+//     shift to osaka while requests still go through tokyo (the paper's
+//     "stopped router advertisement"); 2'. the listener is back, the check
+//     rises, tokyo re-announces;
+//  3. `map646 drain` on tokyo: everything through osaka;
+//  4. `map646 undrain`: traffic comes back;
+//  5. tokyo dies silently: its two bridge ports go down and its map646 is
+//     frozen (SIGSTOP), so the routers keep their carrier and get no TCP
+//     reset and no notification: only BFD (100 ms x 3) or the hold timer
+//     (3 s) tells them;
+//  6. it comes back (SIGCONT, ports up). When it is not routed again
+//     within 15 s (measured with GoBGP v4.8 and BIRD 2: a revived node's
+//     BFD session sometimes never comes up), its map646 is restarted, and
+//     the plot and the summary say so.
+//
+// Targets: no probe lost in steps 2 to 4; at most 0.5 s of outage at the
+// silent death with BFD. The full run also times the silent death on a
+// lab without BFD (hold timer 3 s), for comparison.
+//
+// # Flows survive
+//
+// A TCP connection from the client to srv10 that tokyo carries both ways
+// (chosen among new connections by the sniffers: the routers hash TCP on
+// ports), paced pseudo-random data until the client half-closes, and a
+// ping every 20 ms; meanwhile tokyo dies silently and comes back. The
+// connection must never be reset and must deliver exactly what the server
+// sent (byte count and SHA-256); the longest wait between two reads of the
+// client is its longest stall. A stateless translator allows this: the
+// surviving node translates the flow's next packet as the dead one would
+// have; a NAT64 would have lost the flow's state.
+//
+// # Attribution
+//
+// Exact, not inferred from counters: a sniffer per node, an AF_PACKET
+// socket on the node's tun device opened inside the node's namespace, with
+// a kernel filter that keeps only ICMP, ICMPv6 and TCP SYNs, recognises
+// each probe by the run's ICMP identifier and a tag and sequence number in
+// the payload, which the translator carries unchanged into ICMPv6. The
+// IPv4 echo request routed into a node's device names the node that
+// carried the request; the IPv6 echo reply routed into it names the node
+// that carried the reply; a lost probe seen entering a node and never
+// translated was lost inside that node.
+//
+// # Outputs and measures
+//
+// timeline.csv (every probe of every run: time, source, destination, RTT
+// or loss, carriers, the event whose window it was sent in), one PNG per
+// run (above: RTT on a log scale, coloured by request/reply carriers,
+// losses as red crosses along the top; below: a row per node and
+// direction with a mark for each probe it carried, and a row of losses;
+// events as dashed lines, restarts as dotted ones) and summary.md. Per
+// event, over the probes sent from it to the next event: probes lost, the
+// longest outage, the RTT median before (previous window) and after, the
+// share of each carrier. An outage is a burst of lost probes (losses less
+// than 1 s apart: probes rotate over flows that ECMP spreads over both
+// nodes, so the losses of one dead node alternate with answers through the
+// other); its length runs from the first lost probe's sending to the last
+// one's plus one interval, so its resolution is the probe interval.
+//
+// Ctrl-C (SIGINT) or SIGTERM ends a run at the next step; what ran is
+// written and every namespace and process is removed (a second Ctrl-C
+// quits at once; the next lab run deletes what that leaves).
 package failover

@@ -73,7 +73,7 @@ func TestFailover(t *testing.T) {
 	for _, err := range rep.Errs {
 		t.Error(err)
 	}
-	if !rep.Met() {
+	if len(rep.Errs) == 0 && !rep.Met() {
 		t.Error("a target was missed: see the summary (MISSED)")
 	}
 }
