@@ -47,7 +47,11 @@ func Experiment(t *testing.T, o Options) *Report {
 		return rep
 	}
 	say("flows: a TCP transfer through tokyo and a ping every 20 ms while tokyo dies silently and comes back")
-	f := l.Flows(t, o, l.Tokyo, 20*time.Millisecond)
+	var f FlowResult
+	if err := catch(func() error { f = l.Flows(t, o, l.Tokyo, 20*time.Millisecond); return nil }); err != nil {
+		rep.Errs = append(rep.Errs, fmt.Errorf("flows: %w", err))
+		return rep
+	}
 	if f.Run != nil {
 		f.Run.Marks = l.TakeMarks()
 	}

@@ -44,7 +44,8 @@ const (
 	flowTick  = 5 * time.Millisecond
 )
 
-// Flows runs the flows scenario: a connection from the client to srv10
+// Flows runs the flows scenario (a failure to set it up ends it with a
+// Fatal panic, which catch turns into an error): a connection from the client to srv10
 // that the victim node carries both ways; the server sends paced
 // pseudo-random data until the client half-closes; meanwhile the victim
 // dies silently and comes back (the scenario waits until the routers use
@@ -91,7 +92,7 @@ func (l *Lab) Flows(t *testing.T, o Options, victim *topo.Node, pingInterval tim
 	for res.Tries = 1; res.Tries <= 32; res.Tries++ {
 		c, err := l.Client.Dial("tcp", "", flowTarget4, 5*time.Second)
 		if err != nil {
-			t.Fatalf("failover: flows: dial %s: %v", flowTarget4, err)
+			st.Fatalf("failover: flows: dial %s: %v", flowTarget4, err)
 		}
 		port := uint16(c.LocalAddr().(*net.TCPAddr).Port)
 		req, rep := carriers(syns, port, time.Second)
@@ -102,7 +103,7 @@ func (l *Lab) Flows(t *testing.T, o Options, victim *topo.Node, pingInterval tim
 		c.Close()
 	}
 	if conn == nil {
-		t.Fatalf("failover: flows: none of 32 connections went through %s both ways (do the routers hash on ports? fib_multipath_hash_policy=1)", victim.Name)
+		st.Fatalf("failover: flows: none of 32 connections went through %s both ways (do the routers hash on ports? fib_multipath_hash_policy=1)", victim.Name)
 	}
 	defer conn.Close()
 	say("transfer connection (try %d) carried by %s in both directions", res.Tries, victim.Name)

@@ -130,7 +130,7 @@ func (l *Lab) revive(st stepTB, n *topo.Node, say func(string, ...any)) (took ti
 	at := time.Now()
 	n.Revive(st)
 	say("%s's bridge ports up (and its map646 continued); its sessions re-establish", n.Name)
-	if _, err := l.waitBoth(reviveWait); err == nil {
+	if _, err := l.waitBoth(reviveWait); err == nil && l.steady(st, n, at.Add(reviveWait)) {
 		return time.Since(at), false
 	}
 	for _, nb := range n.Status(st).Neighbors {
@@ -150,6 +150,27 @@ func (l *Lab) revive(st stepTB, n *topo.Node, say func(string, ...any)) (took ti
 		st.Fatalf("failover: %s restarted, still not routed over both nodes: %v", n.Name, err)
 	}
 	return time.Since(at), true
+}
+
+// steady tells whether n's router sessions are established and, with BFD,
+// their BFD sessions up, asking until deadline: a session that BFD resets
+// over and over is routed for a moment at each try.
+func (l *Lab) steady(st stepTB, n *topo.Node, deadline time.Time) bool {
+	for {
+		ok := true
+		for _, nb := range n.Status(st).Neighbors {
+			if nb.Role == "router" && (!nb.Established || (l.BFD && nb.BFD != "up")) {
+				ok = false
+			}
+		}
+		if ok {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond) // the control socket has no push
+	}
 }
 
 // waitBoth waits until both routers route over both nodes, or returns the
