@@ -134,7 +134,7 @@ func (r *Run) rttPlot() (*plot.Plot, error) {
 		return nil, err
 	}
 	p.Legend.Top, p.Legend.Left = true, false
-	p.Legend.YOffs = -vg.Points(75) // below the loss row and the labels
+	p.Legend.YOffs = -vg.Points(105) // below the loss row and the labels
 	return p, nil
 }
 
