@@ -73,6 +73,9 @@ type controller struct {
 	drainNote string // its last progress line
 	stopping  bool   // shutdown has withdrawn everything: announce nothing more
 	retry     bool   // the last Announce failed
+	// stateDirErr says why the last check found [node] state_dir not
+	// writable ("" when it was): a drain would be refused.
+	stateDirErr string
 
 	packets func() uint64        // packets read by the data plane so far, its own probes left out (packetsRead)
 	traffic func() TrafficStatus // the data plane's counters
@@ -149,6 +152,37 @@ func (c *controller) Ready(ctx context.Context, p Plan) error {
 	return c.announceLocked(ctx)
 }
 
+// DataPlaneDown withdraws everything at once: the data plane stopped (its
+// device was deleted) and the node cannot translate until it is re-created.
+func (c *controller) DataPlaneDown(ctx context.Context, cause string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.node.DataPlaneDown(cause)
+	return c.announceLocked(ctx)
+}
+
+// SetStateDir records the result of the last check of [node] state_dir
+// (nil: writable), logging each change. A state_dir that cannot be written
+// does not withdraw the node (translation does not need it); it makes a
+// drain impossible, and status says so.
+func (c *controller) SetStateDir(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if msg == c.stateDirErr {
+		return
+	}
+	if msg != "" {
+		c.log.Error("[node] state_dir is not writable: a drain would be refused until it is; the node keeps serving", "dir", c.flag.dir, "err", msg)
+	} else {
+		c.log.Info("[node] state_dir is writable again", "dir", c.flag.dir)
+	}
+	c.stateDirErr = msg
+}
+
 // SetPlan replaces what is announced at full health and the drain timings
 // (a reload), and announces accordingly.
 func (c *controller) SetPlan(ctx context.Context, p Plan, tm drainTiming, flag drainFlag) error {
@@ -157,6 +191,13 @@ func (c *controller) SetPlan(ctx context.Context, p Plan, tm drainTiming, flag d
 	c.plan, c.tm, c.flag = p, tm, flag
 	c.refreshLocked()
 	return c.announceLocked(ctx)
+}
+
+// Plan returns what is announced at full health.
+func (c *controller) Plan() Plan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.plan
 }
 
 // SetSpeaker attaches the speaker once it runs.
@@ -189,10 +230,13 @@ func (c *controller) Status() Status {
 	s := Status{
 		Version: fullVersion(),
 		Node: NodeStatus{State: st.String(), Since: since, Cause: cause,
-			Drain: c.drainNote, BGP: c.bgp != nil},
+			Drain: c.drainNote, BGP: c.bgp != nil, StateDir: "ok"},
 		Health:    c.hm.Status(),
 		Neighbors: []NeighborStatus{},
 		Announced: []AnnouncedStatus{},
+	}
+	if c.stateDirErr != "" {
+		s.Node.StateDir = "not writable: " + c.stateDirErr
 	}
 	if s.Health == nil {
 		s.Health = []CheckStatus{}

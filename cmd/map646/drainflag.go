@@ -89,3 +89,19 @@ func syncDir(dir string) error {
 	err = d.Sync()
 	return errors.Join(err, d.Close())
 }
+
+// Writable checks that a drain could be recorded now: it writes a file as
+// large as the flag into dir (created if missing, as Save would) and
+// removes it. It does not sync: a full disk or a read-only mount fails the
+// write itself.
+func (f drainFlag) Writable() error {
+	if err := os.MkdirAll(f.dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(f.dir, ".writable-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.WriteString(time.Now().UTC().Format(time.RFC3339Nano) + "\n")
+	return errors.Join(err, tmp.Close(), os.Remove(tmp.Name()))
+}

@@ -97,6 +97,20 @@ func (n *Node) Ready(cause string) {
 	n.settle(cause)
 }
 
+// DataPlaneDown records that the data plane stopped under the node (its
+// device deleted): nothing is announced until Ready again; a serving node
+// is failed, with cause.
+func (n *Node) DataPlaneDown(cause string) {
+	n.ready = false
+	switch n.state {
+	case Serving:
+		n.set(Failed, cause)
+	case Failed:
+		n.log.Info("node state", "state", n.state.String(), "from", n.state.String(), "cause", cause)
+		n.cause = cause
+	}
+}
+
 // Health records the health of each side (Monitor.Healthy); cause names the
 // checks that are down, for the log.
 func (n *Node) Health(ipv4, ipv6 bool, cause string) {
@@ -120,7 +134,9 @@ func (n *Node) settle(cause string) {
 			n.set(Failed, cause)
 		}
 	case Failed:
-		if n.healthy() {
+		// Not while the data plane is down (DataPlaneDown): its Ready
+		// brings the node back.
+		if n.ready && n.healthy() {
 			n.set(Serving, "every check up again")
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
@@ -118,8 +119,19 @@ Metrics:
   map646_mappings, map646_reloads_total{result}, map646_build_info
   and the Go runtime's go_* and process_* metrics.
 
+When the data plane stops under it (the device deleted: ip link del),
+map646 withdraws everything at once, re-creates the device with the same
+settings, restarts the workers, re-installs the routes, probes the new
+device and announces again once every check is up; a failed attempt is
+retried (0.5 s, doubling up to 30 s). Each step is logged ("recovery: ...").
+
+Every 2 s it checks that [node] state_dir can be written (a drain records
+the drained flag there): status shows state_dir "not writable: ..." and
+the log says so; the node keeps serving (translation does not need it),
+but a drain is refused until it can be recorded.
+
 Exit codes: 0 after SIGTERM or SIGINT, 1 when it cannot start or fails
-(the data plane or the health monitor stopped), 2 for a usage error.
+(the health monitor stopped), 2 for a usage error.
 
 Example:
   map646 check -config /etc/map646/map646.toml && map646 run -config /etc/map646/map646.toml
@@ -211,6 +223,11 @@ type daemon struct {
 	stopHM    context.CancelFunc
 	hmDone    chan error
 	reloadReq chan chan reloadResult // reloads asked over the control socket
+
+	// The data plane's recovery (recover.go): the next attempt's timer
+	// and how many attempts failed since the device was lost.
+	recoverC <-chan time.Time
+	recovery recovery
 }
 
 // reloadResult is the outcome of a reload, for the control socket.
@@ -246,6 +263,7 @@ func (d *daemon) run() int {
 	retry := time.NewTicker(retryEvery)
 	defer retry.Stop()
 	ctx := context.Background()
+	d.checkStateDir()
 	for {
 		select {
 		case sig := <-sigs:
@@ -271,6 +289,10 @@ func (d *daemon) run() int {
 			if d.ctl.NeedsRetry() {
 				d.ctl.Reconcile(ctx)
 			}
+			d.checkStateDir()
+		case <-d.recoverC:
+			d.recoverC = nil
+			d.recoverDataPlane()
 		case err := <-d.hmDone:
 			d.hmDone = nil
 			d.log.Error("the health monitor stopped; the node withdraws and stops", "err", err)
@@ -280,11 +302,7 @@ func (d *daemon) run() int {
 			return exitError
 		case err := <-d.dpDone:
 			d.dpDone = nil // Run has returned
-			d.log.Error("the data plane stopped", "err", err)
-			if err := d.stop(nil); err != nil {
-				d.log.Error("cleanup", "err", err)
-			}
-			return exitError
+			d.dataPlaneFailed(err)
 		}
 	}
 }
@@ -375,19 +393,10 @@ func (d *daemon) start() error {
 		metricsAt = ln.Addr().String()
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	d.stopDP, d.dpDone = cancel, make(chan error, 1)
-	go func() { d.dpDone <- d.dp.Run(ctx) }()
-
-	if d.routes, err = dataplane.NewRoutes(dev.Name(), d.log); err != nil {
-		return err
-	}
-	if _, err := d.routes.RemoveStale(); err != nil {
-		return err
-	}
+	d.runDataPlane()
 	routeStart := time.Now()
 	want := dataplane.Prefixes(d.dp.Translator())
-	if err := d.routes.Add(want); err != nil {
+	if err := d.installRoutes(dev.Name(), want); err != nil {
 		return err
 	}
 	routeTime := time.Since(routeStart)
@@ -479,6 +488,12 @@ func (d *daemon) warnForwarding() {
 	}
 }
 
+// checkStateDir checks that a drain could be recorded ([node] state_dir
+// writable) and puts the answer in the status.
+func (d *daemon) checkStateDir() {
+	d.ctl.SetStateDir(drainFlag{d.cfg.Node.StateDir}.Writable())
+}
+
 // serveMetrics serves /metrics on ln until stop.
 func (d *daemon) serveMetrics(ln net.Listener) {
 	reg := prometheus.NewRegistry()
@@ -534,11 +549,19 @@ func (d *daemon) reload() (string, error) {
 	}
 	d.keepRestartOnly(cfg)
 
-	add, del := d.routes.Diff(dataplane.Prefixes(tr))
-	errRemove := d.routes.Remove(del)
+	// While the data plane is being recovered there are no routes: the
+	// recovery installs those of the table in use, the new one.
+	var add, del []netip.Prefix
+	var errRemove, errAdd error
+	if d.routes != nil {
+		add, del = d.routes.Diff(dataplane.Prefixes(tr))
+		errRemove = d.routes.Remove(del)
+	}
 	d.dp.Swap(tr)
 	d.dp.SetICMPLimit(cfg.Translator.ICMPErrorRate, cfg.Translator.ICMPErrorBurst)
-	errAdd := d.routes.Add(add)
+	if d.routes != nil {
+		errAdd = d.routes.Add(add)
+	}
 
 	ctx := context.Background()
 	var errBGP, errHealth error

@@ -37,6 +37,10 @@ type NodeStatus struct {
 	Drain string `json:"drain,omitempty"`
 	// BGP says whether a speaker runs ([bgp] configured).
 	BGP bool `json:"bgp"`
+	// StateDir: "ok" when [node] state_dir took a test write at the last
+	// check (every 2 s), else "not writable: " and why (a full disk:
+	// "no space left on device"): a drain would be refused.
+	StateDir string `json:"state_dir"`
 }
 
 // CheckStatus is one health check (health.Status).
@@ -174,6 +178,9 @@ func writeStatusText(w io.Writer, s Status, now time.Time) error {
 	p("  cause\t%s\n", n.Cause)
 	if n.Drain != "" {
 		p("  drain\t%s\n", n.Drain)
+	}
+	if n.StateDir != "" && n.StateDir != "ok" {
+		p("  state_dir\t%s\n", n.StateDir)
 	}
 	p("\nhealth checks\n")
 	if len(s.Health) == 0 {

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/map646/map646/translator/dataplane"
+)
+
+// The data plane's recovery. When the data plane stops under the daemon
+// (an operator ran `ip link del` on the device: every read fails with
+// EBADFD, the kernel has deleted the device's routes with it), map646 does
+// not exit: the node
+//
+//  1. withdraws everything at once (node failed, cause the error): it
+//     cannot translate, and the health checks would take fall intervals to
+//     see it;
+//  2. closes what is left of the old device and its route handle;
+//  3. creates the device again with the same [tun] settings, gives it to
+//     the data plane (dataplane.Reopen: the counters go on) and restarts
+//     the workers;
+//  4. removes stale routes of protocol 246 and adds the routes of the
+//     table in use;
+//  5. proves the new device translates with the data plane's own probe;
+//  6. becomes ready again: it announces as soon as every check is up (a
+//     check that went down meanwhile must rise first).
+//
+// A failed attempt undoes its part and is retried after a back-off that
+// doubles from recoverFirst to recoverMax. Each step is logged.
+
+const (
+	recoverFirst = 500 * time.Millisecond
+	recoverMax   = 30 * time.Second
+	// recoverProbeFor: how long the probe of a new device is retried
+	// before the attempt is called failed (the workers start, the routes
+	// settle).
+	recoverProbeFor = 3 * time.Second
+)
+
+// recovery is the state of a recovery in progress.
+type recovery struct {
+	since    time.Time // when the data plane stopped
+	attempts int       // failed attempts so far
+}
+
+// runDataPlane starts the data plane's workers.
+func (d *daemon) runDataPlane() {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopDP, d.dpDone = cancel, make(chan error, 1)
+	go func() { d.dpDone <- d.dp.Run(ctx) }()
+}
+
+// installRoutes routes want into the device dev, after removing the
+// leftovers of an earlier map646 or device.
+func (d *daemon) installRoutes(dev string, want []netip.Prefix) error {
+	var err error
+	if d.routes, err = dataplane.NewRoutes(dev, d.log); err != nil {
+		return err
+	}
+	if _, err := d.routes.RemoveStale(); err != nil {
+		return err
+	}
+	return d.routes.Add(want)
+}
+
+// dataPlaneFailed starts the recovery: the data plane's Run returned err.
+func (d *daemon) dataPlaneFailed(err error) {
+	d.recovery = recovery{since: time.Now()}
+	d.log.Error("the data plane stopped; the node withdraws and re-creates the device", "err", err, "device", d.cfg.Tun.Name)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if aerr := d.ctl.DataPlaneDown(ctx, "data plane stopped: "+err.Error()); aerr != nil {
+		d.log.Error("recovery: the withdrawal failed; it is retried", "err", aerr)
+	} else {
+		d.log.Info("recovery: withdrawn", "took", time.Since(d.recovery.since).Round(time.Millisecond))
+	}
+	d.recoverDataPlane()
+}
+
+// recoverDataPlane makes one attempt, scheduling the next if it fails.
+func (d *daemon) recoverDataPlane() {
+	start := time.Now()
+	if err := d.recoverOnce(); err != nil {
+		d.recovery.attempts++
+		wait := min(recoverFirst<<min(d.recovery.attempts-1, 10), recoverMax)
+		d.log.Error("recovery: attempt failed; retrying", "err", err, "attempt", d.recovery.attempts, "retry_in", wait)
+		d.recoverC = time.After(wait)
+		return
+	}
+	d.log.Info("recovery: data plane back", "device", d.dp.Device().Name(), "attempts", d.recovery.attempts+1,
+		"took", time.Since(start).Round(time.Millisecond), "down_for", time.Since(d.recovery.since).Round(time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.ctl.Ready(ctx, d.ctl.Plan()); err != nil {
+		d.log.Warn("recovery: the announcement failed; it is retried", "err", err)
+	}
+}
+
+// recoverOnce is one attempt; on failure it leaves the data plane stopped
+// and no route of its own behind.
+func (d *daemon) recoverOnce() (err error) {
+	d.dp.Close() // what is left of the old device; closed already by Run
+	if d.routes != nil {
+		// The kernel deleted the routes with the device; a device that
+		// is still there goes with its last descriptor.
+		d.routes.Close()
+		d.routes = nil
+	}
+	dev, err := openDevice(d.cfg.Tun)
+	if err != nil {
+		return fmt.Errorf("create the device: %w", err)
+	}
+	if err := d.dp.Reopen(dev); err != nil {
+		dev.Close()
+		return err
+	}
+	d.log.Info("recovery: device created", "device", dev.Name(), "queues", dev.Queues())
+	if err := acceptLocal(dev.Name()); err != nil {
+		d.log.Warn("ICMPv4 errors from translator.ipv4_address may be dropped", "err", err)
+	}
+	d.runDataPlane()
+	defer func() {
+		if err != nil {
+			d.stopDP()
+			<-d.dpDone
+			d.dpDone = nil
+		}
+	}()
+	want := dataplane.Prefixes(d.dp.Translator())
+	if err := d.installRoutes(dev.Name(), want); err != nil {
+		return fmt.Errorf("routes: %w", err)
+	}
+	d.log.Info("recovery: workers running, routes installed", "routes", len(want))
+	// The workers may not have started yet: the probe is tried until
+	// recoverProbeFor has passed.
+	var perr error
+	for deadline := time.Now().Add(recoverProbeFor); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		perr = d.dp.Probe(ctx)
+		cancel()
+		if perr == nil {
+			return nil
+		}
+	}
+	return errors.Join(errors.New("the new device does not pass the data plane's probe"), perr)
+}
