@@ -27,7 +27,7 @@
 //     reset and no notification: only BFD (100 ms x 3) or the hold timer
 //     (3 s) tells them;
 //  6. it comes back (SIGCONT, ports up). When it is not routed again
-//     within 15 s (measured with GoBGP v4.8 and BIRD 2: a revived node's
+//     within 10 s (measured with GoBGP v4.8 and BIRD 2: a revived node's
 //     BFD session sometimes never comes up), its map646 is restarted, and
 //     the plot and the summary say so.
 //

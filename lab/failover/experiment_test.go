@@ -35,7 +35,7 @@ func TestFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped in -short mode: the failover experiment takes about 45 s")
 	}
-	o := Options{Bin: os.Getenv("MAP646_BIN"), Interval: 100 * time.Millisecond, Hold: 2 * time.Second, Progress: os.Stdout}
+	o := Options{Bin: map646Binary(t), Interval: 100 * time.Millisecond, Hold: 2 * time.Second, Progress: os.Stdout}
 	if *full {
 		o.Hold, o.HoldTimer = 5*time.Second, true
 	}

@@ -112,7 +112,7 @@ func (l *Lab) Probe(t netlab.TB, interval time.Duration, syns chan<- Segment) *P
 // reviveWait bounds the wait for a revived node to be routed again before
 // revive restarts it. With the speaker's idle hold after a reset (5 s
 // unless connect retry says otherwise) a node is back within seconds.
-const reviveWait = 15 * time.Second
+const reviveWait = 10 * time.Second
 
 // revive brings a silently dead node back (bridge ports up, SIGCONT) and
 // waits until both routers route over both nodes. If that does not happen

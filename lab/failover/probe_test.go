@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,13 +47,47 @@ func newOneNode(t *testing.T) *oneNode {
 	return l
 }
 
-// map646Binary builds map646, or takes the binary named by $MAP646_BIN
-// (to test against a given build).
+// map646Binary takes the binary named by $MAP646_BIN (make lab passes the
+// one it built), or builds this module's once for the package's tests
+// (removed by TestMain).
 func map646Binary(t *testing.T) string {
+	t.Helper()
 	if bin := os.Getenv("MAP646_BIN"); bin != "" {
 		return bin
 	}
-	return netlab.BuildMap646(t)
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "failover-bin")
+		if err != nil {
+			t.Fatalf("failover: %v", err)
+		}
+		built.dir = dir
+		built.path = netlab.BuildMap646(buildTB{t, dir})
+	})
+	if built.path == "" {
+		t.Fatal("failover: map646 could not be built (see the first test that tried)")
+	}
+	return built.path
+}
+
+var built struct {
+	once      sync.Once
+	dir, path string
+}
+
+// buildTB hands BuildMap646 a directory that outlives the test.
+type buildTB struct {
+	*testing.T
+	dir string
+}
+
+func (b buildTB) TempDir() string { return b.dir }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
 var (
