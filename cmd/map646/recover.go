@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/map646/map646/config"
+	"github.com/map646/map646/health"
 	"github.com/map646/map646/translator/dataplane"
 )
 
@@ -24,7 +26,10 @@ import (
 //     the workers;
 //  4. removes stale routes of protocol 246 and adds the routes of the
 //     table in use;
-//  5. proves the new device translates with the data plane's own probe;
+//  5. proves the new device translates: the data plane's own probe must
+//     pass as many times in a row as the dataplane check's rise, at its
+//     interval (as a starting node waits for its checks to rise), in a
+//     goroutine of its own so that the daemon loop stays responsive;
 //  6. becomes ready again: it announces as soon as every check is up (a
 //     check that went down meanwhile must rise first).
 //
@@ -34,9 +39,9 @@ import (
 const (
 	recoverFirst = 500 * time.Millisecond
 	recoverMax   = 30 * time.Second
-	// recoverProbeFor: how long the probe of a new device is retried
-	// before the attempt is called failed (the workers start, the routes
-	// settle).
+	// recoverProbeFor: how long the first probe of a new device is
+	// retried before the attempt is called failed (the workers start, the
+	// routes settle).
 	recoverProbeFor = 3 * time.Second
 )
 
@@ -44,6 +49,7 @@ const (
 type recovery struct {
 	since    time.Time // when the data plane stopped
 	attempts int       // failed attempts so far
+	start    time.Time // of the current attempt
 }
 
 // runDataPlane starts the data plane's workers.
@@ -69,6 +75,7 @@ func (d *daemon) installRoutes(dev string, want []netip.Prefix) error {
 // dataPlaneFailed starts the recovery: the data plane's Run returned err.
 func (d *daemon) dataPlaneFailed(err error) {
 	d.recovery = recovery{since: time.Now()}
+	d.provenC = nil // a proof under way was of the device that failed now
 	d.log.Error("the data plane stopped; the node withdraws and re-creates the device", "err", err, "device", d.cfg.Tun.Name)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -80,23 +87,84 @@ func (d *daemon) dataPlaneFailed(err error) {
 	d.recoverDataPlane()
 }
 
-// recoverDataPlane makes one attempt, scheduling the next if it fails.
+// recoverDataPlane makes one attempt: steps 2 to 4, then starts the proof.
 func (d *daemon) recoverDataPlane() {
-	start := time.Now()
+	d.recovery.start = time.Now()
 	if err := d.recoverOnce(); err != nil {
-		d.recovery.attempts++
-		wait := min(recoverFirst<<min(d.recovery.attempts-1, 10), recoverMax)
-		d.log.Error("recovery: attempt failed; retrying", "err", err, "attempt", d.recovery.attempts, "retry_in", wait)
-		d.recoverC = time.After(wait)
+		d.recoverFailed(err)
+		return
+	}
+	rise, every := d.proofPlan()
+	proven := make(chan error, 1)
+	d.provenC = proven
+	go func() { proven <- proveDataPlane(d.dp, rise, every) }()
+}
+
+// recoverFailed schedules the next attempt.
+func (d *daemon) recoverFailed(err error) {
+	d.recovery.attempts++
+	wait := min(recoverFirst<<min(d.recovery.attempts-1, 10), recoverMax)
+	d.log.Error("recovery: attempt failed; retrying", "err", err, "attempt", d.recovery.attempts, "retry_in", wait)
+	d.recoverC = time.After(wait)
+}
+
+// dataPlaneProven ends an attempt with the proof's result.
+func (d *daemon) dataPlaneProven(err error) {
+	if err != nil {
+		d.stopDP()
+		if d.dpDone != nil {
+			<-d.dpDone
+			d.dpDone = nil
+		}
+		d.recoverFailed(err)
 		return
 	}
 	d.log.Info("recovery: data plane back", "device", d.dp.Device().Name(), "attempts", d.recovery.attempts+1,
-		"took", time.Since(start).Round(time.Millisecond), "down_for", time.Since(d.recovery.since).Round(time.Millisecond))
+		"took", time.Since(d.recovery.start).Round(time.Millisecond), "down_for", time.Since(d.recovery.since).Round(time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := d.ctl.Ready(ctx, d.ctl.Plan()); err != nil {
 		d.log.Warn("recovery: the announcement failed; it is retried", "err", err)
 	}
+}
+
+// proofPlan is the dataplane check's rise and interval (the defaults
+// without one).
+func (d *daemon) proofPlan() (int, time.Duration) {
+	for _, c := range d.cfg.Health.Checks {
+		if c.Kind == health.DataPlane {
+			return c.Rise, c.Interval
+		}
+	}
+	return config.DefaultRise, config.DefaultCheckInterval
+}
+
+// proveDataPlane waits until the probe has passed rise times in a row,
+// every interval; the first passes may take recoverProbeFor (the workers
+// start, the routes settle), the others may not fail.
+func proveDataPlane(dp *dataplane.DataPlane, rise int, every time.Duration) error {
+	first := time.Now().Add(recoverProbeFor)
+	passes := 0
+	var err error
+	for passes < max(rise, 1) {
+		ctx, cancel := context.WithTimeout(context.Background(), max(every, time.Second))
+		err = dp.Probe(ctx)
+		cancel()
+		switch {
+		case err == nil:
+			passes++
+		case passes > 0 || time.Now().After(first):
+			return errors.Join(fmt.Errorf("the new device failed the data plane's probe after %d passes", passes), err)
+		}
+		if passes < rise {
+			wait := every
+			if err != nil {
+				wait = 50 * time.Millisecond
+			}
+			time.Sleep(wait)
+		}
+	}
+	return nil
 }
 
 // recoverOnce is one attempt; on failure it leaves the data plane stopped
@@ -133,17 +201,6 @@ func (d *daemon) recoverOnce() (err error) {
 	if err := d.installRoutes(dev.Name(), want); err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}
-	d.log.Info("recovery: workers running, routes installed", "routes", len(want))
-	// The workers may not have started yet: the probe is tried until
-	// recoverProbeFor has passed.
-	var perr error
-	for deadline := time.Now().Add(recoverProbeFor); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		perr = d.dp.Probe(ctx)
-		cancel()
-		if perr == nil {
-			return nil
-		}
-	}
-	return errors.Join(errors.New("the new device does not pass the data plane's probe"), perr)
+	d.log.Info("recovery: workers running, routes installed; proving the device", "routes", len(want))
+	return nil
 }

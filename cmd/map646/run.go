@@ -227,6 +227,7 @@ type daemon struct {
 	// The data plane's recovery (recover.go): the next attempt's timer
 	// and how many attempts failed since the device was lost.
 	recoverC <-chan time.Time
+	provenC  <-chan error // the proof of a re-created device
 	recovery recovery
 }
 
@@ -293,6 +294,12 @@ func (d *daemon) run() int {
 		case <-d.recoverC:
 			d.recoverC = nil
 			d.recoverDataPlane()
+		case err := <-d.provenC:
+			d.provenC = nil
+			d.dataPlaneProven(err)
+		case err := <-d.provenC:
+			d.provenC = nil
+			d.dataPlaneProven(err)
 		case err := <-d.hmDone:
 			d.hmDone = nil
 			d.log.Error("the health monitor stopped; the node withdraws and stops", "err", err)
