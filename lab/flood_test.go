@@ -16,8 +16,10 @@ package lab
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"regexp"
 	"strconv"
@@ -49,10 +51,18 @@ const (
 // before the first flood packet to the moment the counters stopped moving
 // after the last (every rate-limit decision lies inside it; the +1 is the
 // token bucket's boundary: it grants one at each whole interval, the first
-// at time 0). No echo may be lost: the flood costs the translator one
-// refusal (a load and a compare) per packet, and the tun queue (txqueuelen
-// 10000) absorbs the rest. The TCP throughput during the flood is printed as
-// a ratio to the one before it; it must stay above zero (not starved).
+// at time 0). The flood costs the translator one refusal (a load and a
+// compare) per packet, but on this shared 2-CPU machine it reads about
+// 370k packets/s, and what it cannot read in time the xlat kernel drops at
+// the tun device's queue (its tx_dropped, printed) without looking at what
+// it drops: echoes included. An echo crosses that queue twice (request and
+// reply), so the echoes may lose about twice the queue's drop fraction: the
+// bound is ceil(2 x fraction x 300) + 3 echoes each way (the 3 for the
+// drops' coming in bursts while the queue is full), and none when the queue
+// dropped nothing; anything above it would be the translator's doing, or
+// starvation. The TCP throughput
+// during the flood is printed as a ratio to the one before it; it must stay
+// above zero (not starved).
 func TestFlood(t *testing.T) {
 	netlab.RequireRoot(t)
 	if testing.Short() {
@@ -79,6 +89,7 @@ func TestFlood(t *testing.T) {
 	go floodCount(icmp6, own6, 3, &got6)
 
 	m0 := l.m.Metrics(t)
+	tun0 := floodTunDropped(t, l)
 	start := time.Now()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -138,6 +149,14 @@ func TestFlood(t *testing.T) {
 	pps := float64(sent4+sent6) / floodEnd.Seconds()
 	t.Logf("flood: %d + %d datagrams in %v (%.0f/s); the translator read %.0f that earned Time Exceeded (probes left out: %.0f)",
 		sent4, sent6, floodEnd.Round(time.Millisecond), pps, expired-probes, probes)
+	tunDrops := floodTunDropped(t, l) - tun0
+	dropFrac := float64(tunDrops) / float64(sent4+sent6+600)
+	allowed := 0
+	if tunDrops > 0 {
+		allowed = int(math.Ceil(2*dropFrac*300)) + 3
+	}
+	t.Logf("the xlat kernel dropped %d packets (%.1f %%) at the tun device's queue (map646 did not read them in time): up to %d echoes of 300 may be lost each way",
+		tunDrops, 100*dropFrac, allowed)
 	t.Logf("ICMP errors: %.0f sent, %.0f suppressed by the limit; received: %d by the client, %d by server6; bound %d + %d/s x %.2f s + 1 = %.0f",
 		sentErr, suppressed, got4.Load(), got6.Load(), floodBurst, floodRate, window.Seconds(), bound)
 	if expired-probes < 10*bound {
@@ -160,8 +179,8 @@ func TestFlood(t *testing.T) {
 	for _, p := range []*netlab.Proc{ping4, ping6} {
 		tx, rx := floodPing(p.Output())
 		t.Logf("%s during the flood: %d sent, %d answered", p.Name, tx, rx)
-		if tx != 300 || rx != tx {
-			t.Errorf("%s lost echoes to the flood:\n%s", p.Name, p.Output())
+		if tx != 300 || tx-rx > allowed {
+			t.Errorf("%s lost %d echoes to the flood, more than %d:\n%s", p.Name, tx-rx, allowed, p.Output())
 		}
 	}
 	t.Logf("TCP during the flood: %.0f Mbit/s, SHA-256 equal; %.2f of the throughput before it", during, during/before)
@@ -212,6 +231,21 @@ func floodSend(t *testing.T, ns *netlab.NS, network, local, remote string, stop 
 		default:
 		}
 	}
+}
+
+// floodTunDropped returns the packets the xlat kernel dropped on their way
+// into map646's device (tx_dropped of the tun).
+func floodTunDropped(t *testing.T, l *lab) uint64 {
+	out := l.xlat.IP(t, "-s", "-j", "link", "show", "dev", l.m.Device)
+	var links []struct {
+		Stats64 struct {
+			Tx struct{ Dropped uint64 } `json:"tx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
+		t.Fatalf("ip -s -j link show dev %s: %v\n%s", l.m.Device, err, out)
+	}
+	return links[0].Stats64.Tx.Dropped
 }
 
 // floodCount counts the ICMP messages of type typ from from read on c, until
