@@ -458,6 +458,16 @@ func (p *Packet) tcp(l4 []byte) (err error) {
 			err = fmt.Errorf("TCP header: options do not parse (decoder panicked: %v)", r)
 		}
 	}()
+	// gopacket v1.3.1 also loops forever, growing its option slice until
+	// memory runs out, on an MPTCP option of length 0 (found by fuzzing):
+	// the options are walked here first, as checkOptions4 walks IPv4's.
+	if len(l4) >= 20 {
+		if hl := int(l4[12]>>4) * 4; hl >= 20 && hl <= len(l4) {
+			if err := checkTCPOptions(l4[20:hl]); err != nil {
+				return err
+			}
+		}
+	}
 	var t layers.TCP
 	if err := t.DecodeFromBytes(l4, gopacket.NilDecodeFeedback); err != nil {
 		return fmt.Errorf("TCP header: %v", err)
@@ -470,6 +480,25 @@ func (p *Packet) tcp(l4 []byte) (err error) {
 		Options: l4[20:hl],
 	}
 	p.Payload = l4[hl:]
+	return nil
+}
+
+// checkTCPOptions checks that TCP options fill the header (RFC 9293
+// §3.1): after End of Option List only padding follows; No-Operation is one
+// byte; every other option has a length of at least 2 that stays inside.
+func checkTCPOptions(o []byte) error {
+	for i := 0; i < len(o); {
+		switch {
+		case o[i] == 0:
+			return nil
+		case o[i] == 1:
+			i++
+		case i+2 > len(o) || o[i+1] < 2 || i+int(o[i+1]) > len(o):
+			return fmt.Errorf("TCP option %d at byte %d overruns the header or has length below 2", o[i], 20+i)
+		default:
+			i += int(o[i+1])
+		}
+	}
 	return nil
 }
 
