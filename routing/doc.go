@@ -46,11 +46,22 @@
 //     neighbor's connect retry (5 s when unset), the operator's word on
 //     how soon a failed session should be tried again; there is no
 //     separate key for it. Other failures (hold timer expiry, a
-//     NOTIFICATION received, TCP closed) idle for GoBGP's fixed 5 s.
-//     A GoBGP v4.8 quirk: a reset requested while the session is not
-//     Established (BFD going down between two sessions) stays queued and
-//     ends the next session as soon as it is Established; it is then back
-//     after one idle hold, a short flap rather than 30 s.
+//     NOTIFICATION received, TCP closed) idle for GoBGP's fixed 5 s. A BFD
+//     neighbor skips both: it is re-created right after the loss (next
+//     point), and a new neighbor connects at once.
+//   - BFD neighbors are re-created after each session loss. In GoBGP v4.8
+//     a reset requested while the session is not Established (its BFD
+//     expiring between two sessions) stays queued and ends the next
+//     session as soon as it is Established, and its BFD peer keeps the
+//     remote discriminator of the session it knew. Against BIRD 2, which
+//     deletes its BFD session with its BGP session and starts a new one,
+//     that is a loop: every new session reset with "BFD is down", every
+//     ~3 s, until a restart (a node frozen with SIGSTOP and thawed in the
+//     lab started it on the first try). So when a BFD neighbor's session leaves Established for any
+//     reason but our own deletion, the speaker deletes the neighbor from
+//     GoBGP and adds it again (new FSM, new BFD peer, no idle hold): the
+//     log says "neighbor re-created after its session loss". Details and
+//     the one race left (a flap, not a loop) in bfdrenew.go.
 //   - Reconfigure adds, removes and re-creates neighbors; next-hop and
 //     description changes keep the session. Local AS, router id, listener
 //     and gRPC socket need a restart and are refused.

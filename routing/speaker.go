@@ -40,9 +40,17 @@ type Speaker struct {
 	exportSets []string // neighbor sets of the current export policy
 	closed     bool
 
-	// stMu guards peers, fed by GoBGP's peer events and log records.
+	// stMu guards peers, fed by GoBGP's peer events and log records, and
+	// renewals.
 	stMu  sync.Mutex
 	peers map[netip.Addr]*peerState
+
+	// BFD neighbors to re-create after a session loss (bfdrenew.go): the
+	// addresses, a kick for the loop, its stop and its end.
+	renewals  map[netip.Addr]struct{}
+	renewKick chan struct{}
+	stopRenew context.CancelFunc
+	renewDone chan struct{}
 }
 
 // peerState is what the speaker learned about a neighbor from GoBGP's
@@ -53,6 +61,7 @@ type peerState struct {
 	since   time.Time
 	lastErr string
 	md5     bool // TCP-MD5 configured: a silent connect timeout is likely a key mismatch
+	bfd     bool // BFD configured: the neighbor is re-created after each session loss
 }
 
 // NeighborStatus is the state of one neighbor, for `map646 status`.
@@ -107,7 +116,13 @@ func New(cfg Config, log *slog.Logger) (*Speaker, error) {
 		cfg:       cfg,
 		announced: make(map[netip.Prefix]Announcement),
 		peers:     make(map[netip.Addr]*peerState),
+		renewals:  make(map[netip.Addr]struct{}),
+		renewKick: make(chan struct{}, 1),
+		renewDone: make(chan struct{}),
 	}
+	rctx, rcancel := context.WithCancel(context.Background())
+	s.stopRenew = rcancel
+	go s.renewLoop(rctx)
 
 	// GoBGP logs through the same logger; the capture handler also records
 	// why connections fail, which GoBGP reports only in its log.
@@ -294,7 +309,7 @@ func (s *Speaker) installExportPolicy(ctx context.Context, neighbors []Neighbor)
 // addPeer adds one neighbor to GoBGP.
 func (s *Speaker) addPeer(ctx context.Context, n Neighbor) error {
 	s.stMu.Lock()
-	s.peers[n.Address] = &peerState{state: bgp.BGP_FSM_IDLE, since: time.Now(), md5: n.Password != ""}
+	s.peers[n.Address] = &peerState{state: bgp.BGP_FSM_IDLE, since: time.Now(), md5: n.Password != "", bfd: n.BFD.Enabled}
 	s.stMu.Unlock()
 	if err := s.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: s.apiPeer(n)}); err != nil {
 		s.stMu.Lock()
@@ -407,7 +422,14 @@ func (s *Speaker) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, t time.Ti
 	if reason != "" && st.DisconnectReason != api.PeerState_DISCONNECT_REASON_DECONFIGURED {
 		ps.lastErr = reason
 	}
+	// A BFD neighbor's session lost (not deleted by us): its BFD peer and
+	// FSM are replaced before the next session (bfdrenew.go).
+	renew := ps.bfd && old == bgp.BGP_FSM_ESTABLISHED && st.SessionState != bgp.BGP_FSM_ESTABLISHED &&
+		st.DisconnectReason != api.PeerState_DISCONNECT_REASON_DECONFIGURED
 	s.stMu.Unlock()
+	if renew {
+		s.queueRenewal(addr)
+	}
 
 	if changed {
 		attrs := []any{"peer", addr, "state", stateName(st.SessionState), "from", stateName(old)}
@@ -580,6 +602,9 @@ func (s *Speaker) Close(ctx context.Context) error {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
+		// No renewal starts once closed is set; one under way held mu.
+		s.stopRenew()
+		<-s.renewDone
 		done := make(chan struct{})
 		go func() {
 			// Stop = StopBgp (Cease to every peer) + the BFD and gRPC

@@ -1,0 +1,264 @@
+package routing
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/packet/bfd"
+)
+
+// TestBFDSessionLossRenews reproduces, without BIRD, the loop that kept a
+// revived node unrouted (bfdrenew.go): the router's side of BFD behaves as
+// BIRD 2 does, deleting its BFD session when its BGP session goes down and
+// starting a new one (new discriminator) when BGP starts again; packets
+// for a discriminator it does not know are dropped. The router shuts the
+// session down; our BFD peer, left with the old discriminator, expires
+// while the session is Idle, which in GoBGP v4.8 queues a reset that ends
+// the next session as soon as it is Established. With the renewal, the
+// next session comes up and stays up, and the neighbor is re-created
+// exactly once. Without it, the session is reset with "BFD is down" within
+// milliseconds of coming up (checked: the test fails so).
+func TestBFDSessionLossRenews(t *testing.T) {
+	port := freePort(t)
+	rp := routerPeer{Neighbor: testNeighbor(addrS, 65001, port), families: []Family{IPv4Unicast}}
+	r := newTestRouter(t, addrR4, 65000, port, rp)
+	remote := newFakeBFD(t, addrR4, addrS)
+	n := testNeighbor(addrR4, 65000, port, IPv4Unicast)
+	n.BFD = BFD{Enabled: true, Interval: 100 * time.Millisecond, Multiplier: 3}
+	log := &renewCounter{n: new(atomic.Int32)}
+	s := newTestSpeakerLog(t, addrS, 65001, port, log, n)
+	remote.start()
+	waitEstablished(t, s, addrR4)
+	waitBFD(t, s, addrR4, "up")
+
+	// The router ends the session, and deletes its BFD session as BIRD
+	// does; our BFD peer hears nothing valid any more.
+	ctx := context.Background()
+	if err := r.s.DisablePeer(ctx, &api.DisablePeerRequest{Address: addrS.String(), Communication: "maintenance"}); err != nil {
+		t.Fatal(err)
+	}
+	remote.forget()
+	for s.Established(addrR4) {
+		waitChange(t, s, "the session to go down")
+	}
+	// Our BFD state goes down: by expiry of the old BFD peer (without the
+	// renewal), or at once (a new BFD peer starts down).
+	waitBFD(t, s, addrR4, "down")
+
+	// BGP starts again on the router, with a new BFD session.
+	remote.start()
+	if err := r.s.EnablePeer(ctx, &api.EnablePeerRequest{Address: addrS.String()}); err != nil {
+		t.Fatal(err)
+	}
+	waitEstablished(t, s, addrR4)
+	up := time.Now()
+	// A queued reset ends the session within milliseconds of Established;
+	// 2 s (several BFD detection times) shows it is not coming.
+	stay := time.After(2 * time.Second)
+	for {
+		select {
+		case <-s.Changes():
+			if !s.Established(addrR4) {
+				t.Fatalf("the new session went down %v after it came up: %+v", time.Since(up).Round(time.Millisecond), s.Neighbors()[0])
+			}
+			continue
+		case <-stay:
+		}
+		break
+	}
+	waitBFD(t, s, addrR4, "up")
+	if got := log.renewed(); got != 1 {
+		t.Errorf("neighbor re-created %d times, want 1 (one session loss)", got)
+	}
+}
+
+// newTestSpeakerLog is newTestSpeaker with the speaker's log also going to
+// h (the renewal's record).
+func newTestSpeakerLog(t *testing.T, addr netip.Addr, as uint32, port int, h *renewCounter, neighbors ...Neighbor) *Speaker {
+	t.Helper()
+	h.inner = testLogger(t).With("node", addr).Handler()
+	s, err := New(Config{
+		LocalAS: as, RouterID: addr, ListenAddresses: []netip.Addr{addr}, ListenPort: port,
+		Neighbors: neighbors,
+	}, slog.New(h))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s
+}
+
+func waitChange(t *testing.T, s *Speaker, what string) {
+	t.Helper()
+	select {
+	case <-s.Changes():
+	case <-time.After(testWait):
+		t.Fatalf("waiting for %s: nothing changed in %v: %+v", what, testWait, s.Neighbors())
+	}
+}
+
+// waitBFD waits until the neighbor's BFD state is want. GoBGP has no event
+// for BFD state: polled every 10 ms, up to testWait.
+func waitBFD(t *testing.T, s *Speaker, peer netip.Addr, want string) {
+	t.Helper()
+	deadline := time.Now().Add(testWait)
+	for {
+		for _, ns := range s.Neighbors() {
+			if ns.Address == peer && ns.BFD == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("BFD with %s not %s after %v: %+v", peer, want, testWait, s.Neighbors())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// fakeBFD is the router's side of BFD, as BIRD 2 runs it: one session at a
+// time, which it deletes (forget) and creates anew (start) with its BGP
+// session; packets for another discriminator are dropped ("unknown session
+// id"). 100 ms x 3, RFC 5880's three-way handshake, no poll sequence.
+type fakeBFD struct {
+	t    *testing.T
+	conn *net.UDPConn
+	peer *net.UDPAddr
+
+	mu     sync.Mutex
+	active bool
+	my     uint32
+	your   uint32
+	state  bfd.StateType
+}
+
+func newFakeBFD(t *testing.T, local, peer netip.Addr) *fakeBFD {
+	t.Helper()
+	// GoBGP's BFD server listens on the wildcard address, port 3784, with
+	// SO_REUSEADDR: this socket on the router's own address takes what is
+	// sent to the router.
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp", netip.AddrPortFrom(local, 3784).String())
+	if err != nil {
+		t.Fatalf("fake BFD on %s: %v", local, err)
+	}
+	f := &fakeBFD{t: t, conn: pc.(*net.UDPConn), peer: net.UDPAddrFromAddrPort(netip.AddrPortFrom(peer, 3784))}
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); f.conn.Close() })
+	go f.receive()
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				f.send()
+			}
+		}
+	}()
+	return f
+}
+
+// start creates a new session: a new discriminator, state Down.
+func (f *fakeBFD) start() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.active, f.my, f.your, f.state = true, rand.Uint32()|1, 0, bfd.StateDown
+}
+
+// forget deletes the session: nothing is sent, everything is dropped.
+func (f *fakeBFD) forget() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.active = false
+}
+
+func (f *fakeBFD) send() {
+	f.mu.Lock()
+	if !f.active {
+		f.mu.Unlock()
+		return
+	}
+	h := bfd.BFDHeader{Version: 1, State: f.state, DetectTimeMultiplier: 3, MyDiscriminator: f.my, YourDiscriminator: f.your,
+		DesiredMinTxInterval: 100000, RequiredMinRxInterval: 100000}
+	f.mu.Unlock()
+	b, _ := h.MarshalBinary()
+	f.conn.WriteToUDP(b, f.peer)
+}
+
+func (f *fakeBFD) receive() {
+	buf := make([]byte, 512)
+	for {
+		n, _, err := f.conn.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		var h bfd.BFDHeader
+		if h.UnmarshalBinary(buf[:n]) != nil {
+			continue
+		}
+		f.mu.Lock()
+		if f.active && (h.YourDiscriminator == 0 || h.YourDiscriminator == f.my) {
+			switch {
+			case h.State == bfd.StateDown && f.state == bfd.StateDown:
+				f.state, f.your = bfd.StateInit, h.MyDiscriminator
+			case h.State == bfd.StateDown && f.state == bfd.StateUp:
+				f.state, f.your = bfd.StateDown, 0
+			case (h.State == bfd.StateInit || h.State == bfd.StateUp) && f.state != bfd.StateUp:
+				f.state, f.your = bfd.StateUp, h.MyDiscriminator
+			}
+		}
+		f.mu.Unlock()
+	}
+}
+
+// renewCounter passes records on to inner (at its level) and counts the
+// renewals logged, at any level.
+type renewCounter struct {
+	inner slog.Handler
+	n     *atomic.Int32
+}
+
+func (h *renewCounter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || h.inner.Enabled(ctx, l)
+}
+
+func (h *renewCounter) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "neighbor re-created") {
+		h.n.Add(1)
+	}
+	if !h.inner.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.inner.Handle(ctx, r)
+}
+
+func (h *renewCounter) WithAttrs(as []slog.Attr) slog.Handler {
+	return &renewCounter{h.inner.WithAttrs(as), h.n}
+}
+
+func (h *renewCounter) WithGroup(g string) slog.Handler {
+	return &renewCounter{h.inner.WithGroup(g), h.n}
+}
+
+func (h *renewCounter) renewed() int { return int(h.n.Load()) }
