@@ -14,9 +14,13 @@ package lab
 // again and tokyo's router sessions are Established with BFD up and stay
 // so for bfdSteady. The last round cuts the ports only, without freezing
 // the process. It prints the time from the revival to routed for each
-// round. Before the speaker re-created a BFD peer after a session loss,
-// GoBGP kept the discriminator of the BIRD session it knew before the
-// freeze and resets every new session with "BFD is down".
+// round and where the routers' BGP stood at the revival: most of that time
+// is BIRD's error wait after each "BFD session down", which doubles with
+// each death (1, 2, 4, 8, then 10 s; `error wait time 1, 10`), and its
+// connect delay. Before the speaker re-created a BFD neighbor after each
+// session loss (routing/bfdrenew.go), the first round already never came
+// back: every new session of tokyo's was reset with "BFD is down" as soon
+// as it was Established, every ~3 s, BIRD logging "unknown session id".
 
 import (
 	"encoding/json"
@@ -61,9 +65,17 @@ func TestBFDRevive(t *testing.T) {
 			b.WaitProtocol(t, "tokyo", 5*time.Second, "down", func(p netlab.BirdProtocol) bool { return !p.Established() })
 		}
 		time.Sleep(r.frozen) // how long the node stays dead: the scenario, not a wait for an event
+		// Where the routers' BGP stands when tokyo comes back: what the
+		// time to routed waits for besides tokyo.
+		var birds []string
+		for _, b := range []*netlab.Bird{l.Up, l.Back} {
+			p := b.Protocol(t, "tokyo")
+			birds = append(birds, fmt.Sprintf("%s: %s %s%s", b.NS.Role, p.State, p.BGPState, timerLines(p.Raw)))
+		}
 		revived := time.Now()
 		reviveFrom, upRevFrom := len(tokyo.M.Lines()), len(l.Up.Lines())
 		tokyo.Revive(t)
+		t.Logf("round %d: at the revival, the routers' sessions to tokyo: %s", i+1, strings.Join(birds, "; "))
 		d, err := waitRevived(t, l, tokyo, 30*time.Second)
 		if err != nil {
 			t.Errorf("round %d (frozen %v, SIGSTOP %v): %v", i+1, r.frozen, r.freeze, err)
@@ -164,6 +176,22 @@ func sessionEvents(lines []string, t0 time.Time) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// timerLines picks BIRD's connect and error-wait timers out of `show
+// protocols all`.
+func timerLines(raw string) string {
+	var out []string
+	for _, line := range strings.Split(raw, "\n") {
+		l := strings.TrimSpace(line)
+		if strings.Contains(l, "delay") || strings.Contains(l, "wait") || strings.HasPrefix(l, "Last error") {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(out, ", ") + ")"
 }
 
 func grepLines(lines []string, words ...string) string {

@@ -26,10 +26,13 @@
 //     frozen (SIGSTOP), so the routers keep their carrier and get no TCP
 //     reset and no notification: only BFD (100 ms x 3) or the hold timer
 //     (3 s) tells them;
-//  6. it comes back (SIGCONT, ports up). When it is not routed again
-//     within 10 s (measured with GoBGP v4.8 and BIRD 2: a revived node's
-//     BFD session sometimes never comes up), its map646 is restarted, and
-//     the plot and the summary say so.
+//  6. it comes back (SIGCONT, ports up), the same process: it must be
+//     routed again, its router sessions Established with BFD up, within
+//     20 s (measured: 1 to 7.5 s), or the step fails naming each session's
+//     state and last error. It is never restarted. (It once was: GoBGP
+//     v4.8's BFD reset every new session of a revived node forever, until
+//     map646 re-created a BFD neighbor after each session loss; see
+//     routing/bfdrenew.go and lab TestBFDRevive.)
 //
 // Targets: no probe lost in steps 2 to 4; at most 0.5 s of outage at the
 // silent death with BFD. The full run also times the silent death on a
@@ -66,7 +69,7 @@
 // run (above: RTT on a log scale, coloured by request/reply carriers,
 // losses as red crosses along the top; below: a row per node and
 // direction with a mark for each probe it carried, and a row of losses;
-// events as dashed lines, restarts as dotted ones) and summary.md. Per
+// events as dashed lines, marks as dotted ones) and summary.md. Per
 // event, over the probes sent from it to the next event: probes lost, the
 // longest outage, the RTT median before (previous window) and after, the
 // share of each carrier. An outage is a burst of lost probes (losses less

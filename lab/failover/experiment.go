@@ -40,7 +40,6 @@ func Experiment(t *testing.T, o Options) *Report {
 	}
 	say("timeline with BFD: a probe every %v from %d client addresses to %d servers", o.Interval, len(l.Srcs), len(l.Dsts))
 	run, err := RunTimeline("timeline-bfd", "Failover timeline, BFD 100 ms x 3", l.Probe(t, o.Interval, nil), l.NodeNames(), l.TimelineSteps(t, o.Hold, true), o.Progress, o.Abort)
-	run.Marks = l.TakeMarks()
 	rep.Timelines = append(rep.Timelines, run)
 	if err != nil {
 		rep.Errs = append(rep.Errs, fmt.Errorf("timeline with BFD: %w", err))
@@ -51,9 +50,6 @@ func Experiment(t *testing.T, o Options) *Report {
 	if err := catch(func() error { f = l.Flows(t, o, l.Tokyo, 20*time.Millisecond); return nil }); err != nil {
 		rep.Errs = append(rep.Errs, fmt.Errorf("flows: %w", err))
 		return rep
-	}
-	if f.Run != nil {
-		f.Run.Marks = l.TakeMarks()
 	}
 	rep.Flows = &f
 	if f.Err != nil {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,20 +47,7 @@ type Lab struct {
 	BFD        bool
 	Srcs, Dsts []netip.Addr
 	check      *listener // the target of tokyo's "backend-ipv6" check
-	// The current run's prober and SYN channel, and its sniffers by node:
-	// a restarted map646 has a new device, sniffed anew (see revive).
-	prober   *Prober
-	syns     chan<- Segment
-	sniffers map[string]*Sniffer
-	marks    []Mark // since the last TakeMarks
-	t        *testing.T
-}
-
-// TakeMarks returns the marks made since the last call (see Run.Marks).
-func (l *Lab) TakeMarks() []Mark {
-	m := l.marks
-	l.marks = nil
-	return m
+	t          *testing.T
 }
 
 // NewLab builds the lab (BFD 100 ms x 3 on the router sessions, or only
@@ -102,54 +90,45 @@ func (l *Lab) NodeNames() []string {
 func (l *Lab) Probe(t netlab.TB, interval time.Duration, syns chan<- Segment) *Prober {
 	t.Helper()
 	p := NewProber(t, l.Client, l.Srcs, l.Dsts, interval, time.Second)
-	l.prober, l.syns, l.sniffers = p, syns, map[string]*Sniffer{}
 	for _, n := range l.Nodes {
-		l.sniffers[n.Name] = Sniff(t, n.NS, n.Name, n.M.Device, p, syns)
+		Sniff(t, n.NS, n.Name, n.M.Device, p, syns)
 	}
 	return p
 }
 
-// reviveWait bounds the wait for a revived node to be routed again before
-// revive restarts it. With the speaker's idle hold after a reset (5 s
-// unless connect retry says otherwise) a node is back within seconds.
-const reviveWait = 10 * time.Second
+// reviveWait bounds the wait for a revived node to be routed again, its
+// router sessions Established with BFD up. Measured (lab TestBFDRevive):
+// 1.0 to 7.4 s, the time for both sides to connect again (BIRD's error
+// wait grows with each death, up to its 10 s). Past it the revival has
+// failed and the step fails, saying why.
+const reviveWait = 20 * time.Second
 
 // revive brings a silently dead node back (bridge ports up, SIGCONT) and
-// waits until both routers route over both nodes. If that does not happen
-// within reviveWait, it says why it gives up on the revival, restarts the
-// node's map646 (a fresh speaker; its device sniffed anew) and waits
-// again; it returns how long the routers took and whether it restarted.
-//
-// Why the fallback: measured here with GoBGP v4.8's BFD against BIRD 2, a
-// revived node's session to a router sometimes never comes up: GoBGP
-// keeps sending BFD packets for a session BIRD has discarded (BIRD logs
-// "Bad packet ... unknown session id") and resets each new BGP session
-// with "BFD is down", over and over. The experiment is about the
-// surviving node, so it restarts the node and says so.
-func (l *Lab) revive(st stepTB, n *topo.Node, say func(string, ...any)) (took time.Duration, restarted bool) {
+// waits until both routers route over both nodes and the node's router
+// sessions are Established with BFD up; it returns how long that took.
+// The node is never restarted: coming back by itself is what is measured.
+// GoBGP v4.8 once kept a revived node's BFD sessions resetting every new
+// BGP session forever ("BFD is down"; BIRD: "unknown session id"), and
+// this experiment restarted the node then; map646's speaker now re-creates
+// a BFD neighbor after each session loss (routing/bfdrenew.go), so a
+// revival that fails is a regression, reported with each session's state
+// and last error.
+func (l *Lab) revive(st stepTB, n *topo.Node, say func(string, ...any)) time.Duration {
 	at := time.Now()
 	n.Revive(st)
 	say("%s's bridge ports up (and its map646 continued); its sessions re-establish", n.Name)
 	if _, err := l.waitBoth(reviveWait); err == nil && l.steady(st, n, at.Add(reviveWait)) {
-		return time.Since(at), false
+		return time.Since(at)
 	}
+	var why []string
 	for _, nb := range n.Status(st).Neighbors {
-		if !nb.Established {
-			say("%s's session to %s is %s (last error: %s)", n.Name, nb.Address, nb.State, nb.LastError)
+		if nb.Role == "router" {
+			why = append(why, fmt.Sprintf("%s %s (BFD %s, last error: %s)", nb.Address, nb.State, nb.BFD, nb.LastError))
 		}
 	}
-	say("%s not routed again within %v: restarting its map646", n.Name, reviveWait)
-	l.marks = append(l.marks, Mark{At: time.Now(), Label: n.Name + " restarted (revival failed)"})
-	n.Stop(st)
-	n.Start(st)
-	if s := l.sniffers[n.Name]; s != nil {
-		s.Close()
-		l.sniffers[n.Name] = Sniff(l.t, n.NS, n.Name, n.M.Device, l.prober, l.syns)
-	}
-	if _, err := l.waitBoth(30 * time.Second); err != nil {
-		st.Fatalf("failover: %s restarted, still not routed over both nodes: %v", n.Name, err)
-	}
-	return time.Since(at), true
+	st.Fatalf("failover: %s not routed again with its sessions up within %v of its revival (not restarted: see revive): %s",
+		n.Name, reviveWait, strings.Join(why, "; "))
+	return 0
 }
 
 // steady tells whether n's router sessions are established and, with BFD,
@@ -277,11 +256,7 @@ func (l *Lab) TimelineSteps(t *testing.T, hold time.Duration, wait bool) []Step 
 				say("tokyo's bridge ports up (and its map646 continued); not waiting for its sessions (the last step)")
 				return nil
 			}
-			took, restarted := l.revive(st, tokyo, say)
-			if restarted {
-				say("routed via tokyo again %.1f s after the revival, after a restart", took.Seconds())
-				return errRestarted
-			}
+			took := l.revive(st, tokyo, say)
 			say("routed via tokyo again %.1f s after the revival", took.Seconds())
 			return nil
 		}}

@@ -41,9 +41,6 @@ type Note string
 
 func (n Note) Error() string { return string(n) }
 
-// errRestarted notes a revival that needed a restart (see Lab.revive).
-const errRestarted = Note("not routed again after the revival: map646 restarted")
-
 // Run is a finished timeline: its probes and events, times relative to
 // Start.
 type Run struct {
@@ -53,8 +50,10 @@ type Run struct {
 	Interval time.Duration
 	Nodes    []string // in the order the plot colours them
 	Events   []Event
-	// Marks are moments within steps worth a line on the plot (a node
-	// restarted when its revival failed).
+	// Marks are moments within steps worth a dotted line on the plot and
+	// a word in the summary (the experiment makes none at present: its
+	// only one was the restart of a node whose revival failed, which is
+	// now a failure).
 	Marks  []Mark
 	Probes []Probe
 }
