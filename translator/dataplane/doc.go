@@ -4,9 +4,9 @@
 //
 // # Workers
 //
-// Run starts one goroutine per queue of the device (not locked to an OS
-// thread: see worker.run). Each owns its packet buffers (tun.NewBatch), a
-// pool of translator.Out, a write batch and its counters: nothing is shared on the
+// Run starts one goroutine per queue of the device, locked to its OS
+// thread. Each owns its packet buffers (tun.NewBatch), a pool of
+// translator.Out, a write batch and its counters: nothing is shared on the
 // hot path but the current table (one atomic load per batch), the per-mapping
 // counters (one atomic add per mapping and batch) and the ICMP rate limiter
 // (touched only when the translator generates an error). A worker reads a

@@ -25,8 +25,9 @@
 //
 // # Queues and batches
 //
-// The data plane runs one goroutine per queue, with the buffers of NewBatch
-// allocated once per queue, and writes what it translated to the queue it read it from: the
+// The data plane runs one goroutine per queue, locked to its OS thread
+// (runtime.LockOSThread), with the buffers of NewBatch allocated once per
+// queue, and writes what it translated to the queue it read it from: the
 // kernel steers a flow to the queue that last wrote packets of that flow
 // (its hash is the same in both directions), so replies tend to come back
 // to the same worker. ReadBatch waits for one
