@@ -60,6 +60,13 @@ type Config struct {
 
 	MappingSeries int    // [metrics] mapping_series; 0: map646's default (1000)
 	LogLevel      string // default "info"
+
+	// ControlSocket ([control] socket) and StateDir ([node] state_dir):
+	// StartMap646 puts them in a directory of the instance's own when
+	// empty, so that instances never share map646's defaults
+	// (/run/map646.sock, /var/lib/map646) with each other or with the host.
+	ControlSocket string
+	StateDir      string
 }
 
 // TOML renders the configuration file.
@@ -101,6 +108,12 @@ func (c Config) TOML() string {
 		fmt.Fprintf(&b, "mapping_series = %d\n", c.MappingSeries)
 	}
 	fmt.Fprintf(&b, "\n[log]\nformat = \"json\"\nlevel = %q\n", def(c.LogLevel, "info"))
+	if c.ControlSocket != "" {
+		fmt.Fprintf(&b, "\n[control]\nsocket = %q\n", c.ControlSocket)
+	}
+	if c.StateDir != "" {
+		fmt.Fprintf(&b, "\n[node]\nstate_dir = %q\n", c.StateDir)
+	}
 	for _, m := range c.Mappings {
 		fmt.Fprintf(&b, "\n[[mapping]]\nipv4 = %q\nipv6 = %q\n", m.IPv4, m.IPv6)
 	}
@@ -112,10 +125,13 @@ type Map646 struct {
 	*Proc
 	NS         *NS
 	ConfigPath string
-	Device     string // the tun device
-	MetricsURL string // http://127.0.0.1:PORT/metrics, inside NS
-	Serving    map[string]any
-	logNext    int // log lines up to here have been waited for
+	// Socket and StateDir are the instance's own [control] socket and
+	// [node] state_dir (see Config).
+	Socket, StateDir string
+	Device           string // the tun device
+	MetricsURL       string // http://127.0.0.1:PORT/metrics, inside NS
+	Serving          map[string]any
+	logNext          int // log lines up to here have been waited for
 }
 
 // StartMap646 writes c to a file, starts `map646 run` (bin, from
@@ -125,6 +141,14 @@ type Map646 struct {
 func StartMap646(t TB, ns *NS, bin string, c Config) *Map646 {
 	t.Helper()
 	m := &Map646{NS: ns, ConfigPath: filepath.Join(t.TempDir(), "map646.toml")}
+	// A short directory of its own: a unix socket path has at most 107
+	// bytes, which a test's TempDir can exceed.
+	dir, err := os.MkdirTemp("", "m646s")
+	if err != nil {
+		t.Fatalf("netlab: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	m.Socket, m.StateDir = filepath.Join(dir, "control.sock"), filepath.Join(dir, "state")
 	m.writeConfig(t, c)
 	m.Proc = ns.Start(t, bin, "run", "-config", m.ConfigPath)
 	t.Cleanup(func() {
@@ -152,6 +176,12 @@ func StartMap646(t TB, ns *NS, bin string, c Config) *Map646 {
 
 func (m *Map646) writeConfig(t TB, c Config) {
 	t.Helper()
+	if c.ControlSocket == "" {
+		c.ControlSocket = m.Socket
+	}
+	if c.StateDir == "" {
+		c.StateDir = m.StateDir
+	}
 	if err := os.WriteFile(m.ConfigPath, []byte(c.TOML()), 0o644); err != nil {
 		t.Fatalf("netlab: %v", err)
 	}
