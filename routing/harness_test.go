@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -55,15 +56,46 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // freePort returns a TCP port free on 127.0.0.1 now; the speakers of one
 // test all use it, each on its own address.
+// freePort returns a TCP port for the speakers of one test, which listen on
+// several 127.0.0.x addresses. It is taken below the kernel's ephemeral
+// range: a port from that range (what ":0" gives) may meanwhile become the
+// source port of some outgoing connection on one of those addresses, and the
+// speaker's bind then fails with "address already in use" (seen in CI).
+// Ports already handed out in this process are not reused, and a port must
+// be free on all addresses (a wildcard listen) to be taken.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		fmt.Sscan(string(b), &low)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	const first = 10000
+	if low-first < 1000 {
+		t.Fatalf("freePort: the ephemeral port range starts at %d: no room below it", low)
+	}
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		port := first + rand.IntN(low-first)
+		if portsUsed[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsUsed[port] = true
+		return port
+	}
+	t.Fatal("freePort: no free port found below the ephemeral range")
+	return 0
 }
+
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+)
 
 func testNeighbor(addr netip.Addr, as uint32, port int, fams ...Family) Neighbor {
 	return Neighbor{
