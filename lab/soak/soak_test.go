@@ -265,14 +265,14 @@ func (s *soak) drainCycle(n *topo.Node) {
 	start := time.Now()
 	out, err := n.Drain(false)
 	took := time.Since(start)
-	s.expect(err == nil, "%s: drain in %v: %v %s", n.Name, took.Round(time.Millisecond), err, strings.TrimSpace(out))
+	s.expect(err == nil, "%s: drain in %v: %s%s", n.Name, took.Round(time.Millisecond), errText(err), strings.TrimSpace(out))
 	n.WaitState(t, "drained", 30*time.Second)
 	s.l.WaitRouted(t, 10*time.Second, other)
 	s.event("%s drained in %v; routers route over %s alone", n.Name, took.Round(time.Millisecond), other.Name)
 	time.Sleep(2 * time.Second) // traffic runs over the other node alone for a while
 	start = time.Now()
 	out, err = n.Undrain()
-	s.expect(err == nil, "%s: undrain: %v %s", n.Name, err, strings.TrimSpace(out))
+	s.expect(err == nil, "%s: undrain: %s%s", n.Name, errText(err), strings.TrimSpace(out))
 	s.l.WaitConverged(t, 30*time.Second)
 	n.WaitState(t, "serving", 10*time.Second)
 	utook := time.Since(start)
@@ -752,4 +752,13 @@ func durStats(d []time.Duration) string {
 	s := append([]time.Duration(nil), d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return fmt.Sprintf("min %v, median %v, max %v", s[0].Round(time.Millisecond), s[len(s)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond))
+}
+
+// errText is err's text and a separator, or nothing for a nil err (so that a
+// report line does not say "<nil>").
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error() + ": "
 }
