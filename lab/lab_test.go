@@ -918,7 +918,7 @@ func (l *lab) testReloadUnderLoad(t *testing.T) {
 				return
 			}
 			srvGot.Add(1)
-			if !checkDatagram(buf[:n]) {
+			if !netlab.CheckDatagram(buf[:n]) {
 				srvBad.Add(1)
 			}
 			echo.WriteTo(buf[:n], a)
@@ -953,7 +953,7 @@ func (l *lab) testReloadUnderLoad(t *testing.T) {
 			case <-credits:
 			}
 			<-tick.C
-			if _, err := c.Write(datagram(seq)); err != nil {
+			if _, err := c.Write(netlab.Datagram(seq)); err != nil {
 				t.Errorf("UDP send %d: %v", seq, err)
 				return
 			}
@@ -968,7 +968,7 @@ func (l *lab) testReloadUnderLoad(t *testing.T) {
 			if err != nil {
 				return // closed
 			}
-			if !checkDatagram(buf[:n]) {
+			if !netlab.CheckDatagram(buf[:n]) {
 				bad.Add(1)
 				continue
 			}
@@ -1030,22 +1030,6 @@ func (l *lab) testReloadUnderLoad(t *testing.T) {
 		t.Errorf("map646_reloads_total{result=ok} = %v, want at least %d", m.Get("map646_reloads_total", "result", "ok"), reloads)
 	}
 	l.m.Reload(t, l.cfg) // back to the lab's configuration
-}
-
-// datagram is the numbered datagram seq: the number, then 200 bytes that
-// depend on it.
-func datagram(seq uint64) []byte {
-	b := make([]byte, 8, 208)
-	binary.BigEndian.PutUint64(b, seq)
-	h := sha256.Sum256(b)
-	for len(b) < 208 {
-		b = append(b, h[:]...)
-	}
-	return b[:208]
-}
-
-func checkDatagram(b []byte) bool {
-	return len(b) == 208 && bytes.Equal(b, datagram(binary.BigEndian.Uint64(b)))
 }
 
 // setRcvBuf sets the socket's receive buffer past net.core.rmem_max

@@ -174,7 +174,7 @@ func r1mStartStream(t *testing.T, l *lab) *r1mStream {
 				return
 			}
 			s.srvGot.Add(1)
-			if !checkDatagram(buf[:n]) {
+			if !netlab.CheckDatagram(buf[:n]) {
 				s.srvBad.Add(1)
 			}
 			echo.WriteTo(buf[:n], a)
@@ -203,7 +203,7 @@ func r1mStartStream(t *testing.T, l *lab) *r1mStream {
 			case <-credits:
 			}
 			<-tick.C
-			if _, err := c.Write(datagram(seq)); err != nil {
+			if _, err := c.Write(netlab.Datagram(seq)); err != nil {
 				t.Errorf("UDP send %d: %v", seq, err)
 				return
 			}
@@ -223,7 +223,7 @@ func r1mStartStream(t *testing.T, l *lab) *r1mStream {
 			if gap := now - s.lastGot.Swap(now); gap > s.maxGap.Load() {
 				s.maxGap.Store(gap)
 			}
-			if !checkDatagram(buf[:n]) {
+			if !netlab.CheckDatagram(buf[:n]) {
 				s.bad.Add(1)
 				continue
 			}

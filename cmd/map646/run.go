@@ -106,6 +106,8 @@ Metrics:
   map646_sent_bytes_total{direction}
   map646_icmp_errors_sent_total, map646_icmp_errors_suppressed_total
       (held back by translator.icmp_error_rate and icmp_error_burst)
+  map646_probe_packets_total   the dataplane check's own probe datagrams
+      (also counted above, as 4to6 ttl-expired; a drain leaves them out)
   map646_gso_packets_total{path}, map646_gso_segments_total
   map646_write_errors_total, map646_device_dropped_total, map646_batches_total
   map646_mapping_packets_total{entry,direction},

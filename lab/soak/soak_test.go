@@ -420,7 +420,7 @@ func (s *soak) udpStream(stop <-chan struct{}) {
 				return
 			}
 			s.udpSrvGot.Add(1)
-			if !checkDatagram(buf[:n]) {
+			if !netlab.CheckDatagram(buf[:n]) {
 				s.udpSrvBad.Add(1)
 			}
 			echo.WriteTo(buf[:n], a)
@@ -450,7 +450,7 @@ func (s *soak) udpStream(stop <-chan struct{}) {
 				}
 				continue // an ICMP error reported on the socket: the datagram counts as lost
 			}
-			if !checkDatagram(buf[:n]) {
+			if !netlab.CheckDatagram(buf[:n]) {
 				s.udpBad.Add(1)
 				continue
 			}
@@ -479,7 +479,7 @@ send:
 			// for good (it never returns its credit); send on regardless.
 		}
 		<-tick.C
-		if _, err := c.Write(datagram(seq)); err == nil {
+		if _, err := c.Write(netlab.Datagram(seq)); err == nil {
 			s.udpSent.Add(1)
 		}
 	}
@@ -488,22 +488,6 @@ send:
 	}
 	c.Close()
 	<-done
-}
-
-// datagram is the numbered datagram seq: the number, then 200 bytes that
-// depend on it (as lab/lab_test.go's).
-func datagram(seq uint64) []byte {
-	b := make([]byte, 8, 208)
-	binary.BigEndian.PutUint64(b, seq)
-	h := sha256.Sum256(b)
-	for len(b) < 208 {
-		b = append(b, h[:]...)
-	}
-	return b[:208]
-}
-
-func checkDatagram(b []byte) bool {
-	return len(b) == 208 && string(b) == string(datagram(binary.BigEndian.Uint64(b)))
 }
 
 func setRcvBuf(c any, n int) {
