@@ -109,15 +109,42 @@ func fdCount(t *testing.T, pid int) int {
 	return len(ents)
 }
 
+// fdSteady is the number of descriptors the process holds most of the
+// time over 300 ms: some come and go (the dataplane probe's socket every
+// 100 ms, the state_dir test write every 2 s), so one reading can be one
+// off either way.
+func fdSteady(t *testing.T, pid int) int {
+	seen := map[int]int{}
+	best := 0
+	for range 16 {
+		n := fdCount(t, pid)
+		seen[n]++
+		if seen[n] > seen[best] {
+			best = n
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return best
+}
+
+// fdTargets lists what the process's descriptors point at (socket:[inode],
+// anon_inode:..., paths), to name a leak.
+func fdTargets(pid int) []string {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil {
+			out = append(out, e.Name()+" -> "+l)
+		}
+	}
+	return out
+}
+
 func faultTunDeleted(t *testing.T, l *topo.Lab) {
 	n := l.Tokyo
-	// The baseline is the fewest descriptors seen over 300 ms: the
-	// dataplane probe opens a socket for a moment every 100 ms.
-	fds := fdCount(t, n.M.PID())
-	for range 15 {
-		time.Sleep(20 * time.Millisecond)
-		fds = min(fds, fdCount(t, n.M.PID()))
-	}
+	fds := fdSteady(t, n.M.PID())
+	fdsBefore := fdTargets(n.M.PID())
 	goroutines := n.M.Metrics(t).Get("go_goroutines")
 	from := len(n.M.Lines())
 
@@ -156,16 +183,10 @@ func faultTunDeleted(t *testing.T, l *topo.Lab) {
 	if got := n.M.Routes(t); len(got) != 2 {
 		t.Errorf("routes after the recovery: %q; want %s and %s", got, topo.Prefix4, topo.Pseudo)
 	}
-	// Descriptors: a few come and go (the dataplane probe's socket every
-	// 100 ms, a metrics connection), so a count above the one before must
-	// persist for 3 s to be a leak.
-	got := fdCount(t, n.M.PID())
-	for deadline := time.Now().Add(3 * time.Second); got > fds && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-		got = fdCount(t, n.M.PID())
-	}
+	got := fdSteady(t, n.M.PID())
 	if got > fds {
-		t.Errorf("%d descriptors open after the recovery, %d before: a leak", got, fds)
+		t.Errorf("%d descriptors open after the recovery, %d before: a leak\nbefore: %s\nafter:  %s\nsockets: %s",
+			got, fds, strings.Join(fdsBefore, ", "), strings.Join(fdTargets(n.M.PID()), ", "), n.NS.Run(t, "ss", "-anp"))
 	}
 	// The goroutines of the old workers have gone (a few of the runtime's,
 	// or an HTTP connection's, come and go).
