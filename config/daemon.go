@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strings"
+	"time"
 )
 
 // Tun is the [tun] section: the device `map646 run` creates.
@@ -22,6 +23,9 @@ type Tun struct {
 	Queues int
 	// TxQueueLen is the device's transmit queue length.
 	TxQueueLen int
+	// BusyPoll is how long a worker that found its queue empty keeps
+	// reading before it sleeps (tun.Device.SetBusyPoll); 0 sleeps at once.
+	BusyPoll time.Duration
 }
 
 // Metrics is the [metrics] section: the Prometheus endpoint.
@@ -48,6 +52,7 @@ const (
 	DefaultTxQueueLen    = 10000
 	MaxQueues            = 64
 	MaxTxQueueLen        = 1 << 20
+	MaxBusyPoll          = 100 * time.Millisecond
 	DefaultMetricsListen = "127.0.0.1:9646"
 	DefaultMappingSeries = 1000
 	MaxMappingSeries     = 100000
@@ -85,6 +90,7 @@ func (c *Config) decodeTun(s *section) {
 	s.boolean("offload", &t.Offload)
 	s.integer("queues", &t.Queues, 0, MaxQueues, "0: one per CPU")
 	s.integer("txqueuelen", &t.TxQueueLen, 0, MaxTxQueueLen, "")
+	s.duration("busy_poll", &t.BusyPoll, 0, MaxBusyPoll, `"0s" turns it off`)
 	s.done()
 }
 

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDaemonDefaults(t *testing.T) {
@@ -57,6 +58,7 @@ mtu = 9000
 offload = false
 queues = 4
 txqueuelen = 500
+busy_poll = "50us"
 
 [metrics]
 listen = "[::]:9100"
@@ -70,7 +72,7 @@ level = "debug"
 	if msg != "" {
 		t.Fatal(msg)
 	}
-	if want := (Tun{Name: "siit0", MTU: 9000, Offload: false, Queues: 4, TxQueueLen: 500}); c.Tun != want {
+	if want := (Tun{Name: "siit0", MTU: 9000, Offload: false, Queues: 4, TxQueueLen: 500, BusyPoll: 50 * time.Microsecond}); c.Tun != want {
 		t.Errorf("[tun] %+v, want %+v", c.Tun, want)
 	}
 	if c.Tun.QueueCount() != 1 {
@@ -132,8 +134,11 @@ func TestDaemonProblems(t *testing.T) {
 		{"queues negative", "[tun]\nqueues = -1\n", `test.toml:6: tun.queues = -1: must be from 0 to 64 (0: one per CPU)`},
 		{"queues high", "[tun]\nqueues = 65\n", `test.toml:6: tun.queues = 65: must be from 0 to 64 (0: one per CPU)`},
 		{"txqueuelen high", "[tun]\ntxqueuelen = 2000000\n", `test.toml:6: tun.txqueuelen = 2000000: must be from 0 to 1048576`},
+		{"busy_poll high", "[tun]\nbusy_poll = \"1s\"\n", `test.toml:6: tun.busy_poll = "1s": must be from 0s to 100ms ("0s" turns it off)`},
+		{"busy_poll negative", "[tun]\nbusy_poll = \"-1ms\"\n", `test.toml:6: tun.busy_poll = "-1ms": must be from 0s to 100ms ("0s" turns it off)`},
+		{"busy_poll number", "[tun]\nbusy_poll = 5\n", `test.toml:6: tun.busy_poll = 5: must be a duration string such as "3s" or "100ms", not an integer ("0s" turns it off)`},
 		{"tun unknown key", "[tun]\nmru = 1500\n", `test.toml:6: tun.mru = 1500: unknown key; did you mean mtu?`},
-		{"tun unknown key far", "[tun]\nmultiqueue = true\n", `test.toml:6: tun.multiqueue = true: unknown key; accepted: name, mtu, offload, queues, txqueuelen`},
+		{"tun unknown key far", "[tun]\nmultiqueue = true\n", `test.toml:6: tun.multiqueue = true: unknown key; accepted: name, mtu, offload, queues, txqueuelen, busy_poll`},
 
 		{"listen remote", "[metrics]\nlisten = \"0.0.0.0:9646\"\n",
 			`test.toml:6: metrics.listen = "0.0.0.0:9646": not a loopback address: the metrics would be reachable from the network; set allow_remote = true to allow it`},

@@ -133,6 +133,9 @@ func (c *Config) describeDaemon(line func(name, format string, args ...any)) {
 	default:
 		line("offload", "on: checksum and segmentation offload, %s", plural(t.Queues, "queue", "queues"))
 	}
+	if t.BusyPoll > 0 {
+		line("busy poll", "%s after the last packet (a CPU per queue while packets keep coming)", fmtDuration(t.BusyPoll))
+	}
 	m := &c.Metrics
 	if m.Listen == "" {
 		line("metrics", "off")

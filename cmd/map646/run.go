@@ -464,6 +464,7 @@ func openDevice(t config.Tun) (tun.Device, error) {
 	}
 	switch {
 	case err == nil:
+		dev.SetBusyPoll(t.BusyPoll)
 		return dev, nil
 	case errors.Is(err, tun.ErrNameTaken):
 		return nil, nameTaken(t.Name, "")

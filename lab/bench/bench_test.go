@@ -148,13 +148,18 @@ func sample() *results {
 	add := func(subj, test string, rep int, vals map[string]float64) {
 		r.Runs = append(r.Runs, runRecord{Subject: subj, Test: test, Rep: rep, Start: r.Start, Values: vals})
 	}
-	tcp := map[string]float64{"kernel4": 10, "kernel6": 8, "map646-offload": 6, "map646-water": 2, "tayga": 2}
-	p50 := map[string]float64{"kernel4": 4, "kernel6": 5, "map646-offload": 20, "map646-water": 30, "tayga": 50}
-	pps := map[string]float64{"kernel4": 500, "kernel6": 500, "map646-offload": 200, "map646-water": 150, "tayga": 160}
+	tcp := map[string]float64{"kernel4": 10, "kernel6": 8, "map646-offload": 6, "map646-water": 2, "map646-busypoll": 5, "tayga": 2}
+	p50 := map[string]float64{"kernel4": 4, "kernel6": 5, "map646-offload": 20, "map646-water": 30, "map646-busypoll": 12, "tayga": 50}
+	pps := map[string]float64{"kernel4": 500, "kernel6": 500, "map646-offload": 200, "map646-water": 150, "map646-busypoll": 170, "tayga": 160}
+	cpu := map[string]float64{"map646-offload": 3, "map646-water": 4, "map646-busypoll": 99, "tayga": 2}
 	for _, s := range allSubjects {
 		for rep := 1; rep <= 2; rep++ {
 			f := float64(rep) // rep 1 and 2: median in between
-			add(s.ID, "ping", rep, map[string]float64{"rtt-p50": p50[s.ID] + f - 1.5, "rtt-p99": 2 * p50[s.ID]})
+			ping := map[string]float64{"rtt-p50": p50[s.ID] + f - 1.5, "rtt-p99": 2 * p50[s.ID]}
+			if c, ok := cpu[s.ID]; ok {
+				ping["ping-cpu"] = c
+			}
+			add(s.ID, "ping", rep, ping)
 			add(s.ID, "tcp-up", rep, map[string]float64{"tcp-up": tcp[s.ID] * (0.5 + f/3)})
 			add(s.ID, "tcp-down", rep, map[string]float64{"tcp-down": tcp[s.ID]})
 			add(s.ID, "udp-64", rep, map[string]float64{"udp64-pps": pps[s.ID], "udp64-loss": 50})
@@ -184,15 +189,18 @@ func TestReport(t *testing.T) {
 	r.writeMarkdown(&md, []string{"throughput.png"})
 	out := md.String()
 	for _, want := range []string{
-		"| metric | kernel IPv4 | kernel IPv6 | map646 offload | map646 water | TAYGA |",
-		"| TCP 1 stream, client to server (Gbit/s) | 10.00 (1.00x) | 8.00 (1.00x) | 6.00 (0.60x) | 2.00 (0.20x) | 2.00 (0.20x) |",
+		"| metric | kernel IPv4 | kernel IPv6 | map646 offload | map646 water | map646 busy poll | TAYGA |",
+		"| TCP 1 stream, client to server (Gbit/s) | 10.00 (1.00x) | 8.00 (1.00x) | 6.00 (0.60x) | 2.00 (0.20x) | 5.00 (0.50x) | 2.00 (0.20x) |",
+		"| translator CPU during ping (% of a CPU) | n/a | n/a | 3 | 4 | 99 | 2 |",
 		"| ping RTT p50 (µs) | 4 (1.00x) | 5 (1.00x) | 20 (5.00x, +16) |",
-		"| checksum errors at the receivers | 0 | 0 | 0 | 0 | 16 |",
+		"| checksum errors at the receivers | 0 | 0 | 0 | 0 | 0 | 16 |",
 		"**met**: TCP 1 stream, client to server through map646 offload >= 0.5x kernel forwarding. 0.60x of kernel IPv4, 0.75x of kernel IPv6.",
 		"**MISSED**: UDP 64 B receive rate through map646 water >= TAYGA's",
 		"**met**: UDP 64 B receive rate through map646 offload >= TAYGA's",
 		"**met**: ping p50 through map646 offload within 20 µs of kernel forwarding. 20 µs, +16 µs against kernel IPv4 (4 µs), +15 µs against kernel IPv6 (5 µs).",
 		"**MISSED**: ping p50 through map646 water within 20 µs",
+		"**met**: ping p50 through map646 busy poll within 20 µs of kernel forwarding. 12 µs, +8 µs against kernel IPv4 (4 µs), +7 µs against kernel IPv6 (5 µs).",
+		"**met**: UDP 64 B receive rate through map646 busy poll >= TAYGA's",
 		"**met**: no checksum error at any receiver of kernel forwarding or map646",
 		"TAYGA (the peer, not held to this): server Udp6InCsumErrors +16",
 		"| 1,000,000 | 30.0 | 29.0 |",
@@ -200,7 +208,7 @@ func TestReport(t *testing.T) {
 		"![throughput](throughput.png)",
 		"tayga tcp-4 run 1: iperf3: the server is busy",
 		"drop 2, icmp-error 0",
-		"| TCP 4 streams, client to server (Gbit/s) | n/a | n/a | 5.00 (n/a) [1 of 2 runs] | n/a | n/a |",
+		"| TCP 4 streams, client to server (Gbit/s) | n/a | n/a | 5.00 (n/a) [1 of 2 runs] | n/a | n/a | n/a |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("results.md lacks %q", want)
@@ -297,5 +305,20 @@ func TestOverlapAndLabel(t *testing.T) {
 	k := `map646_packets_total{direction="4to6",reason="no-mapping-dst",verdict="drop"}`
 	if label(k, "reason") != "no-mapping-dst" || label(k, "direction") != "4to6" || label(k, "x") != "" {
 		t.Errorf("labels of %s", k)
+	}
+}
+
+// TestParseStatCPU: utime + stime, counted after the last ")" of a command
+// name that may hold spaces and parentheses.
+func TestParseStatCPU(t *testing.T) {
+	line := "4242 (map 646 (x)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 37 0 0 20 0 9 0 100 0 0\n"
+	d, err := parseStatCPU(line)
+	if err != nil || d != 2870*time.Millisecond {
+		t.Errorf("parseStatCPU = %v, %v; want 2.87s", d, err)
+	}
+	for _, bad := range []string{"", "4242 map646 S 1", "4242 (map646) S 1 2 3", "4242 (m) S 1 2 3 4 5 6 7 8 9 10 x 0"} {
+		if _, err := parseStatCPU(bad); err == nil {
+			t.Errorf("parseStatCPU(%q) accepted", bad)
+		}
 	}
 }

@@ -227,7 +227,7 @@ func setup(t *subjectTB, s subject, o options) *topo {
 		tp.client.AddRoute(t, "2001:db8:1::/64", router6c)
 		tp.server.AddRoute(t, "2001:db8:2::/64", router6s)
 		tp.target = server6
-	case "map646-offload", "map646-water", "tayga":
+	case "map646-offload", "map646-water", "map646-busypoll", "tayga":
 		tp.client.AddAddr(t, "c0", client4+"/24")
 		tp.router.AddAddr(t, "r0", router4c+"/24")
 		tp.router.AddAddr(t, "r1", router6s+"/64")
@@ -239,13 +239,18 @@ func setup(t *subjectTB, s subject, o options) *topo {
 			tp.startTayga(t)
 		} else {
 			tp.server.AddRoute(t, pseudoPrefix, router6s)
+			var spin time.Duration
+			if s.ID == "map646-busypoll" {
+				spin = busyPoll
+			}
 			tp.m = netlab.StartMap646(t, tp.router, o.map646, netlab.Config{
 				PseudoPrefix: pseudoPrefix,
 				IPv4Address:  xlatOwn4,
 				IPv6Address:  xlatOwn6,
 				RFC6791Pool:  []string{xlatPool},
 				Mappings:     []netlab.Mapping{{IPv4: server4, IPv6: server6}},
-				Offload:      s.ID == "map646-offload",
+				Offload:      s.ID != "map646-water",
+				BusyPoll:     spin,
 			})
 		}
 	default:
@@ -373,8 +378,46 @@ func label(series, name string) string {
 	return v
 }
 
-// measure runs one test once and returns its values by metric ID.
+// busyPoll is the [tun] busy_poll of the map646-busypoll subject: longer
+// than the 2 ms between the echo requests of a ping run, so that its
+// worker never sleeps during one.
+const busyPoll = 5 * time.Millisecond
+
+// measure runs one test once and returns its values by metric ID, with
+// the translator's CPU use (testID + "-cpu", "ping-cpu" for ping, in % of
+// one CPU) where there is a translator process.
 func (tp *topo) measure(testID string, o options) (map[string]float64, error) {
+	before, hasCPU := tp.cpuTime()
+	start := time.Now()
+	vals, err := tp.run(testID, o)
+	if after, ok := tp.cpuTime(); err == nil && hasCPU && ok {
+		vals[testID+"-cpu"] = 100 * (after - before).Seconds() / time.Since(start).Seconds()
+	}
+	return vals, err
+}
+
+// cpuTime returns the user and system time the translator process has
+// used so far, from /proc/PID/stat; false for kernel forwarding.
+func (tp *topo) cpuTime() (time.Duration, bool) {
+	var pid int
+	switch {
+	case tp.m != nil:
+		pid = tp.m.PID()
+	case tp.tayga != nil:
+		pid = tp.tayga.PID()
+	default:
+		return 0, false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	d, err := parseStatCPU(string(b))
+	return d, err == nil
+}
+
+// run runs one test once and returns its values by metric ID.
+func (tp *topo) run(testID string, o options) (map[string]float64, error) {
 	if testID == "ping" {
 		out, err := tp.client.Exec(time.Duration(o.pingCount)*10*time.Millisecond+20*time.Second,
 			"ping", "-c", strconv.Itoa(o.pingCount), "-i", "0.002", "-W", "1", tp.target)

@@ -24,6 +24,9 @@ var allSubjects = []subject{
 	{ID: "kernel6", Name: "kernel IPv6", Baseline: "kernel6"},
 	{ID: "map646-offload", Name: "map646 offload", Baseline: "kernel4", Translator: true},
 	{ID: "map646-water", Name: "map646 water", Baseline: "kernel4", Translator: true},
+	// The offload device with [tun] busy_poll = busyPoll: a worker reads
+	// on for that long after its last packet instead of sleeping.
+	{ID: "map646-busypoll", Name: "map646 busy poll", Baseline: "kernel4", Translator: true},
 	{ID: "tayga", Name: "TAYGA", Baseline: "kernel4", Translator: true},
 }
 
@@ -71,6 +74,10 @@ var metrics = []metric{
 	{ID: "udp1400-loss", Name: "UDP 1400 B lost", Unit: "%", Lower: true, Digits: 1},
 	{ID: "udp64-pps", Name: "UDP 64 B received", Unit: "kpps", Ratio: true},
 	{ID: "udp64-loss", Name: "UDP 64 B lost", Unit: "%", Lower: true, Digits: 1},
+	// What the translator process used during the ping runs (user and
+	// system time of all its threads over the run's wall time): the price
+	// of busy polling. Kernel forwarding has no process to charge.
+	{ID: "ping-cpu", Name: "translator CPU during ping", Unit: "% of a CPU", Lower: true},
 }
 
 func metricByID(id string) metric {

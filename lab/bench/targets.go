@@ -60,7 +60,7 @@ func (r *results) targets() []target {
 		t.Detail = strings.Join(parts, ", ")
 		ts = append(ts, t)
 	}
-	for _, dev := range []string{"map646-offload", "map646-water"} {
+	for _, dev := range []string{"map646-offload", "map646-water", "map646-busypoll"} {
 		t := target{Goal: fmt.Sprintf("UDP 64 B receive rate through %s >= TAYGA's", subjectName(dev))}
 		a, _ := r.median(dev, "udp64-pps")
 		b, _ := r.median("tayga", "udp64-pps")
@@ -76,7 +76,7 @@ func (r *results) targets() []target {
 		}
 		ts = append(ts, t)
 	}
-	for _, dev := range []string{"map646-offload", "map646-water"} {
+	for _, dev := range []string{"map646-offload", "map646-water", "map646-busypoll"} {
 		t := target{Goal: fmt.Sprintf("ping p50 through %s within 20 µs of kernel forwarding", subjectName(dev))}
 		a, _ := r.median(dev, "rtt-p50")
 		t.Known, t.Met = !math.IsNaN(a), true

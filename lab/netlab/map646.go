@@ -57,6 +57,7 @@ type Config struct {
 	Queues     int
 	MTU        int
 	TxQueueLen int // 0: map646's default (10000)
+	BusyPoll   time.Duration
 
 	MappingSeries int    // [metrics] mapping_series; 0: map646's default (1000)
 	LogLevel      string // default "info"
@@ -102,6 +103,9 @@ func (c Config) TOML() string {
 	}
 	if c.TxQueueLen != 0 {
 		fmt.Fprintf(&b, "txqueuelen = %d\n", c.TxQueueLen)
+	}
+	if c.BusyPoll != 0 {
+		fmt.Fprintf(&b, "busy_poll = %q\n", c.BusyPoll)
 	}
 	b.WriteString("\n[metrics]\nlisten = \"127.0.0.1:0\"\n")
 	if c.MappingSeries != 0 {

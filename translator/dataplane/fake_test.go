@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/map646/map646/config"
 	"github.com/map646/map646/translator/tun"
@@ -32,6 +33,9 @@ func newFakeDevice(queues int, next func(q int) []tun.Packet, written func(q int
 func (f *fakeDevice) Name() string    { return "fake0" }
 func (f *fakeDevice) Queues() int     { return f.queues }
 func (f *fakeDevice) Dropped() uint64 { return 0 }
+
+// SetBusyPoll does nothing: a fake queue never sleeps on the kernel.
+func (f *fakeDevice) SetBusyPoll(time.Duration) {}
 
 func (f *fakeDevice) ReadBatch(q int, pkts []tun.Packet) (int, error) {
 	select {

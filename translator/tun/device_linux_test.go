@@ -400,7 +400,8 @@ func TestOpenRefusesBadArguments(t *testing.T) {
 }
 
 // TestReadWriteDoNotAllocate: an echo request written to the device and
-// the kernel's reply read back, per iteration, with no allocation.
+// the kernel's reply read back, per iteration, with no allocation, with
+// and without busy polling.
 func TestReadWriteDoNotAllocate(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind, dev Device) {
 		addrs(t, dev)
@@ -424,9 +425,12 @@ func TestReadWriteDoNotAllocate(t *testing.T) {
 				}
 			}
 		}
-		echo()
-		if a := testing.AllocsPerRun(200, echo); a != 0 {
-			t.Errorf("%s: %v allocations per write and read", k.name, a)
+		for _, busy := range []time.Duration{0, time.Second} {
+			dev.SetBusyPoll(busy)
+			echo()
+			if a := testing.AllocsPerRun(200, echo); a != 0 {
+				t.Errorf("%s, busy poll %v: %v allocations per write and read", k.name, busy, a)
+			}
 		}
 	})
 }

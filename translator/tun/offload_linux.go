@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -19,36 +19,27 @@ import (
 type offloadDevice struct {
 	name      string
 	queues    []*queue
+	closing   int // eventfd: see fdQueue
 	offloads  string
+	busyPoll  atomic.Int64
 	dropped   atomic.Uint64
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// queue is one file descriptor of the device.
+// queue is one queue of the device with the state of its calls, kept here
+// so that a call allocates nothing. Separate states let one goroutine read
+// while another writes.
 type queue struct {
-	dev *offloadDevice
-	f   *os.File
-	rc  syscall.RawConn
-
-	// The poller callbacks are built once, and the state of a call lives
-	// in r and w rather than in a closure, so that a call allocates
-	// nothing. Separate states let one goroutine read while another
-	// writes.
-	readFn, writeFn func(fd uintptr) bool
-	r, w            batchState
+	*fdQueue
+	r, w batchState
 }
 
 // batchState is the state of one ReadBatch or WriteBatch call.
 type batchState struct {
-	hdr     [VirtioNetHdrLen]byte
-	iov     [2]unix.Iovec // the virtio header, then the packet
-	pkts    []Packet
-	n       int   // read: packets filled; write: next packet to write
-	hdrDone bool  // write: hdr holds the header of pkts[n]
-	failed  int   // write: packets refused
-	err     error // the first error of the call
+	hdr [VirtioNetHdrLen]byte
+	iov [2]unix.Iovec // the virtio header, then the packet
 }
 
 // OpenOffload creates the tun device name (IFF_TUN|IFF_NO_PI|IFF_VNET_HDR|
@@ -76,7 +67,11 @@ func OpenOffload(name string, mtu, queues, txqueuelen int) (Device, error) {
 	if err := l.checkFree(name); err != nil {
 		return nil, err
 	}
-	d := &offloadDevice{name: name}
+	closing, err := newClosingFD()
+	if err != nil {
+		return nil, sysErr("eventfd", err)
+	}
+	d := &offloadDevice{name: name, closing: closing}
 	fail := func(err error) (Device, error) {
 		d.Close() // the kernel removes the device with its last queue
 		return nil, err
@@ -95,8 +90,8 @@ func OpenOffload(name string, mtu, queues, txqueuelen int) (Device, error) {
 }
 
 func (d *offloadDevice) openQueue(i int) (*queue, error) {
-	// Non-blocking, so that os.File puts the descriptor in the runtime
-	// poller: a blocked ReadBatch then wakes when Close is called.
+	// Non-blocking: a reader that finds the queue empty waits in ppoll,
+	// where Close can wake it (fdQueue).
 	fd, err := unix.Open(tunPath, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, sysErr("open "+tunPath, err)
@@ -138,17 +133,8 @@ func (d *offloadDevice) openQueue(i int) (*queue, error) {
 			return nil, err
 		}
 	}
-	f := os.NewFile(uintptr(fd), tunPath)
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		ok = true // f owns fd now
-		return nil, err
-	}
 	ok = true
-	q := &queue{dev: d, f: f, rc: rc}
-	q.readFn = q.read
-	q.writeFn = q.write
+	q := &queue{fdQueue: newFDQueue(fd, d.closing, &d.busyPoll)}
 	for _, st := range []*batchState{&q.r, &q.w} {
 		st.iov[0].Base = &st.hdr[0]
 		st.iov[0].SetLen(VirtioNetHdrLen)
@@ -186,29 +172,20 @@ func (d *offloadDevice) Dropped() uint64 { return d.dropped.Load() }
 // "csum tso4 tso6" plus "uso4 uso6" where UDP segmentation is available.
 func (d *offloadDevice) Offloads() string { return d.offloads }
 
+func (d *offloadDevice) SetBusyPoll(t time.Duration) { d.busyPoll.Store(max(int64(t), 0)) }
+
 func (d *offloadDevice) Close() error {
 	d.closeOnce.Do(func() {
 		d.closed.Store(true)
-		var errs []error
-		for _, q := range d.queues {
-			if err := q.f.Close(); err != nil {
-				errs = append(errs, err)
-			}
+		qs := make([]*fdQueue, len(d.queues))
+		for i, q := range d.queues {
+			qs[i] = q.fdQueue
 		}
-		if err := errors.Join(errs...); err != nil {
+		if err := closeQueues(qs, d.closing); err != nil {
 			d.closeErr = fmt.Errorf("tun: close %s: %w", d.name, err)
 		}
 	})
 	return d.closeErr
-}
-
-// closedErr reports the poller's "use of closed file" as os.ErrClosed, the
-// error callers test for to end a queue's loop.
-func (d *offloadDevice) closedErr(err error) error {
-	if d.closed.Load() {
-		return os.ErrClosed
-	}
-	return err
 }
 
 func (d *offloadDevice) ReadBatch(qi int, pkts []Packet) (int, error) {
@@ -216,57 +193,61 @@ func (d *offloadDevice) ReadBatch(qi int, pkts []Packet) (int, error) {
 		return 0, nil
 	}
 	q := d.queues[qi]
-	q.r.pkts, q.r.n, q.r.err = pkts, 0, nil
-	err := q.rc.Read(q.readFn)
-	n := q.r.n
-	q.r.pkts, q.r.iov[1] = nil, unix.Iovec{} // do not keep the caller's buffers alive
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	n, err := d.read(q, pkts)
+	q.r.iov[1] = unix.Iovec{} // do not keep the caller's buffers alive
 	if n > 0 {
 		return n, nil // an error after the first packet shows up on the next call
 	}
-	if err == nil {
-		err = q.r.err
-	}
-	return 0, fmt.Errorf("tun: read %s queue %d: %w", d.name, qi, d.closedErr(err))
+	return 0, fmt.Errorf("tun: read %s queue %d: %w", d.name, qi, err)
 }
 
-// read is the poller callback: it reads packets until the batch is full or
-// none is ready. Returning false asks the poller to wait for readability.
-func (q *queue) read(fd uintptr) bool {
-	for q.r.n < len(q.r.pkts) {
-		p := &q.r.pkts[q.r.n]
+// read reads packets until pkts is full or, once it has one, none is ready.
+func (d *offloadDevice) read(q *queue, pkts []Packet) (n int, err error) {
+	var since int64 // of busy polling
+	for n < len(pkts) {
+		if d.closed.Load() {
+			return n, os.ErrClosed
+		}
+		p := &pkts[n]
 		room := p.Buf[p.Off:]
 		if len(room) == 0 {
-			q.r.err = errSmallBuffer
-			return true
+			return n, errSmallBuffer
 		}
 		q.r.iov[1].Base = &room[0]
 		q.r.iov[1].SetLen(len(room))
-		got, _, e := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&q.r.iov[0])), 2)
+		got, _, e := unix.Syscall(unix.SYS_READV, uintptr(q.fd), uintptr(unsafe.Pointer(&q.r.iov[0])), 2)
 		switch e {
 		case 0:
 		case unix.EAGAIN:
-			return q.r.n > 0
+			if n > 0 {
+				return n, nil
+			}
+			if err := q.idle(&since); err != nil {
+				return n, err
+			}
+			continue
 		case unix.EINTR:
 			continue
 		default:
-			q.r.err = e
-			return true
+			return n, e
 		}
 		size := int(got) - VirtioNetHdrLen
 		var h VirtioNetHdr
 		if size <= 0 || size > len(room) || size == len(room) && truncated(room) || h.Decode(q.r.hdr[:]) != nil {
-			q.dev.dropped.Add(1)
+			d.dropped.Add(1)
 			continue
 		}
 		gso, partial, err := fromVirtio(&h, room[:size])
 		if err != nil {
-			q.dev.dropped.Add(1)
+			d.dropped.Add(1)
 			continue
 		}
 		p.Len, p.GSOSize, p.Partial = size, gso, partial
-		q.r.n++
+		n++
 	}
-	return true
+	return n, nil
 }
 
 func (d *offloadDevice) WriteBatch(qi int, pkts []Packet) error {
@@ -274,62 +255,63 @@ func (d *offloadDevice) WriteBatch(qi int, pkts []Packet) error {
 		return nil
 	}
 	q := d.queues[qi]
-	q.w.pkts, q.w.n, q.w.hdrDone, q.w.failed, q.w.err = pkts, 0, false, 0, nil
-	err := q.rc.Write(q.writeFn)
-	q.w.pkts, q.w.iov[1] = nil, unix.Iovec{}
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	failed, first, err := d.write(q, pkts)
+	q.w.iov[1] = unix.Iovec{}
 	if err != nil {
-		return fmt.Errorf("tun: write %s queue %d: %w", d.name, qi, d.closedErr(err))
+		return fmt.Errorf("tun: write %s queue %d: %w", d.name, qi, err)
 	}
-	if q.w.failed > 0 {
-		return fmt.Errorf("tun: write %s queue %d: %d of %d packets refused, the first: %w", d.name, qi, q.w.failed, len(pkts), q.w.err)
+	if failed > 0 {
+		return fmt.Errorf("tun: write %s queue %d: %d of %d packets refused, the first: %w", d.name, qi, failed, len(pkts), first)
 	}
 	return nil
 }
 
-// write is the poller callback of WriteBatch: one writev per packet, the
-// virtio header from q.w.hdr and the packet from its buffer, so the buffer's
-// headroom is never written to.
-func (q *queue) write(fd uintptr) bool {
-	for q.w.n < len(q.w.pkts) {
-		p := &q.w.pkts[q.w.n]
-		if !q.w.hdrDone {
-			h, err := HeaderFor(p)
-			if err == nil && p.Len == 0 {
-				err = errBadIP
-			}
-			if err != nil {
-				q.refuse(err)
-				continue
-			}
-			h.Encode(q.w.hdr[:])
-			q.w.hdrDone = true
+// write writes every packet, one writev each: the virtio header from
+// q.w.hdr and the packet from its buffer, so the buffer's headroom is never
+// written to. A packet the kernel refuses is counted in failed, the first
+// refusal kept in first; err ends the call (the device is closing).
+func (d *offloadDevice) write(q *queue, pkts []Packet) (failed int, first, err error) {
+	refuse := func(err error) {
+		if failed == 0 {
+			first = err
 		}
+		failed++
+	}
+	for i := range pkts {
+		if d.closed.Load() {
+			return failed, first, os.ErrClosed
+		}
+		p := &pkts[i]
+		h, err := HeaderFor(p)
+		if err == nil && p.Len == 0 {
+			err = errBadIP
+		}
+		if err != nil {
+			refuse(err)
+			continue
+		}
+		h.Encode(q.w.hdr[:])
 		b := p.Bytes() // bounds-checked: the kernel must not read past the packet
 		q.w.iov[1].Base = &b[0]
 		q.w.iov[1].SetLen(len(b))
-		_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&q.w.iov[0])), 2)
+	retry:
+		_, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(q.fd), uintptr(unsafe.Pointer(&q.w.iov[0])), 2)
 		switch e {
 		case 0:
-			q.w.hdrDone = false
-			q.w.n++
 		case unix.EAGAIN:
-			return false
+			// The queue's socket buffer is full (TUNSETSNDBUF); wait
+			// for room rather than drop.
+			if err := q.wait(&q.wpoll); err != nil {
+				return failed, first, err
+			}
+			goto retry
 		case unix.EINTR:
-		case unix.EBADF:
-			q.refuse(e)
-			return true
+			goto retry
 		default:
-			q.refuse(e)
+			refuse(e)
 		}
 	}
-	return true
-}
-
-func (q *queue) refuse(err error) {
-	if q.w.failed == 0 {
-		q.w.err = err
-	}
-	q.w.failed++
-	q.w.hdrDone = false
-	q.w.n++
+	return failed, first, nil
 }

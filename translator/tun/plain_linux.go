@@ -7,19 +7,25 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/songgao/water"
 )
 
 // plainDevice is the safe mode: a tun device with no virtio header, no
-// offloads and one queue, opened by github.com/songgao/water. The kernel
+// offloads and one queue, created by github.com/songgao/water. The kernel
 // segments and checksums everything before it reaches us, which costs
 // throughput and removes every offload from the picture when one
 // misbehaves.
 type plainDevice struct {
 	name      string
-	ifce      *water.Interface
+	q         *fdQueue
+	busyPoll  atomic.Int64
 	dropped   atomic.Uint64
+	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -42,8 +48,6 @@ func OpenPlain(name string, mtu int) (Device, error) {
 	if err := l.checkFree(name); err != nil {
 		return nil, err
 	}
-	// water opens /dev/net/tun non-blocking and wraps it in an os.File, so
-	// reads wait in the runtime poller and Close wakes them.
 	ifce, err := water.New(water.Config{
 		DeviceType:             water.TUN,
 		PlatformSpecificParams: water.PlatformSpecificParams{Name: name},
@@ -51,7 +55,22 @@ func OpenPlain(name string, mtu int) (Device, error) {
 	if err != nil {
 		return nil, sysErr("create "+name, err)
 	}
-	d := &plainDevice{name: ifce.Name(), ifce: ifce}
+	// water wraps the descriptor in an os.File, which sits in the runtime
+	// poller; the device is read through a duplicate that does not (see
+	// fdQueue). Closing water's file takes the original out of the poller;
+	// the duplicate keeps the queue attached.
+	fd, err := dupNonblock(ifce)
+	ifce.Close()
+	if err != nil {
+		return nil, sysErr("dup the descriptor of "+name, err)
+	}
+	closing, err := newClosingFD()
+	if err != nil {
+		unix.Close(fd)
+		return nil, sysErr("eventfd", err)
+	}
+	d := &plainDevice{name: ifce.Name()}
+	d.q = newFDQueue(fd, closing, &d.busyPoll)
 	if err := l.up(d.name, mtu, 0); err != nil {
 		d.Close()
 		return nil, err
@@ -59,13 +78,41 @@ func OpenPlain(name string, mtu int) (Device, error) {
 	return d, nil
 }
 
-func (d *plainDevice) Name() string    { return d.name }
-func (d *plainDevice) Queues() int     { return 1 }
-func (d *plainDevice) Dropped() uint64 { return d.dropped.Load() }
+// dupNonblock returns a non-blocking duplicate of water's descriptor.
+func dupNonblock(ifce *water.Interface) (int, error) {
+	sc, ok := ifce.ReadWriteCloser.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("water returned a %T, not a file", ifce.ReadWriteCloser)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd, dupErr := -1, error(nil)
+	if err := rc.Control(func(orig uintptr) {
+		fd, dupErr = unix.FcntlInt(orig, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, err
+	}
+	if dupErr != nil {
+		return -1, dupErr
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+func (d *plainDevice) Name() string                { return d.name }
+func (d *plainDevice) Queues() int                 { return 1 }
+func (d *plainDevice) Dropped() uint64             { return d.dropped.Load() }
+func (d *plainDevice) SetBusyPoll(t time.Duration) { d.busyPoll.Store(max(int64(t), 0)) }
 
 func (d *plainDevice) Close() error {
 	d.closeOnce.Do(func() {
-		if err := d.ifce.Close(); err != nil {
+		d.closed.Store(true)
+		if err := closeQueues([]*fdQueue{d.q}, d.q.closing); err != nil {
 			d.closeErr = fmt.Errorf("tun: close %s: %w", d.name, err)
 		}
 	})
@@ -83,14 +130,29 @@ func (d *plainDevice) ReadBatch(q int, pkts []Packet) (int, error) {
 	if len(pkts) == 0 {
 		return 0, nil
 	}
+	d.q.mu.RLock()
+	defer d.q.mu.RUnlock()
 	p := &pkts[0]
 	room := p.Buf[p.Off:]
+	var since int64 // of busy polling
 	for {
-		n, err := d.ifce.Read(room)
-		if err != nil {
+		if d.closed.Load() {
+			return 0, fmt.Errorf("tun: read %s: %w", d.name, os.ErrClosed)
+		}
+		n, err := unix.Read(d.q.fd, room)
+		switch {
+		case err == nil:
+		case errors.Is(err, unix.EAGAIN):
+			if err := d.q.idle(&since); err != nil {
+				return 0, fmt.Errorf("tun: read %s: %w", d.name, err)
+			}
+			continue
+		case errors.Is(err, unix.EINTR):
+			continue
+		default:
 			return 0, fmt.Errorf("tun: read %s: %w", d.name, err)
 		}
-		if n == len(room) && truncated(room) {
+		if n <= 0 || n == len(room) && truncated(room) {
 			d.dropped.Add(1)
 			continue
 		}
@@ -103,28 +165,47 @@ func (d *plainDevice) WriteBatch(q int, pkts []Packet) error {
 	if q != 0 {
 		return fmt.Errorf("tun: %s has one queue, not %d", d.name, q+1)
 	}
+	d.q.mu.RLock()
+	defer d.q.mu.RUnlock()
 	failed := 0
 	var first error
 	for i := range pkts {
+		if d.closed.Load() {
+			return fmt.Errorf("tun: write %s: %w", d.name, os.ErrClosed)
+		}
 		p := &pkts[i]
 		var err error
 		if p.GSOSize > 0 || p.Partial {
 			err = errPlainOffload
 		} else {
-			_, err = d.ifce.Write(p.Bytes())
+			err = d.write(p.Bytes())
 		}
 		if err != nil {
 			if first == nil {
 				first = err
 			}
 			failed++
-			if errors.Is(err, os.ErrClosed) {
-				break
-			}
 		}
 	}
 	if failed > 0 {
 		return fmt.Errorf("tun: write %s: %d of %d packets refused, the first: %w", d.name, failed, len(pkts), first)
 	}
 	return nil
+}
+
+// write writes one packet, waiting for room if the queue's socket buffer is
+// full.
+func (d *plainDevice) write(b []byte) error {
+	for {
+		_, err := unix.Write(d.q.fd, b)
+		switch {
+		case errors.Is(err, unix.EAGAIN):
+			if err := d.q.wait(&d.q.wpoll); err != nil {
+				return err
+			}
+		case errors.Is(err, unix.EINTR):
+		default:
+			return err
+		}
+	}
 }
