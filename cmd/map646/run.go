@@ -39,7 +39,8 @@ Run the translator. map646 run, as root:
      [node] state_dir;
   3. creates the tun device [tun] name (default map646) with its MTU,
      offloads, queues and txqueuelen, and brings it up;
-  4. starts one worker thread per device queue;
+  4. starts one worker thread per device queue (with [tun] busy_poll, a
+     worker whose queue is empty reads on for that long before it sleeps);
   5. serves Prometheus metrics at http://[metrics] listen/metrics
      (default 127.0.0.1:9646; loopback only unless allow_remote = true);
   6. removes routes of protocol 246 left by an earlier map646 (logged), then

@@ -21,7 +21,9 @@
 // attach to it, set the MTU and bring the link up. The device is created in
 // the network namespace of the calling OS thread. The kernel removes it when
 // its last queue is closed; Close is safe twice and wakes blocked readers,
-// whose ReadBatch then returns an error wrapping os.ErrClosed.
+// whose ReadBatch then returns an error wrapping os.ErrClosed. water only
+// creates the plain device: its reads and writes go through a duplicate of
+// water's descriptor, like the offload device's (see below).
 //
 // # Queues and batches
 //
@@ -31,10 +33,22 @@
 // kernel steers a flow to the queue that last wrote packets of that flow
 // (its hash is the same in both directions), so replies tend to come back
 // to the same worker. ReadBatch waits for one
-// packet and takes whatever else is ready (the plain device returns one
-// packet per call). Packets are read at Packet.Off, leaving Headroom bytes in
+// packet and takes whatever else is ready. Packets are read at Packet.Off, leaving Headroom bytes in
 // front for the longer IPv6 header; the device never writes outside
 // Buf[Off:Off+Len]. ReadBatch and WriteBatch do not allocate.
+//
+// # Waiting for packets
+//
+// A queue's descriptor is read and written with raw system calls on the
+// calling thread and is not in the Go runtime's poller: there, a packet on
+// an idle queue would wake the thread in epoll_wait, which would wake the
+// worker's locked thread, and every further packet would wake the epoll
+// thread again while the worker is busy reading. A reader that finds its
+// queue empty instead waits in ppoll(2) on its own thread, together with
+// an eventfd that Close signals: one wake-up per idle period. On an idle
+// machine that wake-up (a halted CPU brought back) is most of a packet's
+// latency; SetBusyPoll trades a CPU for it: the reader keeps reading for
+// the given time before it sleeps.
 //
 // # Checksums and super-packets
 //
