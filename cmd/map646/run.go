@@ -388,6 +388,12 @@ func (d *daemon) start() error {
 	if err := acceptLocal(dev.Name()); err != nil {
 		d.log.Warn("ICMPv4 errors from translator.ipv4_address may be dropped", "err", err)
 	}
+	if cfg.Tun.BusyPoll > 0 && dev.Queues() >= runtime.NumCPU() {
+		// The kernel's half of forwarding (the NICs' softirqs, routing
+		// into the device) needs CPU time too.
+		d.log.Warn("busy polling on as many queues as there are CPUs: while packets keep coming on every queue, the workers keep every CPU busy; consider [tun] queues below the CPU count",
+			"busy_poll", cfg.Tun.BusyPoll, "queues", dev.Queues(), "cpus", runtime.NumCPU())
+	}
 
 	d.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "map646_reloads_total",
