@@ -48,8 +48,8 @@ lab: build
 	MAP646_BIN=$(CURDIR)/$(BIN) ./bin/failover.test -test.run '^TestFailover$$' -test.v -test.timeout 15m -full -out $(LABOUT)
 
 # The paper's evaluation side by side, as root (about 8 minutes; not part of
-# `make test`): kernel IPv4 and IPv6 forwarding, map646 (offload and plain
-# "water" device) and TAYGA in network namespaces, ping and iperf3, median
+# `make test`): kernel IPv4 and IPv6 forwarding, map646 (offload device,
+# plain "water" device, offload with busy polling) and TAYGA in network namespaces, ping and iperf3, median
 # of 3 interleaved runs; and Figure 12, table lookups from 1k to 1M entries.
 # Writes bench-results/results.md, runs.csv and PNG charts; installs
 # iperf3, tayga, ethtool and iputils-ping if missing. BENCHFLAGS adds flags

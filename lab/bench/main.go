@@ -1,7 +1,8 @@
 // Command bench runs the paper's evaluation side by side in one run (issue
 // 3, `make bench`): kernel IPv4 forwarding, kernel IPv6 forwarding, map646
-// on its offload device, map646 on the plain ("water") device and TAYGA,
-// each as the router of its own three namespaces, measured with ping and
+// on its offload device, map646 on the plain ("water") device, map646 on
+// the offload device with [tun] busy_poll (busyPoll) and TAYGA, each as
+// the router of its own three namespaces, measured with ping and
 // iperf3 in interleaved repetitions; and the paper's Figure 12, the
 // mapping-table lookup against table size, from the translator's Go
 // benchmark. It needs root; it installs the Debian packages it uses.
