@@ -101,7 +101,8 @@ type lab struct {
 	x4MAC, x6MAC            net.HardwareAddr
 }
 
-// TestLab runs every end-to-end test with each device back-end.
+// TestLab runs every end-to-end test with each device back-end, and with
+// the offload device busy polling.
 func TestLab(t *testing.T) {
 	netlab.RequireRoot(t)
 	if testing.Short() {
@@ -110,11 +111,12 @@ func TestLab(t *testing.T) {
 	netlab.Need(t, "ip", "nstat", "ethtool", "ping", "traceroute", "iperf3")
 	bin := netlab.BuildMap646(t)
 	for _, backend := range []struct {
-		name    string
-		offload bool
-	}{{"offload", true}, {"plain", false}} {
+		name     string
+		offload  bool
+		busyPoll time.Duration
+	}{{"offload", true, 0}, {"plain", false, 0}, {"offload-busypoll", true, 2 * time.Millisecond}} {
 		t.Run(backend.name, func(t *testing.T) {
-			l := newLab(t, bin, backend.offload)
+			l := newLab(t, bin, backend.offload, backend.busyPoll)
 			t.Run("ChecksumGuard", l.testChecksumGuard)
 			t.Run("PathMTU", l.testPathMTU)
 			t.Run("Ping", l.testPing)
@@ -131,7 +133,7 @@ func TestLab(t *testing.T) {
 	}
 }
 
-func newLab(t *testing.T, bin string, offload bool) *lab {
+func newLab(t *testing.T, bin string, offload bool, busyPoll time.Duration) *lab {
 	l := &lab{offload: offload}
 	l.client = netlab.NewNS(t, "client4")
 	l.xlat = netlab.NewNS(t, "xlat")
@@ -181,8 +183,12 @@ func newLab(t *testing.T, bin string, offload bool) *lab {
 		Mappings:    []netlab.Mapping{{IPv4: public6, IPv6: server6}, {IPv4: public6b, IPv6: server6b}},
 		Offload:     offload,
 		Queues:      2,
+		BusyPoll:    busyPoll,
 	}
 	l.m = netlab.StartMap646(t, l.xlat, bin, l.cfg)
+	if got := l.m.Serving["busy_poll"]; got != busyPoll.String() {
+		t.Fatalf("map646 serves with busy_poll %v, want %v", got, busyPoll)
+	}
 	want := []string{"198.51.100.10/31 dev map646 scope link", "64:ff9b::/96 dev map646 metric 1024 pref medium"}
 	if got := l.m.Routes(t); strings.Join(got, ";") != strings.Join(want, ";") {
 		t.Fatalf("map646's routes: %q, want %q", got, want)

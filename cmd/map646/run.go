@@ -443,7 +443,7 @@ func (d *daemon) start() error {
 	d.ctlLn = nil
 
 	d.log.Info("serving", "config", d.path, "device", dev.Name(), "mtu", cfg.Tun.MTU,
-		"queues", dev.Queues(), "offloads", offloads,
+		"queues", dev.Queues(), "offloads", offloads, "busy_poll", cfg.Tun.BusyPoll.String(),
 		"mappings", d.dp.Translator().Table().Len(), "routes", len(want),
 		"routes_took", routeTime.Round(time.Millisecond), "metrics", metricsAt,
 		"control", cfg.Control.Socket, "bgp", cfg.BGP.Enabled, "checks", len(cfg.Health.Checks),
