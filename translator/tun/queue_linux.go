@@ -42,10 +42,6 @@ func newFDQueue(fd, closing int, busyPoll *atomic.Int64) *fdQueue {
 	return q
 }
 
-// errQueueClosed is what a call on a closed queue returns; callers see it
-// wrapped with os.ErrClosed.
-var errQueueClosed = os.ErrClosed
-
 // idle is called by a reader that found the queue empty before it read
 // anything. With busy polling on, it returns at once (try again) until
 // busyPoll has passed since *since (set on the first call); then, and
@@ -77,7 +73,7 @@ func (q *fdQueue) wait(p *[2]unix.PollFd) error {
 		case err != nil:
 			return err
 		case p[1].Revents != 0:
-			return errQueueClosed
+			return os.ErrClosed
 		case p[0].Revents != 0:
 			return nil
 		}
