@@ -128,6 +128,9 @@ func TestLab(t *testing.T) {
 			t.Run("Hairpin", l.testHairpin)
 			t.Run("Malformed", l.testMalformed)
 			t.Run("ReloadUnderLoad", l.testReloadUnderLoad)
+			if backend.busyPoll > 0 {
+				t.Run("BusyPollReload", l.testBusyPollReload)
+			}
 			t.Run("Terminate", func(t *testing.T) { l.m.Terminate(t) })
 		})
 	}
@@ -285,6 +288,42 @@ func (l *lab) testPing(t *testing.T) {
 		if got := d.Get("map646_packets_total", "direction", dir, "verdict", "forward", "reason", ""); got < 30 {
 			t.Errorf("forwarded %s: %v packets, want at least 30", dir, got)
 		}
+	}
+}
+
+// testBusyPollReload: a reload applies [tun] busy_poll, as the daemon's
+// CPU time during a ping every millisecond shows: a worker that polls
+// stays on the CPU between the echoes, one that sleeps does not.
+func (l *lab) testBusyPollReload(t *testing.T) {
+	cpu := func(what string) float64 {
+		t.Helper()
+		before, err := netlab.CPUTime(l.m.PID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		ping(t, l.client, public6, "-c", "500", "-i", "0.001", public6)
+		after, err := netlab.CPUTime(l.m.PID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pct := 100 * (after - before).Seconds() / time.Since(start).Seconds()
+		t.Logf("%s: map646 used %.0f%% of a CPU", what, pct)
+		return pct
+	}
+	polling := l.cfg.BusyPoll
+	if on := cpu(fmt.Sprintf("busy_poll %v", polling)); on < 50 {
+		t.Errorf("busy_poll %v: %.0f%% of a CPU, want at least 50%%: the worker sleeps", polling, on)
+	}
+	off := l.cfg
+	off.BusyPoll = 0
+	l.m.Reload(t, off)
+	if p := cpu("reloaded with busy_poll 0s"); p > 30 {
+		t.Errorf("after a reload to busy_poll 0s: %.0f%% of a CPU, want at most 30%%: still polling", p)
+	}
+	l.m.Reload(t, l.cfg)
+	if p := cpu(fmt.Sprintf("reloaded with busy_poll %v", polling)); p < 50 {
+		t.Errorf("after a reload back to busy_poll %v: %.0f%% of a CPU, want at least 50%%", polling, p)
 	}
 }
 

@@ -79,10 +79,11 @@ Signals:
                    the routes of the mappings that went, switch the table
                    between two batches (no packet lost or translated half
                    by each), add the routes of the new mappings, apply the
-                   ICMP error rate, the [bgp] neighbors and attributes, the
-                   [health] checks (unchanged checks keep their state), and
-                   announce accordingly. An invalid FILE is refused, its
-                   problems logged, the running configuration kept. [tun],
+                   ICMP error rate, [tun] busy_poll, the [bgp] neighbors and
+                   attributes, the [health] checks (unchanged checks keep
+                   their state), and announce accordingly. An invalid FILE
+                   is refused, its problems logged, the running
+                   configuration kept. The rest of [tun],
                    [metrics], [log], [control], [node] state_dir, adding or
                    removing [bgp], and the speaker's AS, router id and
                    listener need a restart (a warning or error says so).
@@ -576,6 +577,11 @@ func (d *daemon) reload() (string, error) {
 	}
 	d.dp.Swap(tr)
 	d.dp.SetICMPLimit(cfg.Translator.ICMPErrorRate, cfg.Translator.ICMPErrorBurst)
+	if cfg.Tun.BusyPoll != d.cfg.Tun.BusyPoll {
+		// A device re-created later gets it from d.cfg (recover.go).
+		d.dp.Device().SetBusyPoll(cfg.Tun.BusyPoll)
+		d.log.Info("busy_poll changed", "from", d.cfg.Tun.BusyPoll.String(), "to", cfg.Tun.BusyPoll.String())
+	}
 	if d.routes != nil {
 		errAdd = d.routes.Add(add)
 	}
@@ -612,11 +618,13 @@ func (d *daemon) reload() (string, error) {
 	return msg, nil
 }
 
-// keepRestartOnly keeps the running [tun], [metrics], [log], [control]
-// and [node] state_dir in cfg, warning about the changes that need a
-// restart.
+// keepRestartOnly keeps the running [tun] (but busy_poll, which a reload
+// applies), [metrics], [log], [control] and [node] state_dir in cfg,
+// warning about the changes that need a restart.
 func (d *daemon) keepRestartOnly(cfg *config.Config) {
 	var changed []string
+	busyPoll := cfg.Tun.BusyPoll
+	cfg.Tun.BusyPoll = d.cfg.Tun.BusyPoll
 	if cfg.Tun != d.cfg.Tun {
 		changed = append(changed, "tun")
 	}
@@ -639,6 +647,7 @@ func (d *daemon) keepRestartOnly(cfg *config.Config) {
 		d.log.Warn("changes to these sections need a restart; they are not applied", "sections", strings.Join(changed, ", "))
 	}
 	cfg.Tun, cfg.Metrics, cfg.Log, cfg.Control = d.cfg.Tun, d.cfg.Metrics, d.cfg.Log, d.cfg.Control
+	cfg.Tun.BusyPoll = busyPoll
 	cfg.Node.StateDir = d.cfg.Node.StateDir
 	if cfg.BGP.Enabled != d.cfg.BGP.Enabled {
 		cfg.BGP = d.cfg.BGP

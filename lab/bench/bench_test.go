@@ -307,18 +307,3 @@ func TestOverlapAndLabel(t *testing.T) {
 		t.Errorf("labels of %s", k)
 	}
 }
-
-// TestParseStatCPU: utime + stime, counted after the last ")" of a command
-// name that may hold spaces and parentheses.
-func TestParseStatCPU(t *testing.T) {
-	line := "4242 (map 646 (x)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 37 0 0 20 0 9 0 100 0 0\n"
-	d, err := parseStatCPU(line)
-	if err != nil || d != 2870*time.Millisecond {
-		t.Errorf("parseStatCPU = %v, %v; want 2.87s", d, err)
-	}
-	for _, bad := range []string{"", "4242 map646 S 1", "4242 (map646) S 1 2 3", "4242 (m) S 1 2 3 4 5 6 7 8 9 10 x 0"} {
-		if _, err := parseStatCPU(bad); err == nil {
-			t.Errorf("parseStatCPU(%q) accepted", bad)
-		}
-	}
-}

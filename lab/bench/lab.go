@@ -408,11 +408,7 @@ func (tp *topo) cpuTime() (time.Duration, bool) {
 	default:
 		return 0, false
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	d, err := parseStatCPU(string(b))
+	d, err := netlab.CPUTime(pid)
 	return d, err == nil
 }
 

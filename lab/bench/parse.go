@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // pingResult is one run of ping: the round-trip time of every reply, in
@@ -222,27 +221,4 @@ func clip(s string, n int) string {
 		return s[:n] + "..."
 	}
 	return s
-}
-
-// parseStatCPU returns utime + stime of a /proc/PID/stat line. The fields
-// are counted after the command name's closing parenthesis, since the name
-// may hold spaces; their unit is USER_HZ, 100 per second on Linux.
-func parseStatCPU(stat string) (time.Duration, error) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc stat line without a command name: %q", clip(stat, 80))
-	}
-	f := strings.Fields(stat[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc stat line with %d fields after the command name, want 13 or more", len(f))
-	}
-	var ticks uint64
-	for _, s := range f[11:13] { // fields 14 and 15 of proc(5): utime, stime
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc stat: utime or stime %q: %w", s, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * (time.Second / 100), nil
 }

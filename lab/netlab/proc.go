@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -218,4 +220,37 @@ func (p *Proc) waitLine(from int, timeout time.Duration, match func(string) bool
 			return "", from, fmt.Errorf("%s: the line waited for did not come within %v; output:\n%s", p.Name, timeout, p.Output())
 		}
 	}
+}
+
+// CPUTime returns the user and system time process pid (all its threads)
+// has used so far.
+func CPUTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(string(b))
+}
+
+// parseStatCPU returns utime + stime of a /proc/PID/stat line. The fields
+// are counted after the command name's closing parenthesis, since the name
+// may hold spaces; their unit is USER_HZ, 100 per second on Linux.
+func parseStatCPU(stat string) (time.Duration, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc stat line without a command name: %q", stat[:min(len(stat), 80)])
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc stat line with %d fields after the command name, want 13 or more", len(f))
+	}
+	var ticks uint64
+	for _, s := range f[11:13] { // fields 14 and 15 of proc(5): utime, stime
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc stat: utime or stime %q: %w", s, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / 100), nil
 }
