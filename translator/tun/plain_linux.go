@@ -139,6 +139,12 @@ func (d *plainDevice) ReadBatch(q int, pkts []Packet) (int, error) {
 		}
 		p := &pkts[n]
 		room := p.Buf[p.Off:]
+		if len(room) == 0 {
+			if n > 0 {
+				return n, nil
+			}
+			return 0, fmt.Errorf("tun: read %s: %w", d.name, errSmallBuffer)
+		}
 		got, err := unix.Read(d.q.fd, room)
 		switch {
 		case err == nil:
