@@ -157,7 +157,7 @@ func (p *Packet) parse4(b []byte, quote bool) error {
 	if err := ip.DecodeFromBytes(fixed, gopacket.NilDecodeFeedback); err != nil {
 		return fmt.Errorf("IPv4 header: %v", err)
 	}
-	if err := checkOptions4(b[20:hl]); err != nil {
+	if err := checkOptions("IPv4", b[20:hl]); err != nil {
 		return err
 	}
 	if ip.Flags&layers.IPv4EvilBit != 0 {
@@ -179,10 +179,12 @@ func (p *Packet) parse4(b []byte, quote bool) error {
 	return p.parseL4(b[hl:], p.FragOff == 0, complete, p.Dst, quote)
 }
 
-// checkOptions4 checks that IPv4 options fill the header (RFC 791 §3.1):
-// after End of Option List only padding follows; No Operation is one byte;
-// every other option has a length of at least 2 that stays in the header.
-func checkOptions4(o []byte) error {
+// checkOptions checks that the options of an IPv4 or TCP header (what
+// names which) fill it (RFC 791 §3.1, RFC 9293 §3.1): after End of Option
+// List only padding follows; No Operation is one byte; every other option
+// has a length of at least 2 that stays in the header. o starts at byte 20
+// of the header in both.
+func checkOptions(what string, o []byte) error {
 	for i := 0; i < len(o); {
 		switch {
 		case o[i] == 0:
@@ -190,7 +192,7 @@ func checkOptions4(o []byte) error {
 		case o[i] == 1:
 			i++
 		case i+2 > len(o) || o[i+1] < 2 || i+int(o[i+1]) > len(o):
-			return fmt.Errorf("IPv4 option %#02x at byte %d overruns the header", o[i], 20+i)
+			return fmt.Errorf("%s option %#02x at byte %d overruns the header or has a length below 2", what, o[i], 20+i)
 		default:
 			i += int(o[i+1])
 		}
@@ -460,10 +462,10 @@ func (p *Packet) tcp(l4 []byte) (err error) {
 	}()
 	// gopacket v1.3.1 also loops forever, growing its option slice until
 	// memory runs out, on an MPTCP option of length 0 (found by fuzzing):
-	// the options are walked here first, as checkOptions4 walks IPv4's.
+	// the options are walked here first, as IPv4's are.
 	if len(l4) >= 20 {
 		if hl := int(l4[12]>>4) * 4; hl >= 20 && hl <= len(l4) {
-			if err := checkTCPOptions(l4[20:hl]); err != nil {
+			if err := checkOptions("TCP", l4[20:hl]); err != nil {
 				return err
 			}
 		}
@@ -480,25 +482,6 @@ func (p *Packet) tcp(l4 []byte) (err error) {
 		Options: l4[20:hl],
 	}
 	p.Payload = l4[hl:]
-	return nil
-}
-
-// checkTCPOptions checks that TCP options fill the header (RFC 9293
-// §3.1): after End of Option List only padding follows; No-Operation is one
-// byte; every other option has a length of at least 2 that stays inside.
-func checkTCPOptions(o []byte) error {
-	for i := 0; i < len(o); {
-		switch {
-		case o[i] == 0:
-			return nil
-		case o[i] == 1:
-			i++
-		case i+2 > len(o) || o[i+1] < 2 || i+int(o[i+1]) > len(o):
-			return fmt.Errorf("TCP option %d at byte %d overruns the header or has length below 2", o[i], 20+i)
-		default:
-			i += int(o[i+1])
-		}
-	}
 	return nil
 }
 
