@@ -52,9 +52,9 @@ import (
 // The probe's packets are real packets and are counted like any other (one
 // 4->6 icmp-error verdict with reason ttl-expired, one ICMP error sent),
 // and once more in Stats.Probes, which a drain subtracts: with a check
-// every 100 ms the probes alone are 10 packets/s. They carry a random secret made at New; a worker recognizes it only on a
-// packet that earns an ICMP error and exempts that error from the rate
-// limit, so a flood of errors cannot make the node fail its own check. The
+// every 100 ms the probes alone are 10 packets/s. They carry a random
+// secret made at New; a worker recognizes it only on a packet that earns an
+// ICMP error and exempts that error from the rate limit, so a flood of errors cannot make the node fail its own check. The
 // secret never leaves the node, so it cannot be used to get around the
 // limit from outside.
 //
