@@ -258,7 +258,7 @@ func TestProbeTimeout(t *testing.T) {
 
 // TestUpdate: an unchanged check keeps everything, a redefined one keeps
 // its state but restarts its counts, a new one starts down, a removed one
-// stops counting; a refused update changes nothing.
+// leaves the status; a refused update changes nothing.
 func TestUpdate(t *testing.T) {
 	a, b := dpCheck("a", 1, 1, Both), dpCheck("b", 1, 1, Both)
 	h := newHarness(t, a, b)

@@ -42,9 +42,9 @@ func listen6(t *testing.T) net.Listener {
 	return ln
 }
 
-// TestProbeTCP: an accepting listener passes; a closed port fails as
-// refused; a listener that never accepts still completes the handshake
-// (the kernel's backlog), which is what a TCP check promises.
+// TestProbeTCP: a listener passes even if it never accepts (the kernel's
+// backlog completes the handshake, which is what a TCP check promises); a
+// closed port fails as refused.
 func TestProbeTCP(t *testing.T) {
 	ln := listen6(t)
 	defer ln.Close()

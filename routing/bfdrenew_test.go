@@ -2,13 +2,10 @@ package routing
 
 import (
 	"context"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -35,8 +32,8 @@ func TestBFDSessionLossRenews(t *testing.T) {
 	remote := newFakeBFD(t, addrR4, addrS)
 	n := testNeighbor(addrR4, 65000, port, IPv4Unicast)
 	n.BFD = BFD{Enabled: true, Interval: 100 * time.Millisecond, Multiplier: 3}
-	log := &renewCounter{n: new(atomic.Int32)}
-	s := newTestSpeakerLog(t, addrS, 65001, port, log, n)
+	s, log := newLoggedSpeaker(t, Config{LocalAS: 65001, RouterID: addrS,
+		ListenAddresses: []netip.Addr{addrS}, ListenPort: port, Neighbors: []Neighbor{n}})
 	remote.start()
 	waitEstablished(t, s, addrR4)
 	waitBFD(t, s, addrR4, "up")
@@ -77,25 +74,9 @@ func TestBFDSessionLossRenews(t *testing.T) {
 		break
 	}
 	waitBFD(t, s, addrR4, "up")
-	if got := log.renewed(); got != 1 {
+	if got := len(log.grep("neighbor re-created after")); got != 1 {
 		t.Errorf("neighbor re-created %d times, want 1 (one session loss)", got)
 	}
-}
-
-// newTestSpeakerLog is newTestSpeaker with the speaker's log also going to
-// h (the renewal's record).
-func newTestSpeakerLog(t *testing.T, addr netip.Addr, as uint32, port int, h *renewCounter, neighbors ...Neighbor) *Speaker {
-	t.Helper()
-	h.inner = testLogger(t).With("node", addr).Handler()
-	s, err := New(Config{
-		LocalAS: as, RouterID: addr, ListenAddresses: []netip.Addr{addr}, ListenPort: port,
-		Neighbors: neighbors,
-	}, slog.New(h))
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { s.Close(context.Background()) })
-	return s
 }
 
 func waitChange(t *testing.T, s *Speaker, what string) {
@@ -231,34 +212,3 @@ func (f *fakeBFD) receive() {
 		f.mu.Unlock()
 	}
 }
-
-// renewCounter passes records on to inner (at its level) and counts the
-// renewals logged, at any level.
-type renewCounter struct {
-	inner slog.Handler
-	n     *atomic.Int32
-}
-
-func (h *renewCounter) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelInfo || h.inner.Enabled(ctx, l)
-}
-
-func (h *renewCounter) Handle(ctx context.Context, r slog.Record) error {
-	if strings.HasPrefix(r.Message, "neighbor re-created") {
-		h.n.Add(1)
-	}
-	if !h.inner.Enabled(ctx, r.Level) {
-		return nil
-	}
-	return h.inner.Handle(ctx, r)
-}
-
-func (h *renewCounter) WithAttrs(as []slog.Attr) slog.Handler {
-	return &renewCounter{h.inner.WithAttrs(as), h.n}
-}
-
-func (h *renewCounter) WithGroup(g string) slog.Handler {
-	return &renewCounter{h.inner.WithGroup(g), h.n}
-}
-
-func (h *renewCounter) renewed() int { return int(h.n.Load()) }

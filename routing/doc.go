@@ -57,11 +57,12 @@
 //     deletes its BFD session with its BGP session and starts a new one,
 //     that is a loop: every new session reset with "BFD is down", every
 //     ~3 s, until a restart (a node frozen with SIGSTOP and thawed in the
-//     lab started it on the first try). So when a BFD neighbor's session leaves Established for any
-//     reason but our own deletion, the speaker deletes the neighbor from
-//     GoBGP and adds it again (new FSM, new BFD peer, no idle hold): the
-//     log says "neighbor re-created after its session loss". Details and
-//     the one race left (a flap, not a loop) in bfdrenew.go.
+//     lab started it on the first try). So when a BFD neighbor's session
+//     leaves Established for any reason but our own deletion, the speaker
+//     deletes the neighbor from GoBGP and adds it again (new FSM, new BFD
+//     peer, no idle hold): the log says "neighbor re-created after its
+//     session loss". Details and the one race left (a flap, not a loop) in
+//     bfdrenew.go.
 //   - Reconfigure adds, removes and re-creates neighbors; next-hop and
 //     description changes keep the session. Local AS, router id, listener
 //     and gRPC socket need a restart and are refused.
@@ -82,8 +83,9 @@
 //	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0 --target unix:///run/map646-gobgp.sock global policy
 //
 // (--target takes unix:///absolute/path; -u/-p are for TCP and are not
-// served. TestGobgpCLI runs these commands when GOBGP_CLI names the
-// binary built by `go install github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0`.) Use it to look; change things through map646's configuration
-// and `map646 reload`, since the daemon reconciles GoBGP to its own state
+// served. TestGobgpCLI runs the first two when GOBGP_CLI names the binary
+// built by `go install github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0`.) Use it
+// to look; change things through map646's configuration and `map646
+// reload`, since the daemon reconciles GoBGP to its own state
 // and would undo or be confused by changes made behind its back.
 package routing

@@ -54,8 +54,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// freePort returns a TCP port free on 127.0.0.1 now; the speakers of one
-// test all use it, each on its own address.
 // freePort returns a TCP port for the speakers of one test, which listen on
 // several 127.0.0.x addresses. It is taken below the kernel's ephemeral
 // range: a port from that range (what ":0" gives) may meanwhile become the
@@ -149,8 +147,6 @@ type routeEvent struct {
 	prefix   netip.Prefix
 	from     netip.Addr
 	withdraw bool
-	path     *apiutil.Path
-	at       time.Time
 }
 
 type routerPeer struct {
@@ -216,14 +212,14 @@ func (r *testRouter) poke() {
 	}
 }
 
-func (r *testRouter) onUpdate(paths []*apiutil.Path, at time.Time) {
+func (r *testRouter) onUpdate(paths []*apiutil.Path, _ time.Time) {
 	r.mu.Lock()
 	for _, p := range paths {
 		pfx, ok := nlriPrefix(p.Nlri)
 		if !ok {
 			continue // end-of-RIB markers
 		}
-		r.updates = append(r.updates, routeEvent{prefix: pfx, from: p.PeerAddress, withdraw: p.Withdrawal, path: p, at: time.Now()})
+		r.updates = append(r.updates, routeEvent{prefix: pfx, from: p.PeerAddress, withdraw: p.Withdrawal})
 		if p.Withdrawal {
 			delete(r.rib, pfx)
 		} else {

@@ -117,7 +117,7 @@ func pollUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// wantAtRouter checks that router r holds, from the speaker at addrS,
+// routerHolds reports whether router r holds, from the speaker at addrS,
 // exactly want (prefix, MED, communities, AS path [65001]) in family f.
 func routerHolds(t *testing.T, r *testRouter, f bgp.Family, want []Announcement) bool {
 	t.Helper()
@@ -243,7 +243,8 @@ func TestPeerFlaps(t *testing.T) {
 		f.down()
 		waitDown(t, s, addrR4)
 		// While the session is down the announcements change: every other
-		// flap withdraws pfx4b and adds pfx4c with new attributes, then back.
+		// flap withdraws pfx4b and adds 198.51.100.12/32 with new attributes,
+		// then back.
 		if i%2 == 0 {
 			want = []Announcement{
 				{Prefix: pfx4, MED: 30 + uint32(i), Communities: []uint32{GracefulShutdown}},

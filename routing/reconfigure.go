@@ -106,7 +106,6 @@ func (s *Speaker) Reconfigure(ctx context.Context, cfg Config) error {
 // sameSession reports whether a and b describe the same session, next
 // hops and description aside.
 func sameSession(a, b Neighbor) bool {
-	a.NextHopIPv4, a.NextHopIPv6, a.Description = b.NextHopIPv4, b.NextHopIPv6, b.Description
 	return a.Address == b.Address && a.PeerAS == b.PeerAS && a.Role == b.Role && a.Port == b.Port &&
 		slices.Equal(a.Families, b.Families) && a.Password == b.Password &&
 		a.HoldTime == b.HoldTime && a.KeepaliveTime == b.KeepaliveTime && a.ConnectRetry == b.ConnectRetry &&

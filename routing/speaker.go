@@ -120,10 +120,6 @@ func New(cfg Config, log *slog.Logger) (*Speaker, error) {
 		renewKick: make(chan struct{}, 1),
 		renewDone: make(chan struct{}),
 	}
-	rctx, rcancel := context.WithCancel(context.Background())
-	s.stopRenew = rcancel
-	go s.renewLoop(rctx)
-
 	// GoBGP logs through the same logger; the capture handler also records
 	// why connections fail, which GoBGP reports only in its log.
 	levelVar := new(slog.LevelVar)
@@ -138,6 +134,10 @@ func New(cfg Config, log *slog.Logger) (*Speaker, error) {
 		s.grpcCleanup = cleanup
 		opts = append(opts, gopts...)
 	}
+	// From here on, a failure goes through Close, which stops this loop.
+	rctx, rcancel := context.WithCancel(context.Background())
+	s.stopRenew = rcancel
+	go s.renewLoop(rctx)
 	s.bgp = server.NewBgpServer(opts...)
 	go s.bgp.Serve()
 
