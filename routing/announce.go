@@ -70,7 +70,7 @@ func (s *Speaker) Announced() []Announcement {
 		out = append(out, a)
 	}
 	s.mu.Unlock()
-	slices.SortFunc(out, func(a, b Announcement) int { return comparePrefix(a.Prefix, b.Prefix) })
+	slices.SortFunc(out, func(a, b Announcement) int { return a.Prefix.Compare(b.Prefix) })
 	return out
 }
 

@@ -590,7 +590,7 @@ func (s *Speaker) PartnerRoutes() []PartnerRoute {
 		if c := a.Partner.Compare(b.Partner); c != 0 {
 			return c
 		}
-		return comparePrefix(a.Prefix, b.Prefix)
+		return a.Prefix.Compare(b.Prefix)
 	})
 	return out
 }
@@ -722,13 +722,6 @@ func hasCommunity(attrs []bgp.PathAttributeInterface, c uint32) bool {
 		}
 	}
 	return false
-}
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
 }
 
 func isTimeout(msg string) bool {

@@ -65,10 +65,9 @@ type controlHandler interface {
 
 // controlServer serves the control socket.
 type controlServer struct {
-	ln   *net.UnixListener
-	path string
-	h    controlHandler
-	log  *slog.Logger
+	ln  *net.UnixListener
+	h   controlHandler
+	log *slog.Logger
 
 	ctx    context.Context // cancelled by Close: running commands stop
 	cancel context.CancelFunc
@@ -115,7 +114,7 @@ func listenControl(path string, log *slog.Logger) (*net.UnixListener, error) {
 
 func newControlServer(ln *net.UnixListener, h controlHandler, log *slog.Logger) *controlServer {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &controlServer{ln: ln, path: ln.Addr().String(), h: h, log: log, ctx: ctx, cancel: cancel}
+	s := &controlServer{ln: ln, h: h, log: log, ctx: ctx, cancel: cancel}
 	s.wg.Add(1)
 	go s.serve()
 	return s

@@ -15,20 +15,13 @@ import (
 )
 
 // speaker is what the controller needs of the BGP speaker
-// (*routing.Speaker, adapted in speaker.go; a fake in tests).
+// (*routing.Speaker, adapted in wiring.go; a fake in tests).
 type speaker interface {
 	Announce(ctx context.Context, want []routing.Announcement) error
 	Announced() []routing.Announcement
 	// PartnerRoutes: the prefixes Established partner nodes announce to us.
-	PartnerRoutes() []partnerRoute
+	PartnerRoutes() []routing.PartnerRoute
 	Neighbors() []NeighborStatus
-}
-
-// partnerRoute is a prefix a partner node announces (routing.PartnerRoute).
-type partnerRoute struct {
-	Partner          netip.Addr
-	Prefix           netip.Prefix
-	GracefulShutdown bool
 }
 
 // monitor is what the controller needs of the health monitor
@@ -125,8 +118,8 @@ func (c *controller) announceLocked(ctx context.Context) error {
 }
 
 // Reconcile re-reads health and announces what the state calls for. The
-// daemon calls it on every health or session change, after a reload, and
-// again after a failed Announce.
+// daemon calls it on every health or session change and again after a
+// failed Announce (a reload goes through SetPlan).
 func (c *controller) Reconcile(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -263,10 +256,10 @@ var errDrainBusy = errors.New("a drain is in progress")
 // uncovered returns the prefixes of announced that no Established partner
 // announces without GRACEFUL_SHUTDOWN: those a drain would leave with no
 // node.
-func uncovered(announced []routing.Announcement, partners []partnerRoute) []netip.Prefix {
+func uncovered(announced []routing.Announcement, partners []routing.PartnerRoute) []netip.Prefix {
 	var out []netip.Prefix
 	for _, a := range announced {
-		if !slices.ContainsFunc(partners, func(p partnerRoute) bool {
+		if !slices.ContainsFunc(partners, func(p routing.PartnerRoute) bool {
 			return p.Prefix == a.Prefix && !p.GracefulShutdown
 		}) {
 			out = append(out, a.Prefix)
@@ -275,7 +268,7 @@ func uncovered(announced []routing.Announcement, partners []partnerRoute) []neti
 	return out
 }
 
-// Drain runs the drain procedure of DESIGN.md, reporting each step to
+// Drain runs the drain procedure (drainUsage in ctl.go), reporting each step to
 // progress (called without the lock held; it may block on a slow client).
 // It returns a message for the operator, or why it refused or failed. A
 // refusal changes nothing.

@@ -22,7 +22,7 @@ type fakeSpeaker struct {
 	mu       sync.Mutex
 	current  []routing.Announcement
 	calls    [][]routing.Announcement
-	partners []partnerRoute
+	partners []routing.PartnerRoute
 	fail     error
 	// block, when set, holds Announce until it is closed, after a send on
 	// entered (concurrency tests).
@@ -53,7 +53,7 @@ func (f *fakeSpeaker) Announced() []routing.Announcement {
 	return slices.Clone(f.current)
 }
 
-func (f *fakeSpeaker) PartnerRoutes() []partnerRoute {
+func (f *fakeSpeaker) PartnerRoutes() []routing.PartnerRoute {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.partners)
@@ -131,11 +131,11 @@ func (tc *testCtl) state() State {
 }
 
 // partnersFor makes a partner announce every prefix of the plan.
-func partnersFor(gshut bool, except ...string) []partnerRoute {
-	var out []partnerRoute
+func partnersFor(gshut bool, except ...string) []routing.PartnerRoute {
+	var out []routing.PartnerRoute
 	for _, p := range append(slices.Clone(testPlan.IPv4), testPlan.Pseudo) {
 		if !slices.Contains(except, p.String()) {
-			out = append(out, partnerRoute{Partner: netip.MustParseAddr("192.0.2.3"), Prefix: p, GracefulShutdown: gshut})
+			out = append(out, routing.PartnerRoute{Partner: netip.MustParseAddr("192.0.2.3"), Prefix: p, GracefulShutdown: gshut})
 		}
 	}
 	return out
@@ -144,7 +144,7 @@ func partnersFor(gshut bool, except ...string) []partnerRoute {
 func TestDrainRefusedWithoutPartner(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		partners []partnerRoute
+		partners []routing.PartnerRoute
 		want     string
 	}{
 		{"no partner", nil, "198.51.100.0/28, 203.0.113.0/24, 64:ff9b::/96"},

@@ -78,8 +78,11 @@ const reloadUsage = `Usage: map646 reload [-socket PATH]
 
 Reload the configuration, as SIGHUP does, and print the result: re-read
 and check the file; if valid, apply the mappings (table swap and kernel
-routes), the BGP neighbors, the health checks and the announcements; if
-not, keep the running configuration and print its problems (exit 1).
+routes), the ICMP error rate, [tun] busy_poll, the BGP neighbors, the
+health checks and the announcements; if not, keep the running
+configuration and print its problems (exit 1). A valid file of which a part
+could not be applied (a [bgp] change the speaker refuses, a route the
+kernel refuses) also exits 1, naming what was not applied.
 
 Example:
   map646 check -config /etc/map646/map646.toml && map646 reload

@@ -238,17 +238,8 @@ func (n *Node) Desired(p Plan) []routing.Announcement {
 	if n.healthy6 && p.Pseudo.IsValid() {
 		add(p.Pseudo)
 	}
-	slices.SortFunc(out, func(a, b routing.Announcement) int { return comparePrefix(a.Prefix, b.Prefix) })
+	slices.SortFunc(out, func(a, b routing.Announcement) int { return a.Prefix.Compare(b.Prefix) })
 	return out
-}
-
-// comparePrefix orders IPv4 before IPv6, then by address, then shorter
-// first.
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
 }
 
 // ipv4Announced returns the IPv4 prefixes to announce for the mapped ones
@@ -278,6 +269,6 @@ func ipv4Announced(mapped, aggregates []netip.Prefix) []netip.Prefix {
 			out = append(out, a)
 		}
 	}
-	slices.SortFunc(out, comparePrefix)
+	slices.SortFunc(out, netip.Prefix.Compare)
 	return slices.Compact(out)
 }

@@ -85,8 +85,9 @@ Signals:
                    is refused, its problems logged, the running
                    configuration kept. The rest of [tun],
                    [metrics], [log], [control], [node] state_dir, adding or
-                   removing [bgp], and the speaker's AS, router id and
-                   listener need a restart (a warning or error says so).
+                   removing [bgp], and the speaker's AS, router id,
+                   listener and grpc_socket need a restart (a warning or
+                   error says so).
                    'map646 reload' does the same and prints the result.
   SIGTERM, SIGINT  stop: withdraw every announcement; keep translating for
                    [node] linger (default 2s) while routers converge (not
@@ -301,9 +302,6 @@ func (d *daemon) run() int {
 		case err := <-d.provenC:
 			d.provenC = nil
 			d.dataPlaneProven(err)
-		case err := <-d.provenC:
-			d.provenC = nil
-			d.dataPlaneProven(err)
 		case err := <-d.hmDone:
 			d.hmDone = nil
 			d.log.Error("the health monitor stopped; the node withdraws and stops", "err", err)
@@ -398,7 +396,7 @@ func (d *daemon) start() error {
 
 	d.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "map646_reloads_total",
-		Help: "Reloads (SIGHUP) by result: ok, invalid (configuration refused, the running one kept), failed (routes not all changed).",
+		Help: "Reloads (SIGHUP or map646 reload) by result: ok, invalid (configuration refused, the running one kept), failed (not every change applied).",
 	}, []string{"result"})
 	metricsAt := "off"
 	if cfg.Metrics.Listen != "" {

@@ -15,14 +15,6 @@ import (
 // bgpSpeaker adapts *routing.Speaker to the controller's speaker.
 type bgpSpeaker struct{ *routing.Speaker }
 
-func (s bgpSpeaker) PartnerRoutes() []partnerRoute {
-	var out []partnerRoute
-	for _, r := range s.Speaker.PartnerRoutes() {
-		out = append(out, partnerRoute{Partner: r.Partner, Prefix: r.Prefix, GracefulShutdown: r.GracefulShutdown})
-	}
-	return out
-}
-
 func (s bgpSpeaker) Neighbors() []NeighborStatus {
 	var out []NeighborStatus
 	for _, n := range s.Speaker.Neighbors() {
