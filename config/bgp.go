@@ -97,6 +97,9 @@ func (c *Config) decodeBGP(root *section) map[netip.Addr]bool {
 	if v, ok := s.str("grpc_socket"); ok && v != "" {
 		if !filepath.IsAbs(v) {
 			s.bad("grpc_socket", v, `not an absolute path; accepted: the path of a unix socket, e.g. "/run/map646-gobgp.sock", never a network address: the gRPC API has no authentication`)
+		} else if strings.Contains(v, ",") {
+			// GoBGP splits its gRPC listen addresses on commas.
+			s.bad("grpc_socket", v, `contains ","; accepted: a path without commas (GoBGP reads a comma as a list of addresses)`)
 		} else if msg := checkSocketPath(v); msg != "" {
 			s.bad("grpc_socket", v, "%s", msg)
 		} else {

@@ -248,6 +248,8 @@ test.toml:5: bgp.neighbor: missing; [bgp] needs at least one [[bgp.neighbor]] to
 			`test.toml:9: bgp.listen_addresses = "::0": is listed twice`},
 		{"grpc_socket host:port", bgpBase + "grpc_socket = \"127.0.0.1:50051\"\n" + neighbor0,
 			`test.toml:9: bgp.grpc_socket = "127.0.0.1:50051": not an absolute path; accepted: the path of a unix socket, e.g. "/run/map646-gobgp.sock", never a network address: the gRPC API has no authentication`},
+		{"grpc_socket comma", bgpBase + "grpc_socket = \"/run/a,b.sock\"\n" + neighbor0,
+			`test.toml:9: bgp.grpc_socket = "/run/a,b.sock": contains ","; accepted: a path without commas (GoBGP reads a comma as a list of addresses)`},
 		{"grpc_socket relative", bgpBase + "grpc_socket = \"gobgp.sock\"\n" + neighbor0,
 			`test.toml:9: bgp.grpc_socket = "gobgp.sock": not an absolute path; accepted: the path of a unix socket, e.g. "/run/map646-gobgp.sock", never a network address: the gRPC API has no authentication`},
 		{"grpc_socket unclean", bgpBase + "grpc_socket = \"/run//gobgp.sock\"\n" + neighbor0,

@@ -193,16 +193,12 @@ func (c *Config) describeLifeCycle(w io.Writer, line func(name, format string, a
 
 	fmt.Fprintf(w, "\nhealth: %s\n", plural(len(c.Health.Checks), "check", "checks"))
 	for _, ch := range c.Health.Checks {
-		target := ""
-		switch ch.Kind {
-		case health.ICMPv6:
-			target = " " + ch.Addr.String()
-		case health.TCP:
-			target = " " + ch.AddrPort.String()
-		case health.HTTP:
-			target = " " + ch.URL
-		case health.BGP:
-			target = " " + joinStrings(ch.Neighbors) + " (fails when none is established)"
+		target := ch.Target()
+		if ch.Kind == health.BGP {
+			target = strings.ReplaceAll(target, ",", ", ") + " (fails when none is established)"
+		}
+		if target != "" {
+			target = " " + target
 		}
 		line(ch.Name, "%s%s every %s, timeout %s, up after %d, down after %d; withdraws %s",
 			ch.Kind, target, fmtDuration(ch.Interval), fmtDuration(ch.Timeout), ch.Rise, ch.Fall, ch.Withdraws)

@@ -60,7 +60,6 @@ type Control struct {
 const (
 	DefaultBGPPort       = 179
 	DefaultHoldTime      = 90 * time.Second
-	DefaultKeepaliveTime = 30 * time.Second
 	DefaultConnectRetry  = 5 * time.Second
 	DefaultBFDInterval   = 300 * time.Millisecond
 	DefaultBFDMultiplier = 3

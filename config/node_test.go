@@ -118,7 +118,7 @@ func TestExampleLifeCycle(t *testing.T) {
 		t.Fatalf("example.toml: neighbors %+v, want 3, the last a partner", b.Neighbors)
 	}
 	n := b.Neighbors[0]
-	if n.HoldTime != DefaultHoldTime || n.KeepaliveTime != DefaultKeepaliveTime || n.ConnectRetry != DefaultConnectRetry ||
+	if n.HoldTime != DefaultHoldTime || n.KeepaliveTime != DefaultHoldTime/3 || n.ConnectRetry != DefaultConnectRetry ||
 		n.Passive || n.MultihopTTL != 0 || n.BFD != (routing.BFD{Interval: DefaultBFDInterval, Multiplier: DefaultBFDMultiplier}) {
 		t.Errorf("example.toml: the first neighbor does not show the defaults: %+v", n)
 	}
