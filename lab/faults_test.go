@@ -180,7 +180,7 @@ func faultTunDeleted(t *testing.T, l *topo.Lab) {
 		t.Errorf("recovery log:\n%s\nwant:\n%s", strings.Join(steps, "\n"), strings.Join(want, "\n"))
 	}
 	// Exactly the expected routes again, in the new device.
-	if got := n.M.Routes(t); len(got) != 2 {
+	if got := n.M.Routes(t); len(got) != 2 || !strings.HasPrefix(got[0], topo.Prefix4+" ") || !strings.HasPrefix(got[1], topo.Pseudo+" ") {
 		t.Errorf("routes after the recovery: %q; want %s and %s", got, topo.Prefix4, topo.Pseudo)
 	}
 	got := fdSteady(t, n.M.PID())

@@ -21,7 +21,6 @@ import (
 	"io"
 	"math"
 	"net"
-	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -60,9 +59,11 @@ const (
 // bound is ceil(2 x fraction x 300) + 3 echoes each way (the 3 for the
 // drops' coming in bursts while the queue is full), and none when the queue
 // dropped nothing; anything above it would be the translator's doing, or
-// starvation. The TCP throughput
-// during the flood is printed as a ratio to the one before it; it must stay
-// above zero (not starved).
+// starvation. The TCP throughput during the flood is printed as a ratio to
+// the one before it; below minTCPShare the flood starves it (measured:
+// 0.18 to 0.53).
+const minTCPShare = 0.05
+
 func TestFlood(t *testing.T) {
 	netlab.RequireRoot(t)
 	if testing.Short() {
@@ -184,8 +185,8 @@ func TestFlood(t *testing.T) {
 		}
 	}
 	t.Logf("TCP during the flood: %.0f Mbit/s, SHA-256 equal; %.2f of the throughput before it", during, during/before)
-	if during <= 0 {
-		t.Errorf("TCP starved during the flood")
+	if during < minTCPShare*before {
+		t.Errorf("TCP starved during the flood: %.2f of the throughput before it, want at least %.2f", during/before, minTCPShare)
 	}
 }
 
@@ -263,11 +264,10 @@ func floodCount(c net.PacketConn, from string, typ byte, n *atomic.Uint64) {
 	}
 }
 
-var floodPingSummary = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
-
-// floodPing returns the echoes a ping sent and got answered.
+// floodPing returns the echoes a ping sent and got answered (its summary
+// line; 0, 0 without one).
 func floodPing(out string) (tx, rx int) {
-	if s := floodPingSummary.FindStringSubmatch(out); s != nil {
+	if s := pingSummary.FindStringSubmatch(out); s != nil {
 		tx, _ = strconv.Atoi(s[1])
 		rx, _ = strconv.Atoi(s[2])
 	}

@@ -26,7 +26,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -452,18 +451,13 @@ func waitPinging(t *testing.T, ping *netlab.Proc) {
 	ping.WaitLine(t, 0, 10*time.Second, func(l string) bool { return strings.Contains(l, "bytes from") })
 }
 
-var rtPingSummary = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
-
 // pingResult waits for ping to end and returns its counts.
 func pingResult(t *testing.T, ping *netlab.Proc) (sent, recv int) {
 	ping.Wait(60 * time.Second)
-	m := rtPingSummary.FindStringSubmatch(ping.Output())
-	if m == nil {
+	if !pingSummary.MatchString(ping.Output()) {
 		t.Fatalf("no ping summary:\n%s", ping.Output())
 	}
-	sent, _ = strconv.Atoi(m[1])
-	recv, _ = strconv.Atoi(m[2])
-	return sent, recv
+	return floodPing(ping.Output())
 }
 
 // serveHash answers each connection with the SHA-256 of what it read.

@@ -204,7 +204,7 @@ func (r *results) writeSetup(w io.Writer) {
 	if r.CsumOff {
 		csum = "off (`ethtool -K tx off rx off`, GRO on), as in the lab tests: the router's kernel completes every checksum in software before a packet leaves it, so the receivers verify every checksum and a wrong one (a wrong partial checksum handed back by map646's offload device included) shows in their counters"
 	}
-	fmt.Fprintf(w, `Three network namespaces per subject, all five topologies up at once, measurements interleaved (each repetition runs every test on every subject before the next repetition starts, the subject order rotated) so that a noisy moment of this shared machine does not fall on one subject only:
+	fmt.Fprintf(w, `Three network namespaces per subject, every topology up at once, measurements interleaved (each repetition runs every test on every subject before the next repetition starts, the subject order rotated) so that a noisy moment of this shared machine does not fall on one subject only:
 
 `+"```"+`
 client ── veth ── router ── veth ── server

@@ -368,12 +368,6 @@ func (b *Bird) WaitRoute(t TB, prefix string, timeout time.Duration, what string
 	return last
 }
 
-// WaitRoutePresent waits until BIRD has a route to prefix.
-func (b *Bird) WaitRoutePresent(t TB, prefix string, timeout time.Duration) BirdRoute {
-	t.Helper()
-	return b.WaitRoute(t, prefix, timeout, "present", BirdRoute.Present)
-}
-
 // WaitRouteAbsent waits until BIRD has no route to prefix.
 func (b *Bird) WaitRouteAbsent(t TB, prefix string, timeout time.Duration) {
 	t.Helper()

@@ -97,7 +97,6 @@ type soak struct {
 	pingOut          []string
 	csumBefore       map[string]map[string]uint64
 	identities       []string
-	memoryNotes      []string
 	warmedUp, ending time.Duration
 }
 
@@ -683,7 +682,7 @@ func (s *soak) report() {
 		}{{"start", r.start}, {"after warm-up", r.warm}, {"end", r.end}} {
 			w("| %s | %s (%v) | %.1f | %.0f | %d |", r.n.Name, x.name, x.s.At, mb(x.s.RSS), x.s.Goroutines, x.s.FDs)
 		}
-		var maxRSS int64
+		maxRSS := max(r.start.RSS, r.warm.RSS, r.end.RSS)
 		var rss []string
 		for _, sm := range r.series {
 			maxRSS = max(maxRSS, sm.RSS)

@@ -205,16 +205,6 @@ func New(t *testing.T, o Options) *Lab {
 	return l
 }
 
-// Node returns the node called name.
-func (l *Lab) Node(name string) *Node {
-	for _, n := range l.Nodes {
-		if n.Name == name {
-			return n
-		}
-	}
-	return nil
-}
-
 // Other returns the other node.
 func (l *Lab) Other(n *Node) *Node {
 	if n == l.Tokyo {
