@@ -125,7 +125,9 @@ func TestProbe(t *testing.T) {
 				t.Fatalf("probe %d: %v", i, err)
 			}
 		}
-		s := n.d.Stats()
+		// The answer can reach the probe before the worker publishes the
+		// batch's counters (it publishes after writing): wait for them.
+		s := waitStats(t, n.d, func(s Stats) bool { return s.Probes == probes && s.SentPackets[Dir4to6] == probes })
 		if got := s.Packets[Dir4to6][translator.ICMPError][translator.ReasonTTLExpired]; got != probes {
 			t.Errorf("%d ttl-expired verdicts, want %d", got, probes)
 		}
@@ -152,11 +154,26 @@ func TestProbe(t *testing.T) {
 		if err := probe(n.d, 2*time.Second); err != nil {
 			t.Fatalf("probe with the ICMP limit used up: %v", err)
 		}
-		if s := n.d.Stats(); s.ICMPErrorsSuppressed != 1 || s.ICMPErrorsSent != probes+1 || s.Probes != probes+1 {
+		if s := waitStats(t, n.d, func(s Stats) bool { return s.Probes == probes+1 }); s.ICMPErrorsSuppressed != 1 || s.ICMPErrorsSent != probes+1 || s.Probes != probes+1 {
 			t.Errorf("suppressed %d, sent %d, probes %d; want 1, %d and %d (the ordinary datagram is no probe)",
 				s.ICMPErrorsSuppressed, s.ICMPErrorsSent, s.Probes, probes+1, probes+1)
 		}
 	})
+}
+
+// waitStats returns the data plane's counters once done accepts them, and
+// the last ones read after 5 s otherwise (the checks that follow then say
+// what is wrong).
+func waitStats(t *testing.T, d *DataPlane, done func(Stats) bool) Stats {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s := d.Stats()
+		if done(s) || time.Now().After(deadline) {
+			return s
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // sendTTL1 sends payload in a UDP datagram with TTL 1 to dst.
