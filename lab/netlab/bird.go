@@ -37,11 +37,7 @@ func StartBird(t TB, ns *NS, conf string) *Bird {
 	b := &Bird{NS: ns, ConfigPath: filepath.Join(dir, "bird.conf"), Socket: filepath.Join(dir, "bird.ctl")}
 	b.writeConfig(t, conf)
 	b.Proc = ns.Start(t, "bird", "-f", "-c", b.ConfigPath, "-s", b.Socket, "-P", filepath.Join(dir, "bird.pid"))
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("BIRD log (%s):\n%s", ns.Role, b.Output())
-		}
-	})
+	b.LogOnFailure(t, "BIRD log ("+ns.Role+")")
 	b.WaitLine(t, 0, 10*time.Second, func(l string) bool { return strings.Contains(l, "<INFO> Started") })
 	return b
 }

@@ -155,11 +155,7 @@ func StartMap646(t TB, ns *NS, bin string, c Config) *Map646 {
 	m.Socket, m.StateDir = filepath.Join(dir, "control.sock"), filepath.Join(dir, "state")
 	m.writeConfig(t, c)
 	m.Proc = ns.Start(t, bin, "run", "-config", m.ConfigPath)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("map646 log (%s):\n%s", ns.Role, m.Output())
-		}
-	})
+	m.LogOnFailure(t, "map646 log ("+ns.Role+")")
 	rec, _ := m.WaitLog(t, 30*time.Second, "serving")
 	m.Serving = rec
 	m.Device, _ = rec["device"].(string)

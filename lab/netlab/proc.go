@@ -171,6 +171,28 @@ func (p *Proc) Lines() []string {
 // Output returns the output so far as one string.
 func (p *Proc) Output() string { return strings.Join(p.Lines(), "\n") }
 
+// FailureLogLines is how many of its last output lines a process shows
+// when its test fails. A daemon's debug log runs to thousands of lines,
+// which would bury the test's own error; LAB_FULL_LOGS=1 in the
+// environment shows every line.
+const FailureLogLines = 80
+
+// LogOnFailure makes p show its output under title when t has failed: its
+// last FailureLogLines lines, or all of them with LAB_FULL_LOGS=1.
+func (p *Proc) LogOnFailure(t TB, title string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		lines := p.Lines()
+		if n := len(lines) - FailureLogLines; n > 0 && os.Getenv("LAB_FULL_LOGS") != "1" {
+			t.Logf("%s: %d lines, the last %d (LAB_FULL_LOGS=1 shows all):\n%s", title, len(lines), FailureLogLines, strings.Join(lines[n:], "\n"))
+			return
+		}
+		t.Logf("%s:\n%s", title, strings.Join(lines, "\n"))
+	})
+}
+
 // WaitLine waits for the first output line from index from on for which
 // match is true, and returns it with the index after it. It fails t if the
 // process exits first or timeout passes.

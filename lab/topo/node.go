@@ -105,11 +105,7 @@ func (n *Node) Start(t testing.TB) {
 	m := &netlab.Map646{NS: n.NS, ConfigPath: n.ConfigPath}
 	m.Proc = n.NS.Start(t, n.lab.Bin, "run", "-config", n.ConfigPath)
 	n.M = m
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("map646 log (%s):\n%s", n.Name, m.Output())
-		}
-	})
+	m.LogOnFailure(t, "map646 log ("+n.Name+")")
 	rec, _ := m.WaitLog(t, 30*time.Second, "serving")
 	m.Serving = rec
 	m.Device, _ = rec["device"].(string)

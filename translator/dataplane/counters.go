@@ -147,7 +147,9 @@ type Stats struct {
 	GSOWhole, GSOSegmented, GSOSegments uint64
 	// WriteErrors counts write batches the device refused in part or whole.
 	WriteErrors uint64
-	// Batches counts the batches read.
+	// Batches counts the batches read, each one published after every
+	// other counter of its batch: a snapshot taken after another one saw
+	// n batches holds all of their counts.
 	Batches uint64
 	// Probes counts the data plane's own probe datagrams (Probe) read from
 	// the device: 4to6 packets that are also counted in Packets, as any

@@ -310,7 +310,6 @@ func (w *worker) batch(pkts []tun.Packet) {
 	}
 	w.flush()
 	w.entries.flush(st.entries)
-	w.pend.add(cBatches, 1)
 	w.pend.publish(w.pub)
 	// The probes after their verdicts, and Stats reads them before the
 	// verdicts: a snapshot never holds more probes than packets read, so
@@ -319,6 +318,9 @@ func (w *worker) batch(pkts []tun.Packet) {
 		atomic.AddUint64(&w.pub.v[cProbes], w.probes)
 		w.probes = 0
 	}
+	// The batch count last: a reader that sees it sees every other counter
+	// of the batch.
+	atomic.AddUint64(&w.pub.v[cBatches], 1)
 	w.pub.cur.Store(idle)
 }
 
