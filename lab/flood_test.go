@@ -70,7 +70,7 @@ func TestFlood(t *testing.T) {
 		t.Skip("skipped in -short mode: the namespace lab takes about 20 s")
 	}
 	netlab.Need(t, "ip", "nstat", "ethtool", "ping")
-	l := newLab(t, netlab.BuildMap646(t), true, 0)
+	l := newLab(t, netlab.BuildMap646(t), true, 2, 0)
 	l.csumGuard(t)
 	cfg := l.cfg
 	cfg.Translator = fmt.Sprintf("icmp_error_rate = %d\nicmp_error_burst = %d", floodRate, floodBurst)

@@ -170,7 +170,7 @@ func TestHostilePackets(t *testing.T) {
 		t.Fatalf("scapy is installed for %s, which is missing: %v", python, err)
 	}
 	bin := netlab.BuildMap646(t)
-	l := newLab(t, bin, false, 0)
+	l := newLab(t, bin, false, 2, 0)
 	l.csumGuard(t)
 	script := filepath.Join(t.TempDir(), "hostile.py")
 	if err := os.WriteFile(script, []byte(hostileScript), 0o644); err != nil {

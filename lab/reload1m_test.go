@@ -79,7 +79,7 @@ func TestReload1M(t *testing.T) {
 	fileA, fileB := filepath.Join(dir, "a.map"), filepath.Join(dir, "b.map")
 	r1mFile(t, fileA, addr("100.64.0.0"), addr("2001:db8:a::"), r1mEntries)
 	r1mFile(t, fileB, addr("100.96.0.0"), addr("2001:db8:b::"), r1mEntries)
-	l := newLab(t, netlab.BuildMap646(t), true, 0)
+	l := newLab(t, netlab.BuildMap646(t), true, 2, 0)
 	l.csumGuard(t)
 	t.Logf("map646 RSS at start (2 mappings): %s", r1mRSS(t, l.m.PID()))
 

@@ -321,6 +321,23 @@ func (m *Map646) Metrics(t TB) Metrics {
 	return got
 }
 
+// MetricsSince returns what map646's metrics grew by since before, once
+// done accepts the growth, or as it stands after 5 s (the caller's checks
+// then say what is missing). A worker publishes its counters after it has
+// written its batch, so the packets a test has just seen arrive can be
+// missing from a scrape taken at once.
+func (m *Map646) MetricsSince(t TB, before Metrics, done func(Metrics) bool) Metrics {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d := m.Metrics(t).Sub(before)
+		if done(d) || time.Now().After(deadline) {
+			return d
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (m *Map646) scrape() (Metrics, error) {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DisableKeepAlives: true,
