@@ -66,6 +66,19 @@ next:
 	return out
 }
 
+// await returns the lines that contain every one of subs once there is
+// one, or none after testWait: the state an event changes can be visible
+// before the event's log line is written.
+func (l *logLines) await(subs ...string) []string {
+	deadline := time.Now().Add(testWait)
+	for {
+		if got := l.grep(subs...); len(got) > 0 || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // newLoggedSpeaker is newTestSpeaker with its log (info and up) kept.
 func newLoggedSpeaker(t *testing.T, cfg Config) (*Speaker, *logLines) {
 	t.Helper()
@@ -647,7 +660,7 @@ func TestMalformedUpdates(t *testing.T) {
 			if !strings.Contains(ns.LastError, "notification-sent") {
 				t.Errorf("%s: LastError %q does not say a NOTIFICATION was sent", c.name, ns.LastError)
 			}
-			if len(logs.grep("neighbor down", "peer="+addr.String(), "reason=")) != 1 {
+			if len(logs.await("neighbor down", "peer="+addr.String(), "reason=")) != 1 {
 				t.Errorf("%s: no \"neighbor down\" line with the reason in the log", c.name)
 			}
 			resetPeers = append(resetPeers, addr)

@@ -27,10 +27,21 @@ func TestTopoStatic(t *testing.T) {
 			t.Errorf("ping %s through the lab:\n%s", dst, out)
 		}
 	}
+	// A worker publishes its counters after writing its batch, so the last
+	// echo can be answered before it is counted: wait for the counts.
 	var after float64
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		after = 0
+		for _, n := range l.Nodes {
+			in4, _ := n.Packets(t)
+			after += in4
+		}
+		if after-before >= 6 || time.Now().After(deadline) {
+			break
+		}
+	}
 	for _, n := range l.Nodes {
 		in4, in6 := n.Packets(t)
-		after += in4
 		t.Logf("%s read %v IPv4 and %v IPv6 packets", n.Name, in4, in6)
 	}
 	if after-before < 6 {

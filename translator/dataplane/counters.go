@@ -148,8 +148,8 @@ type Stats struct {
 	// WriteErrors counts write batches the device refused in part or whole.
 	WriteErrors uint64
 	// Batches counts the batches read, each one published after every
-	// other counter of its batch: a snapshot taken after another one saw
-	// n batches holds all of their counts.
+	// other counter of its batch: a snapshot that counts n batches holds
+	// all of their counts.
 	Batches uint64
 	// Probes counts the data plane's own probe datagrams (Probe) read from
 	// the device: 4to6 packets that are also counted in Packets, as any
@@ -185,7 +185,11 @@ func (s *Stats) Verdicts(d Direction, v translator.Verdict) uint64 {
 // add adds a published block to s.
 func (s *Stats) add(pub *published) {
 	load := func(i int) uint64 { return atomic.LoadUint64(&pub.v[i]) }
-	// Probes first: the worker publishes them after their verdicts (batch).
+	// The worker publishes a batch's verdicts, then its probes, then the
+	// batch itself (batch); read in the reverse order, a snapshot never
+	// holds more probes than packets read, and one that counts n batches
+	// holds all of their counts.
+	s.Batches += load(cBatches)
 	s.Probes += load(cProbes)
 	for d := range NumDirections {
 		for v := range NumVerdicts {
@@ -203,7 +207,6 @@ func (s *Stats) add(pub *published) {
 	s.GSOSegmented += load(cGSOSegmented)
 	s.GSOSegments += load(cGSOSegments)
 	s.WriteErrors += load(cWriteErrors)
-	s.Batches += load(cBatches)
 }
 
 // Per-mapping counters: four per mapping, in this order.

@@ -286,7 +286,6 @@ func TestProbeWorkers(t *testing.T) {
 		if err := probe(n.d, 2*time.Second); err != nil {
 			t.Fatalf("before: %v", err)
 		}
-		before := n.d.Stats().Batches
 		hold.Store(true)
 		err := probe(n.d, 500*time.Millisecond)
 		q := <-held
@@ -297,7 +296,10 @@ func TestProbeWorkers(t *testing.T) {
 		hold.Store(false)
 		once.Do(func() { close(release) })
 		// Released, the worker finishes its batch and is alive again.
-		waitBatches(t, n.d, before+1)
+		deadline := time.Now().Add(5 * time.Second)
+		for n.d.workersAlive() != nil && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
 		if err := probe(n.d, 2*time.Second); err != nil {
 			t.Fatalf("after release: %v", err)
 		}
@@ -312,7 +314,7 @@ func TestProbeICMPErrorsOff(t *testing.T) {
 		if err := probe(n.d, 2*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		if s := n.d.Stats(); s.Packets[Dir4to6][translator.Drop][translator.ReasonTTLExpired] != 1 || s.SentPackets[Dir4to6] != 0 || s.Probes != 1 {
+		if s := waitStats(t, n.d, func(s Stats) bool { return s.Probes == 1 }); s.Packets[Dir4to6][translator.Drop][translator.ReasonTTLExpired] != 1 || s.SentPackets[Dir4to6] != 0 || s.Probes != 1 {
 			t.Errorf("ttl-expired drops %d, sent %d, probes %d; want 1, 0 and 1", s.Packets[Dir4to6][translator.Drop][translator.ReasonTTLExpired], s.SentPackets[Dir4to6], s.Probes)
 		}
 	})

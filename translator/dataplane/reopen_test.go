@@ -124,7 +124,8 @@ func testReopen(t *testing.T, offload bool) {
 	if err := probe(d, 2*time.Second); err != nil {
 		t.Fatalf("after Reopen: %v", err)
 	}
-	if after := d.Stats(); after.Probes <= before.Probes || after.Batches <= before.Batches {
+	after := waitStats(t, d, func(s Stats) bool { return s.Probes > before.Probes && s.Batches > before.Batches })
+	if after.Probes <= before.Probes || after.Batches <= before.Batches {
 		t.Errorf("counters after Reopen: probes %d batches %d; before %d %d: they must go on", after.Probes, after.Batches, before.Probes, before.Batches)
 	}
 	if n := openFDs(t); n != inUse {
