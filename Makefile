@@ -27,7 +27,7 @@ vet:
 # (BFD detection, drain without loss), never share the 2 CPUs with another lab.
 CIFUZZTIME ?= 10s
 test: vet
-	$(GO) test -count=1 -p 1 ./...
+	$(GO) test -count=1 -p 1 -timeout 30m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate4$$' -fuzztime $(CIFUZZTIME) ./translator/
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate6$$' -fuzztime $(CIFUZZTIME) ./translator/
 

@@ -89,7 +89,7 @@ func TestFlood(t *testing.T) {
 	go floodCount(icmp4, own4, 11, &got4)
 	go floodCount(icmp6, own6, 3, &got6)
 
-	m0 := l.m.Metrics(t)
+	m0 := l.m.SettledMetrics(t)
 	tun0 := floodTunDropped(t, l)
 	start := time.Now()
 	stop := make(chan struct{})

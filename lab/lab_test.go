@@ -345,7 +345,7 @@ func (l *lab) testBusyPollReload(t *testing.T) {
 func (l *lab) testPathMTU(t *testing.T) {
 	l.csumGuard(t)
 	l.client.IP(t, "route", "flush", "cache")
-	before := l.m.Metrics(t)
+	before := l.m.SettledMetrics(t)
 	out, err := l.client.Exec(netlab.DefaultTimeout, "ping", "-n", "-c", "1", "-W", "2", "-M", "do", "-s", "1472", public6)
 	if err == nil || !strings.Contains(out, "From "+own4+" icmp_seq=1 Frag needed and DF set (mtu = 1480)") {
 		t.Errorf("a 1500-byte DF echo to %s: want Fragmentation Needed (mtu 1480) from %s, got (%v):\n%s", public6, own4, err, out)
@@ -653,7 +653,7 @@ func (l *lab) testUDP(t *testing.T) {
 	// Checksum zero, crafted in the client namespace and sent on its link.
 	zc := l.srv.ListenPacket(t, "udp6", "["+server6+"]:7402")
 	payload := []byte("IPv4 UDP with checksum zero")
-	before := l.m.Metrics(t)
+	before := l.m.SettledMetrics(t)
 	sendFrames(t, l.client, "c4", l.x4MAC, pt.UDP4NoChecksum(pt.IPv4{TTL: 64, Src: addr(client4), Dst: addr(public6)}, 7403, 7402, payload))
 	buf := make([]byte, 100)
 	zc.SetReadDeadline(time.Now().Add(3 * time.Second))
@@ -869,7 +869,7 @@ func (l *lab) testMalformed(t *testing.T) {
 	const rounds = 5
 
 	xb := l.xlat.Nstat(t, "IpInHdrErrors", "IpExtInCsumErrors", "IpExtInTruncatedPkts")
-	before := l.m.Metrics(t)
+	before := l.m.SettledMetrics(t)
 	// 300 echoes each way at 10 ms, while the packets go at the translator.
 	ping4 := l.client.Start(t, "ping", "-n", "-i", "0.01", "-c", "300", "-W", "2", public6)
 	ping6 := l.srv.Start(t, "ping", "-6", "-n", "-i", "0.01", "-c", "300", "-W", "2", client6)

@@ -35,8 +35,9 @@
 //     routing/bfdrenew.go and lab TestBFDRevive.)
 //
 // Targets: no probe lost in steps 2 to 4; at most 0.5 s of outage at the
-// silent death with BFD. The full run also times the silent death on a
-// lab without BFD (hold timer 3 s), for comparison.
+// silent death with BFD (1 s in the short form of make test). The full run
+// also times the silent death on a lab without BFD (hold timer 3 s), for
+// comparison.
 //
 // # Flows survive
 //

@@ -39,7 +39,7 @@ func Experiment(t *testing.T, o Options) *Report {
 		return rep
 	}
 	say("timeline with BFD: a probe every %v from %d client addresses to %d servers", o.Interval, len(l.Srcs), len(l.Dsts))
-	run, err := RunTimeline("timeline-bfd", "Failover timeline, BFD 100 ms x 3", l.Probe(t, o.Interval, nil), l.NodeNames(), l.TimelineSteps(t, o.Hold, true), o.Progress, o.Abort)
+	run, err := RunTimeline("timeline-bfd", "Failover timeline, BFD 100 ms x 3", l.Probe(t, o.Interval, nil), l.NodeNames(), l.TimelineSteps(t, o.Hold, true, o.maxOutage()), o.Progress, o.Abort)
 	rep.Timelines = append(rep.Timelines, run)
 	if err != nil {
 		rep.Errs = append(rep.Errs, fmt.Errorf("timeline with BFD: %w", err))
@@ -62,7 +62,7 @@ func Experiment(t *testing.T, o Options) *Report {
 	say("building a second lab without BFD (hold timer 3 s, keepalive 1 s)")
 	l2 := NewLab(t, o, false)
 	// The last run: no need to wait for the revived node.
-	run, err = RunTimeline("timeline-hold", "Silent death without BFD: hold timer 3 s", l2.Probe(t, o.Interval, nil), l2.NodeNames(), l2.TimelineSteps(t, o.Hold, false), o.Progress, o.Abort)
+	run, err = RunTimeline("timeline-hold", "Silent death without BFD: hold timer 3 s", l2.Probe(t, o.Interval, nil), l2.NodeNames(), l2.TimelineSteps(t, o.Hold, false, 0), o.Progress, o.Abort)
 	rep.Timelines = append(rep.Timelines, run)
 	if err != nil {
 		rep.Errs = append(rep.Errs, fmt.Errorf("timeline without BFD: %w", err))

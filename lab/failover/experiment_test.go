@@ -25,8 +25,8 @@ var (
 // dies silently and comes back). It fails when a target is missed: no
 // probe lost in steps 2 to 4, at most 0.5 s of outage at the silent death
 // with BFD, the TCP connection never reset and its content intact. In
-// `make test` it runs a short form (holds of 2 s, no run without BFD); -full
-// is `make lab`'s. Ctrl-C (SIGINT) or SIGTERM ends it early, cleaning up.
+// `make test` it runs a short form (holds of 2 s, no run without BFD, 1 s of
+// outage allowed); -full is `make lab`'s. Ctrl-C (SIGINT) or SIGTERM ends it early, cleaning up.
 func TestFailover(t *testing.T) {
 	if *full && os.Geteuid() != 0 {
 		t.Fatal("make lab builds network namespaces and runs routers in them: run it as root (sudo make lab)")
@@ -35,9 +35,12 @@ func TestFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped in -short mode: the failover experiment takes about 45 s")
 	}
-	o := Options{Bin: map646Binary(t), Interval: 100 * time.Millisecond, Hold: 2 * time.Second, Progress: os.Stdout}
+	// The short form allows 1 s of outage at the silent death: enough to
+	// tell BFD (measured 100-300 ms) from the 3 s hold timer, with room for
+	// a loaded CI machine; make lab holds it to the paper's 0.5 s.
+	o := Options{Bin: map646Binary(t), Interval: 100 * time.Millisecond, Hold: 2 * time.Second, Progress: os.Stdout, MaxOutage: time.Second}
 	if *full {
-		o.Hold, o.HoldTimer = 5*time.Second, true
+		o.Hold, o.HoldTimer, o.MaxOutage = 5*time.Second, true, 0
 	}
 	abort := make(chan struct{})
 	o.Abort = abort

@@ -130,7 +130,7 @@ func (l *Lab) Flows(t *testing.T, o Options, victim *topo.Node, pingInterval tim
 				}()
 				return nil
 			}},
-		{Name: victim.Name + "-dies", Label: victim.Name + " dies silently", Hold: o.Hold, MaxLost: -1, MaxOutage: 500 * time.Millisecond,
+		{Name: victim.Name + "-dies", Label: victim.Name + " dies silently", Hold: o.Hold, MaxLost: -1, MaxOutage: o.maxOutage(),
 			Do: func(say func(string, ...any)) error {
 				victim.KillSilently(st, Freeze)
 				say("waiting until the routers route via %s only", l.Other(victim).Name)

@@ -28,6 +28,16 @@ type Options struct {
 	Progress io.Writer
 	// Abort (may be nil) ends the experiment early, cleaning up (Ctrl-C).
 	Abort <-chan struct{}
+	// MaxOutage is the target for the outage at a silent death with BFD;
+	// 0 is the paper's 500 ms.
+	MaxOutage time.Duration
+}
+
+func (o Options) maxOutage() time.Duration {
+	if o.MaxOutage == 0 {
+		return 500 * time.Millisecond
+	}
+	return o.MaxOutage
 }
 
 // Addresses the experiment adds to the lab of lab/topo: more client
@@ -219,7 +229,7 @@ func (s stepTB) FailNow()                          { panic(Fatal{"FailNow called
 // waited for), then probes for hold; the revival waits (see revive) only
 // with wait. Without BFD only the baseline and the
 // silent death are run (the comparison the hold timer gives).
-func (l *Lab) TimelineSteps(t *testing.T, hold time.Duration, wait bool) []Step {
+func (l *Lab) TimelineSteps(t *testing.T, hold time.Duration, wait bool, maxOutage time.Duration) []Step {
 	st := stepTB{t}
 	tokyo, osaka := l.Tokyo, l.Osaka
 	conv := 30 * time.Second
@@ -247,7 +257,7 @@ func (l *Lab) TimelineSteps(t *testing.T, hold time.Duration, wait bool) []Step 
 			return nil
 		}}
 	if l.BFD {
-		dies.MaxOutage = 500 * time.Millisecond
+		dies.MaxOutage = maxOutage
 	}
 	back := Step{Name: "tokyo-back", Label: "6. tokyo comes back", Hold: hold, MaxLost: -1,
 		Do: func(say func(string, ...any)) error {

@@ -321,6 +321,25 @@ func (m *Map646) Metrics(t TB) Metrics {
 	return got
 }
 
+// SettledMetrics scrapes map646's metrics until two scrapes 20 ms apart
+// count the same batches, and returns the first: a worker publishes a
+// batch's counters one by one (the batch count last), so a single scrape
+// can hold part of a batch, and the packet a test has just seen answered
+// can still be uncounted. Take exact "before" snapshots with it.
+func (m *Map646) SettledMetrics(t TB) Metrics {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	prev := m.Metrics(t)
+	for {
+		time.Sleep(20 * time.Millisecond)
+		cur := m.Metrics(t)
+		if cur.Get("map646_batches_total") == prev.Get("map646_batches_total") || time.Now().After(deadline) {
+			return prev
+		}
+		prev = cur
+	}
+}
+
 // MetricsSince returns what map646's metrics grew by since before, once
 // done accepts the growth, or as it stands after 5 s (the caller's checks
 // then say what is missing). A worker publishes its counters after it has

@@ -114,6 +114,13 @@ func (p *Proc) Err() error { return p.err }
 // Wait waits for the process to exit by itself, for at most timeout; it
 // returns its exit error, or an error saying it is still running.
 func (p *Proc) Wait(timeout time.Duration) error {
+	// An exited process first: with a timeout of 0 both cases below are
+	// ready at once, and select would pick either.
+	select {
+	case <-p.done:
+		return p.err
+	default:
+	}
 	select {
 	case <-p.done:
 		return p.err
