@@ -206,7 +206,7 @@ func TestMonitorRealProbes(t *testing.T) {
 	ln := listen6(t)
 	at := netip.MustParseAddrPort(ln.Addr().String())
 	m, err := NewMonitor([]Check{{Name: "web", Kind: TCP, AddrPort: at, Interval: 200 * time.Millisecond,
-		Timeout: 100 * time.Millisecond, Rise: 2, Fall: 2, Withdraws: IPv4Side}}, nil, nil, nil) // a timeout no loaded machine reaches: the failure must be the refusal
+		Timeout: 100 * time.Millisecond, Rise: 2, Fall: 2, Withdraws: IPv4Side}}, nil, nil, nil) // a timeout long enough that the failure is the refusal, even on a loaded machine
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -152,7 +153,8 @@ func faultTunDeleted(t *testing.T, l *topo.Lab) {
 	// the device goes, over and over, so that one slow `map646 status`
 	// cannot miss it. seen gets what the last answer said.
 	seen := make(chan string, 1)
-	stopAsking := make(chan struct{})
+	ctx, stopAsking := context.WithCancel(context.Background())
+	defer stopAsking() // a failure below ends the test before the check
 	go func() {
 		last := "no answer"
 		defer func() { seen <- last }()
@@ -167,7 +169,7 @@ func faultTunDeleted(t *testing.T, l *topo.Lab) {
 				}
 			}
 			select {
-			case <-stopAsking:
+			case <-ctx.Done():
 				return
 			case <-time.After(10 * time.Millisecond):
 			}
@@ -183,7 +185,7 @@ func faultTunDeleted(t *testing.T, l *topo.Lab) {
 	back := at.Sub(start)
 	l.WaitConverged(t, 10*time.Second)
 	n.WaitState(t, "serving", 5*time.Second)
-	close(stopAsking)
+	stopAsking()
 	if st := <-seen; !strings.HasPrefix(st, "failed (") || !strings.Contains(st, "data plane stopped") {
 		t.Errorf("status during the recovery: last seen %s; want failed, the data plane named", st)
 	}

@@ -26,7 +26,8 @@ var (
 // probe lost in steps 2 to 4, at most 0.5 s of outage at the silent death
 // with BFD, the TCP connection never reset and its content intact. In
 // `make test` it runs a short form (holds of 2 s, no run without BFD, 1 s of
-// outage allowed); -full is `make lab`'s. Ctrl-C (SIGINT) or SIGTERM ends it early, cleaning up.
+// outage allowed); -full is `make lab`'s. Ctrl-C (SIGINT) or SIGTERM ends
+// it early, cleaning up.
 func TestFailover(t *testing.T) {
 	if *full && os.Geteuid() != 0 {
 		t.Fatal("make lab builds network namespaces and runs routers in them: run it as root (sudo make lab)")

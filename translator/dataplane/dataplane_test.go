@@ -62,12 +62,8 @@ func mixed() []mixedPacket {
 // waitBatches waits until the data plane has published n batches.
 func waitBatches(t *testing.T, d *DataPlane, n uint64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for d.Stats().Batches < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d batches after 10 s", d.Stats().Batches, n)
-		}
-		time.Sleep(time.Millisecond)
+	if got := waitStats(t, d, func(s Stats) bool { return s.Batches >= n }).Batches; got < n {
+		t.Fatalf("%d of %d batches after 5 s", got, n)
 	}
 }
 

@@ -90,7 +90,7 @@ func testReopen(t *testing.T, offload bool) {
 	if err := probe(d, 2*time.Second); err != nil {
 		t.Fatalf("before: %v", err)
 	}
-	before := d.Stats()
+	before := waitStats(t, d, func(s Stats) bool { return s.Probes >= 1 })
 	inUse := openFDs(t)
 
 	l, err := netlink.LinkByName(probeDev)
