@@ -340,13 +340,16 @@ func TestIOErrorWrapped(t *testing.T) {
 	}
 }
 
-// FuzzReader: any input either reads or fails with an error; it never
-// panics, and every record it returns fits the limits.
+// FuzzReader: any input, pcap or pcapng, either reads or fails with an
+// error; it never panics, and every record it returns fits the limits.
 func FuzzReader(f *testing.F) {
 	le := binary.LittleEndian
 	f.Add(newFile(le, magicMicro, LinkTypeRaw).packet(1, 0, ipv4Pkt).bytes())
 	f.Add(newFile(binary.BigEndian, magicNano, LinkTypeEthernet).packet(1, 0, append(append(make([]byte, 12), 0x81, 0, 0, 1, 0x86, 0xdd), ipv6Pkt...)).bytes())
 	f.Add(newFile(le, magicMicro, LinkTypeIPv4).record(1, 0, 24, 1500, ipv4Pkt).bytes())
+	f.Add(newFile(le, magicMicro, LinkTypeLinuxSLL).packet(1, 0, append(sllHeader(0x0800), ipv4Pkt...)).bytes())
+	f.Add(newFile(le, magicMicro, LinkTypeLinuxSLL2).packet(1, 0, append(sll2Header(0x86dd), ipv6Pkt...)).bytes())
+	f.Add(ngFile(epb(24, ipv4Pkt), epb(24, ipv4Pkt)))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, err := NewReader(bytes.NewReader(in))
 		if err != nil {
@@ -357,8 +360,8 @@ func FuzzReader(f *testing.F) {
 			if err != nil {
 				return
 			}
-			if rec.Index != i || len(rec.Data) > MaxSnapLen {
-				t.Fatalf("record %d: index %d, %d bytes", i, rec.Index, len(rec.Data))
+			if rec.Index != i+r.NotIP() || len(rec.Data) > MaxSnapLen {
+				t.Fatalf("record %d: index %d (%d skipped before), %d bytes", i, rec.Index, r.NotIP(), len(rec.Data))
 			}
 		}
 	})
