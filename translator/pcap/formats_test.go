@@ -3,6 +3,8 @@ package pcap
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -313,6 +315,58 @@ func TestPcapngErrors(t *testing.T) {
 			}
 			if len(recs) != 1 || !bytes.Equal(recs[0].Data, ipv4Pkt) {
 				t.Errorf("records before the error: %v, want the first packet", recs)
+			}
+		})
+	}
+}
+
+// TestTcpdumpAny reads captures made by tcpdump 4.99.3 (libpcap 1.10.3)
+// with `tcpdump -i any -s 0` (SLL2, its default) and `-y LINUX_SLL` in a
+// network namespace while one IPv4 and one IPv6 ping crossed a veth pair:
+// an ARP request and reply (skipped), then the four echoes as whole IP
+// packets (84 and 104 bytes: 64 bytes of ICMP each).
+func TestTcpdumpAny(t *testing.T) {
+	for _, name := range []string{"testdata/any-sll2.pcap", "testdata/any-sll.pcap"} {
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs, err := readAll(t, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []struct {
+				index    int
+				src, dst string
+				proto    byte // IPv4 protocol or IPv6 next header
+				len      int
+			}{
+				{2, "192.0.2.1", "192.0.2.2", 1, 84},
+				{3, "192.0.2.2", "192.0.2.1", 1, 84},
+				{4, "2001:db8::1", "2001:db8::2", 58, 104},
+				{5, "2001:db8::2", "2001:db8::1", 58, 104},
+			}
+			if len(recs) != len(want) {
+				t.Fatalf("%d records, want %d: %v", len(recs), len(want), recs)
+			}
+			for i, w := range want {
+				p := recs[i].Data
+				var src, dst netip.Addr
+				var proto byte
+				switch {
+				case len(p) >= 20 && p[0]>>4 == 4:
+					src, dst, proto = netip.AddrFrom4([4]byte(p[12:16])), netip.AddrFrom4([4]byte(p[16:20])), p[9]
+				case len(p) >= 40 && p[0]>>4 == 6:
+					src, dst, proto = netip.AddrFrom16([16]byte(p[8:24])), netip.AddrFrom16([16]byte(p[24:40])), p[6]
+				}
+				if recs[i].Index != w.index || src.String() != w.src || dst.String() != w.dst || proto != w.proto || len(p) != w.len {
+					t.Errorf("record %d: %s > %s proto %d, %d bytes; want record %d: %s > %s proto %d, %d bytes",
+						recs[i].Index, src, dst, proto, len(p), w.index, w.src, w.dst, w.proto, w.len)
+				}
+				if recs[i].Time.Year() != 2026 {
+					t.Errorf("record %d: time %v, want the capture's (December 2026)", recs[i].Index, recs[i].Time)
+				}
 			}
 		})
 	}
