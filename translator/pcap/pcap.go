@@ -143,6 +143,12 @@ func NewReader(r io.Reader) (*Reader, error) {
 		if major, minor := order.Uint16(h[4:]), order.Uint16(h[6:]); major != 2 || minor != 4 {
 			return nil, fmt.Errorf("pcap: file format version %d.%d is not supported (want 2.4)", major, minor)
 		}
+		// The upper bits of the link-type field may carry FCS information
+		// (which pcapgo's 16-bit LinkType drops); a value with them set is
+		// not one of ours and is reported as it stands.
+		if lt := order.Uint32(h[20:]); lt > 0xffff || !supported(layers.LinkType(lt)) {
+			return nil, fmt.Errorf("pcap: link type %d is not supported (want %s)", lt, supportedLinkTypes)
+		}
 		return rd.openPcap()
 	default:
 		return nil, fmt.Errorf("pcap: bad magic number %#08x: not a pcap or pcapng file", binary.BigEndian.Uint32(h))
@@ -158,11 +164,6 @@ func (rd *Reader) openPcap() (*Reader, error) {
 	// the snapshot length capped, a hostile length is an error, not 4 GiB.
 	if pr.Snaplen() > MaxSnapLen {
 		pr.SetSnaplen(MaxSnapLen)
-	}
-	// The upper bits of the link-type field may carry FCS information; a
-	// value with them set is not one of ours and is reported as it stands.
-	if !supported(pr.LinkType()) {
-		return nil, fmt.Errorf("pcap: link type %d is not supported (want %s)", pr.LinkType(), supportedLinkTypes)
 	}
 	rd.src, rd.linkType = pr, pr.LinkType()
 	rd.offset = rd.position()

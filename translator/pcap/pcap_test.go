@@ -244,6 +244,8 @@ func TestFileErrors(t *testing.T) {
 		{"version", withVersion, "pcap: file format version 1.4 is not supported (want 2.4)"},
 		{"link type", newFile(le, magicMicro, 147).header(),
 			"pcap: link type 147 is not supported (want 1 ETHERNET, 101 RAW, 113 LINUX_SLL, 228 IPV4, 229 IPV6 or 276 LINUX_SLL2)"},
+		{"Ethernet with FCS bits", newFile(le, magicMicro, 0x14000001).header(),
+			"pcap: link type 335544321 is not supported (want 1 ETHERNET, 101 RAW, 113 LINUX_SLL, 228 IPV4, 229 IPV6 or 276 LINUX_SLL2)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewReader(bytes.NewReader(tc.in))
