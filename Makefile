@@ -2,6 +2,8 @@
 # Every target installs what it needs by itself (Go modules through the
 # module proxy; Debian packages where a target needs them).
 
+# bash for pipefail (make test), which dash lacks.
+SHELL   := /bin/bash
 GO      ?= go
 BIN     := bin/map646
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -20,16 +22,21 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
-# Every test: unit, golden (CONFORMANCE.md rows), config, CLI, the
-# committed fuzz corpora as regression seeds, the labs (as root), and a
-# short fuzzing run of each direction of the translator (CIFUZZTIME each).
+# Every test: a short fuzzing run of each direction of the translator
+# (CIFUZZTIME each), then unit, golden (CONFORMANCE.md rows), config, CLI,
+# the committed fuzz corpora as regression seeds, and the labs (as root;
+# under CI=true or MAP646_REQUIRE_LABS=1 a lab that cannot run fails).
 # -p 1: one package at a time, so that the labs, which measure timings
 # (BFD detection, drain without loss), never share the 2 CPUs with another lab.
+# lab/testsum prints go test's usual output and ends with the line that
+# counts packages and tests passed, failed and skipped (it lists the skipped
+# ones); pipefail keeps go test's exit status.
 CIFUZZTIME ?= 10s
 test: vet
-	$(GO) test -count=1 -p 1 -timeout 30m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate4$$' -fuzztime $(CIFUZZTIME) ./translator/
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate6$$' -fuzztime $(CIFUZZTIME) ./translator/
+	$(GO) build -o bin/testsum ./lab/testsum
+	set -o pipefail; $(GO) test -json -count=1 -p 1 -timeout 30m ./... | ./bin/testsum -label 'make test'
 
 # The lab: validate the example config, then the paper's failover
 # experiment (its Figure 4, extended) on the two-node lab, as root, in about

@@ -15,6 +15,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/map646/map646/lab/labreq"
 )
 
 // The probes against real servers on ::1 (and, for ICMPv6 failures, in a
@@ -37,7 +39,7 @@ func listen6(t *testing.T) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp6", "[::1]:0")
 	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
+		labreq.Unavailable(t, "no IPv6 loopback: %v", err)
 	}
 	return ln
 }
@@ -113,9 +115,7 @@ func TestProbeBGP(t *testing.T) {
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: needs root (raw ICMPv6 sockets, network namespaces); run the tests as root")
-	}
+	labreq.Root(t, "open raw ICMPv6 sockets and create network namespaces")
 }
 
 // TestProbeICMPv6: an echo to ::1 is answered, through a raw socket and

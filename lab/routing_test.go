@@ -32,6 +32,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/map646/map646/lab/labreq"
 	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/lab/topo"
 )
@@ -210,7 +211,8 @@ func (h *healthListener) stop(t *testing.T) time.Time {
 
 // buildGobgp installs the gobgp CLI of the speaker's major version (v4.8.0)
 // into a temporary directory; "" (logged) if that is not possible here
-// (no module download): the RIB check through gRPC is then skipped.
+// (no module download): the RIB check through gRPC is then skipped, except
+// under CI, where the test fails instead (labreq.Required).
 func buildGobgp(t *testing.T) string {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -218,6 +220,9 @@ func buildGobgp(t *testing.T) string {
 	cmd := exec.CommandContext(ctx, "go", "install", "github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0")
 	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=")
 	if out, err := cmd.CombinedOutput(); err != nil {
+		if labreq.Required() {
+			t.Fatalf("gobgp CLI not available (%v): the RIB check through gRPC cannot run, and labs are required under CI=true or MAP646_REQUIRE_LABS=1:\n%s", err, out)
+		}
 		t.Logf("gobgp CLI not available (%v), RIB check through gRPC skipped:\n%s", err, out)
 		return ""
 	}

@@ -27,6 +27,8 @@ import (
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+
+	"github.com/map646/map646/lab/labreq"
 )
 
 // logLines is a slog destination that keeps every line (and passes it to
@@ -1028,9 +1030,7 @@ func TestGRPCUnixOnly(t *testing.T) {
 	t.Logf("TCP listeners of the process: %d before New, %d after (gRPC on %s)", len(before), len(after), sock)
 
 	// Another user.
-	if os.Geteuid() != 0 {
-		t.Skip("the connection as user nobody needs root")
-	}
+	labreq.Root(t, "connect as user nobody")
 	open := dir + "/open.sock"
 	l, err := net.Listen("unix", open)
 	if err != nil {

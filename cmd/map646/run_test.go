@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/map646/map646/lab/labreq"
 )
 
 // runConfig is a configuration for `map646 run` tests: documentation
@@ -130,14 +132,10 @@ func TestRunRefusals(t *testing.T) {
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: runs map646 in a network namespace, which needs root; run the tests as root")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skip("skipped: no /dev/net/tun")
-	}
+	labreq.Root(t, "run map646 in a network namespace")
+	labreq.Tun(t)
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("skipped: no ip command (apt-get install iproute2)")
+		labreq.Unavailable(t, "no ip command (apt-get install iproute2)")
 	}
 }
 

@@ -20,19 +20,21 @@ fragments, hairpinned packets, generated ICMP errors) is written to OUT.pcap
 in order, one raw-IP record (link type 101) per packet, with the timestamp of
 the input packet.
 
-IN.pcap is a classic pcap file (pcapng: convert with 'editcap -F pcap') of
-raw IP or Ethernet frames (up to two VLAN tags), holding whole packets
-(capture with 'tcpdump -s 0'). A malformed capture stops the command with an
-error naming the record, exit code 1, and OUT.pcap is not written (it is
-written to OUT.pcap.tmp and renamed when complete). With -out -, the capture
-written to stdout so far is left as it is.
+IN.pcap is a pcap or pcapng file of raw IP, Ethernet (up to two VLAN tags)
+or Linux cooked frames (SLL and SLL2: what 'tcpdump -i any' writes), holding
+whole packets (capture with 'tcpdump -s 0'). Frames that are not IPv4 or
+IPv6 (ARP, ...) are skipped and counted. A malformed capture stops the
+command with an error naming the record, exit code 1, and OUT.pcap is not
+written (it is written to OUT.pcap.tmp and renamed when complete). With
+-out -, the capture written to stdout so far is left as it is.
 
-Without -json a summary goes to stderr: packets in and out, the count of each
-verdict and, under it, of each reason. With -json, stdout gets one line per
-input packet:
+Without -json a summary goes to stderr: packets in and out (and frames
+skipped as not IP, if any), the count of each verdict and, under it, of each
+reason. With -json, stdout gets one line per input packet (and stderr a line
+that counts the skipped frames, if any):
   {"in":0,"verdict":"forward","reason":"","out":[0]}
   {"in":1,"verdict":"drop","reason":"bad-version","out":[]}
-in is the input record index, verdict forward, drop or icmp-error, reason
+in is the input record index (skipped frames count), verdict forward, drop or icmp-error, reason
 why the packet was not forwarded, out the indices of the output records it
 produced.
 
@@ -47,7 +49,7 @@ Example:
 func runTranslate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("translate")
 	configPath := fs.String("config", "", "build the translator from the configuration `FILE` (required)")
-	inPath := fs.String("in", "", "read the capture from `IN.pcap`, - for stdin (required)")
+	inPath := fs.String("in", "", "read the capture (pcap or pcapng) from `IN.pcap`, - for stdin (required)")
 	outPath := fs.String("out", "", "write the translated packets to `OUT.pcap`, - for stdout (required)")
 	jsonLines := fs.Bool("json", false, "print one JSON line per input packet on stdout instead of the summary on stderr")
 	if code, done := parseFlags(fs, translateHelp, args, stdout, stderr); done {
@@ -114,6 +116,8 @@ func runTranslate(args []string, stdout, stderr io.Writer) int {
 	}
 	if !*jsonLines {
 		st.print(stderr)
+	} else if st.notIP > 0 {
+		fmt.Fprintf(stderr, "map646 translate: %s: %d frames skipped: neither IPv4 nor IPv6\n", displayName(*inPath, "stdin"), st.notIP)
 	}
 	return exitOK
 }
@@ -159,6 +163,7 @@ func translateCapture(tr *translator.Translator, r *pcap.Reader, w *pcap.Writer,
 			}
 		}
 	}
+	st.notIP = r.NotIP()
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("%s: %w", outName, err)
 	}
@@ -176,6 +181,7 @@ func displayName(path, std string) string {
 // stats counts what translate saw, for the summary.
 type stats struct {
 	in, out  int
+	notIP    int // frames skipped by the reader: neither IPv4 nor IPv6
 	verdicts map[translator.Verdict]int
 	reasons  map[translator.Verdict]map[translator.Reason]int
 }
@@ -202,7 +208,11 @@ func (s *stats) print(w io.Writer) {
 		label string
 		n     int
 	}
-	rows := []row{{"packets in", s.in}, {"packets out", s.out}}
+	rows := []row{{"packets in", s.in}}
+	if s.notIP > 0 {
+		rows = append(rows, row{"not IP, skipped", s.notIP})
+	}
+	rows = append(rows, row{"packets out", s.out})
 	for _, v := range []translator.Verdict{translator.Forward, translator.Drop, translator.ICMPError} {
 		rows = append(rows, row{v.String(), s.verdicts[v]})
 		for r := range translator.Reason(translator.NumReasons) {

@@ -24,7 +24,7 @@
 //     that subtests call it with their own t (calling FailNow on a parent
 //     test from a subtest is an error in package testing).
 //   - Root is needed for all of it: RequireRoot skips a test that is not
-//     run as root, saying so. Need installs missing tools from Debian
+//     run as root, saying so, and fails it under CI (package labreq). Need installs missing tools from Debian
 //     packages (apt-get), once per process.
 //
 // TB is the subset of testing.TB that netlab uses; *testing.T and

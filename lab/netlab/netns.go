@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/map646/map646/lab/labreq"
 )
 
 // TB is what netlab needs of a test, benchmark or program: *testing.T and
@@ -38,21 +40,14 @@ const Prefix = "m646l"
 // DefaultTimeout bounds every command netlab runs unless told otherwise.
 const DefaultTimeout = 30 * time.Second
 
-// RequireRoot skips the test unless it runs as root with /dev/net/tun,
-// with a message that says why. It adds the sbin directories to PATH if
-// they are missing (see Need).
-func RequireRoot(t interface {
-	Helper()
-	Skipf(format string, args ...any)
-}) {
+// RequireRoot ends the test unless it runs as root with /dev/net/tun, with
+// a message that says why: a skip, or a failure under CI (see labreq). It
+// adds the sbin directories to PATH if they are missing (see Need).
+func RequireRoot(t labreq.TB) {
 	t.Helper()
 	sbinPath()
-	if os.Geteuid() != 0 {
-		t.Skipf("skipped: the lab builds network namespaces and runs map646 in them, which needs root; run the tests as root (CI does)")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("skipped: no /dev/net/tun (modprobe tun): %v", err)
-	}
+	labreq.Root(t, "build network namespaces and run map646 in them")
+	labreq.Tun(t)
 }
 
 // NS is a network namespace that netlab created.

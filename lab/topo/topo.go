@@ -83,7 +83,8 @@ type Lab struct {
 
 // New builds the lab and, unless Options.NoStart, starts both nodes and
 // waits until both routers route both prefixes over both nodes. It skips
-// the test when not root and fails it on any problem; everything is removed
+// the test when not root (fails it under CI, see lab/labreq) and fails it
+// on any problem; everything is removed
 // when the test ends.
 func New(t *testing.T, o Options) *Lab {
 	t.Helper()

@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/map646/map646/lab/labreq"
 	"github.com/map646/map646/translator"
 )
 
@@ -75,12 +76,10 @@ func shuffled(n int, format string) []string {
 	return s
 }
 
-// requireRoot skips a test that needs root.
+// requireRoot ends a test that needs root: a skip, or a failure under CI.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: needs root (network namespaces, devices, routes); run the tests as root")
-	}
+	labreq.Root(t, "create network namespaces, devices and routes")
 }
 
 // inNetns runs f on a thread moved into a fresh network namespace named

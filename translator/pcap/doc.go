@@ -1,16 +1,25 @@
-// Package pcap reads and writes classic libpcap capture files, so that
+// Package pcap reads capture files and writes classic libpcap ones, so that
 // `map646 translate` can run the translator on recorded traffic.
 //
-// The reader is strict on purpose: the translator must see whole IP packets
-// and nothing else. It refuses a record that the capture cut short (captured
-// length below the original length), names the record (0-based index and
-// byte offset) in every record error, and strips the link-layer framing it
-// understands (raw IP, and Ethernet with up to two VLAN tags) so Record.Data
-// starts with the IP header. It does not judge the IP packet itself: that is
-// the translator's job.
+// The reader is github.com/gopacket/gopacket/pcapgo with map646's rules
+// around it: classic pcap (either byte order, micro- or nanosecond
+// timestamps) and pcapng (interfaces of different link types in one file);
+// link types raw IP (101, 228, 229), Ethernet (1, up to two VLAN tags) and
+// the Linux cooked captures that `tcpdump -i any` writes (SLL, 113; SLL2,
+// 276). It strips the link-layer framing so Record.Data starts with the IP
+// header, and skips and counts frames that carry another protocol (ARP,
+// LLDP): they are part of any capture of a link and say nothing about
+// translation.
 //
-// pcapng is not read; `editcap -F pcap` converts it. The writer always
-// produces raw IP records (link type 101) with microsecond timestamps.
+// It is strict on purpose otherwise: the translator must see whole IP
+// packets. It refuses a record that the capture cut short (captured length
+// below the original length) and a file cut inside a record or block, and
+// names the record (0-based index, counting skipped frames) and the byte
+// offset where reading it started in every record error. It does not judge
+// the IP packet itself: that is the translator's job.
 //
-// The package uses only the standard library and no cgo.
+// The writer always produces classic pcap, raw IP records (link type 101)
+// with microsecond timestamps.
+//
+// No cgo: pcapgo is pure Go.
 package pcap

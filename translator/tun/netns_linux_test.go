@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/map646/map646/lab/labreq"
 )
 
 // Tests that create devices run as root, each in a network namespace of its
@@ -25,14 +27,12 @@ type netns struct{ fd int }
 // need to create sockets there use Go.
 func newNetns(t testing.TB) *netns {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates tun devices in a fresh network namespace")
-	}
+	labreq.Root(t, "create tun devices in a fresh network namespace")
 	if _, err := os.Stat(tunPath); err != nil {
-		t.Skipf("needs %s: %v", tunPath, err)
+		labreq.Unavailable(t, "needs %s: %v", tunPath, err)
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip) to configure addresses and routes")
+		labreq.Unavailable(t, "needs iproute2 (ip) to configure addresses and routes")
 	}
 	runtime.LockOSThread()
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
