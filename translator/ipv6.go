@@ -73,10 +73,17 @@ func (t *Translator) rfc6791(src *[16]byte) [4]byte {
 func (t *Translator) translate6(pkt []byte, o *Out) Result {
 	var h hdr6
 	if r := parse6(pkt, false, &h); r != ReasonNone {
-		if r == ReasonFragmentedExtHdr {
+		switch {
+		case r == ReasonFragmentedExtHdr:
 			// RFC 7915 §5.1.1 drops it; §5.4 answers every discarded
 			// packet that is not ICMPv6 with the default error.
 			return t.error6(pkt[:h.end], &h, r, icmp6DestUnreach, icmp6CodeAdminProhibited, 0, o)
+		case h.hbhAt != 0:
+			// A Hop-by-Hop header anywhere but first: what a router does
+			// with a next header it cannot process (RFC 8200 §4, §4.3),
+			// Parameter Problem code 1 pointing at the Next Header field
+			// that names it.
+			return t.error6(pkt[:h.end], &h, r, icmp6ParamProblem, icmp6CodeUnrecognizedNH, uint32(h.hbhAt), o)
 		}
 		return drop(r)
 	}
