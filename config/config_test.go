@@ -228,7 +228,7 @@ func TestOwnIPv6InPseudoPrefix(t *testing.T) {
 	for _, tc := range []struct{ prefix, own4, own6, policy string }{
 		{"64:ff9b::/96", "192.0.2.1", "64:ff9b::c000:201", "datacenter"},
 		{"64:ff9b::/96", "192.0.2.1", "64:ff9b::c000:201", "siit"},
-		{"2001:db8:122:344::/96", "10.0.0.1", "2001:db8:122:344::a00:1", "siit"}, // a private address: not the well-known prefix
+		{"2001:db8:122:344::/96", "10.0.0.1", "2001:db8:122:344::a00:1", "siit"},  // a private address: not the well-known prefix
 		{"2001:db8:122::/48", "192.0.2.33", "2001:db8:122:c000:2:2100::", "siit"}, // split around the u-octet (RFC 6052 §2.2)
 	} {
 		conf := fmt.Sprintf("[translator]\npseudo_prefix = %q\nipv4_address = %q\nipv6_address = %q\npolicy = %q\n",
