@@ -40,6 +40,22 @@ func edgeRowC11() []conformanceCase {
 			udp(pt.DestOpts(nil), pt.Routing(0, 0, client6), pt.HopByHop(nil)), 48),
 		adHopByHopNotFirst("C11-hop-by-hop-twice",
 			udp(pt.HopByHop(nil), pt.HopByHop(nil)), 40),
+		// The walk goes past the misplaced header to the upper layer: an
+		// ICMPv6 error is never answered (RFC 4443 §2.4(e)), an echo request
+		// is.
+		adDrop("C11-icmpv6-error-not-answered", nil,
+			pt.ICMP6(pt.IPv6{Hop: 64, Src: server6, Dst: client6, Ext: []pt.Ext{pt.DestOpts(nil), pt.HopByHop(nil)}},
+				1, 4, [4]byte{}, pt.UDP6(pt.IPv6{Hop: 63, Src: client6, Dst: server6}, 1234, 53, adData)),
+			translator.ReasonBadOptions),
+		adHopByHopNotFirst("C11-icmpv6-echo-request-answered",
+			pt.ICMP6(pt.IPv6{Hop: 64, Src: server6, Dst: client6, Ext: []pt.Ext{pt.DestOpts(nil), pt.HopByHop(nil)}},
+				128, 0, pt.Rest16(1, 1), adData), 40),
+		// A chain too long, or cut short, after the misplaced header is
+		// dropped for that.
+		adDrop("C11-then-chain-too-long-dropped", nil,
+			udp(pt.DestOpts(nil), pt.HopByHop(nil), pt.DestOpts(nil), pt.DestOpts(nil), pt.DestOpts(nil),
+				pt.DestOpts(nil), pt.DestOpts(nil), pt.DestOpts(nil), pt.DestOpts(nil)),
+			translator.ReasonExtHeaderChain),
 		adFwd("C11-hop-by-hop-first-is-skipped", nil, udp(pt.HopByHop(nil), pt.DestOpts(nil)),
 			func(t *testing.T, in []byte, out []output) {
 				p := adOne(t, out)

@@ -196,9 +196,11 @@ func parse6(b []byte, quoted bool, h *hdr6) Reason {
 		}
 		switch nh {
 		case protoHopByHop, protoRouting, protoDestOpts:
-			if nh == protoHopByHop && i != 0 {
+			if nh == protoHopByHop && i != 0 && h.hbhAt == 0 {
+				// RFC 8200 §4.1: Hop-by-Hop only first. The walk goes on
+				// to the upper layer, so that the caller can tell an
+				// ICMPv6 error, which is never answered.
 				h.hbhAt = nhAt
-				return ReasonBadOptions // RFC 8200 §4.1: Hop-by-Hop only first
 			}
 			if off+8 > h.end {
 				return ReasonTruncated
@@ -224,16 +226,21 @@ func parse6(b []byte, quoted bool, h *hdr6) Reason {
 			nh, nhAt = b[off], off
 			off += fragHdrLen
 			h.proto, h.l4 = nh, off
-			if nh == protoHopByHop {
-				h.hbhAt = nhAt
-				return ReasonBadOptions // RFC 8200 §4.1: Hop-by-Hop only first
+			if nh == protoHopByHop && h.hbhAt == 0 {
+				h.hbhAt = nhAt // the walk ends at the Fragment header (RFC 7915 §5.1.1)
 			}
-			if extHeader(nh) {
+			switch {
+			case h.hbhAt != 0:
+				return ReasonBadOptions
+			case extHeader(nh):
 				return ReasonFragmentedExtHdr
 			}
 			return ReasonNone
 		default:
 			h.proto, h.l4 = nh, off
+			if h.hbhAt != 0 {
+				return ReasonBadOptions
+			}
 			return ReasonNone
 		}
 	}

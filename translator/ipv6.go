@@ -78,7 +78,7 @@ func (t *Translator) translate6(pkt []byte, o *Out) Result {
 			// RFC 7915 §5.1.1 drops it; §5.4 answers every discarded
 			// packet that is not ICMPv6 with the default error.
 			return t.error6(pkt[:h.end], &h, r, icmp6DestUnreach, icmp6CodeAdminProhibited, 0, o)
-		case h.hbhAt != 0:
+		case r == ReasonBadOptions && h.hbhAt != 0:
 			// A Hop-by-Hop header anywhere but first: what a router does
 			// with a next header it cannot process (RFC 8200 §4, §4.3),
 			// Parameter Problem code 1 pointing at the Next Header field
