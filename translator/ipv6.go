@@ -79,10 +79,10 @@ func (t *Translator) translate6(pkt []byte, o *Out) Result {
 			// packet that is not ICMPv6 with the default error.
 			return t.error6(pkt[:h.end], &h, r, icmp6DestUnreach, icmp6CodeAdminProhibited, 0, o)
 		case r == ReasonBadOptions && h.hbhAt != 0:
-			// A Hop-by-Hop header anywhere but first: what a router does
-			// with a next header it cannot process (RFC 8200 §4, §4.3),
-			// Parameter Problem code 1 pointing at the Next Header field
-			// that names it.
+			// A Hop-by-Hop header anywhere but first, "a Next Header value
+			// of zero in any header other than an IPv6 header" (RFC 8200
+			// §4): Parameter Problem code 1 pointing at that Next Header
+			// field, as for a next header nobody knows.
 			return t.error6(pkt[:h.end], &h, r, icmp6ParamProblem, icmp6CodeUnrecognizedNH, uint32(h.hbhAt), o)
 		}
 		return drop(r)
