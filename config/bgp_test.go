@@ -200,6 +200,37 @@ next_hop_ipv4 = "192.0.2.9"
 	}
 }
 
+// TestBGPAggregateEqualToMapping: an aggregate may be exactly a mapped
+// prefix (it covers the whole mapping); one a bit shorter that covers two
+// mappings is accepted beside it.
+func TestBGPAggregateEqualToMapping(t *testing.T) {
+	c, msg := parse(t, base+`
+[[mapping]]
+ipv4 = "198.51.100.16/28"
+ipv6 = "2001:db8:2::/124"
+
+[[mapping]]
+ipv4 = "198.51.100.40"
+ipv6 = "2001:db8:1::40"
+
+[[mapping]]
+ipv4 = "198.51.100.41"
+ipv6 = "2001:db8:1::41"
+
+[bgp]
+local_as = 64512
+router_id = "192.0.2.2"
+aggregates = ["198.51.100.16/28", "198.51.100.40/31"]
+`+neighbor0)
+	if msg != "" {
+		t.Fatal(msg)
+	}
+	want := []netip.Prefix{p4("198.51.100.16/28"), p4("198.51.100.40/31")}
+	if !reflect.DeepEqual(c.BGP.Aggregates, want) {
+		t.Errorf("aggregates %v, want %v", c.BGP.Aggregates, want)
+	}
+}
+
 // TestBGPProblems checks the exact text of each problem of [bgp] and
 // [[bgp.neighbor]].
 func TestBGPProblems(t *testing.T) {

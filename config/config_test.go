@@ -220,6 +220,30 @@ mapping_file = "m.txt"
 	}
 }
 
+// TestOwnIPv6InPseudoPrefix: general SIIT set-ups often give the translator
+// the RFC 6052 form of its own IPv4 address as its IPv6 address; that one
+// address inside the pseudo prefix is accepted, under either policy and any
+// prefix length.
+func TestOwnIPv6InPseudoPrefix(t *testing.T) {
+	for _, tc := range []struct{ prefix, own4, own6, policy string }{
+		{"64:ff9b::/96", "192.0.2.1", "64:ff9b::c000:201", "datacenter"},
+		{"64:ff9b::/96", "192.0.2.1", "64:ff9b::c000:201", "siit"},
+		{"2001:db8:122:344::/96", "10.0.0.1", "2001:db8:122:344::a00:1", "siit"},  // a private address: not the well-known prefix
+		{"2001:db8:122::/48", "192.0.2.33", "2001:db8:122:c000:2:2100::", "siit"}, // split around the u-octet (RFC 6052 §2.2)
+	} {
+		conf := fmt.Sprintf("[translator]\npseudo_prefix = %q\nipv4_address = %q\nipv6_address = %q\npolicy = %q\n",
+			tc.prefix, tc.own4, tc.own6, tc.policy)
+		c, msg := parse(t, conf)
+		if msg != "" {
+			t.Errorf("%s: %s", conf, msg)
+			continue
+		}
+		if c.Translator.IPv6Addr != netip.MustParseAddr(tc.own6) {
+			t.Errorf("%s: ipv6_address read as %v", conf, c.Translator.IPv6Addr)
+		}
+	}
+}
+
 // TestMappings: accepted forms, from both sources, in order, with their
 // locations.
 func TestMappings(t *testing.T) {
@@ -292,8 +316,19 @@ test.toml:2: translator.ipv6_address: missing; this key is required, e.g. ipv6_a
 			`test.toml:3: translator.ipv4_address = "255.255.255.255": lies in 255.255.255.255/32 (limited broadcast); accepted: unicast addresses only`},
 		{"ipv4_address prefix", strings.Replace(base, "192.0.2.1", "192.0.2.1/24", 1), nil,
 			`test.toml:3: translator.ipv4_address = "192.0.2.1/24": not an IPv4 address; accepted: a unicast IPv4 address such as 192.0.2.1`},
-		{"ipv6_address in pseudo prefix", strings.Replace(base, "2001:db8:64::1", "64:ff9b::c000:201", 1), nil,
-			`test.toml:4: translator.ipv6_address = "64:ff9b::c000:201": lies in the pseudo prefix 64:ff9b::/96, which stands for IPv4 addresses; accepted: an IPv6 unicast address outside it`},
+		// Inside the pseudo prefix only the RFC 6052 form of ipv4_address
+		// is accepted (TestOwnIPv6InPseudoPrefix).
+		{"ipv6_address in pseudo prefix", strings.Replace(base, "2001:db8:64::1", "64:ff9b::c000:202", 1), nil,
+			`test.toml:4: translator.ipv6_address = "64:ff9b::c000:202": lies in the pseudo prefix 64:ff9b::/96, which stands for IPv4 addresses; accepted: an IPv6 unicast address outside it, or 64:ff9b::c000:201, the RFC 6052 form of ipv4_address`},
+		{"ipv6_address in pseudo prefix, siit", strings.Replace(base, "2001:db8:64::1", "64:ff9b::1", 1) + "policy = \"siit\"\n", nil,
+			`test.toml:4: translator.ipv6_address = "64:ff9b::1": lies in the pseudo prefix 64:ff9b::/96, which stands for IPv4 addresses; accepted: an IPv6 unicast address outside it, or 64:ff9b::c000:201, the RFC 6052 form of ipv4_address`},
+		// 64:ff9b::/96 may not carry a private address (RFC 6052 §3.1): no
+		// form of it to offer.
+		{"ipv6_address in pseudo prefix, private ipv4_address", strings.NewReplacer("192.0.2.1", "10.0.0.1", "2001:db8:64::1", "64:ff9b::a00:1").Replace(base), nil,
+			`test.toml:4: translator.ipv6_address = "64:ff9b::a00:1": lies in the pseudo prefix 64:ff9b::/96, which stands for IPv4 addresses; accepted: an IPv6 unicast address outside it`},
+		{"ipv6_address in pseudo prefix, bad ipv4_address", strings.NewReplacer("192.0.2.1", "127.0.0.1", "2001:db8:64::1", "64:ff9b::7f00:1").Replace(base), nil,
+			`test.toml:3: translator.ipv4_address = "127.0.0.1": lies in 127.0.0.0/8 (loopback); accepted: unicast addresses only
+test.toml:4: translator.ipv6_address = "64:ff9b::7f00:1": lies in the pseudo prefix 64:ff9b::/96, which stands for IPv4 addresses; accepted: an IPv6 unicast address outside it`},
 		{"ipv6_address link-local", strings.Replace(base, "2001:db8:64::1", "fe80::1", 1), nil,
 			`test.toml:4: translator.ipv6_address = "fe80::1": lies in fe80::/10 (link-local); accepted: unicast addresses only`},
 		{"ipv6_address IPv4", strings.Replace(base, "2001:db8:64::1", "192.0.2.1", 1), nil,
@@ -400,6 +435,13 @@ test.toml:2: translator.ipv6_address: missing; this key is required, e.g. ipv6_a
 			`test.toml:8: mapping[0].ipv6 = "64:ff9b::1": overlaps the pseudo prefix 64:ff9b::/96 (translator.pseudo_prefix); accepted: IPv6 addresses outside it`},
 		{"mapped around pseudo prefix", base + m + "ipv4 = \"198.51.100.1\"\nipv6 = \"64:ff9b::/64\"\n", nil,
 			`test.toml:8: mapping[0].ipv6 = "64:ff9b::/64": overlaps the pseudo prefix 64:ff9b::/96 (translator.pseudo_prefix); accepted: IPv6 addresses outside it`},
+		// A prefix that contains the pseudo prefix and starts below it: the
+		// problem is still reported where it was written, not left to
+		// translator.New, which knows no file or line.
+		{"mapped containing pseudo prefix", base + m + "ipv4 = \"198.51.100.1\"\nipv6 = \"64::/16\"\n", nil,
+			`test.toml:8: mapping[0].ipv6 = "64::/16": overlaps the pseudo prefix 64:ff9b::/96 (translator.pseudo_prefix); accepted: IPv6 addresses outside it`},
+		{"mapping file containing pseudo prefix", base + "mapping_file = \"m.txt\"\n", []string{"m.txt", "198.51.100.1 2001:db8:1::1\n198.51.100.2 64::/16\n"},
+			`DIR/m.txt:2: 64::/16: overlaps the pseudo prefix 64:ff9b::/96 (translator.pseudo_prefix); accepted: IPv6 addresses outside it`},
 		{"mapped IPv6 multicast", base + m + "ipv4 = \"198.51.100.1\"\nipv6 = \"ff02::1\"\n", nil,
 			`test.toml:8: mapping[0].ipv6 = "ff02::1": lies in ff00::/8 (multicast); accepted: unicast addresses only`},
 		{"mapped IPv6 link-local", base + m + "ipv4 = \"198.51.100.1\"\nipv6 = \"fe80::1\"\n", nil,

@@ -50,7 +50,7 @@ func (c *Config) decodeTranslator(s *section, dir string) {
 	if v, ok := s.str("ipv6_address"); ok {
 		a, msg := parseAddr(v, "IPv6", "2001:db8:64::1")
 		if msg == "" && t.PseudoPrefix.Contains(a) {
-			msg = "lies in the pseudo prefix " + t.PseudoPrefix.String() + ", which stands for IPv4 addresses; accepted: an IPv6 unicast address outside it"
+			msg = ownIPv6InPseudo(t.PseudoPrefix, t.IPv4Addr, a)
 		}
 		if msg != "" {
 			s.bad("ipv6_address", v, "%s", msg)
@@ -92,6 +92,22 @@ func (c *Config) decodeTranslator(s *section, dir string) {
 		}
 	}
 	s.done()
+}
+
+// ownIPv6InPseudo checks an ipv6_address a inside the pseudo prefix: every
+// address there stands for an IPv4 address, so the one that stands for
+// ipv4_address is the translator itself, as general SIIT set-ups often
+// number it; any other would be taken for an IPv4 host.
+func ownIPv6InPseudo(pseudo netip.Prefix, own4, a netip.Addr) string {
+	msg := "lies in the pseudo prefix " + pseudo.String() + ", which stands for IPv4 addresses; accepted: an IPv6 unicast address outside it"
+	e, ok := translator.EmbedIPv4(pseudo, own4)
+	switch {
+	case ok && e == a:
+		return ""
+	case ok:
+		msg += ", or " + e.String() + ", the RFC 6052 form of ipv4_address"
+	}
+	return msg
 }
 
 // parsePseudoPrefix checks an RFC 6052 prefix (§2.2).

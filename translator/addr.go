@@ -82,6 +82,18 @@ func (r *rfc6052) extract(a *[16]byte) (v4 [4]byte, ok bool) {
 	return [4]byte{a[r.pos[0]], a[r.pos[1]], a[r.pos[2]], a[r.pos[3]]}, true
 }
 
+// EmbedIPv4 returns the address that stands for the IPv4 address a under
+// the pseudo prefix p, as the translator writes it (RFC 6052 §2.2). ok is
+// false when p is no RFC 6052 prefix, a is not IPv4, or RFC 6052 §3.1
+// forbids the embedding: a non-global address behind 64:ff9b::/96.
+func EmbedIPv4(p netip.Prefix, a netip.Addr) (_ netip.Addr, ok bool) {
+	r, err := newRFC6052(p)
+	if err != nil || !a.Is4() || (p == WellKnownPrefix && nonGlobal4(a.As4())) {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom16(r.embed(a.As4())), true
+}
+
 // martian4 reports IPv4 addresses that are never a valid source or
 // destination of a routed packet: "this network" 0/8, loopback 127/8,
 // multicast 224/4 and the reserved 240/4 with the limited broadcast

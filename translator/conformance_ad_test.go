@@ -65,6 +65,25 @@ func adAnswered6(name string, cfg func(*translator.Config), in []byte, r transla
 	})
 }
 
+// adHopByHopNotFirst is a packet with a Hop-by-Hop header after another
+// extension header, answered with ICMPv6 Parameter Problem code 1 whose
+// pointer is ptr, the offset of the Next Header field holding 0. Such a
+// packet is one packettest.Check refuses, so it is read from the raw bytes.
+func adHopByHopNotFirst(name string, in []byte, ptr uint32) conformanceCase {
+	return adICMPErr(name, nil, in, translator.ReasonBadOptions, func(t *testing.T, in []byte, out []output) {
+		if in[ptr] != packettest.ProtoHopByHop {
+			t.Fatalf("test input: byte %d is %d, not the Next Header value of Hop-by-Hop", ptr, in[ptr])
+		}
+		p := adOne(t, out)
+		adAddrs(t, p, own6, netip.AddrFrom16([16]byte(in[8:24])))
+		adICMPType(t, p, 4, 1)
+		adEq(t, "pointer", p.ICMP.Pointer, ptr)
+		if p.Quote == nil || !bytes.HasPrefix(in, p.Quote.Raw) {
+			t.Errorf("the error does not quote the dropped packet from its first byte")
+		}
+	})
+}
+
 // adICMPErr is a case where the translator drops in for r and answers with
 // an ICMP error of its own.
 func adICMPErr(name string, cfg func(*translator.Config), in []byte, r translator.Reason, check func(t *testing.T, in []byte, out []output)) conformanceCase {
@@ -654,6 +673,33 @@ func adRowsA() []conformanceCase {
 				adICMPType(t, p, 3, 0)
 			}),
 	)
+	// "translated for the purpose of trouble shooting" (§4.1): through the
+	// pseudo prefix like any source, where RFC 6052 allows it, as a
+	// network-specific prefix does; the well-known prefix above may not
+	// carry such an address (§3.1, row A3) and gives our own.
+	nsp := "2001:db8:122:344::/96"
+	for _, a := range []struct{ v4, v6 string }{
+		{"127.0.0.1", "2001:db8:122:344::7f00:1"},
+		{"0.0.0.0", "2001:db8:122:344::"},
+		{"224.0.0.5", "2001:db8:122:344::e000:5"},
+	} {
+		cs = append(cs, adFwd("A8-icmp-error-from-"+a.v4+"-nsp-through-pseudo-prefix", adPrefix(nsp),
+			packettest.ICMP4(packettest.IPv4{TTL: 64, Src: netip.MustParseAddr(a.v4), Dst: server4}, 11, 0, [4]byte{}, quoted4),
+			func(t *testing.T, in []byte, out []output) {
+				p := adOne(t, out)
+				adAddrs(t, p, netip.MustParseAddr(a.v6), server6)
+				adICMPType(t, p, 3, 0)
+			}))
+	}
+	cs = append(cs,
+		adFwd("A8-icmp-error-from-0.0.0.0-wkp-own-address", nil,
+			packettest.ICMP4(packettest.IPv4{TTL: 64, Src: netip.MustParseAddr("0.0.0.0"), Dst: server4}, 11, 0, [4]byte{}, quoted4),
+			func(t *testing.T, in []byte, out []output) {
+				adAddrs(t, adOne(t, out), own6, server6)
+			}),
+		adDrop("A8-nsp-illegal-source-not-an-error-still-dropped", adPrefix(nsp),
+			adUDP4From(netip.MustParseAddr("127.0.0.1")), translator.ReasonMartianSource),
+	)
 
 	// A9: RFC 7915 §5.1: an illegal IPv6 source SHOULD be silently dropped.
 	for _, a := range []string{"::1", "::", "ff02::1"} {
@@ -880,6 +926,12 @@ func adRowsB() []conformanceCase {
 		adICMPErr("B8-lsrr-unexpired-dropped", nil, withOpts(lsrr), translator.ReasonSourceRoute, sourceRouteFailed),
 		adICMPErr("B8-ssrr-unexpired-dropped", nil, withOpts(ssrr), translator.ReasonSourceRoute, sourceRouteFailed),
 		adICMPErr("B8-lsrr-after-nop-unexpired-dropped", nil, withOpts(append([]byte{1}, lsrr...)), translator.ReasonSourceRoute, sourceRouteFailed),
+		// RFC 791: the route is over once the pointer is greater than the
+		// length; equal is not greater.
+		adICMPErr("B8-lsrr-pointer-equal-to-length-unexpired", nil,
+			withOpts(packettest.SourceRoute(false, 11, adRouter4, server4)), translator.ReasonSourceRoute, sourceRouteFailed),
+		adICMPErr("B8-ssrr-pointer-equal-to-length-unexpired", nil,
+			withOpts(packettest.SourceRoute(true, 7, server4)), translator.ReasonSourceRoute, sourceRouteFailed),
 		adFwd("B8-lsrr-expired-translated", nil, withOpts(lsrrDone), translated),
 		adFwd("B8-ssrr-expired-translated", nil, withOpts(ssrrDone), translated),
 		// B9: no Fragment header for an unfragmented packet, DF or not
@@ -1174,10 +1226,19 @@ func adRowsD() []conformanceCase {
 			frag(packettest.ProtoUDP, true, packettest.DestOpts(nil)), translator.ReasonFragmentedExtHdr),
 		adAnswered6("D3-fragment-then-routing-dropped", nil,
 			frag(packettest.ProtoUDP, true, packettest.Routing(4, 0, client6)), translator.ReasonFragmentedExtHdr),
-		// Hop-by-Hop anywhere but first is malformed (RFC 8200 §4.1): dropped
-		// without an answer, like any malformed packet.
-		adDrop("D3-fragment-then-hop-by-hop-dropped", nil,
-			frag(packettest.ProtoUDP, true, packettest.HopByHop(nil)), translator.ReasonBadOptions),
+		// Hop-by-Hop anywhere but first is malformed (RFC 8200 §4.1): the
+		// answer is a router's to a next header it cannot process (RFC 8200
+		// §4), Parameter Problem code 1 pointing at the Next Header field
+		// that names it, here the Fragment header's.
+		adHopByHopNotFirst("D3-fragment-then-hop-by-hop-parameter-problem",
+			frag(packettest.ProtoUDP, true, packettest.HopByHop(nil)), 40),
+		// A later fragment is not answered (RFC 4443 §2.4(e) leaves it to
+		// the first; RFC 1812 §4.3.2.7 for IPv4): the same packet at offset 8.
+		adDrop("D3-later-fragment-then-hop-by-hop-not-answered", nil,
+			packettest.Raw6(packettest.IPv6{Hop: 64, Src: server6, Dst: client6,
+				Ext: []packettest.Ext{packettest.Fragment(1, true, 0xabcd), packettest.HopByHop(nil)}},
+				packettest.ProtoUDP, make([]byte, 64)),
+			translator.ReasonBadOptions),
 		adAnswered6("D3-fragment-then-ah-dropped", nil,
 			frag(packettest.ProtoUDP, true, ah), translator.ReasonFragmentedExtHdr),
 		adFwd("D3-fragment-then-esp-translated", nil, frag(packettest.ProtoESP, true), func(t *testing.T, in []byte, out []output) {
@@ -1191,6 +1252,27 @@ func adRowsD() []conformanceCase {
 		// 0, even when the packet is larger than 1260 bytes (RFC 6946).
 		adFwd("D4-atomic-fragment-id-copied-df-0", nil, atomic(100), d4),
 		adFwd("D4-atomic-fragment-large-still-df-0", nil, atomic(1300), d4),
+		// An ICMPv6 error in an atomic fragment is no exception (a fragmented
+		// one is not translated at all, row I8).
+		adFwd("D4-atomic-fragment-icmpv6-error-id-copied", nil,
+			packettest.ICMP6(packettest.IPv6{Hop: 64, Src: server6, Dst: client6,
+				Ext: []packettest.Ext{packettest.Fragment(0, false, 0x11223344)}}, 1, 4, [4]byte{},
+				packettest.UDP6(packettest.IPv6{Hop: 63, Src: client6, Dst: server6}, 1234, 53, adData)),
+			func(t *testing.T, in []byte, out []output) {
+				p := adOne(t, out)
+				adICMPType(t, p, 3, 3)
+				adHex(t, "identification", p.ID, 0x3344)
+				adUnfragmented4(t, p, false)
+			}),
+		adFwd("D4-atomic-fragment-icmpv6-echo-id-copied", nil,
+			packettest.ICMP6(packettest.IPv6{Hop: 64, Src: server6, Dst: client6,
+				Ext: []packettest.Ext{packettest.Fragment(0, false, 0x5566beef)}}, 129, 0, packettest.Rest16(7, 1), adData),
+			func(t *testing.T, in []byte, out []output) {
+				p := adOne(t, out)
+				adICMPType(t, p, 0, 0)
+				adHex(t, "identification", p.ID, 0xbeef)
+				adUnfragmented4(t, p, false)
+			}),
 	}
 }
 

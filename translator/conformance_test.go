@@ -1,13 +1,15 @@
 package translator_test
 
-// Golden tests, one or more per row of the conformance checklist
-// (CONFORMANCE.md, kept beside the project as shared/CONFORMANCE.md). Each
-// case is named after its row id, builds its own input with packettest, and
-// every packet the translator emits is checked by packettest.Check, an
-// independent parser that recomputes every checksum from scratch.
+// Golden tests, one or more per row of the conformance checklist,
+// CONFORMANCE.md in this directory. Each case is named after its row id,
+// builds its own input with packettest, and every packet the translator
+// emits is checked by packettest.Check, an independent parser that
+// recomputes every checksum from scratch.
 
 import (
 	"net/netip"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -16,21 +18,30 @@ import (
 	"github.com/map646/map646/translator/packettest"
 )
 
-// conformanceRows lists every row id of the checklist. TestTranslate fails
-// when a row has no case, so a row cannot be forgotten silently.
-var conformanceRows = strings.Fields(`
-	A1 A2 A3 A4 A5 A6 A7 A8 A9 A10 A11 A12
-	B1 B2 B3 B4 B5 B6 B7 B8 B9 B10 B11
-	C1 C2 C3 C4 C5 C6 C7 C8 C9 C10
-	D1 D2 D3 D4
-	E1 E2 E3 E4 E5 E6 E7 E8 E9
-	F1 F2 F3 F4 F5 F6 F7 F8
-	G1 G2 G3 G4 G5 G6 G7
-	H1 H2 H3 H4 H5 H6 H7 H8
-	I1 I2 I3 I4 I5 I6 I7 I8
-	J1 J2 J3 J4 J5 J6 J7
-	K1 K2 K3 K4
-	L1 L2 L3 L4`)
+// checklistRow matches a row of a checklist table: "| A1 | rule | source |".
+var checklistRow = regexp.MustCompile(`(?m)^\| ([A-Z][0-9]+) \|`)
+
+// conformanceRows returns every row id of CONFORMANCE.md, in order.
+// TestTranslate fails when a row has no case, so a row cannot be forgotten
+// silently, nor a case name a row the checklist does not have.
+func conformanceRows(t *testing.T) []string {
+	t.Helper()
+	text, err := os.ReadFile("CONFORMANCE.md")
+	if err != nil {
+		t.Fatalf("the checklist: %v", err)
+	}
+	var rows []string
+	for _, m := range checklistRow.FindAllStringSubmatch(string(text), -1) {
+		if slices.Contains(rows, m[1]) {
+			t.Errorf("CONFORMANCE.md: row %s is listed twice", m[1])
+		}
+		rows = append(rows, m[1])
+	}
+	if len(rows) == 0 {
+		t.Fatal("CONFORMANCE.md has no rows")
+	}
+	return rows
+}
 
 // Addresses of the base configuration, as in config/example.toml.
 var (
@@ -103,13 +114,14 @@ func TestTranslate(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no conformance cases registered")
 	}
-	for _, row := range conformanceRows {
+	rows := conformanceRows(t)
+	for _, row := range rows {
 		if !covered[row] {
 			t.Errorf("conformance row %s has no test case", row)
 		}
 	}
 	for row := range covered {
-		if !slices.Contains(conformanceRows, row) {
+		if !slices.Contains(rows, row) {
 			t.Errorf("case names unknown conformance row %q", row)
 		}
 	}

@@ -136,6 +136,7 @@ type hdr6 struct {
 	fragID   uint32
 	claimed  int // 40 + payload length as the header claims it
 	rtOffset int // offset of Segments Left of a routing header with segments left, or 0
+	hbhAt    int // offset of the Next Header field that names a misplaced Hop-by-Hop header, or 0
 	src, dst [16]byte
 }
 
@@ -185,17 +186,21 @@ func parse6(b []byte, quoted bool, h *hdr6) Reason {
 	h.hop = b[ip6HopLimit]
 	copy(h.src[:], b[ip6Src:ip6Src+16])
 	copy(h.dst[:], b[ip6Dst:ip6Dst+16])
-	h.frag, h.fragM, h.fragOff, h.fragID, h.rtOffset = false, false, 0, 0, 0
+	h.frag, h.fragM, h.fragOff, h.fragID, h.rtOffset, h.hbhAt = false, false, 0, 0, 0, 0
 
 	off := ip6Len
+	nhAt := ip6NextHeader // where nh was read, for a Parameter Problem pointer
 	for i := 0; ; i++ {
 		if i > maxExtHeaders {
 			return ReasonExtHeaderChain
 		}
 		switch nh {
 		case protoHopByHop, protoRouting, protoDestOpts:
-			if nh == protoHopByHop && i != 0 {
-				return ReasonBadOptions // RFC 8200 §4.1: Hop-by-Hop only first
+			if nh == protoHopByHop && i != 0 && h.hbhAt == 0 {
+				// RFC 8200 §4.1: Hop-by-Hop only first. The walk goes on
+				// to the upper layer, so that the caller can tell an
+				// ICMPv6 error, which is never answered.
+				h.hbhAt = nhAt
 			}
 			if off+8 > h.end {
 				return ReasonTruncated
@@ -207,7 +212,7 @@ func parse6(b []byte, quoted bool, h *hdr6) Reason {
 			if nh == protoRouting && b[off+3] != 0 && h.rtOffset == 0 {
 				h.rtOffset = off + 3
 			}
-			nh = b[off]
+			nh, nhAt = b[off], off
 			off += n
 		case protoFragment:
 			if off+fragHdrLen > h.end {
@@ -218,18 +223,24 @@ func parse6(b []byte, quoted bool, h *hdr6) Reason {
 			h.fragOff = fo >> 3
 			h.fragM = fo&1 != 0
 			h.fragID = binary.BigEndian.Uint32(b[off+4:])
-			nh = b[off]
+			nh, nhAt = b[off], off
 			off += fragHdrLen
 			h.proto, h.l4 = nh, off
-			if nh == protoHopByHop {
-				return ReasonBadOptions // RFC 8200 §4.1: Hop-by-Hop only first
+			if nh == protoHopByHop && h.hbhAt == 0 {
+				h.hbhAt = nhAt // the walk ends at the Fragment header (RFC 7915 §5.1.1)
 			}
-			if extHeader(nh) {
+			switch {
+			case h.hbhAt != 0:
+				return ReasonBadOptions
+			case extHeader(nh):
 				return ReasonFragmentedExtHdr
 			}
 			return ReasonNone
 		default:
 			h.proto, h.l4 = nh, off
+			if h.hbhAt != 0 {
+				return ReasonBadOptions
+			}
 			return ReasonNone
 		}
 	}

@@ -127,7 +127,7 @@ func hostileCases() []hostileCase {
 	}
 	add("ext-chain-9-headers", chain(9), translator.ReasonExtHeaderChain)
 	add("ext-chain-4000-headers", chain(4000), translator.ReasonExtHeaderChain)
-	add("ext-chain-hop-by-hop-not-first", pt.UDP6(pt.IPv6{Hop: 64, Src: server6, Dst: client6,
+	answered("ext-chain-hop-by-hop-not-first", pt.UDP6(pt.IPv6{Hop: 64, Src: server6, Dst: client6,
 		Ext: []pt.Ext{pt.DestOpts(nil), pt.HopByHop(nil)}}, 53, 40000, data), translator.ReasonBadOptions)
 	add("ext-chain-quoted-endless-6to4", pkErr6(server6, v6DestUnreach, 4, [4]byte{}, chainQuote(20)), translator.ReasonBadEmbeddedPacket)
 
@@ -186,7 +186,7 @@ var hostileCovered = strings.Fields(`
 	B8-lsrr-unexpired-dropped C8-routing-type-0-segments-left-pointer-43
 	C10-dc-pool6-source-refused L1-ipv6-source-in-translation-prefix-dropped
 	L1-ipv4-source-is-a-service-address-dropped
-	D3-fragment-then-destination-options-dropped D3-fragment-then-hop-by-hop-dropped D3-fragment-then-ah-dropped
+	D3-fragment-then-destination-options-dropped D3-fragment-then-hop-by-hop-parameter-problem D3-fragment-then-ah-dropped
 	G6-error-quoting-error-3-3-4to6 G6-error-quoting-error-11-0-4to6 G6-error-quoting-error-12-0-4to6
 	G6-error-quoting-error-5-1-4to6 G6-error-quoting-error-4-0-4to6 G6-error-quoting-error-1-4-6to4
 	G6-error-quoting-error-2-0-6to4 G6-error-quoting-error-3-0-6to4 G6-error-quoting-error-4-0-6to4

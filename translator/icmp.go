@@ -458,7 +458,11 @@ func (t *Translator) icmpError6to4(h *hdr6, l4 []byte, src4, dst4 *[4]byte, tos 
 	sect, lenWords, ext := rfc4884Section(innerLen, ext, lengthField, maxICMPv4Error-ip4MinLen-icmpHdrLen, 4)
 	body := icmpHdrLen + sect + len(ext)
 	b := o.next(ip4MinLen + body)
-	writeIPv4(b, tos, ip4MinLen+body, 0, 0, h.hop-1, protoICMP, src4, dst4)
+	// The outer header follows the rules of every translated packet: an
+	// atomic fragment keeps the low bits of its Identification (RFC 7915
+	// §5.1.1; fragmented ICMPv6 never gets here).
+	oid, oflags := t.idFlags(h, ip4MinLen+body)
+	writeIPv4(b, tos, ip4MinLen+body, oid, oflags, h.hop-1, protoICMP, src4, dst4)
 	msg := b[ip4MinLen:]
 	msg[0], msg[1], msg[2], msg[3] = ntyp, ncode, 0, 0
 	binary.BigEndian.PutUint32(msg[4:], rest)

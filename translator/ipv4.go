@@ -74,16 +74,16 @@ func (t *Translator) translate4(pkt []byte, o *Out, hairpin bool) Result {
 	if hairpin {
 		m = hairpin4
 	}
-	if martian4(h.src) {
-		// RFC 7915 §4.1: the outer source of an ICMPv4 error is translated
-		// even when it is not a legal source; it becomes our own address
-		// (as Jool does, its issue #176).
-		if !icmpErr {
-			return dropEntry(ReasonMartianSource, entry)
-		}
-		src6 = t.addr6
-	} else if src6, r = t.src4(h.src, m); r != ReasonNone {
-		if !icmpErr || r == ReasonSpoofedMapped {
+	if martian4(h.src) && !icmpErr {
+		return dropEntry(ReasonMartianSource, entry)
+	}
+	// RFC 7915 §4.1: the outer source of an ICMPv4 error is translated even
+	// when it is not a legal one (0.0.0.0, 127/8 ...), "for the purpose of
+	// trouble shooting": through the pseudo prefix like any other. Behind
+	// the well-known prefix RFC 6052 §3.1 forbids embedding a non-global
+	// address; there it becomes our own address (as in Jool, its #176).
+	if src6, r = t.src4(h.src, m); r != ReasonNone {
+		if !icmpErr || r != ReasonNonGlobalWKP {
 			return dropEntry(r, entry)
 		}
 		src6 = t.addr6

@@ -73,10 +73,17 @@ func (t *Translator) rfc6791(src *[16]byte) [4]byte {
 func (t *Translator) translate6(pkt []byte, o *Out) Result {
 	var h hdr6
 	if r := parse6(pkt, false, &h); r != ReasonNone {
-		if r == ReasonFragmentedExtHdr {
+		switch {
+		case r == ReasonFragmentedExtHdr:
 			// RFC 7915 §5.1.1 drops it; §5.4 answers every discarded
 			// packet that is not ICMPv6 with the default error.
 			return t.error6(pkt[:h.end], &h, r, icmp6DestUnreach, icmp6CodeAdminProhibited, 0, o)
+		case r == ReasonBadOptions && h.hbhAt != 0:
+			// A Hop-by-Hop header anywhere but first, "a Next Header value
+			// of zero in any header other than an IPv6 header" (RFC 8200
+			// §4): Parameter Problem code 1 pointing at that Next Header
+			// field, as for a next header nobody knows.
+			return t.error6(pkt[:h.end], &h, r, icmp6ParamProblem, icmp6CodeUnrecognizedNH, uint32(h.hbhAt), o)
 		}
 		return drop(r)
 	}

@@ -239,6 +239,13 @@ func (p *Packet) parse6(b []byte, quote bool) error {
 	dst, dstUnknown := p.Dst, ""
 	for first && isExt(nh) {
 		if nh == ProtoHopByHop && off != 40 {
+			if quote {
+				// A Parameter Problem quotes exactly such a packet: the
+				// walk stops where the chain went wrong.
+				p.Proto, p.HeaderLen = nh, off
+				p.NotChecked = "quote of a misplaced Hop-by-Hop header"
+				return nil
+			}
 			return fmt.Errorf("Hop-by-Hop Options header at offset %d: it must follow the IPv6 header (RFC 8200 §4.1)", off)
 		}
 		n := extLen(nh, b[off:])
