@@ -80,9 +80,9 @@ MICROBENCHNOTE ?=
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 microbench:
 	@load0=$$(cut -d' ' -f1-3 /proc/loadavg); start=$$(date -u '+%Y-%m-%d %H:%M UTC'); \
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime=1s -count $(MICROCOUNT) ./translator/ >$(MICROBENCHOUT)/microbench-runs.txt; \
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime=1s -count $(MICROCOUNT) -timeout 30m ./translator/ >$(MICROBENCHOUT)/microbench-runs.txt; \
 	status=$$?; cat $(MICROBENCHOUT)/microbench-runs.txt; [ $$status -eq 0 ] || exit $$status; \
-	{ echo "# make microbench, $$start: go test -run '^\$$' -bench . -benchmem -benchtime=1s -count $(MICROCOUNT) ./translator/"; \
+	{ echo "# make microbench, $$start: go test -run '^\$$' -bench . -benchmem -benchtime=1s -count $(MICROCOUNT) -timeout 30m ./translator/"; \
 	  echo "# medians of the $(MICROCOUNT) runs in microbench-runs.txt (benchstat; ± is its 95% confidence interval)"; \
 	  echo "# machine: $$(nproc) CPUs, $$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $$(uname -r), $$($(GO) env GOVERSION)"; \
 	  echo "# load average (1, 5, 15 min): $$load0 before, $$(cut -d' ' -f1-3 /proc/loadavg) after"; \
