@@ -76,9 +76,27 @@ soak:
 	nice -n 10 ./bin/soak.test -test.run '^TestSoak$$' -test.v -test.timeout 30m -soak -duration $(SOAKTIME) -out lab/soak/results
 
 # Go micro-benchmarks: translation per protocol and direction, table
-# lookups from 1k to 1M entries.
+# lookups from 1k to 1M entries, building a 1M-entry table; MICROCOUNT runs
+# of 1 s each. Writes the raw runs to lab/bench/results/microbench-runs.txt
+# and their medians (benchstat) to lab/bench/results/microbench.txt, with
+# the machine and its load average before and after (the README's tables
+# are copied from it); MICROBENCHNOTE adds a line, e.g. what else ran.
+MICROCOUNT ?= 5
+MICROBENCHOUT ?= lab/bench/results
+MICROBENCHNOTE ?=
+BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 microbench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime=1s ./translator/
+	@load0=$$(cut -d' ' -f1-3 /proc/loadavg); start=$$(date -u '+%Y-%m-%d %H:%M UTC'); \
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime=1s -count $(MICROCOUNT) -timeout 30m ./translator/ >$(MICROBENCHOUT)/microbench-runs.txt; \
+	status=$$?; cat $(MICROBENCHOUT)/microbench-runs.txt; [ $$status -eq 0 ] || exit $$status; \
+	{ echo "# make microbench, $$start: go test -run '^\$$' -bench . -benchmem -benchtime=1s -count $(MICROCOUNT) -timeout 30m ./translator/"; \
+	  echo "# medians of the $(MICROCOUNT) runs in microbench-runs.txt (benchstat; ± is its 95% confidence interval)"; \
+	  echo "# machine: $$(nproc) CPUs, $$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $$(uname -r), $$($(GO) env GOVERSION)"; \
+	  echo "# load average (1, 5, 15 min): $$load0 before, $$(cut -d' ' -f1-3 /proc/loadavg) after"; \
+	  if [ -n "$(MICROBENCHNOTE)" ]; then echo "# $(MICROBENCHNOTE)"; fi; \
+	  echo; \
+	  $(GO) run $(BENCHSTAT) $(MICROBENCHOUT)/microbench-runs.txt; } >$(MICROBENCHOUT)/microbench.txt
+	@cat $(MICROBENCHOUT)/microbench.txt
 
 # Fuzz each direction of the translator for FUZZTIME (default 20s).
 fuzz:

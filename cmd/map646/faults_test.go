@@ -143,8 +143,12 @@ func (p nsProber) Probe(ctx context.Context) error {
 // plane check fail (naming the stuck worker) and the node withdraw; once
 // released, the check rises and the node announces again. Real parts: tun
 // device, data plane, health monitor, controller; only the speaker is a
-// fake. Times are logged: hold to withdrawal, release to re-announcement.
+// fake. Times are logged, hold to withdrawal and release to
+// re-announcement, and bounded by stuckBound: both measured about 200 ms
+// here (stuck_after 50 ms, then fall or rise 2 x 100 ms), with room for a
+// loaded machine.
 func TestStuckWorkerWithdraws(t *testing.T) {
+	const stuckBound = 2 * time.Second
 	requireRoot(t)
 	ns := newNetns(t)
 	dir := t.TempDir()
@@ -248,6 +252,9 @@ func TestStuckWorkerWithdraws(t *testing.T) {
 		t.Errorf("status while the worker is stuck: %s, %+v; want failed, the check down naming the worker", st.Node.State, st.Health)
 	}
 	t.Logf("worker held: withdrawn after %v (stuck_after 50ms, interval 100ms, fall 2): %s", took.Round(time.Millisecond), st.Health[0].LastError)
+	if took > stuckBound {
+		t.Errorf("worker held: withdrawn after %v, bound %v", took.Round(time.Millisecond), stuckBound)
+	}
 
 	hold.Store(false)
 	free()
@@ -256,4 +263,7 @@ func TestStuckWorkerWithdraws(t *testing.T) {
 		t.Errorf("after the release: %s, check up %v", st.Node.State, st.Health[0].Up)
 	}
 	t.Logf("worker released: announced again after %v (rise 2)", took.Round(time.Millisecond))
+	if took > stuckBound {
+		t.Errorf("worker released: announced again after %v, bound %v", took.Round(time.Millisecond), stuckBound)
+	}
 }

@@ -217,11 +217,18 @@ func (m *Map646) WaitLog(t TB, timeout time.Duration, msgs ...string) (map[strin
 // "reloaded" record, which it returns. A refused or failed reload fails t.
 func (m *Map646) Reload(t TB, c Config) map[string]any {
 	t.Helper()
+	return m.ReloadWithin(t, c, 30*time.Second)
+}
+
+// ReloadWithin is Reload waiting up to d for the record: a reload that
+// replaces a million kernel routes takes longer than 30 s.
+func (m *Map646) ReloadWithin(t TB, c Config, d time.Duration) map[string]any {
+	t.Helper()
 	m.writeConfig(t, c)
 	if err := m.Signal(syscall.SIGHUP); err != nil {
 		t.Fatalf("netlab: map646: SIGHUP: %v", err)
 	}
-	rec, msg := m.WaitLog(t, 30*time.Second, "reloaded", "reload refused")
+	rec, msg := m.WaitLog(t, d, "reloaded", "reload refused")
 	if msg != "reloaded" || rec["level"] != "INFO" {
 		t.Fatalf("netlab: map646 reload: %v", rec)
 	}
