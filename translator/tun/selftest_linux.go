@@ -48,8 +48,8 @@ import (
 // version's offloads are not tested, and left as they are: an untested
 // offload is not a failed one.
 //
-// A failed offload is switched off (TUNSETOFFLOAD without it; without csum
-// the others cannot work and go too), so the kernel hands over ordinary
+// A failed offload is switched off (TUNSETOFFLOAD without it; see
+// switchOff for those that go with it), so the kernel hands over ordinary
 // packets instead, and the data plane, which writes super-packets only
 // where it read them, stops writing them too.
 
@@ -68,37 +68,12 @@ const selfTestWait = time.Second
 // which tells them from the kernel's own packets on the device.
 const selfTestPort = 64646
 
-// Offload names, as OffloadStates and the metrics use them.
-const (
-	OffloadCsum = "csum"
-	OffloadTSO4 = "tso4"
-	OffloadTSO6 = "tso6"
-	OffloadUSO4 = "uso4"
-	OffloadUSO6 = "uso6"
-)
-
-// OffloadNames lists every offload the offload device may enable.
-var OffloadNames = []string{OffloadCsum, OffloadTSO4, OffloadTSO6, OffloadUSO4, OffloadUSO6}
-
 var offloadFlags = map[string]int{
 	OffloadCsum: unix.TUN_F_CSUM,
 	OffloadTSO4: unix.TUN_F_TSO4,
 	OffloadTSO6: unix.TUN_F_TSO6,
 	OffloadUSO4: unix.TUN_F_USO4,
 	OffloadUSO6: unix.TUN_F_USO6,
-}
-
-// OffloadState is one offload of a device: enabled or not.
-type OffloadState struct {
-	Name    string // one of OffloadNames
-	Enabled bool
-}
-
-// OffloadFailure is an offload that failed the self-test and was switched
-// off, with what failed.
-type OffloadFailure struct {
-	Offload string
-	Err     error
 }
 
 // selfTestHook, when set, sees every packet the self-test reads back for
@@ -167,8 +142,9 @@ func (d *offloadDevice) SelfTest() (failed []OffloadFailure, skipped []string, e
 			skipped = append(skipped, fmt.Sprintf("IPv%d: %v", ipVersion(v.addr), lost))
 			continue
 		}
+		fails, err = d.switchOff(fails)
 		failed = append(failed, fails...)
-		if err := d.switchOff(fails); err != nil {
+		if err != nil {
 			return failed, skipped, err
 		}
 	}
@@ -202,14 +178,24 @@ func addLoopRoute(link netlink.Link, addr netip.Addr) (remove func() error, err 
 	}, nil
 }
 
-// switchOff disables the failed offloads: csum takes the others with it.
-func (d *offloadDevice) switchOff(fails []OffloadFailure) error {
+// switchOff disables the failed offloads, and those that cannot stay on
+// without them, which it adds to the failures it returns: the others
+// build on csum, and the kernel takes UDP segmentation for both IP
+// versions or neither (TUNSETOFFLOAD refuses USO4 without USO6). If the
+// kernel refuses the smaller set, every offload goes: a failed offload
+// must not stay on.
+func (d *offloadDevice) switchOff(fails []OffloadFailure) ([]OffloadFailure, error) {
 	if len(fails) == 0 {
-		return nil
+		return nil, nil
 	}
-	on := int(d.enabled.Load())
+	was := int(d.enabled.Load())
+	on := was
 	for _, f := range fails {
 		on &^= offloadFlags[f.Offload]
+	}
+	const uso = unix.TUN_F_USO4 | unix.TUN_F_USO6
+	if on&uso != uso {
+		on &^= uso
 	}
 	if on&unix.TUN_F_CSUM == 0 {
 		on = 0
@@ -218,14 +204,26 @@ func (d *offloadDevice) switchOff(fails []OffloadFailure) error {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	if q.fd < 0 {
-		return fmt.Errorf("tun: self-test: %w", os.ErrClosed)
+		return fails, fmt.Errorf("tun: self-test: %w", os.ErrClosed)
 	}
 	if err := unix.IoctlSetInt(q.fd, unix.TUNSETOFFLOAD, on); err != nil {
-		return sysErr(fmt.Sprintf("TUNSETOFFLOAD %#x on %s", on, d.name), err)
+		on = 0
+		if err := unix.IoctlSetInt(q.fd, unix.TUNSETOFFLOAD, on); err != nil {
+			return fails, sysErr(fmt.Sprintf("TUNSETOFFLOAD 0 on %s", d.name), err)
+		}
 	}
 	d.enabled.Store(int64(on))
 	d.offloads = offloadString(on)
-	return nil
+	failed := map[string]bool{}
+	for _, f := range fails {
+		failed[f.Offload] = true
+	}
+	for _, name := range OffloadNames {
+		if was&offloadFlags[name] != 0 && on&offloadFlags[name] == 0 && !failed[name] {
+			fails = append(fails, OffloadFailure{name, fmt.Errorf("switched off with %s, which failed (offloads left on: %s)", fails[0].Offload, d.offloads)})
+		}
+	}
+	return fails, nil
 }
 
 func offloadString(on int) string {
