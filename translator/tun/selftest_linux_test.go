@@ -116,6 +116,55 @@ func TestSelfTestFailureSwitchesOff(t *testing.T) {
 	}
 }
 
+// TestSelfTestCsumFailure: when the checksum offload fails, every offload
+// goes (the others build on it), each named with the reason, and a TCP
+// stream through the translator still arrives intact, in ordinary packets
+// only.
+func TestSelfTestCsumFailure(t *testing.T) {
+	newNetns(t)
+	forwarding(t, true)
+	d := openSelfTested(t)
+	timer := time.AfterFunc(60*time.Second, func() { d.Close() })
+	t.Cleanup(func() { timer.Stop() })
+	SetSelfTestHook(func(offload string, pkt []byte) {
+		if offload == OffloadCsum {
+			pkt[len(pkt)-1] ^= 0xff
+		}
+	})
+	t.Cleanup(func() { SetSelfTestHook(nil) })
+	failed, skipped, err := d.SelfTest()
+	if err != nil || len(skipped) > 0 {
+		t.Fatalf("self-test: skipped %v, err %v", skipped, err)
+	}
+	t.Logf("failed: %v", failed)
+	var names []string
+	for _, f := range failed {
+		names = append(names, f.Offload)
+		if f.Offload != OffloadCsum && !strings.Contains(f.Err.Error(), "switched off with csum") {
+			t.Errorf("%s: %v, want switched off with csum", f.Offload, f.Err)
+		}
+	}
+	if strings.Join(names, " ") != "csum tso4 tso6 uso4 uso6" || d.Offloads() != "none" {
+		t.Fatalf("failed %v, offloads left %q; want all five, none", names, d.Offloads())
+	}
+	r, c := translatedConn(t, d, true, func(c net.Conn) { io.Copy(c, c) })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	data := payload(1 << 20)
+	go func() {
+		c.Write(data)
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("echo through the translator: %v, %d of %d bytes back", err, len(got), len(data))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.supers != [2]int{} || r.checkErr != nil || r.writeErr != nil {
+		t.Errorf("super-packets %v (want none), relay errors %v, %v", r.supers, r.checkErr, r.writeErr)
+	}
+}
+
 // TestSelfTestWithoutForwarding: without forwarding the loop cannot work;
 // the self-test says so and leaves every offload on: untested is not
 // failed.
