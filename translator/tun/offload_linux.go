@@ -21,8 +21,7 @@ type offloadDevice struct {
 	queues    []*queue
 	closing   int // eventfd: see fdQueue
 	mtu       int
-	offloads  string       // for the log: offloadString(enabled)
-	enabled   atomic.Int64 // TUN_F_* flags set with TUNSETOFFLOAD
+	enabled   atomic.Int64 // the TUN_F_* flags set with TUNSETOFFLOAD
 	busyPoll  atomic.Int64
 	dropped   atomic.Uint64
 	closed    atomic.Bool
@@ -154,7 +153,6 @@ func (d *offloadDevice) setOffload(fd int) error {
 	err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tcp|udp)
 	if err == nil {
 		d.enabled.Store(tcp | udp)
-		d.offloads = offloadString(tcp | udp)
 		return nil
 	}
 	if !errors.Is(err, unix.EINVAL) {
@@ -164,7 +162,6 @@ func (d *offloadDevice) setOffload(fd int) error {
 		return fmt.Errorf("%w: checksum and TCP segmentation offload (TUNSETOFFLOAD) on %s: %w; use offload = false", ErrUnsupported, d.name, err)
 	}
 	d.enabled.Store(tcp)
-	d.offloads = offloadString(tcp)
 	return nil
 }
 
@@ -175,7 +172,7 @@ func (d *offloadDevice) Dropped() uint64 { return d.dropped.Load() }
 // Offloads names the offloads enabled, for the startup log: "csum tso4
 // tso6" plus "uso4 uso6" where UDP segmentation is available, less those
 // SelfTest switched off ("none" when it switched off csum).
-func (d *offloadDevice) Offloads() string { return d.offloads }
+func (d *offloadDevice) Offloads() string { return offloadString(int(d.enabled.Load())) }
 
 func (d *offloadDevice) SetBusyPoll(t time.Duration) { d.busyPoll.Store(max(int64(t), 0)) }
 

@@ -213,14 +213,13 @@ func (d *offloadDevice) switchOff(fails []OffloadFailure) ([]OffloadFailure, err
 		}
 	}
 	d.enabled.Store(int64(on))
-	d.offloads = offloadString(on)
 	failed := map[string]bool{}
 	for _, f := range fails {
 		failed[f.Offload] = true
 	}
 	for _, name := range OffloadNames {
 		if was&offloadFlags[name] != 0 && on&offloadFlags[name] == 0 && !failed[name] {
-			fails = append(fails, OffloadFailure{name, fmt.Errorf("switched off with %s, which failed (offloads left on: %s)", fails[0].Offload, d.offloads)})
+			fails = append(fails, OffloadFailure{name, fmt.Errorf("switched off with %s, which failed (offloads left on: %s)", fails[0].Offload, offloadString(on))})
 		}
 	}
 	return fails, nil
