@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // forwarding turns IPv4 and IPv6 forwarding on in the test's namespace,
@@ -181,3 +184,80 @@ func TestSelfTestWithoutForwarding(t *testing.T) {
 		t.Errorf("offloads %q, were %q", d.Offloads(), before)
 	}
 }
+
+// TestSelfTestStaysOnTheNode: with default routes out of a veth (IPv4 and
+// IPv6, no ARP or neighbor discovery, so a packet leaves at once), nothing
+// to or from the loop's addresses goes out of it during the self-test.
+// The capture is proved first: a datagram sent to the loop's IPv4 address
+// before the test is seen leaving.
+func TestSelfTestStaysOnTheNode(t *testing.T) {
+	newNetns(t)
+	forwarding(t, true)
+	ip(t, "link", "add", "m646l0", "type", "veth", "peer", "name", "m646l1")
+	for _, dev := range []string{"m646l0", "m646l1"} {
+		ip(t, "link", "set", dev, "arp", "off", "up")
+	}
+	ip(t, "addr", "add", "192.0.2.1/24", "dev", "m646l0")
+	ip(t, "-6", "addr", "add", "2001:db8:1::1/64", "dev", "m646l0", "nodad")
+	ip(t, "route", "add", "default", "dev", "m646l0")
+	ip(t, "-6", "route", "add", "default", "dev", "m646l0")
+	d := openSelfTested(t)
+
+	ifc, err := net.InterfaceByName("m646l0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifc.Index}); err != nil {
+		t.Fatal(err)
+	}
+	tv := unix.NsecToTimeval(int64(200 * time.Millisecond))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	// leaving counts the packets to or from the loop's addresses that
+	// leave through the veth until it has read nothing for 200 ms.
+	leaving := func() (n int) {
+		buf := make([]byte, 65536)
+		for {
+			got, from, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil {
+				return n // the timeout: quiet for 200 ms
+			}
+			ll, _ := from.(*unix.SockaddrLinklayer)
+			if ll == nil || ll.Pkttype != unix.PACKET_OUTGOING || got < 14+40 {
+				continue
+			}
+			b := buf[14:got]
+			switch {
+			case b[0]>>4 == 4 && (bytes.Equal(b[12:16], selfTestAddr4.AsSlice()) || bytes.Equal(b[16:20], selfTestAddr4.AsSlice())):
+				n++
+			case b[0]>>4 == 6 && (bytes.Equal(b[8:24], selfTestAddr6.AsSlice()) || bytes.Equal(b[24:40], selfTestAddr6.AsSlice())):
+				n++
+			}
+		}
+	}
+	c, err := net.Dial("udp4", netip.AddrPortFrom(selfTestAddr4, 9).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write(make([]byte, 40))
+	c.Close()
+	if n := leaving(); n != 1 {
+		t.Fatalf("the capture saw %d datagrams to %s leave, want the 1 sent", n, selfTestAddr4)
+	}
+
+	failed, skipped, err := d.SelfTest()
+	if err != nil || len(failed) > 0 || len(skipped) > 0 {
+		t.Fatalf("self-test: failed %v, skipped %v, err %v", failed, skipped, err)
+	}
+	if n := leaving(); n != 0 {
+		t.Fatalf("%d packets of the self-test left the node", n)
+	}
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
