@@ -13,6 +13,9 @@
 //     over TCP (and UDP) super-packets of up to 64 KB, which the translator
 //     translates whole (translator.TranslateGSOInPlace). Each queue is its own file
 //     descriptor; the kernel spreads flows over the queues by hash.
+//     SelfTest (selftest_linux.go) checks each enabled offload before the
+//     device serves, through a loop that stays on the node, and switches
+//     off the ones that fail; OffloadStates says which are on.
 //   - OpenPlain: github.com/songgao/water's plain device, one queue, no
 //     virtio header, no offloads: the safe mode (offload = false) for when an
 //     offload misbehaves.
