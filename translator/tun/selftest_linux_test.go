@@ -260,4 +260,30 @@ func TestSelfTestStaysOnTheNode(t *testing.T) {
 	}
 }
 
+// TestSelfTestLoopBlocked: when the loop is blocked (here by a policy
+// rule that prohibits whatever comes in from the device, as a firewall
+// would), the ordinary packet does not come back: each IP version is
+// reported skipped and every offload stays on, untested.
+func TestSelfTestLoopBlocked(t *testing.T) {
+	newNetns(t)
+	forwarding(t, true)
+	d := openSelfTested(t)
+	ip(t, "rule", "add", "iif", d.Name(), "prohibit")
+	ip(t, "-6", "rule", "add", "iif", d.Name(), "prohibit")
+	before := d.Offloads()
+	failed, skipped, err := d.SelfTest()
+	t.Logf("skipped: %q", skipped)
+	if err != nil || len(failed) > 0 || len(skipped) != 2 {
+		t.Fatalf("failed %v, skipped %q, err %v", failed, skipped, err)
+	}
+	for i, v := range []string{"IPv4: ", "IPv6: "} {
+		if !strings.HasPrefix(skipped[i], v+"an ordinary packet did not come back through the loop") {
+			t.Errorf("skipped %q, want %s...", skipped[i], v)
+		}
+	}
+	if d.Offloads() != before {
+		t.Errorf("offloads %q, were %q", d.Offloads(), before)
+	}
+}
+
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
