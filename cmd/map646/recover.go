@@ -177,7 +177,7 @@ func (d *daemon) recoverOnce() (err error) {
 		d.routes.Close()
 		d.routes = nil
 	}
-	dev, err := openDevice(d.cfg.Tun)
+	dev, err := openDevice(d.cfg.Tun, d.log)
 	if err != nil {
 		return fmt.Errorf("create the device: %w", err)
 	}

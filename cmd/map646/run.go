@@ -38,7 +38,15 @@ Run the translator. map646 run, as root:
      answers on it (a stale one is removed), and reads the drained flag in
      [node] state_dir;
   3. creates the tun device [tun] name (default map646) with its MTU,
-     offloads, queues and txqueuelen, and brings it up;
+     offloads, queues and txqueuelen, and brings it up; with offload =
+     true it self-tests each offload it enabled (csum, tso4, tso6, uso4,
+     uso6): a packet of each kind goes round a loop on the node (a
+     host route of 203.0.113.254 or 2001:db8:646:ffff::1 back into the
+     device, forwarded by the kernel, for about a millisecond) and must
+     come back byte for byte; one that fails is switched off (logged at
+     WARN, map646_tun_offload_enabled 0) and the node runs without it.
+     Without forwarding the loop cannot work: the offloads stay on,
+     untested (logged);
   4. starts one worker thread per device queue (with [tun] busy_poll, a
      worker whose queue is empty reads on for that long before it sleeps);
   5. serves Prometheus metrics at http://[metrics] listen/metrics
@@ -113,6 +121,9 @@ Metrics:
       (also counted above, as 4to6 ttl-expired; a drain leaves them out)
   map646_gso_packets_total{path}, map646_gso_segments_total
   map646_write_errors_total, map646_device_dropped_total, map646_batches_total
+  map646_tun_offload_enabled{offload}   1 or 0 for csum, tso4, tso6, uso4,
+      uso6: what the kernel has (with offload = false, all 0); 0 where the
+      self-test at start switched the offload off
   map646_mapping_packets_total{entry,direction},
   map646_mapping_bytes_total{entry,direction}
       per mapping (entry: its IPv4 side), for the first [metrics]
@@ -372,7 +383,7 @@ func (d *daemon) start() error {
 		d.ctl.node.RestoreDrained(drainedAt)
 	}
 
-	dev, err := openDevice(cfg.Tun)
+	dev, err := openDevice(cfg.Tun, d.log)
 	if err != nil {
 		return err
 	}
@@ -451,8 +462,8 @@ func (d *daemon) start() error {
 }
 
 // openDevice creates the tun device, turning the tun package's errors into
-// the operator's terms.
-func openDevice(t config.Tun) (tun.Device, error) {
+// the operator's terms, and self-tests the offload device's offloads.
+func openDevice(t config.Tun, log *slog.Logger) (tun.Device, error) {
 	var dev tun.Device
 	var err error
 	if t.Offload {
@@ -471,6 +482,7 @@ func openDevice(t config.Tun) (tun.Device, error) {
 	switch {
 	case err == nil:
 		dev.SetBusyPoll(t.BusyPoll)
+		selfTestOffloads(dev, log)
 		return dev, nil
 	case errors.Is(err, tun.ErrNameTaken):
 		return nil, nameTaken(t.Name, "")
@@ -478,6 +490,31 @@ func openDevice(t config.Tun) (tun.Device, error) {
 		return nil, fmt.Errorf("%w; set offload = false in [tun] for the plain device", err)
 	}
 	return nil, err
+}
+
+// offloadSelfTester is the offload device's self-test (tun.SelfTest).
+type offloadSelfTester interface {
+	SelfTest() (failed []tun.OffloadFailure, skipped []string, err error)
+}
+
+// selfTestOffloads runs the offload device's self-test before the device
+// serves and logs what it found: an offload that failed is off from now on
+// (map646_tun_offload_enabled shows it), and the node works without it.
+func selfTestOffloads(dev tun.Device, log *slog.Logger) {
+	st, ok := dev.(offloadSelfTester)
+	if !ok {
+		return
+	}
+	failed, skipped, err := st.SelfTest()
+	for _, f := range failed {
+		log.Warn("offload self-test failed: offload switched off", "device", dev.Name(), "offload", f.Offload, "err", f.Err)
+	}
+	for _, why := range skipped {
+		log.Warn("offload self-test not run: the offloads stay on, untested", "device", dev.Name(), "reason", why)
+	}
+	if err != nil {
+		log.Warn("offload self-test not run: the offloads stay on, untested", "device", dev.Name(), "err", err)
+	}
 }
 
 // acceptLocal lets the kernel take packets from the device whose source is

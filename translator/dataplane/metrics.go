@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/map646/map646/translator"
+	"github.com/map646/map646/translator/tun"
 )
 
 // Collector exports the data plane's counters as Prometheus metrics, read
@@ -50,6 +51,8 @@ var (
 		"The data plane's own health-check probe datagrams read from the tun device (4to6, TTL 1, answered with Time Exceeded); they are also counted in map646_packets_total.", nil, nil)
 	descDeviceDropped = prometheus.NewDesc("map646_device_dropped_total",
 		"Packets the tun device read but could not hand over (too large, unknown offload).", nil, nil)
+	descOffload = prometheus.NewDesc("map646_tun_offload_enabled",
+		"1 if the tun device has the offload (csum, tso4, tso6, uso4, uso6) on, 0 if not: never enabled, or switched off by the self-test at start.", []string{"offload"}, nil)
 	descMappings = prometheus.NewDesc("map646_mappings",
 		"Mappings in the table in use.", nil, nil)
 	descMappingPackets = prometheus.NewDesc("map646_mapping_packets_total",
@@ -63,7 +66,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPackets, descBytes, descSentPackets, descSentBytes,
 		descICMPSent, descICMPSuppressed, descGSO, descGSOSegments, descWriteErrors, descBatches,
-		descProbes, descDeviceDropped, descMappings, descMappingPackets, descMappingBytes} {
+		descProbes, descDeviceDropped, descOffload, descMappings, descMappingPackets, descMappingBytes} {
 		ch <- d
 	}
 }
@@ -101,6 +104,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descBatches, s.Batches)
 	counter(descProbes, s.Probes)
 	counter(descDeviceDropped, s.DeviceDropped)
+	c.collectOffloads(ch)
 	ch <- prometheus.MustNewConstMetric(descMappings, prometheus.GaugeValue, float64(c.d.Translator().Table().Len()))
 
 	if c.mappingSeries <= 0 {
@@ -134,4 +138,22 @@ func counted(dir Direction, v translator.Verdict, r translator.Reason) bool {
 		return v == translator.Drop
 	}
 	return true
+}
+
+// collectOffloads reports the device's offloads; a device without any
+// (the plain one) has each at 0.
+func (c *collector) collectOffloads(ch chan<- prometheus.Metric) {
+	on := map[string]bool{}
+	if o, ok := c.d.Device().(interface{ OffloadStates() []tun.OffloadState }); ok {
+		for _, s := range o.OffloadStates() {
+			on[s.Name] = s.Enabled
+		}
+	}
+	for _, name := range tun.OffloadNames {
+		v := 0.0
+		if on[name] {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descOffload, prometheus.GaugeValue, v, name)
+	}
 }

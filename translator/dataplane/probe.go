@@ -42,7 +42,11 @@ import (
 //
 // What it does not prove: the IPv6 output path (a 4->6 packet with TTL 1 is
 // never emitted as IPv6), the 6->4 direction, and, with several queues, any
-// queue but the one the kernel hashes the probe to (2 covers them all).
+// queue but the one the kernel puts the probe on (2 covers them all). That
+// queue is not fixed (the kernel picks it by the flow's hash or the
+// sending CPU), and nothing here depends on which it is: the worker that
+// reads the probe writes the answer to its own queue, and the kernel
+// delivers it to the socket from any queue.
 //
 // Nothing leaves the node: the socket is bound to the device
 // (SO_BINDTODEVICE), so the datagram can go nowhere else even if the routes

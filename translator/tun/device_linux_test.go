@@ -407,23 +407,23 @@ func TestReadWriteDoNotAllocate(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind, dev Device) {
 		addrs(t, dev)
 		req := []Packet{packet(pt.ICMP4(pt.IPv4{TTL: 64, Src: peerAddr4, Dst: devAddr4}, 8, 0, pt.Rest16(7, 1), payload(56)), 0, false)}
-		batch := NewBatch(4)
-		// The kernel answers on the queue the request came from (the flow
-		// follows the writer), so one queue does both.
+		replies, failed := readEveryQueue(dev, 4, func(b []byte) bool {
+			return b[0]>>4 == 4 && b[9] == pt.ProtoICMP && b[20] == 0
+		})
+		// One timer, reset per echo: time.After would allocate.
+		timeout := time.NewTimer(time.Hour)
+		defer timeout.Stop()
 		echo := func() {
 			if err := dev.WriteBatch(0, req); err != nil {
 				t.Fatal(err)
 			}
-			for {
-				n, err := dev.ReadBatch(0, batch)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, p := range batch[:n] {
-					if b := p.Bytes(); b[0]>>4 == 4 && b[9] == pt.ProtoICMP && b[20] == 0 {
-						return
-					}
-				}
+			timeout.Reset(5 * time.Second)
+			select {
+			case <-replies:
+			case err := <-failed:
+				t.Fatal(err)
+			case <-timeout.C:
+				t.Fatal("no echo reply on any queue within 5 s")
 			}
 		}
 		for _, busy := range []time.Duration{0, time.Second} {
@@ -434,6 +434,41 @@ func TestReadWriteDoNotAllocate(t *testing.T) {
 			}
 		}
 	})
+}
+
+// readEveryQueue reads every queue of dev, each on a goroutine of its own
+// with a batch of n packets, until the device is closed, and signals on
+// the first channel each packet that match accepts; a read error goes to
+// the second. A test must not expect a reply on the queue it wrote the
+// request to: the kernel picks the queue of a packet it sends into the
+// device by the CPU that handles it (or the flow's recorded queue), so on
+// a loaded machine an echo reply may come back on any queue. Nothing here
+// allocates once the goroutines run, so a test may count allocations
+// around it.
+func readEveryQueue(dev Device, n int, match func([]byte) bool) (<-chan struct{}, <-chan error) {
+	found := make(chan struct{}, 16)
+	failed := make(chan error, dev.Queues())
+	for q := range dev.Queues() {
+		batch := NewBatch(n)
+		go func() {
+			for {
+				got, err := dev.ReadBatch(q, batch)
+				if err != nil {
+					failed <- err
+					return
+				}
+				for _, p := range batch[:got] {
+					if match(p.Bytes()) {
+						select {
+						case found <- struct{}{}:
+						default: // nobody is waiting for this many
+						}
+					}
+				}
+			}
+		}()
+	}
+	return found, failed
 }
 
 // TestLinkSettings: the MTU, transmit queue length and queue count asked

@@ -13,6 +13,9 @@
 //     over TCP (and UDP) super-packets of up to 64 KB, which the translator
 //     translates whole (translator.TranslateGSOInPlace). Each queue is its own file
 //     descriptor; the kernel spreads flows over the queues by hash.
+//     SelfTest (selftest_linux.go) checks each enabled offload before the
+//     device serves, through a loop that stays on the node, and switches
+//     off the ones that fail; OffloadStates says which are on.
 //   - OpenPlain: github.com/songgao/water's plain device, one queue, no
 //     virtio header, no offloads: the safe mode (offload = false) for when an
 //     offload misbehaves.
@@ -32,7 +35,11 @@
 // queue, and writes what it translated to the queue it read it from: the
 // kernel steers a flow to the queue that last wrote packets of that flow
 // (its hash is the same in both directions), so replies tend to come back
-// to the same worker. ReadBatch waits for one
+// to the same worker. Tend to only: a packet of a flow the kernel has not
+// recorded goes to a queue chosen by its hash or by the CPU that sends it,
+// and the kernel's own answers (an echo reply, an ICMP error) may come
+// back on any queue. Nothing in map646 depends on it: every queue has its
+// reader, and a packet is translated the same whichever reads it. ReadBatch waits for one
 // packet and takes whatever else is ready. Packets are read at Packet.Off, leaving Headroom bytes in
 // front for the longer IPv6 header; the device never writes outside
 // Buf[Off:Off+Len]. ReadBatch and WriteBatch do not allocate.

@@ -20,7 +20,8 @@ type offloadDevice struct {
 	name      string
 	queues    []*queue
 	closing   int // eventfd: see fdQueue
-	offloads  string
+	mtu       int
+	enabled   atomic.Int64 // the TUN_F_* flags set with TUNSETOFFLOAD
 	busyPoll  atomic.Int64
 	dropped   atomic.Uint64
 	closed    atomic.Bool
@@ -71,7 +72,7 @@ func OpenOffload(name string, mtu, queues, txqueuelen int) (Device, error) {
 	if err != nil {
 		return nil, sysErr("eventfd", err)
 	}
-	d := &offloadDevice{name: name, closing: closing}
+	d := &offloadDevice{name: name, mtu: mtu, closing: closing}
 	fail := func(err error) (Device, error) {
 		d.Close() // the kernel removes the device with its last queue
 		return nil, err
@@ -151,7 +152,7 @@ func (d *offloadDevice) setOffload(fd int) error {
 	const udp = unix.TUN_F_USO4 | unix.TUN_F_USO6
 	err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tcp|udp)
 	if err == nil {
-		d.offloads = "csum tso4 tso6 uso4 uso6"
+		d.enabled.Store(tcp | udp)
 		return nil
 	}
 	if !errors.Is(err, unix.EINVAL) {
@@ -160,7 +161,7 @@ func (d *offloadDevice) setOffload(fd int) error {
 	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tcp); err != nil {
 		return fmt.Errorf("%w: checksum and TCP segmentation offload (TUNSETOFFLOAD) on %s: %w; use offload = false", ErrUnsupported, d.name, err)
 	}
-	d.offloads = "csum tso4 tso6"
+	d.enabled.Store(tcp)
 	return nil
 }
 
@@ -168,9 +169,10 @@ func (d *offloadDevice) Name() string    { return d.name }
 func (d *offloadDevice) Queues() int     { return len(d.queues) }
 func (d *offloadDevice) Dropped() uint64 { return d.dropped.Load() }
 
-// Offloads names the offloads the kernel accepted, for the startup log:
-// "csum tso4 tso6" plus "uso4 uso6" where UDP segmentation is available.
-func (d *offloadDevice) Offloads() string { return d.offloads }
+// Offloads names the offloads enabled, for the startup log: "csum tso4
+// tso6" plus "uso4 uso6" where UDP segmentation is available, less those
+// SelfTest switched off ("none" when it switched off csum).
+func (d *offloadDevice) Offloads() string { return offloadString(int(d.enabled.Load())) }
 
 func (d *offloadDevice) SetBusyPoll(t time.Duration) { d.busyPoll.Store(max(int64(t), 0)) }
 
@@ -211,15 +213,15 @@ func (d *offloadDevice) read(q *queue, pkts []Packet) (n int, err error) {
 			return n, os.ErrClosed
 		}
 		p := &pkts[n]
-		room := p.Buf[p.Off:]
-		if len(room) == 0 {
+		if len(p.Buf) <= p.Off {
 			return n, errSmallBuffer
 		}
-		q.r.iov[1].Base = &room[0]
-		q.r.iov[1].SetLen(len(room))
-		got, _, e := unix.Syscall(unix.SYS_READV, uintptr(q.fd), uintptr(unsafe.Pointer(&q.r.iov[0])), 2)
+		ok, e := d.tryRead(q, p)
 		switch e {
 		case 0:
+			if ok {
+				n++
+			}
 		case unix.EAGAIN:
 			if n > 0 {
 				return n, nil
@@ -227,27 +229,38 @@ func (d *offloadDevice) read(q *queue, pkts []Packet) (n int, err error) {
 			if err := q.idle(&since); err != nil {
 				return n, err
 			}
-			continue
 		case unix.EINTR:
-			continue
 		default:
 			return n, e
 		}
-		size := int(got) - VirtioNetHdrLen
-		var h VirtioNetHdr
-		if size <= 0 || size > len(room) || size == len(room) && truncated(room) || h.Decode(q.r.hdr[:]) != nil {
-			d.dropped.Add(1)
-			continue
-		}
-		gso, partial, err := fromVirtio(&h, room[:size])
-		if err != nil {
-			d.dropped.Add(1)
-			continue
-		}
-		p.Len, p.GSOSize, p.Partial = size, gso, partial
-		n++
 	}
 	return n, nil
+}
+
+// tryRead reads one packet into p, without waiting: ok when p holds it;
+// not ok with errno 0 when the packet read was dropped (counted in
+// Dropped); EAGAIN when the queue is empty. The caller holds q.mu.
+func (d *offloadDevice) tryRead(q *queue, p *Packet) (ok bool, e unix.Errno) {
+	room := p.Buf[p.Off:]
+	q.r.iov[1].Base = &room[0]
+	q.r.iov[1].SetLen(len(room))
+	got, _, e := unix.Syscall(unix.SYS_READV, uintptr(q.fd), uintptr(unsafe.Pointer(&q.r.iov[0])), 2)
+	if e != 0 {
+		return false, e
+	}
+	size := int(got) - VirtioNetHdrLen
+	var h VirtioNetHdr
+	if size <= 0 || size > len(room) || size == len(room) && truncated(room) || h.Decode(q.r.hdr[:]) != nil {
+		d.dropped.Add(1)
+		return false, 0
+	}
+	gso, partial, err := fromVirtio(&h, room[:size])
+	if err != nil {
+		d.dropped.Add(1)
+		return false, 0
+	}
+	p.Len, p.GSOSize, p.Partial = size, gso, partial
+	return true, 0
 }
 
 func (d *offloadDevice) WriteBatch(qi int, pkts []Packet) error {

@@ -99,3 +99,28 @@ var (
 	// (IFF_VNET_HDR, multiqueue, checksum or TCP segmentation offload).
 	ErrUnsupported = errors.New("tun: kernel lacks a feature")
 )
+
+// Offload names, as OffloadStates and the metrics use them.
+const (
+	OffloadCsum = "csum"
+	OffloadTSO4 = "tso4"
+	OffloadTSO6 = "tso6"
+	OffloadUSO4 = "uso4"
+	OffloadUSO6 = "uso6"
+)
+
+// OffloadNames lists every offload the offload device may enable.
+var OffloadNames = []string{OffloadCsum, OffloadTSO4, OffloadTSO6, OffloadUSO4, OffloadUSO6}
+
+// OffloadState is one offload of a device: enabled or not.
+type OffloadState struct {
+	Name    string // one of OffloadNames
+	Enabled bool
+}
+
+// OffloadFailure is an offload that failed the self-test and was switched
+// off, with what failed.
+type OffloadFailure struct {
+	Offload string
+	Err     error
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/map646/map646/config"
+	"github.com/map646/map646/translator/dataplane"
+	"github.com/map646/map646/translator/tun"
+)
+
+// TestOffloadSelfTestFailure: when an offload fails the self-test at start
+// (a hook corrupts the UDP-over-IPv6 super-packet it reads back), the
+// device map646 opens has it off, and uso4 with it (the kernel takes UDP
+// segmentation for both IP versions or neither), the log says so at WARN
+// naming the offload and what failed, and map646_tun_offload_enabled
+// shows both at 0, the others at 1. (That the device still forwards without it is
+// TestSelfTestFailureSwitchesOff in package tun.)
+func TestOffloadSelfTestFailure(t *testing.T) {
+	requireRoot(t)
+	ns := newNetns(t)
+	if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1").CombinedOutput(); err != nil {
+		t.Fatalf("sysctl: %v: %s", err, out)
+	}
+	dir := t.TempDir()
+	conf := fmt.Sprintf(runConfig, "m646o", true, filepath.Join(dir, "sock"), filepath.Join(dir, "state"), "")
+	cfg, err := config.Parse([]byte(conf), "test.toml", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun.SetSelfTestHook(func(offload string, pkt []byte) {
+		if offload == tun.OffloadUSO6 {
+			pkt[60] ^= 1
+		}
+	})
+	t.Cleanup(func() { tun.SetSelfTestHook(nil) })
+	var logs bytes.Buffer
+	var dev tun.Device
+	inNS(t, ns, func() { dev, err = openDevice(cfg.Tun, slog.New(slog.NewJSONHandler(&logs, nil))) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+
+	var warned, uso4 bool
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		t.Logf("log: %s", line)
+		if m["level"] == "WARN" && m["msg"] == "offload self-test failed: offload switched off" && m["offload"] == "uso6" &&
+			strings.Contains(fmt.Sprint(m["err"]), "came back changed: byte 60 ") {
+			warned = true
+		} else if m["level"] == "WARN" && m["offload"] == "uso4" && strings.Contains(fmt.Sprint(m["err"]), "switched off with uso6") {
+			uso4 = true // the kernel has UDP segmentation for both versions or neither
+		} else {
+			t.Errorf("unexpected log line %s", line)
+		}
+	}
+	if !warned || !uso4 {
+		t.Errorf("WARN lines: uso6 and what failed %v, uso4 switched off with it %v", warned, uso4)
+	}
+
+	dp, err := dataplane.New(cfg, dev, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(dp.Collector(0))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "map646_tun_offload_enabled" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+		}
+	}
+	want := map[string]float64{"csum": 1, "tso4": 1, "tso6": 1, "uso4": 0, "uso6": 0}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("map646_tun_offload_enabled %v, want %v", got, want)
+	}
+}
