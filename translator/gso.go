@@ -28,8 +28,8 @@ import "encoding/binary"
 // segments the super-packet and translates each segment with Translate, so
 // that every rule (TTL expiry, ICMP errors, fragmentation, Packet Too Big,
 // DF by size, hairpinning) applies as to any packet. Drops found on the
-// super-packet (spoofed source, unmappable source) are returned with ok
-// true: they hold for every segment alike.
+// super-packet (a spoofed source, or one whose other form is martian or
+// non-global) are returned with ok true: they hold for every segment alike.
 func (t *Translator) TranslateGSO(pkt []byte, gsoSize int, o *Out) (res Result, segSize int, ok bool) {
 	o.reset()
 	if len(pkt) == 0 || gsoSize <= 0 {
