@@ -44,14 +44,20 @@ const (
 	gsoNotSegmentable // tun.Segment refused the input: no per-packet reference
 )
 
+// outs are the two Outs checkGSO uses, allocated once per test or fuzz
+// worker (an Out holds 200 KB).
+type outs struct{ whole, per *translator.Out }
+
+func newOuts() outs { return outs{translator.NewOut(), translator.NewOut()} }
+
 // checkGSO checks the equivalence above for sp (its transport checksum
 // partial, as the device hands it over) and reports what the super-packet
 // path did.
-func checkGSO(t testing.TB, tr *translator.Translator, sp []byte, gso int) gsoOutcome {
+func checkGSO(t testing.TB, tr *translator.Translator, bufs outs, sp []byte, gso int) gsoOutcome {
 	t.Helper()
 	// The copy and the in-place form must agree, and the in-place one
 	// must keep the payload where it was.
-	o := translator.NewOut()
+	o := bufs.whole
 	res, seg, ok := tr.TranslateGSO(bytes.Clone(sp), gso, o)
 	buf := make([]byte, translator.GSOHeadroom+len(sp))
 	copy(buf[translator.GSOHeadroom:], sp)
@@ -80,7 +86,7 @@ func checkGSO(t testing.TB, tr *translator.Translator, sp []byte, gso int) gsoOu
 	if !ok {
 		return gsoDeclined
 	}
-	per := translator.NewOut()
+	per := bufs.per
 	switch res.Verdict {
 	case translator.Drop:
 		for i, s := range segs {
@@ -333,13 +339,14 @@ func TestTranslateGSOMatchesSegments(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			tr := newTranslator(t, c.change, nil)
 			var seen [2][4]int
+			bufs := newOuts()
 			for range 400 {
 				sp, gso := randomSuperPacket(r, tr.Config(), 45)
 				v := 0
 				if sp[0]>>4 == 6 {
 					v = 1
 				}
-				seen[v][checkGSO(t, tr, sp, gso)]++
+				seen[v][checkGSO(t, tr, bufs, sp, gso)]++
 			}
 			for v, name := range []string{"4->6", "6->4"} {
 				// General SIIT has no spoofed sources: nothing to drop whole.
@@ -375,6 +382,7 @@ func FuzzTranslateGSO(f *testing.F) {
 	for i, c := range gsoConfigs {
 		trs[i] = newTranslator(f, c.change, nil)
 	}
+	bufs := newOuts() // one per worker process: the fuzz function runs serially
 	f.Fuzz(func(t *testing.T, pkt []byte, gso uint16, cfg, sel uint8) {
 		tr := trs[int(cfg)%len(trs)]
 		if len(pkt) > 0 && pkt[0]>>4 == 6 {
@@ -385,6 +393,6 @@ func FuzzTranslateGSO(f *testing.F) {
 		// At most 64 segments, as many as the kernel makes of a 64 KB
 		// packet with the smallest MSS it uses for TSO; thousands would
 		// only slow the fuzzer down.
-		checkGSO(t, tr, pkt, max(int(gso), 1+len(pkt)/64))
+		checkGSO(t, tr, bufs, pkt, max(int(gso), 1+len(pkt)/64))
 	})
 }
