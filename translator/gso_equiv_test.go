@@ -75,6 +75,11 @@ func checkGSO(t testing.TB, tr *translator.Translator, bufs outs, sp []byte, gso
 	} else if iok && (!ok || ires != res) {
 		t.Fatalf("in place: ok %v %+v; copy: ok %v %+v", iok, ires, ok, res)
 	}
+	if ok && !iok && ipEnd(sp) == len(sp) {
+		// Only bytes after the packet keep the in-place form from doing
+		// what the copy does.
+		t.Fatalf("the copy took the super-packet (%+v), in place declined", res)
+	}
 
 	segs, err := segment(sp, gso)
 	if err != nil {
@@ -184,17 +189,22 @@ func transportAt(pkt []byte) (l4 int, proto uint8, at int, ok bool) {
 	return l4, proto, at, l4 >= 20 && l4+at+2 <= len(pkt)
 }
 
+// ipEnd returns where pkt ends according to its IP header.
+func ipEnd(pkt []byte) int {
+	switch {
+	case len(pkt) >= 20 && pkt[0]>>4 == 4:
+		return int(binary.BigEndian.Uint16(pkt[2:]))
+	case len(pkt) >= 40 && pkt[0]>>4 == 6:
+		return 40 + int(binary.BigEndian.Uint16(pkt[4:]))
+	}
+	return len(pkt)
+}
+
 // pseudoSum is the folded pseudo-header sum of the transport part of pkt
 // (up to the end its IP header gives, not the end of the bytes present):
 // what a CHECKSUM_PARTIAL packet holds in its checksum field.
 func pseudoSum(pkt []byte, l4 int, proto uint8) uint16 {
-	var end int
-	if pkt[0]>>4 == 4 {
-		end = int(binary.BigEndian.Uint16(pkt[2:]))
-	} else {
-		end = 40 + int(binary.BigEndian.Uint16(pkt[4:]))
-	}
-	n := uint64(max(min(end, len(pkt))-l4, 0))
+	n := uint64(max(min(ipEnd(pkt), len(pkt))-l4, 0))
 	if pkt[0]>>4 == 4 {
 		return fold(sum(pkt[12:20], 0) + uint64(proto) + n)
 	}
