@@ -15,16 +15,21 @@ import "encoding/binary"
 // TranslateGSO translates a super-packet whose segments carry gsoSize bytes
 // of transport payload each and whose transport checksum field holds the
 // partial (pseudo-header) sum. It returns the result, the segment size for
-// the translated super-packet (smaller when the IPv6 MTU requires it), and
-// ok.
+// the translated super-packet (always gsoSize: the segments keep their
+// boundaries), and ok.
 //
-// Only the common case is handled whole: an unfragmented TCP or UDP packet
-// between a mapped server and a client, forwarded without hairpinning. For
-// anything else ok is false and o is untouched: the caller segments the
-// super-packet and translates each segment with Translate, so that every
-// rule (TTL expiry, ICMP errors, hairpinning) applies as to any packet.
-// Drops found on the super-packet (no mapping, spoofed or martian source)
-// are returned with ok true: they hold for every segment alike.
+// The contract is exactness: the segments the kernel cuts from the result
+// are the packets Translate would make of the segments cut from the input,
+// byte for byte but for the IPv4 Identification (see gso6). So only the
+// common case is handled whole: an unfragmented TCP or UDP packet between a
+// mapped server and a client, forwarded without hairpinning, whose every
+// segment Translate would turn into exactly one packet with the same
+// header. For anything else ok is false and o is untouched: the caller
+// segments the super-packet and translates each segment with Translate, so
+// that every rule (TTL expiry, ICMP errors, fragmentation, Packet Too Big,
+// DF by size, hairpinning) applies as to any packet. Drops found on the
+// super-packet (a spoofed source, or one whose other form is martian or
+// non-global) are returned with ok true: they hold for every segment alike.
 func (t *Translator) TranslateGSO(pkt []byte, gsoSize int, o *Out) (res Result, segSize int, ok bool) {
 	o.reset()
 	if len(pkt) == 0 || gsoSize <= 0 {
@@ -105,14 +110,50 @@ func partialAdjust(field uint16, old, new uint64) uint16 {
 	return fold(uint64(field) + uint64(^fold(old)) + uint64(fold(new)))
 }
 
+// segmentSpan returns the transport payload of the largest and of the
+// smallest segment of a super-packet whose payload of n bytes is cut every
+// gsoSize bytes: the last segment takes the rest. The rules that depend on
+// a segment's size hold for every segment when they hold for these two.
+func segmentSpan(n, gsoSize int) (largest, smallest int) {
+	if n <= gsoSize {
+		return n, n
+	}
+	if last := n % gsoSize; last != 0 {
+		return gsoSize, last
+	}
+	return gsoSize, gsoSize
+}
+
+// whole6 reports whether Translate turns an unfragmented IPv4 packet that
+// becomes an IPv6 packet of size bytes into that one packet, with no
+// Fragment header (emit6, RFC 7915 §4 and §4.1): it fits the lowest IPv6
+// MTU, or it has DF and fits the IPv6 MTU. Otherwise it is fragmented (no
+// DF) or answered with Fragmentation Needed (DF).
+func (t *Translator) whole6(size int, df bool) bool {
+	return size <= t.cfg.LowestIPv6MTU || (df && size <= t.cfg.IPv6MTU)
+}
+
+// atomic4 reports whether Translate gives an unfragmented IPv4 packet of
+// tlen bytes translated from IPv6 DF and the Identification zero (idFlags,
+// RFC 7915 §5.1): above 1260 bytes, and above 1280 when the translator
+// generates Identifications for the smaller ones.
+func (t *Translator) atomic4(tlen int) bool {
+	return tlen > 1260 && !(t.cfg.GenerateIPv4ID && tlen <= 1280)
+}
+
 // gso4 and gso6 translate a super-packet into o, or in place when o is nil:
 // then the new header is written right in front of the payload, over the
 // old header and, when it is longer, into head (the headroom before pkt).
 // They return the translated packet.
+//
+// They decline (ok false) everything that Translate would not treat the
+// same for every segment, and every malformed header: the kernel's
+// segmentation (and tun.Segment) rewrites lengths and checksums per
+// segment, so only the per-segment path sees what the segments really are.
 func (t *Translator) gso4(pkt, head []byte, gsoSize int, o *Out) (Result, int, []byte, bool) {
 	var h hdr4
-	if r := parse4(pkt, false, &h); r != ReasonNone {
-		return drop(r), 0, nil, true
+	if parse4(pkt, false, &h) != ReasonNone {
+		return Result{}, 0, nil, false
 	}
 	if o == nil && h.tlen != len(pkt) {
 		return Result{}, 0, nil, false // padding after the packet: not worth the bother
@@ -134,6 +175,15 @@ func (t *Translator) gso4(pkt, head []byte, gsoSize int, o *Out) (Result, int, [
 	if h.hlen > ip4MinLen && options4(pkt[ip4MinLen:h.hlen]) != ReasonNone {
 		return Result{}, 0, nil, false
 	}
+	// Every segment must become one IPv6 packet without a Fragment header;
+	// the largest decides. A segment too big for that is fragmented (no DF)
+	// or refused with Fragmentation Needed (DF) by Translate: so is it here,
+	// through the fallback, rather than by shrinking the segments, which
+	// would hide the path MTU from the sender and cut UDP datagrams apart.
+	largest, _ := segmentSpan(len(l4)-hl, gsoSize)
+	if !t.whole6(ip6Len+hl+largest, h.df) {
+		return Result{}, 0, nil, false
+	}
 	tc := t.trafficClass(h.tos)
 	csumAt := checksumOffset(h.proto)
 	c := binary.BigEndian.Uint16(l4[csumAt:])
@@ -149,10 +199,7 @@ func (t *Translator) gso4(pkt, head []byte, gsoSize int, o *Out) (Result, int, [
 	}
 	writeIPv6(b, tc, len(l4), h.proto, h.ttl-1, &src6, &dst6)
 	binary.BigEndian.PutUint16(b[ip6Len+csumAt:], c)
-	// Each segment grows by 20 bytes; shrink the segments if they would no
-	// longer fit the IPv6 MTU (the receiver's TCP copes with smaller ones).
-	seg := min(gsoSize, t.cfg.IPv6MTU-ip6Len-hl)
-	return Result{Verdict: Forward, Entry: entry}, seg, b, true
+	return Result{Verdict: Forward, Entry: entry}, gsoSize, b, true
 }
 
 // inPlace returns the bytes of a translated packet that keeps pkt's payload
@@ -171,7 +218,7 @@ func inPlace(head, pkt []byte, oldHdr, newHdr int) []byte {
 
 func (t *Translator) gso6(pkt, head []byte, gsoSize int, o *Out) (Result, int, []byte, bool) {
 	var h hdr6
-	if r := parse6(pkt, false, &h); r != ReasonNone {
+	if parse6(pkt, false, &h) != ReasonNone {
 		return Result{}, 0, nil, false
 	}
 	if o == nil && h.end != len(pkt) {
@@ -201,6 +248,16 @@ func (t *Translator) gso6(pkt, head []byte, gsoSize int, o *Out) (Result, int, [
 	if tlen > MaxMTU {
 		return Result{}, 0, nil, false
 	}
+	// Every segment must fit the IPv4 MTU (else Translate answers Packet
+	// Too Big) and get DF and the Identification zero from Translate (else
+	// it goes without DF, or with a generated Identification): the largest
+	// and the smallest segment decide. The header written here is copied
+	// into every segment; a super-packet that ends in a short segment of
+	// at most 1260 bytes is translated per segment.
+	largest, smallest := segmentSpan(len(l4)-hl, gsoSize)
+	if ip4MinLen+hl+largest > t.cfg.IPv4MTU || !t.atomic4(ip4MinLen+hl+smallest) {
+		return Result{}, 0, nil, false
+	}
 	tos := t.trafficClass(h.tc)
 	csumAt := checksumOffset(h.proto)
 	c := binary.BigEndian.Uint16(l4[csumAt:])
@@ -212,10 +269,13 @@ func (t *Translator) gso6(pkt, head []byte, gsoSize int, o *Out) (Result, int, [
 	} else {
 		b = inPlace(head, pkt, h.l4, ip4MinLen)
 	}
-	// DF as for any packet larger than 1260 bytes (RFC 7915 §5.1); the
-	// kernel gives each segment its own ID when it segments.
+	// DF and Identification zero, as Translate gives each segment. The
+	// kernel numbers the segments it cuts from an IPv4 super-packet from
+	// its Identification up (0, 1, 2, ...), where Translate leaves every
+	// one at zero: the only difference between the two paths, and one no
+	// receiver can see, for these segments are atomic datagrams (DF, not
+	// fragments), whose Identification has no meaning (RFC 6864 §4.1).
 	writeIPv4(b, tos, tlen, 0, ip4FlagDF, h.hop-1, h.proto, &src4, &dst4)
 	binary.BigEndian.PutUint16(b[ip4MinLen+csumAt:], c)
-	seg := min(gsoSize, t.cfg.IPv4MTU-ip4MinLen-hl)
-	return Result{Verdict: Forward, Entry: entry}, seg, b, true
+	return Result{Verdict: Forward, Entry: entry}, gsoSize, b, true
 }

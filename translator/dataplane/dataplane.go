@@ -334,7 +334,9 @@ func (w *worker) packet(st *state, p *tun.Packet) {
 		return
 	}
 	// Translated in place: the payload stays in the read buffer, which is
-	// not reused before the batch is written (flush runs at its end).
+	// not reused before the batch is written (flush runs at its end). Taken
+	// whole only when the kernel's segments of the result are what the
+	// per-packet path would make of each segment; otherwise split below.
 	res, off, n, seg, ok := st.tr.TranslateGSOInPlace(p.Buf, p.Off, p.Len, p.GSOSize)
 	if ok {
 		w.pend.add(cGSOWhole, 1)

@@ -323,6 +323,64 @@ func TestSuperPackets(t *testing.T) {
 	}
 }
 
+// TestInexactSuperPacketSegmented: a super-packet whose segments Translate
+// would not turn into one packet each (here: no DF and 1500 bytes as IPv6,
+// above the lowest IPv6 MTU of 1280) is not written whole with its segment
+// size: it is split, and each segment is fragmented as RFC 7915 §4 says,
+// exactly as if the segments had come one by one.
+func TestInexactSuperPacketSegmented(t *testing.T) {
+	cfg := newConfig(t, "", "")
+	const seg = 1440
+	sp := partial(pt.TCP4(pt.IPv4{TTL: 64, Src: client4, Dst: server4},
+		pt.TCP{Sport: 40000, Dport: 80, Seq: 1, Flags: pt.ACK, Window: 1000}, make([]byte, 3*seg)))
+	var served atomic.Bool
+	var mu sync.Mutex
+	var wrote []tun.Packet
+	dev := newFakeDevice(1, func(int) []tun.Packet {
+		if served.Swap(true) {
+			return nil
+		}
+		return []tun.Packet{{Buf: sp, Len: len(sp), GSOSize: seg, Partial: true}}
+	}, func(_ int, _, w []tun.Packet) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range w {
+			p.Buf = bytes.Clone(p.Bytes())
+			p.Off = 0
+			wrote = append(wrote, p)
+		}
+	})
+	d, err := New(cfg, dev, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, d)
+	waitBatches(t, d, 1)
+
+	mu.Lock()
+	defer mu.Unlock()
+	// Each segment of 1460 transport bytes: fragments of 1232 and 228.
+	if len(wrote) != 6 {
+		t.Fatalf("%d packets written, want 6 fragments", len(wrote))
+	}
+	for i, w := range wrote {
+		p, err := pt.Check(w.Bytes())
+		if err != nil {
+			t.Fatalf("packet %d: %v", i, err)
+		}
+		wantLen := []int{1280, 40 + 8 + 228}[i%2]
+		if p.Version != 6 || p.Frag == nil || p.TotalLen != wantLen || w.GSOSize != 0 || w.Partial {
+			t.Errorf("packet %d: version %d, fragment %+v, %d bytes, GSO %d; want an IPv6 fragment of %d bytes",
+				i, p.Version, p.Frag, p.TotalLen, w.GSOSize, wantLen)
+		}
+	}
+	s := d.Stats()
+	if s.GSOWhole != 0 || s.GSOSegmented != 1 || s.GSOSegments != 3 || s.Verdicts(Dir4to6, translator.Forward) != 3 {
+		t.Errorf("GSO whole %d, segmented %d into %d, %d forwarded; want 0, 1 into 3, 3",
+			s.GSOWhole, s.GSOSegmented, s.GSOSegments, s.Verdicts(Dir4to6, translator.Forward))
+	}
+}
+
 // TestICMPRateLimit: the errors the translator generates beyond the burst
 // are counted, not sent.
 func TestICMPRateLimit(t *testing.T) {

@@ -15,8 +15,12 @@
 // them) and publishes its counters. Handling a packet does not allocate.
 //
 // Super-packets (GSO) go to translator.TranslateGSOInPlace, which rewrites
-// the header in the read buffer and leaves the payload where it is; those it
-// declines are split by tun.Segment and each segment is translated on its own.
+// the header in the read buffer and leaves the payload where it is, and
+// keeps the segment size: the segments the kernel cuts from what is written
+// are those Translate would make of the segments read. Those it declines
+// (segments that Translate would fragment, refuse as too big, or give other
+// flags, TTL expiry, ICMP errors, hairpinning) are split by tun.Segment and
+// each segment is translated on its own.
 //
 // # Reload
 //

@@ -183,7 +183,9 @@ func TestWriteToSockets(t *testing.T) {
 		sock := listen(server6, 7001)
 		tr := newTestTranslator(t, 1500)
 		data = payload(4200)
-		in := partialize(pt.UDP4(pt.IPv4{TTL: 64, Src: client4, Dst: server4}, 40000, 7001, data), 20, 6)
+		// DF: without it, datagrams above the lowest IPv6 MTU (1280) are
+		// fragmented, which only the per-packet path does.
+		in := partialize(pt.UDP4(pt.IPv4{TTL: 64, DF: true, Src: client4, Dst: server4}, 40000, 7001, data), 20, 6)
 		o := newOut()
 		res, seg, ok := tr.TranslateGSO(in, 1400, o)
 		if !ok || len(o.Pkts) != 1 || seg != 1400 {

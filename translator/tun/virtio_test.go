@@ -140,16 +140,18 @@ func TestFromVirtio(t *testing.T) {
 
 // TestTranslatedSuperPacket joins the translator and this package as a
 // worker does: an IPv4 TCP super-packet from the device, translated whole,
-// gets the TCPv6 header with the shrunk segment size, and its segments
-// (what the kernel will make of it) are well-formed IPv6 packets.
+// gets the TCPv6 header with its segment size, and its segments (what the
+// kernel will make of it) are well-formed IPv6 packets.
 func TestTranslatedSuperPacket(t *testing.T) {
 	tr := newTestTranslator(t, 1500)
 	ts := []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}
-	data := payload(20 * 1448)
+	// Segments of 1428 bytes and 32 bytes of TCP header: 1500 as IPv6, the
+	// MTU (larger ones would be declined: Fragmentation Needed per segment).
+	data := payload(20 * 1428)
 	in := partialize(pt.TCP4(pt.IPv4{TTL: 64, DF: true, Src: client4, Dst: server4},
 		pt.TCP{Sport: 40000, Dport: 80, Seq: 1, Ack: 1, Flags: pt.ACK, Window: 500, Options: ts}, data), 20, 16)
 	o := translator.NewOut()
-	res, seg, ok := tr.TranslateGSO(in, 1448, o)
+	res, seg, ok := tr.TranslateGSO(in, 1428, o)
 	if !ok || res.Verdict != translator.Forward {
 		t.Fatalf("TranslateGSO: ok %v %v %v", ok, res.Verdict, res.Reason)
 	}
