@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/routing"
 )
 
@@ -21,21 +22,21 @@ type speaker interface {
 	Announced() []routing.Announcement
 	// PartnerRoutes: the prefixes Established partner nodes announce to us.
 	PartnerRoutes() []routing.PartnerRoute
-	Neighbors() []NeighborStatus
+	Neighbors() []control.NeighborStatus
 }
 
 // monitor is what the controller needs of the health monitor
 // (*health.Monitor, adapted; allHealthy without checks).
 type monitor interface {
 	Healthy() (ipv4, ipv6 bool)
-	Status() []CheckStatus
+	Status() []control.CheckStatus
 }
 
 // allHealthy is the monitor of a node without checks.
 type allHealthy struct{}
 
-func (allHealthy) Healthy() (bool, bool) { return true, true }
-func (allHealthy) Status() []CheckStatus { return nil }
+func (allHealthy) Healthy() (bool, bool)         { return true, true }
+func (allHealthy) Status() []control.CheckStatus { return nil }
 
 // drainTiming is the drain's part of [node].
 type drainTiming struct {
@@ -70,8 +71,8 @@ type controller struct {
 	// writable ("" when it was): a drain would be refused.
 	stateDirErr string
 
-	packets func() uint64        // packets read by the data plane so far, its own probes left out (packetsRead)
-	traffic func() TrafficStatus // the data plane's counters
+	packets func() uint64                // packets read by the data plane so far, its own probes left out (packetsRead)
+	traffic func() control.TrafficStatus // the data plane's counters
 	log     *slog.Logger
 	now     func() time.Time
 }
@@ -216,30 +217,30 @@ func (c *controller) WithdrawAll(ctx context.Context) error {
 }
 
 // Status returns the node's status.
-func (c *controller) Status() Status {
+func (c *controller) Status() control.Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st, since, cause := c.node.State()
-	s := Status{
+	s := control.Status{
 		Version: fullVersion(),
-		Node: NodeStatus{State: st.String(), Since: since, Cause: cause,
+		Node: control.NodeStatus{State: st.String(), Since: since, Cause: cause,
 			Drain: c.drainNote, BGP: c.bgp != nil, StateDir: "ok"},
 		Health:    c.hm.Status(),
-		Neighbors: []NeighborStatus{},
-		Announced: []AnnouncedStatus{},
+		Neighbors: []control.NeighborStatus{},
+		Announced: []control.AnnouncedStatus{},
 	}
 	if c.stateDirErr != "" {
 		s.Node.StateDir = "not writable: " + c.stateDirErr
 	}
 	if s.Health == nil {
-		s.Health = []CheckStatus{}
+		s.Health = []control.CheckStatus{}
 	}
 	if c.bgp != nil {
 		s.Neighbors = append(s.Neighbors, c.bgp.Neighbors()...)
 		for _, a := range c.bgp.Announced() {
-			as := AnnouncedStatus{Prefix: a.Prefix.String(), MED: a.MED}
+			as := control.AnnouncedStatus{Prefix: a.Prefix.String(), MED: a.MED}
 			for _, cm := range a.Communities {
-				as.Communities = append(as.Communities, community(cm))
+				as.Communities = append(as.Communities, control.Community(cm))
 			}
 			s.Announced = append(s.Announced, as)
 		}
@@ -268,7 +269,7 @@ func uncovered(announced []routing.Announcement, partners []routing.PartnerRoute
 	return out
 }
 
-// Drain runs the drain procedure (drainUsage in ctl.go), reporting each step to
+// Drain runs the drain procedure (drainUsage in client.go), reporting each step to
 // progress (called without the lock held; it may block on a slow client).
 // It returns a message for the operator, or why it refused or failed. A
 // refusal changes nothing.

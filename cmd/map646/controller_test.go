@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/routing"
 )
 
@@ -59,8 +60,8 @@ func (f *fakeSpeaker) PartnerRoutes() []routing.PartnerRoute {
 	return slices.Clone(f.partners)
 }
 
-func (f *fakeSpeaker) Neighbors() []NeighborStatus {
-	return []NeighborStatus{{Address: "192.0.2.254", PeerAS: 65000, Role: "router", State: "established", Established: true, BFD: "off"}}
+func (f *fakeSpeaker) Neighbors() []control.NeighborStatus {
+	return []control.NeighborStatus{{Address: "192.0.2.254", PeerAS: 65000, Role: "router", State: "established", Established: true, BFD: "off"}}
 }
 
 func (f *fakeSpeaker) history() [][]routing.Announcement {
@@ -87,9 +88,9 @@ func (m *fakeMonitor) set(h4, h6 bool) {
 	m.mu.Unlock()
 }
 
-func (m *fakeMonitor) Status() []CheckStatus {
+func (m *fakeMonitor) Status() []control.CheckStatus {
 	h4, h6 := m.Healthy()
-	return []CheckStatus{{Name: "dp", Kind: "dataplane", Up: h4 && h6, LastError: "probe lost"}}
+	return []control.CheckStatus{{Name: "dp", Kind: "dataplane", Up: h4 && h6, LastError: "probe lost"}}
 }
 
 type testCtl struct {

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vishvananda/netlink"
 
+	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/config"
 	"github.com/map646/map646/health"
 	"github.com/map646/map646/routing"
@@ -222,7 +223,7 @@ type daemon struct {
 
 	ctl       *controller
 	ctlLn     *net.UnixListener // bound early, served once the node runs
-	control   *controlServer
+	control   *control.Server
 	bgp       *routing.Speaker // nil without [bgp]
 	hm        *health.Monitor
 	stopHM    context.CancelFunc
@@ -351,7 +352,7 @@ func (d *daemon) start() error {
 	// The control socket is bound first: a second map646 on the same
 	// socket is refused before it touches the device or the routes.
 	var err error
-	if d.ctlLn, err = listenControl(cfg.Control.Socket, d.log); err != nil {
+	if d.ctlLn, err = control.Listen(cfg.Control.Socket, d.log); err != nil {
 		return err
 	}
 	flag := drainFlag{cfg.Node.StateDir}
@@ -365,7 +366,7 @@ func (d *daemon) start() error {
 		// Called only once d.dp is set: by metrics scrapes and the
 		// control socket, both started after dataplane.New.
 		packets: func() uint64 { return packetsRead(d.dp.Stats()) },
-		traffic: func() TrafficStatus { return trafficOf(d.dp.Stats()) },
+		traffic: func() control.TrafficStatus { return trafficOf(d.dp.Stats()) },
 		log:     d.log, now: time.Now,
 	}
 	if drained {
@@ -438,7 +439,7 @@ func (d *daemon) start() error {
 	if err := d.ctl.Ready(context.Background(), planOf(cfg, d.dp.Translator())); err != nil {
 		d.log.Warn("the first announcement failed; it is retried", "err", err)
 	}
-	d.control = newControlServer(d.ctlLn, ctlHandler{d.ctl, d}, d.log.With("component", "control"))
+	d.control = control.NewServer(d.ctlLn, ctlHandler{d.ctl, d}, d.log.With("component", "control"))
 	d.ctlLn = nil
 
 	d.log.Info("serving", "config", d.path, "device", dev.Name(), "mtu", cfg.Tun.MTU,
