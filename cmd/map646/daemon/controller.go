@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -75,6 +75,7 @@ type controller struct {
 	traffic func() control.TrafficStatus // the data plane's counters
 	log     *slog.Logger
 	now     func() time.Time
+	version string // the build's, for the status
 }
 
 // healthCause names the checks that are down, for logs and status.
@@ -222,7 +223,7 @@ func (c *controller) Status() control.Status {
 	defer c.mu.Unlock()
 	st, since, cause := c.node.State()
 	s := control.Status{
-		Version: fullVersion(),
+		Version: c.version,
 		Node: control.NodeStatus{State: st.String(), Since: since, Cause: cause,
 			Drain: c.drainNote, BGP: c.bgp != nil, StateDir: "ok"},
 		Health:    c.hm.Status(),

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"github.com/map646/map646/cmd/map646/control"
