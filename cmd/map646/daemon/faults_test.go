@@ -164,15 +164,17 @@ func TestStuckWorkerWithdraws(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tr, err := cfg.NewTranslator()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var dp *dataplane.DataPlane
 	err = ns.Do(func() error {
 		dev, err := tun.OpenPlain("m646s", 1500)
 		if err != nil {
 			return err
 		}
-		if dp, err = dataplane.New(cfg, dev, nil); err != nil {
-			return err
-		}
+		dp = dataplane.New(tr, dev, dataplane.Options{ICMPErrorRate: cfg.Translator.ICMPErrorRate, ICMPErrorBurst: cfg.Translator.ICMPErrorBurst})
 		l, err := netlink.LinkByName("m646s")
 		if err != nil {
 			return err

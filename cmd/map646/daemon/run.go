@@ -229,6 +229,10 @@ func (d *daemon) start() error {
 		d.ctl.node.RestoreDrained(drainedAt)
 	}
 
+	tr, err := cfg.NewTranslator()
+	if err != nil {
+		return fmt.Errorf("dataplane: %w", err)
+	}
 	dev, err := openDevice(cfg.Tun)
 	if err != nil {
 		return err
@@ -237,10 +241,8 @@ func (d *daemon) start() error {
 	if o, ok := dev.(interface{ Offloads() string }); ok {
 		offloads = o.Offloads()
 	}
-	if d.dp, err = dataplane.New(cfg, dev, d.log); err != nil {
-		dev.Close()
-		return err
-	}
+	d.dp = dataplane.New(tr, dev, dataplane.Options{
+		ICMPErrorRate: cfg.Translator.ICMPErrorRate, ICMPErrorBurst: cfg.Translator.ICMPErrorBurst, Logger: d.log})
 	if err := acceptLocal(dev.Name()); err != nil {
 		d.log.Warn("ICMPv4 errors from translator.ipv4_address may be dropped", "err", err)
 	}
