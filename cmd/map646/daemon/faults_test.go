@@ -154,7 +154,7 @@ ipv6 = "2001:db8:2::/124"
 // TestStuckWorkerWithdraws: a worker held inside a batch makes the data
 // plane check fail (naming the stuck worker) and the node withdraw; once
 // released, the check rises and the node announces again. Real parts: tun
-// device, data plane, health monitor, controller; only the speaker is a
+// device, data plane, health monitor, lifecycle; only the speaker is a
 // fake. Times are logged: hold to withdrawal, release to re-announcement.
 func TestStuckWorkerWithdraws(t *testing.T) {
 	netlab.RequireRoot(t)

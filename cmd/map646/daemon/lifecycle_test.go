@@ -93,43 +93,125 @@ func (m *fakeMonitor) Status() []control.CheckStatus {
 	return []control.CheckStatus{{Name: "dp", Kind: "dataplane", Up: h4 && h6, LastError: "probe lost"}}
 }
 
+// testCtl is a lifecycle served by a loop of its own, as the daemon loop
+// serves it: the commands go through requests, the drain's timers are
+// served, and the test's own calls (do) run on the loop's goroutine.
 type testCtl struct {
-	*controller
-	sp   *fakeSpeaker
-	hm   *fakeMonitor
-	pkts atomic.Uint64
-	log  logRecorder
+	*lifecycle
+	sp      *fakeSpeaker
+	hm      *fakeMonitor
+	pkts    atomic.Uint64
+	log     logRecorder
+	handler controlHandler
+	calls   chan func()
+	stopped chan struct{} // closed when the loop has returned
 }
 
-// newTestCtl returns a serving controller whose drain samples every
+// newTestCtl returns a serving lifecycle whose drain samples every
 // millisecond, with no linger.
 func newTestCtl(t *testing.T, stateDir string) *testCtl {
 	t.Helper()
-	tc := &testCtl{sp: &fakeSpeaker{}, hm: &fakeMonitor{h4: true, h6: true}}
+	tc := &testCtl{sp: &fakeSpeaker{}, hm: &fakeMonitor{h4: true, h6: true}, calls: make(chan func())}
 	log := tc.log.logger()
 	now := func() time.Time { return t0 }
-	tc.controller = &controller{
+	tc.lifecycle = &lifecycle{
 		node: NewNode(log, now), plan: testPlan, bgp: tc.sp, hm: tc.hm,
 		flag:    drainFlag{dir: stateDir},
 		tm:      drainTiming{Timeout: 10 * time.Second, IdlePPS: 10, Sample: time.Millisecond},
 		packets: func() uint64 { return tc.pkts.Load() },
 		log:     log, now: now,
 	}
+	tc.publish()
+	tc.handler = controlHandler{tc.lifecycle, make(requests)}
+	ctx, cancel := context.WithCancel(context.Background())
+	tc.stopped = make(chan struct{})
+	go tc.serve(ctx)
+	t.Cleanup(func() { cancel(); <-tc.stopped })
 	if err := tc.Ready(context.Background(), testPlan); err != nil {
 		t.Fatal(err)
 	}
-	if st, _, _ := tc.node.State(); st != Serving {
+	if st := tc.state(); st != Serving {
 		t.Fatalf("not serving after Ready: %s", st)
 	}
 	return tc
 }
 
-func (tc *testCtl) state() State {
-	tc.mu.Lock()
-	defer tc.mu.Unlock()
-	st, _, _ := tc.node.State()
-	return st
+// serve is the daemon loop's part that concerns the lifecycle.
+func (tc *testCtl) serve(ctx context.Context) {
+	defer close(tc.stopped)
+	for {
+		select {
+		case r := <-tc.handler.q:
+			tc.handle(ctx, r)
+		case now := <-tc.drainTick():
+			tc.drainSample(ctx, now)
+		case <-tc.drainTimer():
+			tc.drainTimerFired(ctx)
+		case f := <-tc.calls:
+			f()
+		case <-ctx.Done():
+			return
+		}
+	}
 }
+
+// do runs f on the loop's goroutine and waits for it; once the loop has
+// returned (the test ends), it does nothing.
+func (tc *testCtl) do(f func()) {
+	ran := make(chan struct{})
+	select {
+	case tc.calls <- func() { f(); close(ran) }:
+		<-ran
+	case <-tc.stopped:
+	}
+}
+
+// The commands, as the control socket hands them to the loop.
+
+func (tc *testCtl) Drain(ctx context.Context, force bool, progress func(string)) (string, error) {
+	return tc.handler.Drain(ctx, force, progress)
+}
+
+func (tc *testCtl) Undrain(ctx context.Context) (string, error) { return tc.handler.Undrain(ctx) }
+
+// The daemon's own calls, on the loop.
+
+func (tc *testCtl) Reconcile(ctx context.Context) (err error) {
+	tc.do(func() { err = tc.reconcile(ctx) })
+	return err
+}
+
+func (tc *testCtl) Ready(ctx context.Context, p Plan) (err error) {
+	tc.do(func() { err = tc.ready(ctx, p) })
+	return err
+}
+
+func (tc *testCtl) DataPlaneDown(ctx context.Context, cause string) (err error) {
+	tc.do(func() { err = tc.dataPlaneDown(ctx, cause) })
+	return err
+}
+
+func (tc *testCtl) WithdrawAll(ctx context.Context) (err error) {
+	tc.do(func() { err = tc.withdrawAll(ctx) })
+	return err
+}
+
+func (tc *testCtl) NeedsRetry() (retry bool) {
+	tc.do(func() { retry = tc.needsRetry() })
+	return retry
+}
+
+func (tc *testCtl) SetStateDir(err error) { tc.do(func() { tc.setStateDir(err) }) }
+
+func (tc *testCtl) SetMonitor(m monitor) { tc.do(func() { tc.setMonitor(m) }) }
+
+func (tc *testCtl) Plan() (p Plan) {
+	tc.do(func() { p = tc.plan })
+	return p
+}
+
+// state is the node's state as the status shows it.
+func (tc *testCtl) state() State { return tc.view.Load().state }
 
 // partnersFor makes a partner announce every prefix of the plan.
 func partnersFor(gshut bool, except ...string) []routing.PartnerRoute {
@@ -257,7 +339,7 @@ func TestDrainTimeout(t *testing.T) {
 	c := newTestCtl(t, t.TempDir())
 	c.tm.Timeout = 30 * time.Millisecond
 	var n atomic.Uint64
-	c.controller.packets = func() uint64 { return n.Add(1000) } // 1000 packets a millisecond: never idle
+	c.lifecycle.packets = func() uint64 { return n.Add(1000) } // 1000 packets a millisecond: never idle
 	msg, err := c.Drain(context.Background(), true, func(string) {})
 	if err != nil || !strings.HasPrefix(msg, "drained:") {
 		t.Fatalf("Drain = %q, %v", msg, err)
@@ -305,7 +387,7 @@ func TestDrainConcurrent(t *testing.T) {
 	var busy atomic.Bool
 	busy.Store(true)
 	var n atomic.Uint64
-	c.controller.packets = func() uint64 { // traffic flows until the test says so
+	c.lifecycle.packets = func() uint64 { // traffic flows until the test says so
 		if busy.Load() {
 			return n.Add(1000)
 		}

@@ -9,10 +9,8 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/signal"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,13 +60,18 @@ func Run(path string, cfg *config.Config, log *slog.Logger, version string) erro
 }
 
 // daemon is a running map646: its device, data plane, routes and metrics,
-// and with them the node's life cycle: the state machine (ctl), the BGP
-// speaker, the health monitor and the control socket.
+// and with them the node's life cycle (lc: the state machine and the
+// drain), the BGP speaker, the health monitor and the control socket. One
+// goroutine owns it: Run's, which starts it, runs the loop (loop.go) and
+// shuts it down.
 type daemon struct {
 	path    string
 	cfg     *config.Config
 	log     *slog.Logger
 	version string
+	// ctx is the root context: the components' contexts derive from it;
+	// it ends when Run returns.
+	ctx context.Context
 
 	dp      *dataplane.DataPlane
 	stopDP  context.CancelFunc
@@ -77,14 +80,14 @@ type daemon struct {
 	metrics *http.Server
 	reloads *prometheus.CounterVec
 
-	ctl       *controller
-	ctlLn     *net.UnixListener // bound early, served once the node runs
+	lc        *lifecycle
+	controlLn *net.UnixListener // bound early, served once the node runs
 	control   *control.Server
+	requests  requests         // the control socket's commands, for the loop
 	bgp       *routing.Speaker // nil without [bgp]
 	hm        *health.Monitor
 	stopHM    context.CancelFunc
 	hmDone    chan error
-	reloadReq chan chan reloadResult // reloads asked over the control socket
 
 	// The data plane's recovery (recover.go): the next attempt's timer
 	// and how many attempts failed since the device was lost.
@@ -93,113 +96,7 @@ type daemon struct {
 	recovery recovery
 }
 
-// reloadResult is the outcome of a reload, for the control socket.
-type reloadResult struct {
-	msg string
-	err error
-}
-
-// retryEvery is how often a failed announcement is retried.
-const retryEvery = 2 * time.Second
-
-func (d *daemon) run() error {
-	// Signals are taken from the start: a SIGTERM while the routes are
-	// being installed waits for the start to finish, then stops.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-
-	if err := d.start(); err != nil {
-		d.log.Error("cannot start", "err", err)
-		if err := d.stop(nil); err != nil {
-			d.log.Error("cleanup after the failed start", "err", err)
-		}
-		return err
-	}
-	var hmChanges, bgpChanges <-chan struct{}
-	if d.hm != nil {
-		hmChanges = d.hm.Changes()
-	}
-	if d.bgp != nil {
-		bgpChanges = d.bgp.Changes()
-	}
-	retry := time.NewTicker(retryEvery)
-	defer retry.Stop()
-	ctx := context.Background()
-	d.checkStateDir()
-	for {
-		select {
-		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
-				d.reload()
-				continue
-			}
-			d.log.Info("stopping", "signal", sig.String())
-			if err := d.stop(sigs); err != nil {
-				d.log.Error("stopped with errors", "err", err)
-				return err
-			}
-			d.log.Info("stopped")
-			return nil
-		case reply := <-d.reloadReq:
-			msg, err := d.reload()
-			reply <- reloadResult{msg, err}
-		case <-hmChanges:
-			d.ctl.Reconcile(ctx)
-		case <-bgpChanges:
-			d.ctl.Reconcile(ctx)
-		case <-retry.C:
-			if d.ctl.NeedsRetry() {
-				d.ctl.Reconcile(ctx)
-			}
-			d.checkStateDir()
-		case <-d.recoverC:
-			d.recoverC = nil
-			d.recoverDataPlane()
-		case err := <-d.provenC:
-			d.provenC = nil
-			d.dataPlaneProven(err)
-		case err := <-d.hmDone:
-			d.hmDone = nil
-			d.log.Error("the health monitor stopped; the node withdraws and stops", "err", err)
-			if err := d.stop(nil); err != nil {
-				d.log.Error("cleanup", "err", err)
-			}
-			return fmt.Errorf("the health monitor stopped: %w", err)
-		case err := <-d.dpDone:
-			d.dpDone = nil // Run has returned
-			d.dataPlaneFailed(err)
-		}
-	}
-}
-
-// Reload is the control socket's reload: the daemon loop runs it, as it
-// runs SIGHUP's.
-func (d *daemon) Reload(ctx context.Context) (string, error) {
-	reply := make(chan reloadResult, 1)
-	select {
-	case d.reloadReq <- reply:
-	case <-ctx.Done():
-		return "", errors.New("map646 is stopping")
-	}
-	select {
-	case r := <-reply:
-		return r.msg, r.err
-	case <-ctx.Done():
-		return "", errors.New("map646 is stopping")
-	}
-}
-
-// ctlHandler is what the control socket serves: the controller's commands
-// and the daemon's reload.
-type ctlHandler struct {
-	*controller
-	d *daemon
-}
-
-func (h ctlHandler) Reload(ctx context.Context) (string, error) { return h.d.Reload(ctx) }
-
-// start brings the daemon up; stop undoes whatever part of it was done.
+// start brings the daemon up; shutdown undoes whatever part of it was done.
 func (d *daemon) start() error {
 	start := time.Now()
 	cfg := d.cfg
@@ -208,7 +105,7 @@ func (d *daemon) start() error {
 	// The control socket is bound first: a second map646 on the same
 	// socket is refused before it touches the device or the routes.
 	var err error
-	if d.ctlLn, err = control.Listen(cfg.Control.Socket, d.log); err != nil {
+	if d.controlLn, err = control.Listen(cfg.Control.Socket, d.log); err != nil {
 		return err
 	}
 	flag := drainFlag{cfg.Node.StateDir}
@@ -216,8 +113,8 @@ func (d *daemon) start() error {
 	if err != nil {
 		return fmt.Errorf("[node] state_dir %s: %w: cannot tell whether an operator drained this node", cfg.Node.StateDir, err)
 	}
-	d.reloadReq = make(chan chan reloadResult)
-	d.ctl = &controller{
+	d.requests = make(requests)
+	d.lc = &lifecycle{
 		node: NewNode(d.log, time.Now), hm: allHealthy{}, flag: flag, tm: timingOf(cfg.Node),
 		// Called only once d.dp is set: by metrics scrapes and the
 		// control socket, both started after dataplane.New.
@@ -225,8 +122,9 @@ func (d *daemon) start() error {
 		traffic: func() control.TrafficStatus { return trafficOf(d.dp.Stats()) },
 		log:     d.log, now: time.Now, version: d.version,
 	}
+	d.lc.publish()
 	if drained {
-		d.ctl.node.RestoreDrained(drainedAt)
+		d.lc.restoreDrained(drainedAt)
 	}
 
 	tr, err := cfg.NewTranslator()
@@ -281,7 +179,7 @@ func (d *daemon) start() error {
 		if d.bgp, err = routing.New(cfg.BGP.Config, d.log); err != nil {
 			return err
 		}
-		d.ctl.SetSpeaker(bgpSpeaker{d.bgp})
+		d.lc.setSpeaker(bgpSpeaker{d.bgp})
 	}
 	var sessions health.Sessions // a nil *routing.Speaker must stay a nil interface
 	if d.bgp != nil {
@@ -290,15 +188,15 @@ func (d *daemon) start() error {
 	if d.hm, err = health.NewMonitor(cfg.Health.Checks, d.dp, sessions, d.log); err != nil {
 		return err
 	}
-	d.ctl.SetMonitor(healthMonitor{d.hm})
-	hctx, hcancel := context.WithCancel(context.Background())
+	d.lc.setMonitor(healthMonitor{d.hm})
+	hctx, hcancel := context.WithCancel(d.ctx)
 	d.stopHM, d.hmDone = hcancel, make(chan error, 1)
 	go func() { d.hmDone <- d.hm.Run(hctx) }()
-	if err := d.ctl.Ready(context.Background(), planOf(cfg, d.dp.Translator())); err != nil {
+	if err := d.lc.ready(d.ctx, planOf(cfg, d.dp.Translator())); err != nil {
 		d.log.Warn("the first announcement failed; it is retried", "err", err)
 	}
-	d.control = control.NewServer(d.ctlLn, ctlHandler{d.ctl, d}, d.log.With("component", "control"))
-	d.ctlLn = nil
+	d.control = control.NewServer(d.controlLn, controlHandler{d.lc, d.requests}, d.log.With("component", "control"))
+	d.controlLn = nil
 
 	d.log.Info("serving", "config", d.path, "device", dev.Name(), "mtu", cfg.Tun.MTU,
 		"queues", dev.Queues(), "offloads", offloads, "busy_poll", cfg.Tun.BusyPoll.String(),
@@ -366,7 +264,7 @@ func (d *daemon) warnForwarding() {
 // checkStateDir checks that a drain could be recorded ([node] state_dir
 // writable) and puts the answer in the status.
 func (d *daemon) checkStateDir() {
-	d.ctl.SetStateDir(drainFlag{d.cfg.Node.StateDir}.Writable())
+	d.lc.setStateDir(drainFlag{d.cfg.Node.StateDir}.Writable())
 }
 
 // serveMetrics serves /metrics on ln until stop.
@@ -380,7 +278,7 @@ func (d *daemon) serveMetrics(ln net.Listener) {
 		Help: "Always 1: the map646 version and the Go version that built it.",
 	}, []string{"version", "goversion"})
 	info.WithLabelValues(d.version, runtime.Version()).Set(1)
-	reg.MustRegister(d.dp.Collector(d.cfg.Metrics.MappingSeries), d.reloads, info, nodeCollector{d.ctl},
+	reg.MustRegister(d.dp.Collector(d.cfg.Metrics.MappingSeries), d.reloads, info, nodeCollector{d.lc},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	mux := http.NewServeMux()
@@ -443,7 +341,7 @@ func (d *daemon) reload() (string, error) {
 		errAdd = d.routes.Add(add)
 	}
 
-	ctx := context.Background()
+	ctx := d.ctx
 	var errBGP, errHealth error
 	if d.bgp != nil {
 		if errBGP = d.bgp.Reconfigure(ctx, cfg.BGP.Config); errBGP != nil {
@@ -458,7 +356,7 @@ func (d *daemon) reload() (string, error) {
 		errHealth = fmt.Errorf("[health] not applied, the running checks are kept: %w", errHealth)
 	}
 	d.cfg = cfg
-	errAnnounce := d.ctl.SetPlan(ctx, planOf(cfg, tr), timingOf(cfg.Node), drainFlag{cfg.Node.StateDir})
+	errAnnounce := d.lc.setPlan(ctx, planOf(cfg, tr), timingOf(cfg.Node), drainFlag{cfg.Node.StateDir})
 	if errAnnounce != nil {
 		errAnnounce = fmt.Errorf("announce (retried): %w", errAnnounce)
 	}
@@ -509,84 +407,4 @@ func (d *daemon) keepRestartOnly(cfg *config.Config) {
 	if cfg.BGP.Enabled != d.cfg.BGP.Enabled {
 		cfg.BGP = d.cfg.BGP
 	}
-}
-
-// stop takes the daemon down, in this order:
-//  1. withdraw every announcement, so routers move the traffic to the other
-//     nodes;
-//  2. keep translating for [node] linger while they converge (a withdrawal
-//     takes milliseconds to reach a router, but a slow one must not lose
-//     packets; a second SIGTERM or SIGINT on sigs cuts the wait short);
-//  3. close the speaker (a Cease to every peer), the control socket and the
-//     health monitor;
-//  4. remove the kernel routes, so the kernel sends nothing more into the
-//     device while the workers translate what is queued;
-//  5. stop the data plane, which closes the device (the kernel deletes it
-//     with its last queue); stop the metrics server.
-//
-// Without [bgp], or with nothing announced, there is nothing to withdraw
-// and no linger. It returns everything that failed on the way.
-func (d *daemon) stop(sigs <-chan os.Signal) error {
-	var errs []error
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if d.ctl != nil && d.bgp != nil {
-		n := len(d.bgp.Announced())
-		if err := d.ctl.WithdrawAll(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("withdraw: %w", err))
-		}
-		if linger := d.cfg.Node.Linger; n > 0 && linger > 0 {
-			d.log.Info("withdrawn; translating while routers converge", "prefixes", n, "linger", linger)
-			select {
-			case <-time.After(linger):
-			case sig := <-sigs: // nil sigs: never
-				d.log.Warn("linger cut short", "signal", sig.String())
-			}
-		}
-	}
-	if d.control != nil {
-		d.control.Close()
-	} else if d.ctlLn != nil {
-		d.ctlLn.Close()
-	}
-	if d.bgp != nil {
-		if err := d.bgp.Close(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("bgp: %w", err))
-		}
-	}
-	if d.stopHM != nil {
-		d.stopHM()
-		if d.hmDone != nil {
-			<-d.hmDone
-		}
-	}
-	if d.routes != nil {
-		n := len(d.routes.Installed())
-		start := time.Now()
-		if err := d.routes.RemoveAll(); err != nil {
-			errs = append(errs, err)
-		}
-		d.log.Info("routes removed", "count", n-len(d.routes.Installed()), "took", time.Since(start).Round(time.Millisecond))
-		d.routes.Close()
-	}
-	if d.dp != nil {
-		if d.stopDP != nil {
-			d.stopDP()
-		}
-		if d.dpDone != nil {
-			if err := <-d.dpDone; err != nil {
-				errs = append(errs, err)
-			}
-		} else if err := d.dp.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if d.metrics != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := d.metrics.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("metrics server: %w", err))
-		}
-	}
-	return errors.Join(errs...)
 }

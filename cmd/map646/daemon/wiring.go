@@ -13,7 +13,7 @@ import (
 	"github.com/map646/map646/translator/dataplane"
 )
 
-// bgpSpeaker adapts *routing.Speaker to the controller's speaker.
+// bgpSpeaker adapts *routing.Speaker to the lifecycle's speaker.
 type bgpSpeaker struct{ *routing.Speaker }
 
 func (s bgpSpeaker) Neighbors() []control.NeighborStatus {
@@ -36,7 +36,7 @@ func (s bgpSpeaker) Neighbors() []control.NeighborStatus {
 	return out
 }
 
-// healthMonitor adapts *health.Monitor to the controller's monitor.
+// healthMonitor adapts *health.Monitor to the lifecycle's monitor.
 type healthMonitor struct{ *health.Monitor }
 
 func (m healthMonitor) Status() []control.CheckStatus {
@@ -69,8 +69,8 @@ func timingOf(n config.Node) drainTiming {
 }
 
 // nodeCollector exports the node's state, checks and sessions, read from
-// the controller at each scrape.
-type nodeCollector struct{ c *controller }
+// the lifecycle at each scrape.
+type nodeCollector struct{ c *lifecycle }
 
 var (
 	nodeStateDesc = prometheus.NewDesc("map646_node_state",
