@@ -4,7 +4,7 @@
 // It owns the running node: the device, the data plane and its recovery
 // (recover.go), the kernel routes, the metrics server, the control socket's
 // server, the speaker, the health monitor, and the node's state. One
-// goroutine owns all of it: the daemon loop (loop.go), which handles every
+// goroutine owns all of it: the daemon loop (run.go), which handles every
 // event that changes it, one at a time (signals, the control socket's
 // commands, health and BGP changes, the data plane stopping, the drain's
 // timers), and writes the shutdown order in one function. The node state
