@@ -486,3 +486,98 @@ func TestDrainFlagStore(t *testing.T) {
 		t.Error("drained after Remove")
 	}
 }
+
+// TestDrainInterrupted: a drain the daemon's shutdown ends early tells
+// its client where it stopped; the node stays draining and the flag stays,
+// so it restarts drained. Both places a drain waits: for the traffic to
+// fall, and in the linger.
+func TestDrainInterrupted(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		idle    bool   // the traffic has fallen: the drain reaches its linger
+		waitFor string // the progress line after which the daemon stops
+		want    string
+	}{
+		{"waiting for the traffic", false, "GRACEFUL_SHUTDOWN",
+			"drain interrupted while waiting for the traffic to fall: context canceled; the drained flag stays: the node restarts drained"},
+		{"lingering", true, "withdrawn; translating for 1m0s",
+			"drain interrupted during the linger: context canceled; everything is withdrawn and the node restarts drained"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			c := newTestCtl(t, dir)
+			c.tm.Linger = time.Minute
+			var n atomic.Uint64
+			c.lifecycle.packets = func() uint64 {
+				if tc.idle {
+					return n.Load()
+				}
+				return n.Add(1000)
+			}
+			reached := make(chan struct{})
+			var once sync.Once
+			type result struct {
+				msg string
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				msg, err := c.Drain(context.Background(), true, func(p string) {
+					if strings.Contains(p, tc.waitFor) {
+						once.Do(func() { close(reached) })
+					}
+				})
+				done <- result{msg, err}
+			}()
+			select {
+			case <-reached:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no progress %q after 10 s", tc.waitFor)
+			}
+			c.do(func() { c.interruptDrain(context.Canceled) })
+			r := <-done
+			if r.err == nil || r.err.Error() != tc.want {
+				t.Errorf("Drain = %q, %v; want the error %q", r.msg, r.err, tc.want)
+			}
+			if st := c.Status(); st.Node.State != "draining" || st.Node.Drain != "" {
+				t.Errorf("status after the interruption: %+v; want draining with no drain running", st.Node)
+			}
+			if _, drained, err := (drainFlag{dir}).Load(); !drained || err != nil {
+				t.Errorf("drained flag after the interruption: %v, %v", drained, err)
+			}
+			// No drain runs: a new one is refused as the node is draining,
+			// and nothing of the old one is left to fire.
+			if _, err := c.Drain(context.Background(), true, func(string) {}); !errors.Is(err, errDrainBusy) {
+				t.Errorf("drain after the interruption: %v", err)
+			}
+		})
+	}
+}
+
+// TestAskStopping: a command the loop does not take before the control
+// server closes gets "map646 is stopping"; one it answered as the server
+// closed gets its answer, with every progress line first.
+func TestAskStopping(t *testing.T) {
+	q := make(requests) // no loop reads it
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := q.ask(ctx, newRequest("reload", false), func(string) {}); !errors.Is(err, errStopping) {
+		t.Errorf("ask with no loop: %v", err)
+	}
+
+	q = make(requests) // the loop takes it, answers, and the server closes
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() {
+		r := <-q
+		r.progress("one")
+		r.progress("two")
+		r.answer("drained", nil)
+		cancel()
+	}()
+	r := newRequest("drain", false)
+	var lines []string
+	msg, err := q.ask(ctx, r, func(p string) { lines = append(lines, p) })
+	if msg != "drained" || err != nil || !reflect.DeepEqual(lines, []string{"one", "two"}) {
+		t.Errorf("ask answered as the server closed: %q, %v, progress %q", msg, err, lines)
+	}
+}
