@@ -64,8 +64,8 @@ func Run(path string, cfg *config.Config, log *slog.Logger, version string) erro
 // daemon is a running map646: its device, data plane, routes and metrics,
 // and with them the node's life cycle (lc: the state machine and the
 // drain), the BGP speaker, the health monitor and the control socket. One
-// goroutine owns it: Run's, which starts it, runs the loop and
-// shuts it down.
+// goroutine owns it: Run's, which starts it, runs the loop and shuts it
+// down.
 type daemon struct {
 	path    string
 	cfg     *config.Config
