@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/lab/topo"
 )
@@ -93,25 +94,6 @@ func tinyTmpfs(t *testing.T) string {
 	return dir
 }
 
-// nodeStatus is the part of `map646 status -json` topo.Status leaves out.
-type nodeStatus struct {
-	Node struct {
-		State    string `json:"state"`
-		Cause    string `json:"cause"`
-		StateDir string `json:"state_dir"`
-	} `json:"node"`
-}
-
-func statusOf(t *testing.T, n *topo.Node) (topo.Status, nodeStatus) {
-	t.Helper()
-	s := n.Status(t)
-	var ns nodeStatus
-	if err := json.Unmarshal([]byte(s.Raw), &ns); err != nil {
-		t.Fatal(err)
-	}
-	return s, ns
-}
-
 // fdCount counts a process's open descriptors.
 func fdCount(t *testing.T, pid int) int {
 	t.Helper()
@@ -172,7 +154,7 @@ func faultTunDeleted(t *testing.T, l *topo.Lab) {
 		defer func() { seen <- last }()
 		for {
 			if out, err := n.Ctl(5*time.Second, "status", "-json"); err == nil {
-				var ns nodeStatus
+				var ns control.Status
 				if json.Unmarshal([]byte(out), &ns) == nil {
 					last = ns.Node.State + " (" + ns.Node.Cause + ")"
 					if ns.Node.State == "failed" {
@@ -260,9 +242,9 @@ func faultStateDirFull(t *testing.T, l *topo.Lab, dir string) {
 	}
 	f.Close()
 	start := time.Now()
-	var ns nodeStatus
+	var ns topo.Status
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, ns = statusOf(t, n); strings.HasPrefix(ns.Node.StateDir, "not writable") {
+		if ns = n.Status(t); strings.HasPrefix(ns.Node.StateDir, "not writable") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -277,7 +259,7 @@ func faultStateDirFull(t *testing.T, l *topo.Lab, dir string) {
 	if err == nil || !strings.Contains(out, "refusing to drain: cannot record the drained state") || !strings.Contains(out, "nothing changed") {
 		t.Errorf("drain with the disk full: %v: %s", err, out)
 	}
-	if s, _ := statusOf(t, n); s.Node.State != "serving" || !s.Announces(topo.Prefix4) || !s.Announces(topo.Pseudo) {
+	if s := n.Status(t); s.Node.State != "serving" || !s.Announces(topo.Prefix4) || !s.Announces(topo.Pseudo) {
 		t.Errorf("after the refused drain: %s, announced %+v", s.Node.State, s.Announced)
 	}
 	if f := l.Upstream.FIB(t, topo.Prefix4); !topo.Multipath(topo.Gateways4(l.Nodes...)...)(f) {
@@ -290,7 +272,7 @@ func faultStateDirFull(t *testing.T, l *topo.Lab, dir string) {
 	os.Remove(fill)
 	start = time.Now()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, ns = statusOf(t, n); ns.Node.StateDir == "ok" {
+		if ns = n.Status(t); ns.Node.StateDir == "ok" {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -339,7 +321,7 @@ func rawControl(t *testing.T, n *topo.Node, req string, closeWrite bool) string 
 
 func faultControlClients(t *testing.T, l *topo.Lab) {
 	n := l.Tokyo
-	before, _ := statusOf(t, n)
+	before := n.Status(t)
 	for _, c := range []struct {
 		name, req  string
 		closeWrite bool
@@ -356,7 +338,7 @@ func faultControlClients(t *testing.T, l *topo.Lab) {
 			t.Errorf("%s: answer %q; want ok false and %q", c.name, got, c.want)
 		}
 	}
-	if s, _ := statusOf(t, n); s.Node.State != before.Node.State || len(s.Announced) != len(before.Announced) {
+	if s := n.Status(t); s.Node.State != before.Node.State || len(s.Announced) != len(before.Announced) {
 		t.Errorf("after bad clients: %s with %d announced; was %s with %d", s.Node.State, len(s.Announced), before.Node.State, len(before.Announced))
 	}
 
@@ -386,7 +368,7 @@ func faultControlClients(t *testing.T, l *topo.Lab) {
 	if err != nil || !strings.Contains(out, "already drained since") || !strings.Contains(out, "nothing changed") {
 		t.Errorf("drain of a drained node: %v: %s", err, out)
 	}
-	if s, _ := statusOf(t, n); s.Node.State != "drained" || len(s.Announced) != 0 {
+	if s := n.Status(t); s.Node.State != "drained" || len(s.Announced) != 0 {
 		t.Errorf("after the second drain: %s, announced %+v", s.Node.State, s.Announced)
 	}
 	if out, err := n.Undrain(); err != nil || !strings.Contains(out, "undrained: serving") {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/lab/netlab"
 )
 
@@ -39,17 +40,17 @@ fall = 2
 
 // ctlStatus asks the node behind sock for its status; ok false when it
 // does not answer.
-func ctlStatus(t *testing.T, sock string) (Status, bool) {
+func ctlStatus(t *testing.T, sock string) (control.Status, bool) {
 	t.Helper()
-	r, err := controlCall(sock, controlRequest{Command: "status"}, 10*time.Second, nil)
+	r, err := control.Call(sock, control.Request{Command: "status"}, 10*time.Second, nil)
 	if err != nil || r.Status == nil {
-		return Status{}, false
+		return control.Status{}, false
 	}
 	return *r.Status, true
 }
 
 // waitStatus polls the node's status until cond holds (20 s at most).
-func waitStatus(t *testing.T, sock, what string, cond func(Status) bool) Status {
+func waitStatus(t *testing.T, sock, what string, cond func(control.Status) bool) control.Status {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -65,7 +66,7 @@ func waitStatus(t *testing.T, sock, what string, cond func(Status) bool) Status 
 	}
 }
 
-func received(s Status) int {
+func received(s control.Status) int {
 	if len(s.Neighbors) != 1 || !s.Neighbors[0].Established {
 		return -1
 	}
@@ -103,7 +104,7 @@ func TestRunPartners(t *testing.T) {
 	b := mk(nsB, "203.0.113.2", "203.0.113.1", "2s")
 	for _, n := range []*node{a, b} {
 		n.p.wait("serving", 0)
-		waitStatus(t, n.sock, "serving with both prefixes sent to and received from the partner", func(s Status) bool {
+		waitStatus(t, n.sock, "serving with both prefixes sent to and received from the partner", func(s control.Status) bool {
 			return s.Node.State == "serving" && len(s.Announced) == 2 && received(s) == 2
 		})
 	}
@@ -116,7 +117,7 @@ func TestRunPartners(t *testing.T) {
 	if s, _ := ctlStatus(t, a.sock); s.Node.State != "drained" || len(s.Announced) != 0 {
 		t.Errorf("a after the drain: %s, announcing %v", s.Node.State, s.Announced)
 	}
-	waitStatus(t, b.sock, "receiving nothing from the drained partner", func(s Status) bool { return received(s) == 0 })
+	waitStatus(t, b.sock, "receiving nothing from the drained partner", func(s control.Status) bool { return received(s) == 0 })
 
 	// b is now the last node: its drain is refused, and changes nothing.
 	code, _, stderr = runCmd(t, "drain", "-socket", b.sock)
@@ -132,7 +133,7 @@ func TestRunPartners(t *testing.T) {
 	<-a.p.done
 	a.p = startMap646(t, bin, nsA.Name, a.conf)
 	a.p.wait("serving", 0)
-	s := waitStatus(t, a.sock, "up again", func(s Status) bool { return received(s) == 2 })
+	s := waitStatus(t, a.sock, "up again", func(s control.Status) bool { return received(s) == 2 })
 	if s.Node.State != "drained" || !strings.HasPrefix(s.Node.Cause, "drained by an operator at ") || len(s.Announced) != 0 {
 		t.Errorf("a after the restart: %+v, announcing %v", s.Node, s.Announced)
 	}
@@ -144,15 +145,15 @@ func TestRunPartners(t *testing.T) {
 	if code, stdout, stderr := runCmd(t, "undrain", "-socket", a.sock); code != exitOK || !strings.HasPrefix(stdout, "undrained: serving") {
 		t.Errorf("undrain: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	waitStatus(t, b.sock, "receiving a's prefixes again", func(s Status) bool { return received(s) == 2 })
+	waitStatus(t, b.sock, "receiving a's prefixes again", func(s control.Status) bool { return received(s) == 2 })
 
 	// SIGTERM b: its prefixes are withdrawn while the session stays up
 	// (the linger), and only then is the session closed.
 	b.p.signal(syscall.SIGTERM)
-	waitStatus(t, a.sock, "seeing b's withdrawal on a live session", func(s Status) bool { return received(s) == 0 })
+	waitStatus(t, a.sock, "seeing b's withdrawal on a live session", func(s control.Status) bool { return received(s) == 0 })
 	<-b.p.done
 	if b.p.err != nil {
 		t.Errorf("b exited with %v", b.p.err)
 	}
-	waitStatus(t, a.sock, "seeing b's session closed", func(s Status) bool { return len(s.Neighbors) == 1 && !s.Neighbors[0].Established })
+	waitStatus(t, a.sock, "seeing b's session closed", func(s control.Status) bool { return len(s.Neighbors) == 1 && !s.Neighbors[0].Established })
 }

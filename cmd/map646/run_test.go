@@ -89,7 +89,7 @@ func TestRunRefusals(t *testing.T) {
 
 	geteuid = func() int { return 1000 }
 	code, stdout, stderr := runCmd(t, "run", "-config", path)
-	if code != exitError || stdout != "" || stderr != notRoot+"\n" {
+	if code != exitError || stdout != "" || stderr != "map646 run must run as root (it creates a tun device and routes)\n" {
 		t.Errorf("not root: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 

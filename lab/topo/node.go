@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/lab/netlab"
 )
 
@@ -202,44 +203,10 @@ func (n *Node) Drain(force bool) (string, error) {
 // Undrain runs `map646 undrain`.
 func (n *Node) Undrain() (string, error) { return n.Ctl(time.Minute, "undrain") }
 
-// Status is what `map646 status -json` says (the fields the lab reads; the
-// daemon's Status type in cmd/map646/status.go has them all).
+// Status is what `map646 status -json` says (the daemon's control.Status)
+// and the JSON text it was read from, to show in a failure.
 type Status struct {
-	Node struct {
-		State string    `json:"state"`
-		Since time.Time `json:"since"`
-		Cause string    `json:"cause"`
-		Drain string    `json:"drain"`
-		BGP   bool      `json:"bgp"`
-	} `json:"node"`
-	Health []struct {
-		Name      string `json:"name"`
-		Kind      string `json:"kind"`
-		Target    string `json:"target"`
-		Up        bool   `json:"up"`
-		LastError string `json:"last_error"`
-		Checked   int    `json:"checked"`
-	} `json:"health"`
-	Neighbors []struct {
-		Address     string `json:"address"`
-		Role        string `json:"role"`
-		State       string `json:"state"`
-		Established bool   `json:"established"`
-		Sent        int    `json:"prefixes_sent"`
-		Received    int    `json:"prefixes_received"`
-		LastError   string `json:"last_error"`
-		BFD         string `json:"bfd"`
-	} `json:"neighbors"`
-	Announced []struct {
-		Prefix      string   `json:"prefix"`
-		MED         uint32   `json:"med"`
-		Communities []string `json:"communities"`
-	} `json:"announced"`
-	Traffic struct {
-		Directions map[string]struct {
-			Packets uint64 `json:"packets"`
-		} `json:"directions"`
-	} `json:"traffic"`
+	control.Status
 	Raw string `json:"-"`
 }
 

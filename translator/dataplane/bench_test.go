@@ -21,10 +21,7 @@ func BenchmarkWorker(b *testing.B) {
 		{"tcp1500-4to6", pt.TCP4(pt.IPv4{TTL: 64, DF: true, Src: client4, Dst: server4}, pt.TCP{Sport: 1, Dport: 2, Flags: pt.ACK}, make([]byte, 1460))},
 	} {
 		cfg := newConfig(b, "", "")
-		d, err := New(cfg, newFakeDevice(1, nil, nil), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
+		d := newDataPlane(b, cfg, newFakeDevice(1, nil, nil))
 		w := d.workers[0]
 		for i := range w.in {
 			w.in[i].Len = copy(w.in[i].Buf[w.in[i].Off:], bc.pkt)

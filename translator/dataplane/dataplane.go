@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/map646/map646/config"
 	"github.com/map646/map646/translator"
 	"github.com/map646/map646/translator/tun"
 )
@@ -71,20 +70,25 @@ func newState(tr *translator.Translator, epoch uint64) *state {
 	return &state{tr: tr, entries: make([]uint64, tr.Table().Len()*entryWords), epoch: epoch}
 }
 
+// Options are a data plane's settings besides its translator and device.
+type Options struct {
+	// ICMPErrorRate and ICMPErrorBurst limit the ICMP errors it sends
+	// (translator.icmp_error_rate, icmp_error_burst: per second and
+	// tokens, each at least 1); SetICMPLimit changes them.
+	ICMPErrorRate, ICMPErrorBurst int
+	Logger                        *slog.Logger // nil: discard
+}
+
 // New returns a data plane for dev, which it owns from now on (Run and
-// Close close it), translating with cfg's translator and limiting the ICMP
-// errors it sends to cfg's rate.
-func New(cfg *config.Config, dev tun.Device, logger *slog.Logger) (*DataPlane, error) {
-	tr, err := cfg.NewTranslator()
-	if err != nil {
-		return nil, fmt.Errorf("dataplane: %w", err)
-	}
+// Close close it), translating with tr (Swap replaces it).
+func New(tr *translator.Translator, dev tun.Device, opt Options) *DataPlane {
+	logger := opt.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	d := &DataPlane{
 		log:     logger.With("component", "dataplane"),
-		limiter: newLimiter(cfg.Translator.ICMPErrorRate, cfg.Translator.ICMPErrorBurst),
+		limiter: newLimiter(opt.ICMPErrorRate, opt.ICMPErrorBurst),
 		probe:   newProbeState(),
 	}
 	d.state.Store(newState(tr, 1))
@@ -92,7 +96,7 @@ func New(cfg *config.Config, dev tun.Device, logger *slog.Logger) (*DataPlane, e
 	for q := range dev.Queues() {
 		d.workers = append(d.workers, newWorker(d, q, BatchSize))
 	}
-	return d, nil
+	return d
 }
 
 // Run runs one worker per device queue until ctx is done or a worker

@@ -105,10 +105,7 @@ func TestBatch(t *testing.T) {
 			got = append(got, bytes.Clone(p.Bytes()))
 		}
 	})
-	d, err := New(cfg, dev, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDataPlane(t, cfg, dev)
 	run(t, d)
 	waitBatches(t, d, 1)
 
@@ -257,10 +254,7 @@ func TestSuperPackets(t *testing.T) {
 			wrote = append(wrote, p)
 		}
 	})
-	d, err := New(cfg, dev, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDataPlane(t, cfg, dev)
 	run(t, d)
 	waitBatches(t, d, 1)
 
@@ -350,10 +344,7 @@ func TestInexactSuperPacketSegmented(t *testing.T) {
 			wrote = append(wrote, p)
 		}
 	})
-	d, err := New(cfg, dev, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDataPlane(t, cfg, dev)
 	run(t, d)
 	waitBatches(t, d, 1)
 
@@ -399,10 +390,7 @@ func TestICMPRateLimit(t *testing.T) {
 		}
 		return batch
 	}, func(_ int, _, w []tun.Packet) { written.Add(int64(len(w))) })
-	d, err := New(cfg, dev, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDataPlane(t, cfg, dev)
 	run(t, d)
 	waitBatches(t, d, 1)
 	s := d.Stats()
@@ -478,10 +466,7 @@ func TestZeroAllocs(t *testing.T) {
 
 	var writes int
 	dev := newFakeDevice(1, nil, func(_ int, _, w []tun.Packet) { writes += len(w) })
-	d, err := New(cfg, dev, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDataPlane(t, cfg, dev)
 	w := d.workers[0]
 	fill := func() []tun.Packet {
 		for i, p := range inputs {
@@ -522,10 +507,7 @@ func ipv4HeaderChecksum(h []byte) uint16 {
 // their IPv4 side, wherever they are in the new table, and drops the others.
 func TestCarryOver(t *testing.T) {
 	cfg := newConfig(t, "", "")
-	d, err := New(cfg, newFakeDevice(1, nil, nil), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDataPlane(t, cfg, newFakeDevice(1, nil, nil))
 	st := d.state.Load()
 	copy(st.entries, []uint64{1, 2, 3, 4, 5, 6, 7, 8}) // 198.51.100.10, then .11
 
@@ -684,10 +666,7 @@ ipv6 = "2001:db8:1::20"
 			}
 		}
 	}
-	d, err := New(cfg, newFakeDevice(queues, next, written), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDataPlane(t, cfg, newFakeDevice(queues, next, written))
 	// The fake's next and written run on the worker of their queue only,
 	// so served[q] needs no lock. Every batch produces output (packet 0 is
 	// always forwarded), so every batch is checked.

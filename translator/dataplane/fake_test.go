@@ -105,3 +105,15 @@ func newConfig(t testing.TB, keys, mappings string) *config.Config {
 	}
 	return c
 }
+
+// newDataPlane returns a data plane for dev with cfg's translator and ICMP
+// error limit, as the daemon builds it; dev is closed if that fails.
+func newDataPlane(t testing.TB, cfg *config.Config, dev tun.Device) *DataPlane {
+	t.Helper()
+	tr, err := cfg.NewTranslator()
+	if err != nil {
+		dev.Close()
+		t.Fatal(err)
+	}
+	return New(tr, dev, Options{ICMPErrorRate: cfg.Translator.ICMPErrorRate, ICMPErrorBurst: cfg.Translator.ICMPErrorBurst})
+}

@@ -31,10 +31,7 @@ ipv6 = "2001:db8:2::/124"
 		}
 		return batch
 	}, nil)
-	d, err := New(cfg, dev, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDataPlane(t, cfg, dev)
 	run(t, d)
 	waitBatches(t, d, 1)
 

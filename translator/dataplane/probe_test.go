@@ -42,11 +42,7 @@ func newProbeNode(t *testing.T, keys string, addr netip.Prefix, start bool, setu
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(newConfig(t, keys, ""), dev, nil)
-	if err != nil {
-		dev.Close()
-		t.Fatal(err)
-	}
+	d := newDataPlane(t, newConfig(t, keys, ""), dev)
 	if setup != nil {
 		setup(d)
 	}

@@ -28,10 +28,7 @@ func TestProbesCountedApart(t *testing.T) {
 				}
 				return batch
 			}, nil)
-			d, err := New(newConfig(t, keys, ""), dev, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			d := newDataPlane(t, newConfig(t, keys, ""), dev)
 			secret := d.probe.secret[:]
 			other := make([]byte, len(secret))
 			copy(other, secret)
@@ -86,10 +83,7 @@ func TestProbesNeverAheadOfPackets(t *testing.T) {
 		}
 		return batch
 	}, nil)
-	d, err := New(newConfig(t, "", ""), dev, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDataPlane(t, newConfig(t, "", ""), dev)
 	for range 4 {
 		batch = append(batch, pkt(pt.UDP4(pt.IPv4{TTL: 1, Src: client4, Dst: server4}, 40000, probePort, d.probe.secret[:])))
 	}

@@ -81,10 +81,7 @@ func testReopen(t *testing.T, offload bool) {
 	}
 
 	fds := openFDs(t)
-	d, err := New(newConfig(t, "", ""), open(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDataPlane(t, newConfig(t, "", ""), open())
 	setup(d)
 	_, done := start(d)
 	if err := probe(d, 2*time.Second); err != nil {

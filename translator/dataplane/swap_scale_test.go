@@ -35,10 +35,7 @@ func TestSwapMillion(t *testing.T) {
 		return tr
 	}
 	a, b := build(0), build(1) // b: the same mappings but the first, one more at the end, each one index lower
-	d, err := New(newConfig(t, "", ""), newFakeDevice(1, nil, nil), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDataPlane(t, newConfig(t, "", ""), newFakeDevice(1, nil, nil))
 	d.Swap(a)
 	st := d.state.Load()
 	for i := range st.entries {

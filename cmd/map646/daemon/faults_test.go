@@ -1,11 +1,10 @@
-package main
+package daemon
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/map646/map646/config"
 	"github.com/map646/map646/health"
+	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/translator/dataplane"
 	"github.com/map646/map646/translator/tun"
 )
@@ -139,47 +139,61 @@ func (p nsProber) Probe(ctx context.Context) error {
 	return <-errc
 }
 
+// stuckConfig is the translator of TestStuckWorkerWithdraws:
+// documentation addresses only.
+const stuckConfig = `[translator]
+pseudo_prefix = "64:ff9b::/96"
+ipv4_address = "192.0.2.1"
+ipv6_address = "2001:db8:64::1"
+
+[[mapping]]
+ipv4 = "198.51.100.16/28"
+ipv6 = "2001:db8:2::/124"
+`
+
 // TestStuckWorkerWithdraws: a worker held inside a batch makes the data
 // plane check fail (naming the stuck worker) and the node withdraw; once
 // released, the check rises and the node announces again. Real parts: tun
-// device, data plane, health monitor, controller; only the speaker is a
+// device, data plane, health monitor, lifecycle; only the speaker is a
 // fake. Times are logged, hold to withdrawal and release to
 // re-announcement, and bounded by stuckBound: both measured about 200 ms
 // here (stuck_after 50 ms, then fall or rise 2 x 100 ms), with room for a
 // loaded machine.
 func TestStuckWorkerWithdraws(t *testing.T) {
 	const stuckBound = 2 * time.Second
-	requireRoot(t)
-	ns := newNetns(t)
+	netlab.RequireRoot(t)
+	ns := netlab.NewNS(t, "stuck")
 	dir := t.TempDir()
-	conf := fmt.Sprintf(runConfig, "m646s", false, filepath.Join(dir, "sock"), filepath.Join(dir, "state"), "")
-	cfg, err := config.Parse([]byte(conf), "test.toml", dir)
+	cfg, err := config.Parse([]byte(stuckConfig), "test.toml", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := cfg.NewTranslator()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var dp *dataplane.DataPlane
-	inNS(t, ns, func() {
+	err = ns.Do(func() error {
 		dev, err := tun.OpenPlain("m646s", 1500)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if dp, err = dataplane.New(cfg, dev, nil); err != nil {
-			t.Fatal(err)
-		}
+		dp = dataplane.New(tr, dev, dataplane.Options{ICMPErrorRate: cfg.Translator.ICMPErrorRate, ICMPErrorBurst: cfg.Translator.ICMPErrorBurst})
 		l, err := netlink.LinkByName("m646s")
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		ip(t, "-n", ns, "addr", "add", "192.0.2.2/32", "dev", "m646s")
 		r, err := dataplane.NewRoutes(l.Attrs().Name, nil)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		defer r.Close()
-		if err := r.Add(dataplane.Prefixes(dp.Translator())); err != nil {
-			t.Fatal(err)
-		}
+		return r.Add(dataplane.Prefixes(dp.Translator()))
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.IP(t, "addr", "add", "192.0.2.2/32", "dev", "m646s")
 	var hold atomic.Bool
 	release := make(chan struct{})
 	var released atomic.Bool
@@ -205,7 +219,7 @@ func TestStuckWorkerWithdraws(t *testing.T) {
 	})
 	t.Cleanup(free) // runs first: a held worker would never stop
 
-	nsh, err := netns.GetFromName(ns)
+	nsh, err := netns.GetFromName(ns.Name)
 	if err != nil {
 		t.Fatal(err)
 	}

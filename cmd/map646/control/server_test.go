@@ -1,4 +1,4 @@
-package main
+package control
 
 import (
 	"bufio"
@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 )
+
+var t0 = time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)
 
 // fakeHandler answers the control commands; drain blocks on release.
 type fakeHandler struct {
@@ -62,10 +64,10 @@ func (h *fakeHandler) Reload(context.Context) (string, error) {
 	return "reloaded", nil
 }
 
-func newTestServer(t *testing.T) (*controlServer, *fakeHandler, string) {
+func newTestServer(t *testing.T) (*Server, *fakeHandler, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "map646.sock")
-	ln, err := listenControl(path, slog.New(slog.DiscardHandler))
+	ln, err := Listen(path, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +77,7 @@ func newTestServer(t *testing.T) (*controlServer, *fakeHandler, string) {
 			Neighbors: []NeighborStatus{{Address: "192.0.2.254", PeerAS: 65000, Role: "router", Families: []string{"ipv4-unicast"}, State: "established", Established: true, Since: t0, Sent: 2, BFD: "up"}},
 			Announced: []AnnouncedStatus{{Prefix: "198.51.100.0/28", MED: 10, Communities: []string{"65535:0"}}},
 			Traffic:   TrafficStatus{Directions: map[string]DirectionStatus{"4to6": {Packets: 5, Bytes: 500, Forwarded: 4, Dropped: 1}, "6to4": {}}}}}
-	s := newControlServer(ln, h, slog.New(slog.DiscardHandler))
+	s := NewServer(ln, h, slog.New(slog.DiscardHandler))
 	t.Cleanup(s.Close)
 	return s, h, path
 }
@@ -117,29 +119,24 @@ func TestControlSocketMode(t *testing.T) {
 }
 
 // TestControlStatusRoundTrip: the status survives the socket and JSON
-// unchanged, and the text view shows each part.
+// unchanged.
 func TestControlStatusRoundTrip(t *testing.T) {
 	_, h, path := newTestServer(t)
-	r, err := controlCall(path, controlRequest{Command: "status"}, time.Minute, func(string) { t.Error("progress for status") })
+	r, err := Call(path, Request{Command: "status"}, time.Minute, func(string) { t.Error("progress for status") })
 	if err != nil || r.OK == nil || !*r.OK || r.Status == nil {
 		t.Fatalf("status: %+v, %v", r, err)
 	}
 	if !reflect.DeepEqual(*r.Status, h.status) {
 		t.Errorf("status round trip:\n got %+v\nwant %+v", *r.Status, h.status)
 	}
-	code, stdout, stderr := runCmd(t, "status", "-socket", path)
-	for _, want := range []string{"serving for", "because", "dp", "192.0.2.254", "established", "198.51.100.0/28", "med 10", "65535:0", "read 5 packets 500 bytes"} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("status text lacks %q:\n%s", want, stdout)
-		}
+	// Through JSON a second time, as map646 status -json prints it.
+	b, err := json.Marshal(r.Status)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if code != exitOK || stderr != "" {
-		t.Errorf("status: exit %d, stderr %q", code, stderr)
-	}
-	code, stdout, _ = runCmd(t, "status", "-json", "-socket", path)
 	var s Status
-	if err := json.Unmarshal([]byte(stdout), &s); err != nil || code != exitOK || !reflect.DeepEqual(s, h.status) {
-		t.Errorf("status -json: exit %d, %v\n%s", code, err, stdout)
+	if err := json.Unmarshal(b, &s); err != nil || !reflect.DeepEqual(s, h.status) {
+		t.Errorf("status JSON round trip: %v\n%s", err, b)
 	}
 }
 
@@ -155,7 +152,7 @@ func TestControlBadRequests(t *testing.T) {
 		{`{}` + "\n", `request has no "command"`},
 		{`{"command":"drain"} {"command":"drain"}` + "\n", "more than one JSON value"},
 		{`{"command":"drain"}`, "incomplete request (no end of line)"},
-		{strings.Repeat(" ", maxRequest) + `{"command":"drain"}` + "\n", "request longer than 4096 bytes"},
+		{strings.Repeat(" ", MaxRequest) + `{"command":"drain"}` + "\n", "request longer than 4096 bytes"},
 	} {
 		got := rawCall(t, path, tc.req)
 		if len(got) != 1 || got[0]["ok"] != false || !strings.Contains(got[0]["error"].(string), tc.want) {
@@ -169,15 +166,11 @@ func TestControlBadRequests(t *testing.T) {
 	// the server goes on.
 	c, _ := net.Dial("unix", path)
 	c.Close()
-	if r, err := controlCall(path, controlRequest{Command: "reload"}, time.Minute, nil); err != nil || !*r.OK || r.Message != "reloaded" {
+	if r, err := Call(path, Request{Command: "reload"}, time.Minute, nil); err != nil || !*r.OK || r.Message != "reloaded" {
 		t.Errorf("reload after the bad requests: %+v, %v", r, err)
 	}
-	if r, err := controlCall(path, controlRequest{Command: "undrain"}, time.Minute, nil); err != nil || *r.OK || r.Error != "cannot undrain: disk on fire" {
+	if r, err := Call(path, Request{Command: "undrain"}, time.Minute, nil); err != nil || *r.OK || r.Error != "cannot undrain: disk on fire" {
 		t.Errorf("undrain: %+v, %v", r, err)
-	}
-	code, _, stderr := runCmd(t, "undrain", "-socket", path)
-	if code != exitError || stderr != "map646 undrain: cannot undrain: disk on fire\n" {
-		t.Errorf("undrain command: exit %d, stderr %q", code, stderr)
 	}
 }
 
@@ -187,10 +180,10 @@ func TestControlDrainStreams(t *testing.T) {
 	_, h, path := newTestServer(t)
 	var progress []string
 	done := make(chan struct{})
-	var r controlReply
+	var r Reply
 	var err error
 	go func() {
-		r, err = controlCall(path, controlRequest{Command: "drain", Force: true}, 0, func(p string) { progress = append(progress, p) })
+		r, err = Call(path, Request{Command: "drain", Force: true}, 0, func(p string) { progress = append(progress, p) })
 		close(done)
 	}()
 	<-h.started
@@ -219,7 +212,7 @@ func TestControlDrainStreams(t *testing.T) {
 func TestControlSocketTaken(t *testing.T) {
 	s, _, path := newTestServer(t)
 	log := slog.New(slog.DiscardHandler)
-	if _, err := listenControl(path, log); err == nil || !strings.Contains(err.Error(), "another map646 answers on it") {
+	if _, err := Listen(path, log); err == nil || !strings.Contains(err.Error(), "another map646 answers on it") {
 		t.Errorf("live socket: %v", err)
 	}
 	// A stale socket: bound, never listened on (what a killed process leaves).
@@ -230,32 +223,30 @@ func TestControlSocketTaken(t *testing.T) {
 	}
 	l.SetUnlinkOnClose(false)
 	l.Close()
-	ln, err := listenControl(stale, log)
+	ln, err := Listen(stale, log)
 	if err != nil {
 		t.Fatalf("stale socket: %v", err)
 	}
 	ln.Close()
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, []byte("x"), 0o644)
-	if _, err := listenControl(file, log); err == nil || !strings.Contains(err.Error(), "is not a socket") {
+	if _, err := Listen(file, log); err == nil || !strings.Contains(err.Error(), "is not a socket") {
 		t.Errorf("regular file: %v", err)
 	}
 	if b, _ := os.ReadFile(file); string(b) != "x" {
 		t.Error("the regular file was touched")
 	}
-	// After Close the socket is gone and the commands say nothing runs.
+	// After Close the socket is gone and a call says nothing runs.
 	s.Close()
 	s.Close()
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket after Close: %v", err)
 	}
-	code, _, stderr := runCmd(t, "status", "-socket", path)
-	if code != exitError || !strings.Contains(stderr, "no control socket at "+path+": map646 run is not running") {
-		t.Errorf("no daemon: exit %d, stderr %q", code, stderr)
+	if _, err := Call(path, Request{Command: "status"}, time.Minute, nil); err == nil || !strings.Contains(err.Error(), "no control socket at "+path+": map646 run is not running") {
+		t.Errorf("no daemon: %v", err)
 	}
-	code, _, stderr = runCmd(t, "drain", "-socket", stale)
-	if code != exitError || !strings.Contains(stderr, "no control socket at") {
-		t.Errorf("no daemon: exit %d, stderr %q", code, stderr)
+	if _, err := Call(stale, Request{Command: "drain"}, 0, nil); err == nil || !strings.Contains(err.Error(), "no control socket at") {
+		t.Errorf("no daemon (stale socket removed): %v", err)
 	}
 }
 

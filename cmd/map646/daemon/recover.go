@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -54,7 +54,7 @@ type recovery struct {
 
 // runDataPlane starts the data plane's workers.
 func (d *daemon) runDataPlane() {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(d.ctx)
 	d.stopDP, d.dpDone = cancel, make(chan error, 1)
 	go func() { d.dpDone <- d.dp.Run(ctx) }()
 }
@@ -77,9 +77,9 @@ func (d *daemon) dataPlaneFailed(err error) {
 	d.recovery = recovery{since: time.Now()}
 	d.provenC = nil // a proof under way was of the device that failed now
 	d.log.Error("the data plane stopped; the node withdraws and re-creates the device", "err", err, "device", d.cfg.Tun.Name)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
 	defer cancel()
-	if aerr := d.ctl.DataPlaneDown(ctx, "data plane stopped: "+err.Error()); aerr != nil {
+	if aerr := d.lc.dataPlaneDown(ctx, "data plane stopped: "+err.Error()); aerr != nil {
 		d.log.Error("recovery: the withdrawal failed; it is retried", "err", aerr)
 	} else {
 		d.log.Info("recovery: withdrawn", "took", time.Since(d.recovery.since).Round(time.Millisecond))
@@ -121,9 +121,9 @@ func (d *daemon) dataPlaneProven(err error) {
 	}
 	d.log.Info("recovery: data plane back", "device", d.dp.Device().Name(), "attempts", d.recovery.attempts+1,
 		"took", time.Since(d.recovery.start).Round(time.Millisecond), "down_for", time.Since(d.recovery.since).Round(time.Millisecond))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
 	defer cancel()
-	if err := d.ctl.Ready(ctx, d.ctl.Plan()); err != nil {
+	if err := d.lc.ready(ctx, d.lc.plan); err != nil {
 		d.log.Warn("recovery: the announcement failed; it is retried", "err", err)
 	}
 }

@@ -1,18 +1,17 @@
-package main
+package daemon
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/map646/map646/config"
+	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/translator/dataplane"
 	"github.com/map646/map646/translator/tun"
 )
@@ -25,14 +24,11 @@ import (
 // shows both at 0, the others at 1. (That the device still forwards without it is
 // TestSelfTestFailureSwitchesOff in package tun.)
 func TestOffloadSelfTestFailure(t *testing.T) {
-	requireRoot(t)
-	ns := newNetns(t)
-	if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1").CombinedOutput(); err != nil {
-		t.Fatalf("sysctl: %v: %s", err, out)
-	}
+	netlab.RequireRoot(t)
+	ns := netlab.NewNS(t, "selftest")
+	ns.Sysctl(t, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 	dir := t.TempDir()
-	conf := fmt.Sprintf(runConfig, "m646o", true, filepath.Join(dir, "sock"), filepath.Join(dir, "state"), "")
-	cfg, err := config.Parse([]byte(conf), "test.toml", dir)
+	cfg, err := config.Parse([]byte(stuckConfig+"\n[tun]\nname = \"m646o\"\noffload = true\n"), "test.toml", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +40,10 @@ func TestOffloadSelfTestFailure(t *testing.T) {
 	t.Cleanup(func() { tun.SetSelfTestHook(nil) })
 	var logs bytes.Buffer
 	var dev tun.Device
-	inNS(t, ns, func() { dev, err = openDevice(cfg.Tun, slog.New(slog.NewJSONHandler(&logs, nil))) })
-	if err != nil {
+	if err := ns.Do(func() (err error) {
+		dev, err = openDevice(cfg.Tun, slog.New(slog.NewJSONHandler(&logs, nil)))
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	defer dev.Close()
@@ -70,10 +68,11 @@ func TestOffloadSelfTestFailure(t *testing.T) {
 		t.Errorf("WARN lines: uso6 and what failed %v, uso4 switched off with it %v", warned, uso4)
 	}
 
-	dp, err := dataplane.New(cfg, dev, nil)
+	tr, err := cfg.NewTranslator()
 	if err != nil {
 		t.Fatal(err)
 	}
+	dp := dataplane.New(tr, dev, dataplane.Options{ICMPErrorRate: cfg.Translator.ICMPErrorRate, ICMPErrorBurst: cfg.Translator.ICMPErrorBurst})
 	defer dp.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(dp.Collector(0))

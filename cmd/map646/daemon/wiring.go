@@ -1,10 +1,11 @@
-package main
+package daemon
 
 import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/config"
 	"github.com/map646/map646/health"
 	"github.com/map646/map646/routing"
@@ -12,11 +13,11 @@ import (
 	"github.com/map646/map646/translator/dataplane"
 )
 
-// bgpSpeaker adapts *routing.Speaker to the controller's speaker.
+// bgpSpeaker adapts *routing.Speaker to the lifecycle's speaker.
 type bgpSpeaker struct{ *routing.Speaker }
 
-func (s bgpSpeaker) Neighbors() []NeighborStatus {
-	var out []NeighborStatus
+func (s bgpSpeaker) Neighbors() []control.NeighborStatus {
+	var out []control.NeighborStatus
 	for _, n := range s.Speaker.Neighbors() {
 		role := "router"
 		if n.Role == routing.Partner {
@@ -26,7 +27,7 @@ func (s bgpSpeaker) Neighbors() []NeighborStatus {
 		for _, f := range n.Families {
 			fams = append(fams, f.String())
 		}
-		out = append(out, NeighborStatus{
+		out = append(out, control.NeighborStatus{
 			Address: n.Address.String(), PeerAS: n.PeerAS, Description: n.Description, Role: role,
 			Families: fams, State: n.State, Established: n.Established, Since: n.Since,
 			Sent: n.PrefixesSent, Received: n.PrefixesReceived, LastError: n.LastError, BFD: n.BFD,
@@ -35,13 +36,13 @@ func (s bgpSpeaker) Neighbors() []NeighborStatus {
 	return out
 }
 
-// healthMonitor adapts *health.Monitor to the controller's monitor.
+// healthMonitor adapts *health.Monitor to the lifecycle's monitor.
 type healthMonitor struct{ *health.Monitor }
 
-func (m healthMonitor) Status() []CheckStatus {
-	var out []CheckStatus
+func (m healthMonitor) Status() []control.CheckStatus {
+	var out []control.CheckStatus
 	for _, s := range m.Monitor.Status() {
-		out = append(out, CheckStatus{
+		out = append(out, control.CheckStatus{
 			Name: s.Name, Kind: s.Kind, Target: s.Target, Withdraws: s.Withdraws, Up: s.Up, Since: s.Since,
 			LastError: s.LastError, LastDurationMS: float64(s.LastDuration.Microseconds()) / 1000,
 			Passes: s.Passes, Failures: s.Failures, Checked: s.Checked,
@@ -68,8 +69,8 @@ func timingOf(n config.Node) drainTiming {
 }
 
 // nodeCollector exports the node's state, checks and sessions, read from
-// the controller at each scrape.
-type nodeCollector struct{ c *controller }
+// the lifecycle at each scrape.
+type nodeCollector struct{ c *lifecycle }
 
 var (
 	nodeStateDesc = prometheus.NewDesc("map646_node_state",

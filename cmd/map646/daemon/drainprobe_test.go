@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -51,7 +51,7 @@ func TestDrainIgnoresProbes(t *testing.T) {
 		c := newTestCtl(t, t.TempDir())
 		c.tm.Timeout = 5 * time.Second
 		sim := &simCounters{probes: 1000, lag: true} // 1000 probes a millisecond
-		c.controller.packets = sim.packets
+		c.lifecycle.packets = sim.packets
 		start := time.Now()
 		var progress []string
 		msg, err := c.Drain(context.Background(), true, func(p string) { progress = append(progress, p) })
@@ -70,7 +70,7 @@ func TestDrainIgnoresProbes(t *testing.T) {
 	t.Run("probes and traffic", func(t *testing.T) {
 		c := newTestCtl(t, t.TempDir())
 		c.tm.Timeout = 50 * time.Millisecond
-		c.controller.packets = (&simCounters{probes: 1000, real: 1000}).packets
+		c.lifecycle.packets = (&simCounters{probes: 1000, real: 1000}).packets
 		msg, err := c.Drain(context.Background(), true, func(string) {})
 		if err != nil || !strings.HasPrefix(msg, "drained:") {
 			t.Fatalf("Drain = %q, %v", msg, err)

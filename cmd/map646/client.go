@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
+	"text/tabwriter"
 	"time"
 
+	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/config"
 )
 
@@ -28,7 +31,7 @@ Show what the running map646 is doing, asked over its control socket:
   traffic    packets and bytes read and sent per direction, drops, ICMP
              errors, device drops.
 -json prints the same as one JSON object (the Status type of
-cmd/map646/status.go: fields are added, never renamed).
+cmd/map646/control/status.go: fields are added, never renamed).
 
 The control socket is root's (mode 0600): run as root. Exit 1 when no
 map646 answers.
@@ -107,7 +110,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	if done {
 		return code
 	}
-	r, err := controlCall(socket, controlRequest{Command: "status"}, ctlTimeout, func(string) {})
+	r, err := control.Call(socket, control.Request{Command: "status"}, ctlTimeout, func(string) {})
 	if err == nil && !*r.OK {
 		err = fmt.Errorf("%s", r.Error)
 	}
@@ -140,7 +143,7 @@ func runDrain(args []string, stdout, stderr io.Writer) int {
 	if done {
 		return code
 	}
-	return ctlCommand("drain", socket, controlRequest{Command: "drain", Force: force}, 0, stdout, stderr)
+	return ctlCommand("drain", socket, control.Request{Command: "drain", Force: force}, 0, stdout, stderr)
 }
 
 func runUndrain(args []string, stdout, stderr io.Writer) int {
@@ -148,7 +151,7 @@ func runUndrain(args []string, stdout, stderr io.Writer) int {
 	if done {
 		return code
 	}
-	return ctlCommand("undrain", socket, controlRequest{Command: "undrain"}, ctlTimeout, stdout, stderr)
+	return ctlCommand("undrain", socket, control.Request{Command: "undrain"}, ctlTimeout, stdout, stderr)
 }
 
 func runReload(args []string, stdout, stderr io.Writer) int {
@@ -156,13 +159,13 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 	if done {
 		return code
 	}
-	return ctlCommand("reload", socket, controlRequest{Command: "reload"}, ctlTimeout, stdout, stderr)
+	return ctlCommand("reload", socket, control.Request{Command: "reload"}, ctlTimeout, stdout, stderr)
 }
 
 // ctlCommand sends req, prints the progress and the final message on
 // stdout, an error on stderr (exit 1).
-func ctlCommand(name, socket string, req controlRequest, timeout time.Duration, stdout, stderr io.Writer) int {
-	r, err := controlCall(socket, req, timeout, func(p string) { fmt.Fprintln(stdout, p) })
+func ctlCommand(name, socket string, req control.Request, timeout time.Duration, stdout, stderr io.Writer) int {
+	r, err := control.Call(socket, req, timeout, func(p string) { fmt.Fprintln(stdout, p) })
 	if err == nil && !*r.OK {
 		err = fmt.Errorf("%s", r.Error)
 	}
@@ -174,4 +177,83 @@ func ctlCommand(name, socket string, req controlRequest, timeout time.Duration, 
 		fmt.Fprintln(stdout, r.Message)
 	}
 	return exitOK
+}
+
+// ago is a duration for people: since t, rounded to the second.
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return now.Sub(t).Round(time.Second).String()
+}
+
+// writeStatusText prints s for people.
+func writeStatusText(w io.Writer, s control.Status, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	p := func(format string, a ...any) { fmt.Fprintf(tw, format, a...) }
+	n := s.Node
+	p("node\t%s for %s (since %s)\n", n.State, ago(now, n.Since), n.Since.Format(time.RFC3339))
+	p("  cause\t%s\n", n.Cause)
+	if n.Drain != "" {
+		p("  drain\t%s\n", n.Drain)
+	}
+	if n.StateDir != "" && n.StateDir != "ok" {
+		p("  state_dir\t%s\n", n.StateDir)
+	}
+	p("\nhealth checks\n")
+	if len(s.Health) == 0 {
+		p("  (none configured)\n")
+	}
+	for _, c := range s.Health {
+		up := "down"
+		if c.Up {
+			up = "up"
+		}
+		p("  %s\t%s %s\t%s for %s\twithdraws %s\tprobes %d", c.Name, c.Kind, c.Target, up, ago(now, c.Since), c.Withdraws, c.Checked)
+		if c.LastError != "" {
+			p("\tlast error: %s", c.LastError)
+		}
+		p("\n")
+	}
+	p("\nbgp neighbors\n")
+	switch {
+	case !n.BGP:
+		p("  (no [bgp] section: nothing is announced)\n")
+	case len(s.Neighbors) == 0:
+		p("  (none configured)\n")
+	}
+	for _, nb := range s.Neighbors {
+		name := nb.Address
+		if nb.Description != "" {
+			name += " (" + nb.Description + ")"
+		}
+		p("  %s\tAS%d %s\t%s for %s\tsent %d received %d\tbfd %s", name, nb.PeerAS, nb.Role,
+			nb.State, ago(now, nb.Since), nb.Sent, nb.Received, nb.BFD)
+		if nb.LastError != "" {
+			p("\tlast error: %s", nb.LastError)
+		}
+		p("\n")
+	}
+	p("\nannounced\n")
+	if len(s.Announced) == 0 {
+		p("  (nothing)\n")
+	}
+	for _, a := range s.Announced {
+		p("  %s\tmed %d", a.Prefix, a.MED)
+		if len(a.Communities) > 0 {
+			p("\tcommunities %s", strings.Join(a.Communities, " "))
+		}
+		p("\n")
+	}
+	p("\ntraffic\n")
+	for _, dir := range []string{"4to6", "6to4"} {
+		d := s.Traffic.Directions[dir]
+		p("  %s\tread %d packets %d bytes\tforwarded %d\tdropped %d\ticmp errors %d\tsent %d packets %d bytes\n",
+			dir, d.Packets, d.Bytes, d.Forwarded, d.Dropped, d.ICMPErrors, d.SentPackets, d.SentBytes)
+	}
+	t := s.Traffic
+	p("  other\tread %d packets\ticmp errors sent %d, suppressed %d\twrite errors %d\tdevice dropped %d\n",
+		t.Other, t.ICMPErrorsSent, t.ICMPErrorsSuppressed, t.WriteErrors, t.DeviceDropped)
+	p("  probes\tread %d packets (the data plane check's own, counted in 4to6; a drain leaves them out)\n", t.ProbePackets)
+	return tw.Flush()
 }

@@ -1,10 +1,9 @@
-package main
+package daemon
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vishvananda/netlink"
 
+	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/config"
 	"github.com/map646/map646/health"
 	"github.com/map646/map646/routing"
@@ -29,167 +29,12 @@ import (
 	"github.com/map646/map646/translator/tun"
 )
 
-const runUsage = `Usage: map646 run -config FILE
-
-Run the translator. map646 run, as root:
-  1. loads and checks FILE as 'map646 check' does (a problem: exit 1);
-  2. creates the control socket [control] socket (default
-     /run/map646.sock, mode 0600), refusing to start when another map646
-     answers on it (a stale one is removed), and reads the drained flag in
-     [node] state_dir;
-  3. creates the tun device [tun] name (default map646) with its MTU,
-     offloads, queues and txqueuelen, and brings it up; with offload =
-     true it self-tests each offload it enabled (csum, tso4, tso6, uso4,
-     uso6): a packet of each kind goes round a loop on the node (a
-     host route of 203.0.113.254 or 2001:db8:646:ffff::1 back into the
-     device, forwarded by the kernel, for about a millisecond) and must
-     come back byte for byte; one that fails is switched off (logged at
-     WARN, map646_tun_offload_enabled 0) and the node runs without it.
-     Without forwarding the loop cannot work: the offloads stay on,
-     untested (logged);
-  4. starts one worker thread per device queue (with [tun] busy_poll, a
-     worker whose queue is empty reads on for that long before it sleeps);
-  5. serves Prometheus metrics at http://[metrics] listen/metrics
-     (default 127.0.0.1:9646; loopback only unless allow_remote = true);
-  6. removes routes of protocol 246 left by an earlier map646 (logged), then
-     routes every mapped IPv4 prefix (adjacent ones merged) and the pseudo
-     prefix into the device: 'ip route show proto 246' lists them;
-  7. with [bgp], starts the BGP speaker (GoBGP v4) and its neighbors; then
-     the [health] checks (without [health]: one dataplane check), and logs
-     "serving".
-The kernel routes the translated packets: enable forwarding
-(sysctl net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1) for packets
-that leave the node; map646 warns at start when it is off.
-
-It refuses to start, with a message saying why, when it is not root, when
-/dev/net/tun is missing, or when a network interface of the device's name
-exists already (map646 creates its own device and never takes one over).
-
-The node's states (logged as "node state" with state, from and cause;
-'map646 status' shows them):
-  starting  nothing announced until the data plane runs and every check
-            has risen (rise passes in a row);
-  serving   the mapped IPv4 prefixes (or the [bgp] aggregates covering
-            them) announced to the neighbors carrying ipv4-unicast, the
-            pseudo prefix to those carrying ipv6-unicast, with [bgp] med
-            and communities; partners get both;
-  failed    a check is down (fall failures in a row): the side it withdraws
-            (ipv4, ipv6 or all) is withdrawn; back to serving when every
-            check is up again;
-  draining  'map646 drain': GRACEFUL_SHUTDOWN and drain_med, then withdrawn;
-  drained   nothing announced until 'map646 undrain'; this survives a
-            restart (the flag in [node] state_dir). A drained node still
-            translates what reaches it.
-Nothing a BGP neighbor sends enters the node's routing table.
-
-Signals:
-  SIGHUP           reload: re-read and check FILE; if it is valid, remove
-                   the routes of the mappings that went, switch the table
-                   between two batches (no packet lost or translated half
-                   by each), add the routes of the new mappings, apply the
-                   ICMP error rate, [tun] busy_poll, the [bgp] neighbors and
-                   attributes, the [health] checks (unchanged checks keep
-                   their state), and announce accordingly. An invalid FILE
-                   is refused, its problems logged, the running
-                   configuration kept. The rest of [tun],
-                   [metrics], [log], [control], [node] state_dir, adding or
-                   removing [bgp], and the speaker's AS, router id,
-                   listener and grpc_socket need a restart (a warning or
-                   error says so).
-                   'map646 reload' does the same and prints the result.
-  SIGTERM, SIGINT  stop: withdraw every announcement; keep translating for
-                   [node] linger (default 2s) while routers converge (not
-                   without [bgp] or with nothing announced; a second signal
-                   cuts it short); close the BGP sessions (Cease); remove
-                   every route map646 added, stop the workers, close the
-                   device (the kernel deletes it); exit 0, or 1 if
-                   something failed on the way down.
-
-Logs go to stderr through log/slog ([log] format text or json, level);
-nothing is logged per packet: packets are counted (metrics below), rare
-events are logged at most once per 10 s per worker.
-
-Metrics:
-  map646_packets_total{direction,verdict,reason}   every packet read
-      (direction 4to6 or 6to4; verdict forward, drop or icmp-error; reason
-      as 'map646 translate' names it, or gso-segment-failed)
-  map646_bytes_total{direction}, map646_sent_packets_total{direction},
-  map646_sent_bytes_total{direction}
-  map646_icmp_errors_sent_total, map646_icmp_errors_suppressed_total
-      (held back by translator.icmp_error_rate and icmp_error_burst)
-  map646_probe_packets_total   the dataplane check's own probe datagrams
-      (also counted above, as 4to6 ttl-expired; a drain leaves them out)
-  map646_gso_packets_total{path}, map646_gso_segments_total
-  map646_write_errors_total, map646_device_dropped_total, map646_batches_total
-  map646_tun_offload_enabled{offload}   1 or 0 for csum, tso4, tso6, uso4,
-      uso6: what the kernel has (with offload = false, all 0); 0 where the
-      self-test at start switched the offload off
-  map646_mapping_packets_total{entry,direction},
-  map646_mapping_bytes_total{entry,direction}
-      per mapping (entry: its IPv4 side), for the first [metrics]
-      mapping_series mappings (default 1000): every mapping is counted,
-      but a million of them as series would overwhelm Prometheus
-  map646_node_state{state} (1 for the current state),
-  map646_health_check_up{check}, map646_bgp_neighbor_established{neighbor},
-  map646_announced_prefixes
-  map646_mappings, map646_reloads_total{result}, map646_build_info
-  and the Go runtime's go_* and process_* metrics.
-
-When the data plane stops under it (the device deleted: ip link del),
-map646 withdraws everything at once, re-creates the device with the same
-settings, restarts the workers, re-installs the routes, probes the new
-device and announces again once every check is up; a failed attempt is
-retried (0.5 s, doubling up to 30 s). Each step is logged ("recovery: ...").
-
-Every 2 s it checks that [node] state_dir can be written (a drain records
-the drained flag there): status shows state_dir "not writable: ..." and
-the log says so; the node keeps serving (translation does not need it),
-but a drain is refused until it can be recorded.
-
-Exit codes: 0 after SIGTERM or SIGINT, 1 when it cannot start or fails
-(the health monitor stopped), 2 for a usage error.
-
-Example:
-  map646 check -config /etc/map646/map646.toml && map646 run -config /etc/map646/map646.toml
-  kill -HUP $(pidof map646)    # after editing the mappings, or: map646 reload
-  map646 status
-`
-
-// Preconditions, replaced by tests.
-var (
-	geteuid   = os.Geteuid
-	tunDevice = "/dev/net/tun"
-)
-
-// notRoot is the message for a start without root.
-const notRoot = "map646 run must run as root (it creates a tun device and routes)"
-
-func runRun(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("run")
-	configPath := fs.String("config", "", "the configuration `FILE` (required); SIGHUP re-reads it")
-	if code, done := parseFlags(fs, runUsage, args, stdout, stderr); done {
-		return code
-	}
-	if *configPath == "" {
-		return usageError(stderr, "run", "-config is required")
-	}
-	cfg, _, ok := loadConfig(*configPath, stderr)
-	if !ok {
-		return exitError
-	}
-	if err := preflight(cfg); err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitError
-	}
-	d := &daemon{path: *configPath, cfg: cfg, log: newLogger(cfg.Log, stderr)}
-	return d.run()
-}
-
-// preflight refuses to start, with a message an operator can act on, where
-// starting would fail half-way.
-func preflight(cfg *config.Config) error {
-	if geteuid() != 0 {
-		return errors.New(notRoot)
+// Preflight refuses to start, with a message an operator can act on, where
+// starting would fail half-way: euid is the process's effective user id,
+// tunDevice the path of the tun clone device (/dev/net/tun).
+func Preflight(cfg *config.Config, euid int, tunDevice string) error {
+	if euid != 0 {
+		return errors.New("map646 run must run as root (it creates a tun device and routes)")
 	}
 	if _, err := os.Stat(tunDevice); err != nil {
 		return fmt.Errorf("map646 run: %s is missing: the kernel has no tun support or the device node is absent (modprobe tun; mknod %s c 10 200): %v",
@@ -208,21 +53,27 @@ func nameTaken(name, kind string) error {
 	return fmt.Errorf("map646 run: a network interface named %q exists already%s: map646 creates its own tun device and does not take over an existing interface; choose another tun.name or remove the interface", name, kind)
 }
 
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.Level}
-	if c.JSON {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+// Run runs the daemon with the configuration cfg read from path until a
+// SIGTERM or SIGINT stops it (nil) or it fails (an error, logged already).
+// version is the build's, for the status, the metrics and the log.
+func Run(path string, cfg *config.Config, log *slog.Logger, version string) error {
+	d := &daemon{path: path, cfg: cfg, log: log, version: version}
+	return d.run()
 }
 
 // daemon is a running map646: its device, data plane, routes and metrics,
-// and with them the node's life cycle: the state machine (ctl), the BGP
-// speaker, the health monitor and the control socket.
+// and with them the node's life cycle (lc: the state machine and the
+// drain), the BGP speaker, the health monitor and the control socket. One
+// goroutine owns it: Run's, which starts it, runs the loop and shuts it
+// down.
 type daemon struct {
-	path string
-	cfg  *config.Config
-	log  *slog.Logger
+	path    string
+	cfg     *config.Config
+	log     *slog.Logger
+	version string
+	// ctx is the root context: the components' contexts derive from it;
+	// it ends when Run returns.
+	ctx context.Context
 
 	dp      *dataplane.DataPlane
 	stopDP  context.CancelFunc
@@ -231,14 +82,14 @@ type daemon struct {
 	metrics *http.Server
 	reloads *prometheus.CounterVec
 
-	ctl       *controller
-	ctlLn     *net.UnixListener // bound early, served once the node runs
-	control   *controlServer
+	lc        *lifecycle
+	controlLn *net.UnixListener // bound early, served once the node runs
+	control   *control.Server
+	requests  requests         // the control socket's commands, for the loop
 	bgp       *routing.Speaker // nil without [bgp]
 	hm        *health.Monitor
 	stopHM    context.CancelFunc
 	hmDone    chan error
-	reloadReq chan chan reloadResult // reloads asked over the control socket
 
 	// The data plane's recovery (recover.go): the next attempt's timer
 	// and how many attempts failed since the device was lost.
@@ -247,29 +98,41 @@ type daemon struct {
 	recovery recovery
 }
 
-// reloadResult is the outcome of a reload, for the control socket.
-type reloadResult struct {
-	msg string
-	err error
-}
+// The daemon loop: one goroutine owns the node's state (the lifecycle, the
+// configuration, the data plane's recovery) and handles every event that
+// changes it, one at a time: signals, the control socket's commands, the
+// drain's timers, health and BGP changes, the data plane stopping and its
+// recovery, the retry tick and the state_dir check. Slow work that must
+// not hold it up (proving a re-created device) runs in a goroutine of its
+// own and comes back as an event.
 
-// retryEvery is how often a failed announcement is retried.
+// retryEvery is how often a failed announcement is retried and [node]
+// state_dir checked.
 const retryEvery = 2 * time.Second
 
-func (d *daemon) run() int {
+func (d *daemon) run() error {
 	// Signals are taken from the start: a SIGTERM while the routes are
 	// being installed waits for the start to finish, then stops.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d.ctx = ctx
 
 	if err := d.start(); err != nil {
 		d.log.Error("cannot start", "err", err)
-		if err := d.stop(nil); err != nil {
+		if err := d.shutdown(nil); err != nil {
 			d.log.Error("cleanup after the failed start", "err", err)
 		}
-		return exitError
+		return err
 	}
+	return d.loop(sigs)
+}
+
+// loop handles the events until the daemon stops: it returns nil after a
+// SIGTERM or SIGINT with a clean shutdown, else what failed.
+func (d *daemon) loop(sigs chan os.Signal) error {
 	var hmChanges, bgpChanges <-chan struct{}
 	if d.hm != nil {
 		hmChanges = d.hm.Changes()
@@ -279,7 +142,7 @@ func (d *daemon) run() int {
 	}
 	retry := time.NewTicker(retryEvery)
 	defer retry.Stop()
-	ctx := context.Background()
+	ctx := d.ctx
 	d.checkStateDir()
 	for {
 		select {
@@ -289,22 +152,29 @@ func (d *daemon) run() int {
 				continue
 			}
 			d.log.Info("stopping", "signal", sig.String())
-			if err := d.stop(sigs); err != nil {
+			if err := d.shutdown(sigs); err != nil {
 				d.log.Error("stopped with errors", "err", err)
-				return exitError
+				return err
 			}
 			d.log.Info("stopped")
-			return exitOK
-		case reply := <-d.reloadReq:
-			msg, err := d.reload()
-			reply <- reloadResult{msg, err}
+			return nil
+		case r := <-d.requests:
+			if r.command == "reload" {
+				r.answer(d.reload())
+			} else {
+				d.lc.handle(ctx, r)
+			}
+		case now := <-d.lc.drainTick():
+			d.lc.drainSample(ctx, now)
+		case <-d.lc.drainTimer():
+			d.lc.drainTimerFired(ctx)
 		case <-hmChanges:
-			d.ctl.Reconcile(ctx)
+			d.lc.reconcile(ctx)
 		case <-bgpChanges:
-			d.ctl.Reconcile(ctx)
+			d.lc.reconcile(ctx)
 		case <-retry.C:
-			if d.ctl.NeedsRetry() {
-				d.ctl.Reconcile(ctx)
+			if d.lc.needsRetry() {
+				d.lc.reconcile(ctx)
 			}
 			d.checkStateDir()
 		case <-d.recoverC:
@@ -316,10 +186,10 @@ func (d *daemon) run() int {
 		case err := <-d.hmDone:
 			d.hmDone = nil
 			d.log.Error("the health monitor stopped; the node withdraws and stops", "err", err)
-			if err := d.stop(nil); err != nil {
+			if err := d.shutdown(nil); err != nil {
 				d.log.Error("cleanup", "err", err)
 			}
-			return exitError
+			return fmt.Errorf("the health monitor stopped: %w", err)
 		case err := <-d.dpDone:
 			d.dpDone = nil // Run has returned
 			d.dataPlaneFailed(err)
@@ -327,33 +197,7 @@ func (d *daemon) run() int {
 	}
 }
 
-// Reload is the control socket's reload: the daemon loop runs it, as it
-// runs SIGHUP's.
-func (d *daemon) Reload(ctx context.Context) (string, error) {
-	reply := make(chan reloadResult, 1)
-	select {
-	case d.reloadReq <- reply:
-	case <-ctx.Done():
-		return "", errors.New("map646 is stopping")
-	}
-	select {
-	case r := <-reply:
-		return r.msg, r.err
-	case <-ctx.Done():
-		return "", errors.New("map646 is stopping")
-	}
-}
-
-// ctlHandler is what the control socket serves: the controller's commands
-// and the daemon's reload.
-type ctlHandler struct {
-	*controller
-	d *daemon
-}
-
-func (h ctlHandler) Reload(ctx context.Context) (string, error) { return h.d.Reload(ctx) }
-
-// start brings the daemon up; stop undoes whatever part of it was done.
+// start brings the daemon up; shutdown undoes whatever part of it was done.
 func (d *daemon) start() error {
 	start := time.Now()
 	cfg := d.cfg
@@ -362,7 +206,7 @@ func (d *daemon) start() error {
 	// The control socket is bound first: a second map646 on the same
 	// socket is refused before it touches the device or the routes.
 	var err error
-	if d.ctlLn, err = listenControl(cfg.Control.Socket, d.log); err != nil {
+	if d.controlLn, err = control.Listen(cfg.Control.Socket, d.log); err != nil {
 		return err
 	}
 	flag := drainFlag{cfg.Node.StateDir}
@@ -370,19 +214,24 @@ func (d *daemon) start() error {
 	if err != nil {
 		return fmt.Errorf("[node] state_dir %s: %w: cannot tell whether an operator drained this node", cfg.Node.StateDir, err)
 	}
-	d.reloadReq = make(chan chan reloadResult)
-	d.ctl = &controller{
+	d.requests = make(requests)
+	d.lc = &lifecycle{
 		node: NewNode(d.log, time.Now), hm: allHealthy{}, flag: flag, tm: timingOf(cfg.Node),
 		// Called only once d.dp is set: by metrics scrapes and the
 		// control socket, both started after dataplane.New.
 		packets: func() uint64 { return packetsRead(d.dp.Stats()) },
-		traffic: func() TrafficStatus { return trafficOf(d.dp.Stats()) },
-		log:     d.log, now: time.Now,
+		traffic: func() control.TrafficStatus { return trafficOf(d.dp.Stats()) },
+		log:     d.log, now: time.Now, version: d.version,
 	}
+	d.lc.publish()
 	if drained {
-		d.ctl.node.RestoreDrained(drainedAt)
+		d.lc.restoreDrained(drainedAt)
 	}
 
+	tr, err := cfg.NewTranslator()
+	if err != nil {
+		return fmt.Errorf("dataplane: %w", err)
+	}
 	dev, err := openDevice(cfg.Tun, d.log)
 	if err != nil {
 		return err
@@ -391,10 +240,8 @@ func (d *daemon) start() error {
 	if o, ok := dev.(interface{ Offloads() string }); ok {
 		offloads = o.Offloads()
 	}
-	if d.dp, err = dataplane.New(cfg, dev, d.log); err != nil {
-		dev.Close()
-		return err
-	}
+	d.dp = dataplane.New(tr, dev, dataplane.Options{
+		ICMPErrorRate: cfg.Translator.ICMPErrorRate, ICMPErrorBurst: cfg.Translator.ICMPErrorBurst, Logger: d.log})
 	if err := acceptLocal(dev.Name()); err != nil {
 		d.log.Warn("ICMPv4 errors from translator.ipv4_address may be dropped", "err", err)
 	}
@@ -433,7 +280,7 @@ func (d *daemon) start() error {
 		if d.bgp, err = routing.New(cfg.BGP.Config, d.log); err != nil {
 			return err
 		}
-		d.ctl.SetSpeaker(bgpSpeaker{d.bgp})
+		d.lc.setSpeaker(bgpSpeaker{d.bgp})
 	}
 	var sessions health.Sessions // a nil *routing.Speaker must stay a nil interface
 	if d.bgp != nil {
@@ -442,22 +289,22 @@ func (d *daemon) start() error {
 	if d.hm, err = health.NewMonitor(cfg.Health.Checks, d.dp, sessions, d.log); err != nil {
 		return err
 	}
-	d.ctl.SetMonitor(healthMonitor{d.hm})
-	hctx, hcancel := context.WithCancel(context.Background())
+	d.lc.setMonitor(healthMonitor{d.hm})
+	hctx, hcancel := context.WithCancel(d.ctx)
 	d.stopHM, d.hmDone = hcancel, make(chan error, 1)
 	go func() { d.hmDone <- d.hm.Run(hctx) }()
-	if err := d.ctl.Ready(context.Background(), planOf(cfg, d.dp.Translator())); err != nil {
+	if err := d.lc.ready(d.ctx, planOf(cfg, d.dp.Translator())); err != nil {
 		d.log.Warn("the first announcement failed; it is retried", "err", err)
 	}
-	d.control = newControlServer(d.ctlLn, ctlHandler{d.ctl, d}, d.log.With("component", "control"))
-	d.ctlLn = nil
+	d.control = control.NewServer(d.controlLn, controlHandler{d.lc, d.requests}, d.log.With("component", "control"))
+	d.controlLn = nil
 
 	d.log.Info("serving", "config", d.path, "device", dev.Name(), "mtu", cfg.Tun.MTU,
 		"queues", dev.Queues(), "offloads", offloads, "busy_poll", cfg.Tun.BusyPoll.String(),
 		"mappings", d.dp.Translator().Table().Len(), "routes", len(want),
 		"routes_took", routeTime.Round(time.Millisecond), "metrics", metricsAt,
 		"control", cfg.Control.Socket, "bgp", cfg.BGP.Enabled, "checks", len(cfg.Health.Checks),
-		"version", fullVersion(), "took", time.Since(start).Round(time.Millisecond))
+		"version", d.version, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -544,7 +391,7 @@ func (d *daemon) warnForwarding() {
 // checkStateDir checks that a drain could be recorded ([node] state_dir
 // writable) and puts the answer in the status.
 func (d *daemon) checkStateDir() {
-	d.ctl.SetStateDir(drainFlag{d.cfg.Node.StateDir}.Writable())
+	d.lc.setStateDir(drainFlag{d.cfg.Node.StateDir}.Writable())
 }
 
 // serveMetrics serves /metrics on ln until stop.
@@ -557,8 +404,8 @@ func (d *daemon) serveMetrics(ln net.Listener) {
 		Name: "map646_build_info",
 		Help: "Always 1: the map646 version and the Go version that built it.",
 	}, []string{"version", "goversion"})
-	info.WithLabelValues(fullVersion(), runtime.Version()).Set(1)
-	reg.MustRegister(d.dp.Collector(d.cfg.Metrics.MappingSeries), d.reloads, info, nodeCollector{d.ctl},
+	info.WithLabelValues(d.version, runtime.Version()).Set(1)
+	reg.MustRegister(d.dp.Collector(d.cfg.Metrics.MappingSeries), d.reloads, info, nodeCollector{d.lc},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	mux := http.NewServeMux()
@@ -621,7 +468,7 @@ func (d *daemon) reload() (string, error) {
 		errAdd = d.routes.Add(add)
 	}
 
-	ctx := context.Background()
+	ctx := d.ctx
 	var errBGP, errHealth error
 	if d.bgp != nil {
 		if errBGP = d.bgp.Reconfigure(ctx, cfg.BGP.Config); errBGP != nil {
@@ -636,7 +483,7 @@ func (d *daemon) reload() (string, error) {
 		errHealth = fmt.Errorf("[health] not applied, the running checks are kept: %w", errHealth)
 	}
 	d.cfg = cfg
-	errAnnounce := d.ctl.SetPlan(ctx, planOf(cfg, tr), timingOf(cfg.Node), drainFlag{cfg.Node.StateDir})
+	errAnnounce := d.lc.setPlan(ctx, planOf(cfg, tr), timingOf(cfg.Node), drainFlag{cfg.Node.StateDir})
 	if errAnnounce != nil {
 		errAnnounce = fmt.Errorf("announce (retried): %w", errAnnounce)
 	}
@@ -689,45 +536,49 @@ func (d *daemon) keepRestartOnly(cfg *config.Config) {
 	}
 }
 
-// stop takes the daemon down, in this order:
+// shutdown takes the daemon down. This is the one place its order is
+// written:
 //  1. withdraw every announcement, so routers move the traffic to the other
 //     nodes;
 //  2. keep translating for [node] linger while they converge (a withdrawal
 //     takes milliseconds to reach a router, but a slow one must not lose
-//     packets; a second SIGTERM or SIGINT on sigs cuts the wait short);
-//  3. close the speaker (a Cease to every peer), the control socket and the
-//     health monitor;
-//  4. remove the kernel routes, so the kernel sends nothing more into the
+//     packets; a second signal on sigs cuts the wait short). Meanwhile the
+//     control socket's drain and undrain are still carried out, and a
+//     running drain goes on; a reload is refused;
+//  3. end a drain still running (its client hears where it stopped; the
+//     node restarts drained) and close the control socket;
+//  4. close the speaker (a Cease to every peer), then the health monitor;
+//  5. remove the kernel routes, so the kernel sends nothing more into the
 //     device while the workers translate what is queued;
-//  5. stop the data plane, which closes the device (the kernel deletes it
+//  6. stop the data plane, which closes the device (the kernel deletes it
 //     with its last queue); stop the metrics server.
 //
 // Without [bgp], or with nothing announced, there is nothing to withdraw
-// and no linger. It returns everything that failed on the way.
-func (d *daemon) stop(sigs <-chan os.Signal) error {
+// and no linger. It undoes whatever part of start was done, and returns
+// everything that failed on the way.
+func (d *daemon) shutdown(sigs <-chan os.Signal) error {
 	var errs []error
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
 	defer cancel()
-	if d.ctl != nil && d.bgp != nil {
+	if d.lc != nil && d.bgp != nil { // 1 and 2
 		n := len(d.bgp.Announced())
-		if err := d.ctl.WithdrawAll(ctx); err != nil {
+		if err := d.lc.withdrawAll(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("withdraw: %w", err))
 		}
 		if linger := d.cfg.Node.Linger; n > 0 && linger > 0 {
 			d.log.Info("withdrawn; translating while routers converge", "prefixes", n, "linger", linger)
-			select {
-			case <-time.After(linger):
-			case sig := <-sigs: // nil sigs: never
-				d.log.Warn("linger cut short", "signal", sig.String())
-			}
+			d.linger(linger, sigs)
 		}
+	}
+	if d.lc != nil { // 3
+		d.lc.interruptDrain(context.Canceled)
 	}
 	if d.control != nil {
 		d.control.Close()
-	} else if d.ctlLn != nil {
-		d.ctlLn.Close()
+	} else if d.controlLn != nil {
+		d.controlLn.Close()
 	}
-	if d.bgp != nil {
+	if d.bgp != nil { // 4
 		if err := d.bgp.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("bgp: %w", err))
 		}
@@ -738,7 +589,7 @@ func (d *daemon) stop(sigs <-chan os.Signal) error {
 			<-d.hmDone
 		}
 	}
-	if d.routes != nil {
+	if d.routes != nil { // 5
 		n := len(d.routes.Installed())
 		start := time.Now()
 		if err := d.routes.RemoveAll(); err != nil {
@@ -747,7 +598,7 @@ func (d *daemon) stop(sigs <-chan os.Signal) error {
 		d.log.Info("routes removed", "count", n-len(d.routes.Installed()), "took", time.Since(start).Round(time.Millisecond))
 		d.routes.Close()
 	}
-	if d.dp != nil {
+	if d.dp != nil { // 6
 		if d.stopDP != nil {
 			d.stopDP()
 		}
@@ -760,11 +611,37 @@ func (d *daemon) stop(sigs <-chan os.Signal) error {
 		}
 	}
 	if d.metrics != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(d.ctx, 2*time.Second)
 		defer cancel()
 		if err := d.metrics.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("metrics server: %w", err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// linger waits for d (shutdown's step 2) or a signal on sigs (nil: none),
+// still serving the control socket's drain and undrain and a running
+// drain's timers; nothing else changes the node while it stops.
+func (d *daemon) linger(wait time.Duration, sigs <-chan os.Signal) {
+	done := time.After(wait)
+	for {
+		select {
+		case <-done:
+			return
+		case sig := <-sigs: // nil sigs: never
+			d.log.Warn("linger cut short", "signal", sig.String())
+			return
+		case r := <-d.requests:
+			if r.command == "reload" {
+				r.answer("", errStopping)
+			} else {
+				d.lc.handle(d.ctx, r)
+			}
+		case now := <-d.lc.drainTick():
+			d.lc.drainSample(d.ctx, now)
+		case <-d.lc.drainTimer():
+			d.lc.drainTimerFired(d.ctx)
+		}
+	}
 }

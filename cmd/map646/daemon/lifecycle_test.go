@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/routing"
 )
 
@@ -59,8 +60,8 @@ func (f *fakeSpeaker) PartnerRoutes() []routing.PartnerRoute {
 	return slices.Clone(f.partners)
 }
 
-func (f *fakeSpeaker) Neighbors() []NeighborStatus {
-	return []NeighborStatus{{Address: "192.0.2.254", PeerAS: 65000, Role: "router", State: "established", Established: true, BFD: "off"}}
+func (f *fakeSpeaker) Neighbors() []control.NeighborStatus {
+	return []control.NeighborStatus{{Address: "192.0.2.254", PeerAS: 65000, Role: "router", State: "established", Established: true, BFD: "off"}}
 }
 
 func (f *fakeSpeaker) history() [][]routing.Announcement {
@@ -87,48 +88,130 @@ func (m *fakeMonitor) set(h4, h6 bool) {
 	m.mu.Unlock()
 }
 
-func (m *fakeMonitor) Status() []CheckStatus {
+func (m *fakeMonitor) Status() []control.CheckStatus {
 	h4, h6 := m.Healthy()
-	return []CheckStatus{{Name: "dp", Kind: "dataplane", Up: h4 && h6, LastError: "probe lost"}}
+	return []control.CheckStatus{{Name: "dp", Kind: "dataplane", Up: h4 && h6, LastError: "probe lost"}}
 }
 
+// testCtl is a lifecycle served by a loop of its own, as the daemon loop
+// serves it: the commands go through requests, the drain's timers are
+// served, and the test's own calls (do) run on the loop's goroutine.
 type testCtl struct {
-	*controller
-	sp   *fakeSpeaker
-	hm   *fakeMonitor
-	pkts atomic.Uint64
-	log  logRecorder
+	*lifecycle
+	sp      *fakeSpeaker
+	hm      *fakeMonitor
+	pkts    atomic.Uint64
+	log     logRecorder
+	handler controlHandler
+	calls   chan func()
+	stopped chan struct{} // closed when the loop has returned
 }
 
-// newTestCtl returns a serving controller whose drain samples every
+// newTestCtl returns a serving lifecycle whose drain samples every
 // millisecond, with no linger.
 func newTestCtl(t *testing.T, stateDir string) *testCtl {
 	t.Helper()
-	tc := &testCtl{sp: &fakeSpeaker{}, hm: &fakeMonitor{h4: true, h6: true}}
+	tc := &testCtl{sp: &fakeSpeaker{}, hm: &fakeMonitor{h4: true, h6: true}, calls: make(chan func())}
 	log := tc.log.logger()
 	now := func() time.Time { return t0 }
-	tc.controller = &controller{
+	tc.lifecycle = &lifecycle{
 		node: NewNode(log, now), plan: testPlan, bgp: tc.sp, hm: tc.hm,
 		flag:    drainFlag{dir: stateDir},
 		tm:      drainTiming{Timeout: 10 * time.Second, IdlePPS: 10, Sample: time.Millisecond},
 		packets: func() uint64 { return tc.pkts.Load() },
 		log:     log, now: now,
 	}
+	tc.publish()
+	tc.handler = controlHandler{tc.lifecycle, make(requests)}
+	ctx, cancel := context.WithCancel(context.Background())
+	tc.stopped = make(chan struct{})
+	go tc.serve(ctx)
+	t.Cleanup(func() { cancel(); <-tc.stopped })
 	if err := tc.Ready(context.Background(), testPlan); err != nil {
 		t.Fatal(err)
 	}
-	if st, _, _ := tc.node.State(); st != Serving {
+	if st := tc.state(); st != Serving {
 		t.Fatalf("not serving after Ready: %s", st)
 	}
 	return tc
 }
 
-func (tc *testCtl) state() State {
-	tc.mu.Lock()
-	defer tc.mu.Unlock()
-	st, _, _ := tc.node.State()
-	return st
+// serve is the daemon loop's part that concerns the lifecycle.
+func (tc *testCtl) serve(ctx context.Context) {
+	defer close(tc.stopped)
+	for {
+		select {
+		case r := <-tc.handler.q:
+			tc.handle(ctx, r)
+		case now := <-tc.drainTick():
+			tc.drainSample(ctx, now)
+		case <-tc.drainTimer():
+			tc.drainTimerFired(ctx)
+		case f := <-tc.calls:
+			f()
+		case <-ctx.Done():
+			return
+		}
+	}
 }
+
+// do runs f on the loop's goroutine and waits for it; once the loop has
+// returned (the test ends), it does nothing.
+func (tc *testCtl) do(f func()) {
+	ran := make(chan struct{})
+	select {
+	case tc.calls <- func() { f(); close(ran) }:
+		<-ran
+	case <-tc.stopped:
+	}
+}
+
+// The commands, as the control socket hands them to the loop.
+
+func (tc *testCtl) Drain(ctx context.Context, force bool, progress func(string)) (string, error) {
+	return tc.handler.Drain(ctx, force, progress)
+}
+
+func (tc *testCtl) Undrain(ctx context.Context) (string, error) { return tc.handler.Undrain(ctx) }
+
+// The daemon's own calls, on the loop.
+
+func (tc *testCtl) Reconcile(ctx context.Context) (err error) {
+	tc.do(func() { err = tc.reconcile(ctx) })
+	return err
+}
+
+func (tc *testCtl) Ready(ctx context.Context, p Plan) (err error) {
+	tc.do(func() { err = tc.ready(ctx, p) })
+	return err
+}
+
+func (tc *testCtl) DataPlaneDown(ctx context.Context, cause string) (err error) {
+	tc.do(func() { err = tc.dataPlaneDown(ctx, cause) })
+	return err
+}
+
+func (tc *testCtl) WithdrawAll(ctx context.Context) (err error) {
+	tc.do(func() { err = tc.withdrawAll(ctx) })
+	return err
+}
+
+func (tc *testCtl) NeedsRetry() (retry bool) {
+	tc.do(func() { retry = tc.needsRetry() })
+	return retry
+}
+
+func (tc *testCtl) SetStateDir(err error) { tc.do(func() { tc.setStateDir(err) }) }
+
+func (tc *testCtl) SetMonitor(m monitor) { tc.do(func() { tc.setMonitor(m) }) }
+
+func (tc *testCtl) Plan() (p Plan) {
+	tc.do(func() { p = tc.plan })
+	return p
+}
+
+// state is the node's state as the status shows it.
+func (tc *testCtl) state() State { return tc.view.Load().state }
 
 // partnersFor makes a partner announce every prefix of the plan.
 func partnersFor(gshut bool, except ...string) []routing.PartnerRoute {
@@ -256,7 +339,7 @@ func TestDrainTimeout(t *testing.T) {
 	c := newTestCtl(t, t.TempDir())
 	c.tm.Timeout = 30 * time.Millisecond
 	var n atomic.Uint64
-	c.controller.packets = func() uint64 { return n.Add(1000) } // 1000 packets a millisecond: never idle
+	c.lifecycle.packets = func() uint64 { return n.Add(1000) } // 1000 packets a millisecond: never idle
 	msg, err := c.Drain(context.Background(), true, func(string) {})
 	if err != nil || !strings.HasPrefix(msg, "drained:") {
 		t.Fatalf("Drain = %q, %v", msg, err)
@@ -304,7 +387,7 @@ func TestDrainConcurrent(t *testing.T) {
 	var busy atomic.Bool
 	busy.Store(true)
 	var n atomic.Uint64
-	c.controller.packets = func() uint64 { // traffic flows until the test says so
+	c.lifecycle.packets = func() uint64 { // traffic flows until the test says so
 		if busy.Load() {
 			return n.Add(1000)
 		}
@@ -401,5 +484,100 @@ func TestDrainFlagStore(t *testing.T) {
 	}
 	if _, drained, _ := f.Load(); drained {
 		t.Error("drained after Remove")
+	}
+}
+
+// TestDrainInterrupted: a drain the daemon's shutdown ends early tells
+// its client where it stopped; the node stays draining and the flag stays,
+// so it restarts drained. Both places a drain waits: for the traffic to
+// fall, and in the linger.
+func TestDrainInterrupted(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		idle    bool   // the traffic has fallen: the drain reaches its linger
+		waitFor string // the progress line after which the daemon stops
+		want    string
+	}{
+		{"waiting for the traffic", false, "GRACEFUL_SHUTDOWN",
+			"drain interrupted while waiting for the traffic to fall: context canceled; the drained flag stays: the node restarts drained"},
+		{"lingering", true, "withdrawn; translating for 1m0s",
+			"drain interrupted during the linger: context canceled; everything is withdrawn and the node restarts drained"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			c := newTestCtl(t, dir)
+			c.tm.Linger = time.Minute
+			var n atomic.Uint64
+			c.lifecycle.packets = func() uint64 {
+				if tc.idle {
+					return n.Load()
+				}
+				return n.Add(1000)
+			}
+			reached := make(chan struct{})
+			var once sync.Once
+			type result struct {
+				msg string
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				msg, err := c.Drain(context.Background(), true, func(p string) {
+					if strings.Contains(p, tc.waitFor) {
+						once.Do(func() { close(reached) })
+					}
+				})
+				done <- result{msg, err}
+			}()
+			select {
+			case <-reached:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no progress %q after 10 s", tc.waitFor)
+			}
+			c.do(func() { c.interruptDrain(context.Canceled) })
+			r := <-done
+			if r.err == nil || r.err.Error() != tc.want {
+				t.Errorf("Drain = %q, %v; want the error %q", r.msg, r.err, tc.want)
+			}
+			if st := c.Status(); st.Node.State != "draining" || st.Node.Drain != "" {
+				t.Errorf("status after the interruption: %+v; want draining with no drain running", st.Node)
+			}
+			if _, drained, err := (drainFlag{dir}).Load(); !drained || err != nil {
+				t.Errorf("drained flag after the interruption: %v, %v", drained, err)
+			}
+			// No drain runs: a new one is refused as the node is draining,
+			// and nothing of the old one is left to fire.
+			if _, err := c.Drain(context.Background(), true, func(string) {}); !errors.Is(err, errDrainBusy) {
+				t.Errorf("drain after the interruption: %v", err)
+			}
+		})
+	}
+}
+
+// TestAskStopping: a command the loop does not take before the control
+// server closes gets "map646 is stopping"; one it answered as the server
+// closed gets its answer, with every progress line first.
+func TestAskStopping(t *testing.T) {
+	q := make(requests) // no loop reads it
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := q.ask(ctx, newRequest("reload", false), func(string) {}); !errors.Is(err, errStopping) {
+		t.Errorf("ask with no loop: %v", err)
+	}
+
+	q = make(requests) // the loop takes it, answers, and the server closes
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() {
+		r := <-q
+		r.progress("one")
+		r.progress("two")
+		r.answer("drained", nil)
+		cancel()
+	}()
+	r := newRequest("drain", false)
+	var lines []string
+	msg, err := q.ask(ctx, r, func(p string) { lines = append(lines, p) })
+	if msg != "drained" || err != nil || !reflect.DeepEqual(lines, []string{"one", "two"}) {
+		t.Errorf("ask answered as the server closed: %q, %v, progress %q", msg, err, lines)
 	}
 }

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/map646/map646/cmd/map646/control"
+)
+
+// fakeDaemon answers the control commands as a daemon would, for the
+// client commands' tests: a fixed status, an undrain that fails.
+type fakeDaemon struct{ status control.Status }
+
+func (d fakeDaemon) Status() control.Status { return d.status }
+
+func (fakeDaemon) Drain(_ context.Context, _ bool, progress func(string)) (string, error) {
+	progress("step one")
+	return "drained", nil
+}
+
+func (fakeDaemon) Undrain(context.Context) (string, error) {
+	return "", errors.New("cannot undrain: disk on fire")
+}
+
+func (fakeDaemon) Reload(context.Context) (string, error) { return "reloaded", nil }
+
+// startFakeDaemon serves a fakeDaemon on a socket in a temporary directory.
+func startFakeDaemon(t *testing.T) (fakeDaemon, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "map646.sock")
+	ln, err := control.Listen(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := fakeDaemon{status: control.Status{Version: "test",
+		Node:      control.NodeStatus{State: "serving", Since: statusSince, Cause: "because", BGP: true},
+		Health:    []control.CheckStatus{{Name: "dp", Kind: "dataplane", Up: true, Since: statusSince, Checked: 7}},
+		Neighbors: []control.NeighborStatus{{Address: "192.0.2.254", PeerAS: 65000, Role: "router", Families: []string{"ipv4-unicast"}, State: "established", Established: true, Since: statusSince, Sent: 2, BFD: "up"}},
+		Announced: []control.AnnouncedStatus{{Prefix: "198.51.100.0/28", MED: 10, Communities: []string{"65535:0"}}},
+		Traffic:   control.TrafficStatus{Directions: map[string]control.DirectionStatus{"4to6": {Packets: 5, Bytes: 500, Forwarded: 4, Dropped: 1}, "6to4": {}}}}}
+	s := control.NewServer(ln, d, slog.New(slog.DiscardHandler))
+	t.Cleanup(s.Close)
+	return d, path
+}
+
+// TestStatusCommand: map646 status shows each part of the status for
+// people; -json prints the daemon's status unchanged.
+func TestStatusCommand(t *testing.T) {
+	d, path := startFakeDaemon(t)
+	code, stdout, stderr := runCmd(t, "status", "-socket", path)
+	for _, want := range []string{"serving for", "because", "dp", "192.0.2.254", "established", "198.51.100.0/28", "med 10", "65535:0", "read 5 packets 500 bytes"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("status text lacks %q:\n%s", want, stdout)
+		}
+	}
+	if code != exitOK || stderr != "" {
+		t.Errorf("status: exit %d, stderr %q", code, stderr)
+	}
+	code, stdout, _ = runCmd(t, "status", "-json", "-socket", path)
+	var s control.Status
+	if err := json.Unmarshal([]byte(stdout), &s); err != nil || code != exitOK || !reflect.DeepEqual(s, d.status) {
+		t.Errorf("status -json: exit %d, %v\n%s", code, err, stdout)
+	}
+}
+
+// TestControlCommands: drain prints its progress then its message;
+// a refusal goes to stderr with exit 1; without a daemon each command
+// says so.
+func TestControlCommands(t *testing.T) {
+	_, path := startFakeDaemon(t)
+	code, stdout, stderr := runCmd(t, "drain", "-socket", path)
+	if code != exitOK || stdout != "step one\ndrained\n" || stderr != "" {
+		t.Errorf("drain command: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	code, _, stderr = runCmd(t, "undrain", "-socket", path)
+	if code != exitError || stderr != "map646 undrain: cannot undrain: disk on fire\n" {
+		t.Errorf("undrain command: exit %d, stderr %q", code, stderr)
+	}
+	gone := filepath.Join(t.TempDir(), "none.sock")
+	for _, cmd := range []string{"status", "drain", "undrain", "reload"} {
+		code, _, stderr := runCmd(t, cmd, "-socket", gone)
+		if code != exitError || !strings.HasPrefix(stderr, "map646 "+cmd+": no control socket at "+gone+": map646 run is not running") {
+			t.Errorf("%s without a daemon: exit %d, stderr %q", cmd, code, stderr)
+		}
+	}
+}
+
+var statusSince = time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)

@@ -1,0 +1,163 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// requestTimeout bounds the wait for the request line: a client that
+// connects and says nothing does not hold a goroutine forever. A variable
+// for tests.
+var requestTimeout = 5 * time.Second
+
+// Handler carries out the commands.
+type Handler interface {
+	Status() Status
+	Drain(ctx context.Context, force bool, progress func(string)) (string, error)
+	Undrain(ctx context.Context) (string, error)
+	Reload(ctx context.Context) (string, error)
+}
+
+// Server serves the control socket.
+type Server struct {
+	ln  *net.UnixListener
+	h   Handler
+	log *slog.Logger
+
+	ctx    context.Context // cancelled by Close: running commands stop
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// Listen creates the control socket at path, mode 0600 from the
+// start (the umask is set around the bind, so there is no moment when
+// another user could connect). It refuses when a live map646 answers on
+// path and removes a stale socket left by a process that died.
+func Listen(path string, log *slog.Logger) (*net.UnixListener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("control socket %s: the path exists and is not a socket; choose another [control] socket or remove the file", path)
+		}
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("control socket %s: another map646 answers on it; stop it first, or give this one another [control] socket", path)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("control socket %s: cannot tell whether another map646 uses it: %w", path, err)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("control socket %s: remove the stale socket: %w", path, err)
+		}
+		log.Warn("removed a stale control socket (left by a map646 that did not stop cleanly)", "socket", path)
+	}
+	old := syscall.Umask(0o177)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	// Belt and braces: the mode must be 0600 whatever the umask did.
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(true)
+	return ln, nil
+}
+
+func NewServer(ln *net.UnixListener, h Handler, log *slog.Logger) *Server {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{ln: ln, h: h, log: log, ctx: ctx, cancel: cancel}
+	s.wg.Add(1)
+	go s.serve()
+	return s
+}
+
+func (s *Server) serve() {
+	defer s.wg.Done()
+	for {
+		conn, err := s.ln.AcceptUnix()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				s.log.Error("control socket: accept", "err", err)
+			}
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(conn)
+		}()
+	}
+}
+
+// Close stops accepting, cancels running commands and waits for their
+// handlers; the socket file is removed. Safe twice.
+func (s *Server) Close() {
+	s.once.Do(func() {
+		s.ln.Close()
+		s.cancel()
+		s.wg.Wait()
+	})
+}
+
+func (s *Server) handle(conn *net.UnixConn) {
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(requestTimeout))
+	req, err := readRequest(conn)
+	conn.SetReadDeadline(time.Time{})
+	gone := false // the client stopped reading: stop writing, log once
+	send := func(r Reply) {
+		if gone {
+			return
+		}
+		b, _ := json.Marshal(r)
+		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := conn.Write(append(b, '\n')); err != nil {
+			gone = true
+			s.log.Warn("control socket: the client went away", "command", req.Command, "err", err)
+		}
+	}
+	fail := func(err error) {
+		f := false
+		send(Reply{OK: &f, Error: err.Error()})
+	}
+	if err != nil {
+		s.log.Warn("control socket: bad request", "err", err)
+		fail(err)
+		return
+	}
+	var msg string
+	switch req.Command {
+	case "status":
+	case "drain":
+		s.log.Info("control: drain", "force", req.Force)
+		msg, err = s.h.Drain(s.ctx, req.Force, func(p string) { send(Reply{Progress: &p}) })
+	case "undrain":
+		s.log.Info("control: undrain")
+		msg, err = s.h.Undrain(s.ctx)
+	case "reload":
+		s.log.Info("control: reload")
+		msg, err = s.h.Reload(s.ctx)
+	}
+	if err != nil {
+		if req.Command != "status" {
+			s.log.Warn("control: "+req.Command+" failed", "err", err)
+		}
+		fail(err)
+		return
+	}
+	t, st := true, s.h.Status()
+	send(Reply{OK: &t, Message: msg, Status: &st})
+}

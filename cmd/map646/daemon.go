@@ -1,0 +1,177 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/map646/map646/cmd/map646/daemon"
+	"github.com/map646/map646/config"
+)
+
+const runUsage = `Usage: map646 run -config FILE
+
+Run the translator. map646 run, as root:
+  1. loads and checks FILE as 'map646 check' does (a problem: exit 1);
+  2. creates the control socket [control] socket (default
+     /run/map646.sock, mode 0600), refusing to start when another map646
+     answers on it (a stale one is removed), and reads the drained flag in
+     [node] state_dir;
+  3. creates the tun device [tun] name (default map646) with its MTU,
+     offloads, queues and txqueuelen, and brings it up; with offload =
+     true it self-tests each offload it enabled (csum, tso4, tso6, uso4,
+     uso6): a packet of each kind goes round a loop on the node (a
+     host route of 203.0.113.254 or 2001:db8:646:ffff::1 back into the
+     device, forwarded by the kernel, for about a millisecond) and must
+     come back byte for byte; one that fails is switched off (logged at
+     WARN, map646_tun_offload_enabled 0) and the node runs without it.
+     Without forwarding the loop cannot work: the offloads stay on,
+     untested (logged);
+  4. starts one worker thread per device queue (with [tun] busy_poll, a
+     worker whose queue is empty reads on for that long before it sleeps);
+  5. serves Prometheus metrics at http://[metrics] listen/metrics
+     (default 127.0.0.1:9646; loopback only unless allow_remote = true);
+  6. removes routes of protocol 246 left by an earlier map646 (logged), then
+     routes every mapped IPv4 prefix (adjacent ones merged) and the pseudo
+     prefix into the device: 'ip route show proto 246' lists them;
+  7. with [bgp], starts the BGP speaker (GoBGP v4) and its neighbors; then
+     the [health] checks (without [health]: one dataplane check), and logs
+     "serving".
+The kernel routes the translated packets: enable forwarding
+(sysctl net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1) for packets
+that leave the node; map646 warns at start when it is off.
+
+It refuses to start, with a message saying why, when it is not root, when
+/dev/net/tun is missing, or when a network interface of the device's name
+exists already (map646 creates its own device and never takes one over).
+
+The node's states (logged as "node state" with state, from and cause;
+'map646 status' shows them):
+  starting  nothing announced until the data plane runs and every check
+            has risen (rise passes in a row);
+  serving   the mapped IPv4 prefixes (or the [bgp] aggregates covering
+            them) announced to the neighbors carrying ipv4-unicast, the
+            pseudo prefix to those carrying ipv6-unicast, with [bgp] med
+            and communities; partners get both;
+  failed    a check is down (fall failures in a row): the side it withdraws
+            (ipv4, ipv6 or all) is withdrawn; back to serving when every
+            check is up again;
+  draining  'map646 drain': GRACEFUL_SHUTDOWN and drain_med, then withdrawn;
+  drained   nothing announced until 'map646 undrain'; this survives a
+            restart (the flag in [node] state_dir). A drained node still
+            translates what reaches it.
+Nothing a BGP neighbor sends enters the node's routing table.
+
+Signals:
+  SIGHUP           reload: re-read and check FILE; if it is valid, remove
+                   the routes of the mappings that went, switch the table
+                   between two batches (no packet lost or translated half
+                   by each), add the routes of the new mappings, apply the
+                   ICMP error rate, [tun] busy_poll, the [bgp] neighbors and
+                   attributes, the [health] checks (unchanged checks keep
+                   their state), and announce accordingly. An invalid FILE
+                   is refused, its problems logged, the running
+                   configuration kept. The rest of [tun],
+                   [metrics], [log], [control], [node] state_dir, adding or
+                   removing [bgp], and the speaker's AS, router id,
+                   listener and grpc_socket need a restart (a warning or
+                   error says so).
+                   'map646 reload' does the same and prints the result.
+  SIGTERM, SIGINT  stop: withdraw every announcement; keep translating for
+                   [node] linger (default 2s) while routers converge (not
+                   without [bgp] or with nothing announced; a second signal
+                   cuts it short); close the BGP sessions (Cease); remove
+                   every route map646 added, stop the workers, close the
+                   device (the kernel deletes it); exit 0, or 1 if
+                   something failed on the way down.
+
+Logs go to stderr through log/slog ([log] format text or json, level);
+nothing is logged per packet: packets are counted (metrics below), rare
+events are logged at most once per 10 s per worker.
+
+Metrics:
+  map646_packets_total{direction,verdict,reason}   every packet read
+      (direction 4to6 or 6to4; verdict forward, drop or icmp-error; reason
+      as 'map646 translate' names it, or gso-segment-failed)
+  map646_bytes_total{direction}, map646_sent_packets_total{direction},
+  map646_sent_bytes_total{direction}
+  map646_icmp_errors_sent_total, map646_icmp_errors_suppressed_total
+      (held back by translator.icmp_error_rate and icmp_error_burst)
+  map646_probe_packets_total   the dataplane check's own probe datagrams
+      (also counted above, as 4to6 ttl-expired; a drain leaves them out)
+  map646_gso_packets_total{path}, map646_gso_segments_total
+  map646_write_errors_total, map646_device_dropped_total, map646_batches_total
+  map646_tun_offload_enabled{offload}   1 or 0 for csum, tso4, tso6, uso4,
+      uso6: what the kernel has (with offload = false, all 0); 0 where the
+      self-test at start switched the offload off
+  map646_mapping_packets_total{entry,direction},
+  map646_mapping_bytes_total{entry,direction}
+      per mapping (entry: its IPv4 side), for the first [metrics]
+      mapping_series mappings (default 1000): every mapping is counted,
+      but a million of them as series would overwhelm Prometheus
+  map646_node_state{state} (1 for the current state),
+  map646_health_check_up{check}, map646_bgp_neighbor_established{neighbor},
+  map646_announced_prefixes
+  map646_mappings, map646_reloads_total{result}, map646_build_info
+  and the Go runtime's go_* and process_* metrics.
+
+When the data plane stops under it (the device deleted: ip link del),
+map646 withdraws everything at once, re-creates the device with the same
+settings, restarts the workers, re-installs the routes, probes the new
+device and announces again once every check is up; a failed attempt is
+retried (0.5 s, doubling up to 30 s). Each step is logged ("recovery: ...").
+
+Every 2 s it checks that [node] state_dir can be written (a drain records
+the drained flag there): status shows state_dir "not writable: ..." and
+the log says so; the node keeps serving (translation does not need it),
+but a drain is refused until it can be recorded.
+
+Exit codes: 0 after SIGTERM or SIGINT, 1 when it cannot start or fails
+(the health monitor stopped), 2 for a usage error.
+
+Example:
+  map646 check -config /etc/map646/map646.toml && map646 run -config /etc/map646/map646.toml
+  kill -HUP $(pidof map646)    # after editing the mappings, or: map646 reload
+  map646 status
+`
+
+// Preconditions, replaced by tests.
+var (
+	geteuid   = os.Geteuid
+	tunDevice = "/dev/net/tun"
+)
+
+// runRun is `map646 run`: the flags, the configuration, the preflight,
+// then the daemon (package daemon) until it stops.
+func runRun(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run")
+	configPath := fs.String("config", "", "the configuration `FILE` (required); SIGHUP re-reads it")
+	if code, done := parseFlags(fs, runUsage, args, stdout, stderr); done {
+		return code
+	}
+	if *configPath == "" {
+		return usageError(stderr, "run", "-config is required")
+	}
+	cfg, _, ok := loadConfig(*configPath, stderr)
+	if !ok {
+		return exitError
+	}
+	if err := daemon.Preflight(cfg, geteuid(), tunDevice); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitError
+	}
+	// Run logs why it failed; the exit code says that it did.
+	if err := daemon.Run(*configPath, cfg, newLogger(cfg.Log, stderr), fullVersion()); err != nil {
+		return exitError
+	}
+	return exitOK
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.Level}
+	if c.JSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,22 @@
+// Package daemon is `map646 run`: the translator on its tun device, joined
+// to the BGP speaker and the health checks by the node's life cycle.
+//
+// It owns the running node: the device, the data plane and its recovery
+// (recover.go), the kernel routes, the metrics server, the control socket's
+// server, the speaker, the health monitor, and the node's state. One
+// goroutine owns all of it: the daemon loop (run.go), which handles every
+// event that changes it, one at a time (signals, the control socket's
+// commands, health and BGP changes, the data plane stopping, the drain's
+// timers), and writes the shutdown order in one function. The node state
+// machine (node.go) is pure; the lifecycle (lifecycle.go) feeds it and
+// turns it into announcements; a drain (drain.go) is a state the loop
+// drives; the drained flag (drainflag.go) keeps it across a restart.
+// Other goroutines read the node only through the view the loop publishes
+// (lifecycle.Status).
+//
+// It imports the project's config, translator, translator/dataplane,
+// translator/tun, routing and health, and cmd/map646/control for the
+// socket's protocol and the status schema; nothing imports it but the
+// command (cmd/map646), which parses the flags, loads the configuration
+// and calls Run. It is the one place that joins health to routing.
+package daemon

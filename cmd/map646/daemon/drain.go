@@ -1,0 +1,267 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/map646/map646/routing"
+)
+
+// A drain (drainUsage in cmd/map646/client.go) is a state of the
+// lifecycle, not a procedure: startDrain checks, records the flag and
+// re-announces with GRACEFUL_SHUTDOWN; then the loop drives it with its two
+// timers, sampling the traffic on every tick until it is idle or
+// drain_timeout passes (drainTimerFired), withdrawing, and lingering on the
+// timer again until drained. Each step is a progress line for the client
+// that asked, who gets the answer when the drain ends.
+
+// errDrainBusy answers a drain or undrain while a drain runs.
+var errDrainBusy = errors.New("a drain is in progress")
+
+// drain is a drain in progress.
+type drain struct {
+	req  *request    // answered when the drain ends
+	tm   drainTiming // as they were when it started: a reload does not change them
+	note string      // the last progress line, for the status
+
+	// withdrawn: the traffic fell or drain_timeout passed, everything is
+	// withdrawn, and timer is the linger's. Before, tick samples the
+	// traffic and timer is drain_timeout's.
+	withdrawn bool
+	tick      *time.Ticker
+	timer     *time.Timer
+
+	// The traffic sampling (waiting for the traffic to fall).
+	start      time.Time
+	last       uint64 // packets read at lastAt
+	lastAt     time.Time
+	quiet      int // samples in a row at or under IdlePPS
+	lastReport time.Time
+}
+
+// drainTick is the running drain's sampling tick; nil (never ready)
+// when no drain samples the traffic.
+func (c *lifecycle) drainTick() <-chan time.Time {
+	if c.drain == nil || c.drain.tick == nil {
+		return nil
+	}
+	return c.drain.tick.C
+}
+
+// drainTimer is the running drain's timer (drain_timeout, then the
+// linger); nil when no drain runs.
+func (c *lifecycle) drainTimer() <-chan time.Time {
+	if c.drain == nil {
+		return nil
+	}
+	return c.drain.timer.C
+}
+
+// uncovered returns the prefixes of announced that no Established partner
+// announces without GRACEFUL_SHUTDOWN: those a drain would leave with no
+// node.
+func uncovered(announced []routing.Announcement, partners []routing.PartnerRoute) []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range announced {
+		if !slices.ContainsFunc(partners, func(p routing.PartnerRoute) bool {
+			return p.Prefix == a.Prefix && !p.GracefulShutdown
+		}) {
+			out = append(out, a.Prefix)
+		}
+	}
+	return out
+}
+
+// startDrain begins the drain r asks for, or answers it at once: a
+// refusal (which changes nothing), a node already drained, or a node that
+// announces nothing (drained at once).
+func (c *lifecycle) startDrain(ctx context.Context, r *request) {
+	st, since, _ := c.node.State()
+	switch {
+	case c.drain != nil || st == Draining:
+		r.answer("", fmt.Errorf("%w (since %s)", errDrainBusy, since.Format(time.RFC3339)))
+		return
+	case st == Drained:
+		r.answer(fmt.Sprintf("already drained since %s; nothing changed", since.Format(time.RFC3339)), nil)
+		return
+	}
+	var announced []routing.Announcement
+	if c.bgp != nil {
+		announced = c.bgp.Announced()
+	}
+	if len(announced) > 0 {
+		if lone := uncovered(announced, c.bgp.PartnerRoutes()); len(lone) > 0 {
+			if !r.force {
+				r.answer("", fmt.Errorf("refusing to drain: no established partner node announces %s (without GRACEFUL_SHUTDOWN), so a drain would leave them with no node; nothing changed; map646 drain -force drains anyway",
+					joinPrefixes(lone)))
+				return
+			}
+			c.log.Warn("drain forced: these prefixes are left with no node", "prefixes", joinPrefixes(lone))
+		}
+	}
+	// The flag is written before anything is announced: a drain the node
+	// cannot remember across a restart is refused whole.
+	if err := c.flag.Save(c.now()); err != nil {
+		r.answer("", fmt.Errorf("refusing to drain: cannot record the drained state in [node] state_dir %s: %v; nothing changed", c.flag.dir, err))
+		return
+	}
+	cause := "drain requested by an operator"
+	if r.force {
+		cause += " (forced)"
+	}
+	if err := c.node.StartDrain(cause); err != nil { // not reached: checked above
+		r.answer("", err)
+		return
+	}
+	if len(announced) == 0 {
+		// Nothing announced (no [bgp], starting, or every side withdrawn by
+		// health): there is nothing for routers to move away from.
+		c.node.DrainDone("drain requested by an operator; nothing was announced")
+		c.publish()
+		r.answer("drained: nothing was announced; the node announces nothing until map646 undrain", nil)
+		return
+	}
+	c.drain = &drain{req: r, tm: c.tm,
+		note: fmt.Sprintf("announced %d prefixes with GRACEFUL_SHUTDOWN and MED %d", len(announced), c.plan.DrainMED)}
+	if aerr := c.announce(ctx); aerr != nil {
+		c.report("the GRACEFUL_SHUTDOWN announcement failed (" + aerr.Error() + "); the drain goes on to the withdrawal")
+	} else {
+		c.report(c.drain.note)
+	}
+	// Wait for the traffic to fall: sample the packets read (the data
+	// plane's own probes left out: packetsRead) every tm.Sample until the
+	// rate has been under tm.IdlePPS for quietSamples samples, or
+	// tm.Timeout passes.
+	d := c.drain
+	d.tick = time.NewTicker(d.tm.Sample)
+	d.timer = time.NewTimer(d.tm.Timeout)
+	d.start = time.Now()
+	d.last, d.lastAt = c.packets(), time.Now()
+	d.lastReport = time.Now()
+}
+
+// report makes msg the drain's progress: in the status, the log, and a
+// line to the client.
+func (c *lifecycle) report(msg string) {
+	c.drain.note = msg
+	c.publish()
+	c.log.Info("drain", "progress", msg)
+	c.drain.req.progress(msg)
+}
+
+// drainSample is a tick of the traffic sampling.
+func (c *lifecycle) drainSample(ctx context.Context, now time.Time) {
+	d := c.drain
+	// The count leaves out the data plane's probes and may step back by a
+	// few of them (packetsRead): no traffic then.
+	n := max(c.packets(), d.last)
+	pps := float64(n-d.last) / now.Sub(d.lastAt).Seconds()
+	d.last, d.lastAt = n, now
+	if pps <= float64(d.tm.IdlePPS) {
+		d.quiet++
+	} else {
+		d.quiet = 0
+	}
+	if d.quiet >= quietSamples {
+		c.drainWithdraw(ctx, fmt.Sprintf("traffic fell to %.0f packets/s (at or under drain_idle_pps %d) after %s; withdrawing",
+			pps, d.tm.IdlePPS, now.Sub(d.start).Round(time.Millisecond)))
+		return
+	}
+	if now.Sub(d.lastReport) >= time.Second {
+		d.lastReport = now
+		c.report(fmt.Sprintf("traffic %.0f packets/s, waiting for %d or less (%s left)",
+			pps, d.tm.IdlePPS, (d.tm.Timeout - now.Sub(d.start)).Round(time.Second)))
+	}
+}
+
+// drainTimerFired is drain_timeout passing (withdraw with the traffic
+// still flowing) or the end of the linger (drained).
+func (c *lifecycle) drainTimerFired(ctx context.Context) {
+	d := c.drain
+	if !d.withdrawn {
+		c.drainWithdraw(ctx, fmt.Sprintf("drain_timeout %s passed with traffic still flowing; withdrawing", d.tm.Timeout))
+		return
+	}
+	c.node.DrainDone("drain complete")
+	c.endDrain("drained: nothing announced; the node still translates late packets; map646 undrain to serve", nil)
+}
+
+// drainWithdraw withdraws everything (why says what ended the wait) and
+// starts the linger.
+func (c *lifecycle) drainWithdraw(ctx context.Context, why string) {
+	d := c.drain
+	d.tick.Stop()
+	d.tick = nil
+	d.timer.Stop()
+	c.report(why)
+	c.node.DrainWithdrawn()
+	if aerr := c.announce(ctx); aerr != nil {
+		c.report("the withdrawal failed (" + aerr.Error() + "); it is retried")
+	}
+	c.report(fmt.Sprintf("withdrawn; translating for %s while routers converge", d.tm.Linger))
+	d.withdrawn = true
+	d.timer = time.NewTimer(d.tm.Linger)
+}
+
+// interruptDrain ends a running drain before its end (the daemon stops):
+// the node stays draining, the drained flag stays, and the client is told
+// where it stopped and why.
+func (c *lifecycle) interruptDrain(why error) {
+	if c.drain == nil {
+		return
+	}
+	if c.drain.withdrawn {
+		c.endDrain("", fmt.Errorf("drain interrupted during the linger: %w; everything is withdrawn and the node restarts drained", why))
+		return
+	}
+	c.endDrain("", fmt.Errorf("drain interrupted while waiting for the traffic to fall: %w; the drained flag stays: the node restarts drained", why))
+}
+
+// endDrain stops the drain's timers, clears it from the status and
+// answers its client.
+func (c *lifecycle) endDrain(msg string, err error) {
+	d := c.drain
+	if d.tick != nil {
+		d.tick.Stop()
+	}
+	d.timer.Stop()
+	c.drain = nil
+	c.publish()
+	d.req.answer(msg, err)
+}
+
+// undrain reverses a drain: the flag goes, the node announces again.
+func (c *lifecycle) undrain(ctx context.Context) (string, error) {
+	st, since, _ := c.node.State()
+	switch {
+	case c.drain != nil || st == Draining:
+		return "", fmt.Errorf("%w (since %s); undrain when it has ended", errDrainBusy, since.Format(time.RFC3339))
+	case st != Drained:
+		return fmt.Sprintf("not drained: the node is %s since %s; nothing changed", st, since.Format(time.RFC3339)), nil
+	}
+	if err := c.flag.Remove(); err != nil {
+		return "", fmt.Errorf("cannot undrain: %v (in [node] state_dir %s); nothing changed", err, c.flag.dir)
+	}
+	c.refresh()
+	_ = c.node.Undrain("undrained by an operator") // cannot fail: Drained was checked above
+	err := c.announce(ctx)
+	st, _, cause := c.node.State()
+	msg := fmt.Sprintf("undrained: %s (%s)", st, cause)
+	if err != nil {
+		msg += "; the announcement failed and is retried: " + err.Error()
+	}
+	return msg, nil
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
