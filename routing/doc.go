@@ -77,14 +77,14 @@
 // network address. The CLI must be of the same major version as the
 // server (Debian's gobgp package is 3.x and cannot talk to it):
 //
-//	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0 --target unix:///run/map646-gobgp.sock neighbor
-//	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0 --target unix:///run/map646-gobgp.sock global rib -a ipv4
-//	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0 --target unix:///run/map646-gobgp.sock neighbor 192.0.2.1 adj-in
-//	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0 --target unix:///run/map646-gobgp.sock global policy
+//	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.9.0 --target unix:///run/map646-gobgp.sock neighbor
+//	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.9.0 --target unix:///run/map646-gobgp.sock global rib -a ipv4
+//	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.9.0 --target unix:///run/map646-gobgp.sock neighbor 192.0.2.1 adj-in
+//	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.9.0 --target unix:///run/map646-gobgp.sock global policy
 //
 // (--target takes unix:///absolute/path; -u/-p are for TCP and are not
 // served. TestGobgpCLI runs the first two when GOBGP_CLI names the binary
-// built by `go install github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0`.) Use it
+// built by `go install github.com/osrg/gobgp/v4/cmd/gobgp@v4.9.0`.) Use it
 // to look; change things through map646's configuration and `map646
 // reload`, since the daemon reconciles GoBGP to its own state
 // and would undo or be confused by changes made behind its back.
