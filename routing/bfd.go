@@ -362,10 +362,30 @@ func (s *bfdSession) run() {
 			s.send(false)
 			tx.Reset(s.txInterval())
 		case <-detect.C:
+			if s.receiveQueued() {
+				// The packets were there, this goroutine was not (a
+				// stalled process sees its timers and its packets at once).
+				detect.Reset(s.detectTime)
+				continue
+			}
 			if s.current() != bfd.StateDown {
 				s.your = 0 // RFC 5880 §6.8.1: forgotten once the detection time passes
 				s.goDown(bfdExpired)
 			}
+		}
+	}
+}
+
+// receiveQueued applies the packets already received and not yet
+// applied; it reports whether one restarts the detection timer.
+func (s *bfdSession) receiveQueued() bool {
+	restart := false
+	for {
+		select {
+		case h := <-s.rx:
+			restart = s.receive(h)
+		default:
+			return restart
 		}
 	}
 }

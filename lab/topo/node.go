@@ -222,8 +222,10 @@ type Status struct {
 	} `json:"health"`
 	Neighbors []struct {
 		Address     string `json:"address"`
+		Description string `json:"description"`
 		Role        string `json:"role"`
 		State       string `json:"state"`
+		Since       string `json:"since"` // the last change of State
 		Established bool   `json:"established"`
 		Sent        int    `json:"prefixes_sent"`
 		Received    int    `json:"prefixes_received"`
