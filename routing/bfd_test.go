@@ -217,3 +217,45 @@ func (f *fakeBFD) adminDown() {
 	defer f.mu.Unlock()
 	f.state = bfd.StateAdminDown
 }
+
+// TestParseBFD: the checks of RFC 5880 §6.8.6 that need no session, on
+// packets made from a valid one by changing a field (hdr) or the bytes.
+func TestParseBFD(t *testing.T) {
+	good := bfd.BFDHeader{Version: 1, State: bfd.StateUp, DetectTimeMultiplier: 3, MyDiscriminator: 7, YourDiscriminator: 9,
+		DesiredMinTxInterval: 100000, RequiredMinRxInterval: 100000}
+	for _, tc := range []struct {
+		name  string
+		hdr   func(*bfd.BFDHeader)
+		bytes func([]byte) []byte
+		ok    bool
+	}{
+		{"valid", nil, nil, true},
+		{"Down without Your Discriminator", func(h *bfd.BFDHeader) { h.State, h.YourDiscriminator = bfd.StateDown, 0 }, nil, true},
+		{"AdminDown without Your Discriminator", func(h *bfd.BFDHeader) { h.State, h.YourDiscriminator = bfd.StateAdminDown, 0 }, nil, true},
+		{"Up without Your Discriminator", func(h *bfd.BFDHeader) { h.YourDiscriminator = 0 }, nil, false},
+		{"Init without Your Discriminator", func(h *bfd.BFDHeader) { h.State, h.YourDiscriminator = bfd.StateInit, 0 }, nil, false},
+		{"no My Discriminator", func(h *bfd.BFDHeader) { h.MyDiscriminator = 0 }, nil, false},
+		{"detect multiplier 0", func(h *bfd.BFDHeader) { h.DetectTimeMultiplier = 0 }, nil, false},
+		{"version 2", func(h *bfd.BFDHeader) { h.Version = 2 }, nil, false},
+		{"authentication bit", nil, func(b []byte) []byte { b[1] |= 0x04; return b }, false},
+		{"multipoint bit", nil, func(b []byte) []byte { b[1] |= 0x01; return b }, false},
+		{"truncated", nil, func(b []byte) []byte { return b[:20] }, false},
+		{"length field past the end", nil, func(b []byte) []byte { b[3] = 30; return b }, false},
+		{"empty", nil, func([]byte) []byte { return nil }, false},
+	} {
+		h := good
+		if tc.hdr != nil {
+			tc.hdr(&h)
+		}
+		b, err := h.MarshalBinary()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if tc.bytes != nil {
+			b = tc.bytes(b)
+		}
+		if _, ok := parseBFD(b); ok != tc.ok {
+			t.Errorf("%s: accepted %v, want %v", tc.name, ok, tc.ok)
+		}
+	}
+}
