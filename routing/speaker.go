@@ -637,8 +637,8 @@ const defaultIdleHold = 5 * time.Second
 
 // idleHoldAfterReset is how long GoBGP stays idle, refusing connections in
 // both directions, after it reset the session with a Cease "Administrative
-// Reset". That is what GoBGP's BFD does when BFD goes down (and what
-// ResetPeer does), so a node that was cut off and comes back would
+// Reset". That is what ResetPeer does, which the speaker calls when BFD
+// goes down (onBFDDown), so a node that was cut off and comes back would
 // otherwise stay unrouted for GoBGP's default of 30 s. The neighbor's
 // connect retry says how soon this session should be tried again after a
 // failure, so it is used here too (whole seconds, at least 1: GoBGP reads
