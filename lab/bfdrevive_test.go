@@ -20,9 +20,9 @@ package lab
 // connect delay. With GoBGP v4.8's BFD the first round already never came
 // back: every new session of tokyo's was reset with "BFD is down" as soon
 // as it was Established, every ~3 s, BIRD logging "unknown session id";
-// v4.9.0 still failed rounds 3 and 6 (a session reset 1.8 s after it came
-// up), unless the neighbor was re-created after each session loss. The
-// speaker now runs BFD itself (routing/bfd.go).
+// v4.9.0 without the re-creation of the neighbor after each session loss
+// failed rounds 3 and 6 on a loaded machine (a session reset 1.8 s after
+// it came up). The speaker now runs BFD itself (routing/bfd.go).
 
 import (
 	"encoding/json"
