@@ -13,7 +13,7 @@ package lab
 // speaker ran BFD itself, GoBGP's BFD reset both sessions of each node at
 // the AdminDown and both prefixes left the routers for about 1.7 s.
 //
-//	go test ./lab -run TestBFDAdminDown -v   (root, about 20 s; -short skips it)
+//	go test ./lab -run TestBFDAdminDown -v   (root, about 12 s; -short skips it)
 
 import (
 	"strings"
@@ -33,7 +33,7 @@ const adminDownHold = 3 * time.Second
 func TestBFDAdminDown(t *testing.T) {
 	netlab.RequireRoot(t)
 	if testing.Short() {
-		t.Skip("skipped in -short mode: the BFD AdminDown lab takes about 20 s")
+		t.Skip("skipped in -short mode: the BFD AdminDown lab takes about 12 s")
 	}
 	netlab.Need(t, "ip", "bird", "birdc", "ping")
 	l := topo.New(t, topo.Options{BFD: true, RouterBFDByTest: true})
