@@ -184,7 +184,7 @@ func (c *Config) describeLifeCycle(w io.Writer, line func(name, format string, a
 		if b.GRPCSocket == "" {
 			line("gRPC API", "off")
 		} else {
-			line("gRPC API", "unix socket %s (gobgp -u %s ...)", b.GRPCSocket, b.GRPCSocket)
+			line("gRPC API", "unix socket %s (gobgp --target %s ...)", b.GRPCSocket, routing.CLITarget(b.GRPCSocket))
 		}
 		for _, nb := range b.Neighbors {
 			line("neighbor", "%s", describeNeighbor(nb, b.LocalAS))

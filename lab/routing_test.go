@@ -209,7 +209,7 @@ func (h *healthListener) stop(t *testing.T) time.Time {
 	return time.Now()
 }
 
-// buildGobgp installs the gobgp CLI of the speaker's major version (v4.8.0)
+// buildGobgp installs the gobgp CLI of the speaker's major version (v4.9.0)
 // into a temporary directory; "" (logged) if that is not possible here
 // (no module download): the RIB check through gRPC is then skipped, except
 // under CI, where the test fails instead (labreq.Required).
@@ -217,7 +217,7 @@ func buildGobgp(t *testing.T) string {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "install", "github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0")
+	cmd := exec.CommandContext(ctx, "go", "install", "github.com/osrg/gobgp/v4/cmd/gobgp@v4.9.0")
 	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		if labreq.Required() {

@@ -9,7 +9,7 @@ import (
 )
 
 // Proves, when GOBGP_CLI names a gobgp v4 CLI binary (go install
-// github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0), that the command documented in
+// github.com/osrg/gobgp/v4/cmd/gobgp@v4.9.0), that the command documented in
 // doc.go inspects the embedded speaker: its neighbors and its RIB.
 func TestGobgpCLI(t *testing.T) {
 	cli := os.Getenv("GOBGP_CLI")

@@ -39,30 +39,24 @@
 //     connection failed (with a hint when TCP-MD5 is configured, since a
 //     key mismatch shows only as a connect timeout).
 //   - Idle hold after a reset: when GoBGP resets a session itself with a
-//     Cease "Administrative Reset" (its BFD does so when BFD goes down), it
-//     then stays idle, refusing connections both ways, for the neighbor's
-//     IdleHoldTimeAfterReset: 30 s by default, which kept a node revived
-//     after a silent death unrouted for 30 s. The speaker sets it to the
-//     neighbor's connect retry (5 s when unset), the operator's word on
-//     how soon a failed session should be tried again; there is no
+//     Cease "Administrative Reset" (what the speaker asks for when BFD
+//     goes down), it then stays idle, refusing connections both ways, for
+//     the neighbor's IdleHoldTimeAfterReset: 30 s by default, which kept a
+//     node revived after a silent death unrouted for 30 s. The speaker sets
+//     it to the neighbor's connect retry (5 s when unset), the operator's
+//     word on how soon a failed session should be tried again; there is no
 //     separate key for it. Other failures (hold timer expiry, a
-//     NOTIFICATION received, TCP closed) idle for GoBGP's fixed 5 s. A BFD
-//     neighbor skips both: it is re-created right after the loss (next
-//     point), and a new neighbor connects at once.
-//   - BFD neighbors are re-created after each session loss. In GoBGP v4.8
-//     a reset requested while the session is not Established (its BFD
-//     expiring between two sessions) stays queued and ends the next
-//     session as soon as it is Established, and its BFD peer keeps the
-//     remote discriminator of the session it knew. Against BIRD 2, which
-//     deletes its BFD session with its BGP session and starts a new one,
-//     that is a loop: every new session reset with "BFD is down", every
-//     ~3 s, until a restart (a node frozen with SIGSTOP and thawed in the
-//     lab started it on the first try). So when a BFD neighbor's session
-//     leaves Established for any reason but our own deletion, the speaker
-//     deletes the neighbor from GoBGP and adds it again (new FSM, new BFD
-//     peer, no idle hold): the log says "neighbor re-created after its
-//     session loss". Details and the one race left (a flap, not a loop) in
-//     bfdrenew.go.
+//     NOTIFICATION received, TCP closed) idle for GoBGP's fixed 5 s.
+//   - BFD is the speaker's own (bfd.go), not GoBGP's: single-hop, RFC 5880
+//     and 5881, TTL 255 checked. When BFD leaves Up by expiry or because
+//     the neighbor signalled Down, an Established session is reset with a
+//     Cease "BFD is down". When the neighbor sends AdminDown (BFD turned
+//     off on the router), BFD goes down and the session stays, as RFC 5882
+//     §4.2 asks; GoBGP v4.9's BFD resets the session on AdminDown and has
+//     no option against it. A router's new BFD session (BIRD starts one
+//     with each BGP session) is taken at once: GoBGP's BFD peer kept the
+//     old discriminator and reset the next session, which the speaker
+//     worked around by re-creating the neighbor after each session loss.
 //   - Reconfigure adds, removes and re-creates neighbors; next-hop and
 //     description changes keep the session. Local AS, router id, listener
 //     and gRPC socket need a restart and are refused.
@@ -77,14 +71,14 @@
 // network address. The CLI must be of the same major version as the
 // server (Debian's gobgp package is 3.x and cannot talk to it):
 //
-//	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0 --target unix:///run/map646-gobgp.sock neighbor
-//	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0 --target unix:///run/map646-gobgp.sock global rib -a ipv4
-//	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0 --target unix:///run/map646-gobgp.sock neighbor 192.0.2.1 adj-in
-//	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0 --target unix:///run/map646-gobgp.sock global policy
+//	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.9.0 --target unix:///run/map646-gobgp.sock neighbor
+//	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.9.0 --target unix:///run/map646-gobgp.sock global rib -a ipv4
+//	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.9.0 --target unix:///run/map646-gobgp.sock neighbor 192.0.2.1 adj-in
+//	go run github.com/osrg/gobgp/v4/cmd/gobgp@v4.9.0 --target unix:///run/map646-gobgp.sock global policy
 //
 // (--target takes unix:///absolute/path; -u/-p are for TCP and are not
 // served. TestGobgpCLI runs the first two when GOBGP_CLI names the binary
-// built by `go install github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0`.) Use it
+// built by `go install github.com/osrg/gobgp/v4/cmd/gobgp@v4.9.0`.) Use it
 // to look; change things through map646's configuration and `map646
 // reload`, since the daemon reconciles GoBGP to its own state
 // and would undo or be confused by changes made behind its back.

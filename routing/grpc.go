@@ -12,6 +12,13 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/server"
 )
 
+// CLITarget is what the gobgp v4 CLI takes as --target to reach the gRPC
+// API served on the unix socket at path. The CLI's -u and -p flags name a
+// TCP host and port, which the speaker never serves.
+func CLITarget(path string) string {
+	return "unix://" + path
+}
+
 // grpcOptions serves GoBGP's gRPC API on the unix socket at path, and only
 // there: the API has no authentication, so it must never listen on a
 // network address. The socket is made mode 0600 once it exists (waitSocket).
@@ -24,7 +31,7 @@ func grpcOptions(path string) ([]server.ServerOption, func(), error) {
 			os.Remove(path)
 		}
 	}
-	return []server.ServerOption{server.GrpcListenAddress("unix://" + path)}, cleanup, nil
+	return []server.ServerOption{server.GrpcListenAddress(CLITarget(path))}, cleanup, nil
 }
 
 func checkSocketPath(path string) error {

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,17 +41,12 @@ type Speaker struct {
 	exportSets []string // neighbor sets of the current export policy
 	closed     bool
 
-	// stMu guards peers, fed by GoBGP's peer events and log records, and
-	// renewals.
+	// stMu guards peers, fed by GoBGP's peer events and log records.
 	stMu  sync.Mutex
 	peers map[netip.Addr]*peerState
 
-	// BFD neighbors to re-create after a session loss (bfdrenew.go): the
-	// addresses, a kick for the loop, its stop and its end.
-	renewals  map[netip.Addr]struct{}
-	renewKick chan struct{}
-	stopRenew context.CancelFunc
-	renewDone chan struct{}
+	// bfd runs the BFD sessions of the neighbors that have BFD (bfd.go).
+	bfd *bfdServer
 }
 
 // peerState is what the speaker learned about a neighbor from GoBGP's
@@ -61,7 +57,6 @@ type peerState struct {
 	since   time.Time
 	lastErr string
 	md5     bool // TCP-MD5 configured: a silent connect timeout is likely a key mismatch
-	bfd     bool // BFD configured: the neighbor is re-created after each session loss
 }
 
 // NeighborStatus is the state of one neighbor, for `map646 status`.
@@ -116,10 +111,8 @@ func New(cfg Config, log *slog.Logger) (*Speaker, error) {
 		cfg:       cfg,
 		announced: make(map[netip.Prefix]Announcement),
 		peers:     make(map[netip.Addr]*peerState),
-		renewals:  make(map[netip.Addr]struct{}),
-		renewKick: make(chan struct{}, 1),
-		renewDone: make(chan struct{}),
 	}
+	s.bfd = newBFDServer(s.log)
 	// GoBGP logs through the same logger; the capture handler also records
 	// why connections fail, which GoBGP reports only in its log.
 	levelVar := new(slog.LevelVar)
@@ -134,10 +127,6 @@ func New(cfg Config, log *slog.Logger) (*Speaker, error) {
 		s.grpcCleanup = cleanup
 		opts = append(opts, gopts...)
 	}
-	// From here on, a failure goes through Close, which stops this loop.
-	rctx, rcancel := context.WithCancel(context.Background())
-	s.stopRenew = rcancel
-	go s.renewLoop(rctx)
 	s.bgp = server.NewBgpServer(opts...)
 	go s.bgp.Serve()
 
@@ -309,7 +298,7 @@ func (s *Speaker) installExportPolicy(ctx context.Context, neighbors []Neighbor)
 // addPeer adds one neighbor to GoBGP.
 func (s *Speaker) addPeer(ctx context.Context, n Neighbor) error {
 	s.stMu.Lock()
-	s.peers[n.Address] = &peerState{state: bgp.BGP_FSM_IDLE, since: time.Now(), md5: n.Password != "", bfd: n.BFD.Enabled}
+	s.peers[n.Address] = &peerState{state: bgp.BGP_FSM_IDLE, since: time.Now(), md5: n.Password != ""}
 	s.stMu.Unlock()
 	if err := s.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: s.apiPeer(n)}); err != nil {
 		s.stMu.Lock()
@@ -317,11 +306,20 @@ func (s *Speaker) addPeer(ctx context.Context, n Neighbor) error {
 		s.stMu.Unlock()
 		return fmt.Errorf("routing: add neighbor %s (AS %d): %w", n.Address, n.PeerAS, err)
 	}
+	if n.BFD.Enabled {
+		local, _ := netip.ParseAddr(s.localAddress(n.Address)) // "": the kernel chooses
+		addr := n.Address
+		if err := s.bfd.add(addr, local, n.BFD, func(why bfdDown) { s.onBFDDown(addr, why) }); err != nil {
+			s.deletePeer(ctx, addr)
+			return err
+		}
+	}
 	s.log.Info("neighbor added", "peer", n.Address, "peer_as", n.PeerAS, "families", familyNames(n.Families), "passive", n.Passive, "md5", n.Password != "", "bfd", n.BFD.Enabled)
 	return nil
 }
 
 func (s *Speaker) deletePeer(ctx context.Context, addr netip.Addr) error {
+	s.bfd.remove(addr)
 	err := s.bgp.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()})
 	s.stMu.Lock()
 	delete(s.peers, addr)
@@ -357,15 +355,6 @@ func (s *Speaker) apiPeer(n Neighbor) *api.Peer {
 	}
 	if n.MultihopTTL > 0 {
 		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(n.MultihopTTL)}
-	}
-	if n.BFD.Enabled {
-		us := uint32(n.BFD.Interval / time.Microsecond)
-		p.Bfd = &api.BfdPeerConfig{
-			Enabled:                  true,
-			DesiredMinimumTxInterval: us,
-			RequiredMinimumReceive:   us,
-			DetectionMultiplier:      uint32(n.BFD.Multiplier),
-		}
 	}
 	for _, f := range n.Families {
 		p.AfiSafis = append(p.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true}})
@@ -422,14 +411,7 @@ func (s *Speaker) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, t time.Ti
 	if reason != "" && st.DisconnectReason != api.PeerState_DISCONNECT_REASON_DECONFIGURED {
 		ps.lastErr = reason
 	}
-	// A BFD neighbor's session lost (not deleted by us): its BFD peer and
-	// FSM are replaced before the next session (bfdrenew.go).
-	renew := ps.bfd && old == bgp.BGP_FSM_ESTABLISHED && st.SessionState != bgp.BGP_FSM_ESTABLISHED &&
-		st.DisconnectReason != api.PeerState_DISCONNECT_REASON_DECONFIGURED
 	s.stMu.Unlock()
-	if renew {
-		s.queueRenewal(addr)
-	}
 
 	if changed {
 		attrs := []any{"peer", addr, "state", stateName(st.SessionState), "from", stateName(old)}
@@ -451,6 +433,29 @@ func (s *Speaker) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, t time.Ti
 	case s.changes <- struct{}{}:
 	default:
 	}
+}
+
+// onBFDDown is called by a neighbor's BFD session when it leaves Up. BFD
+// failed (expiry, or the neighbor signalled Down): the session, if
+// Established, is reset at once with a Cease "BFD is down", which is what
+// BFD is for. AdminDown: nothing (RFC 5882 §4.2, bfd.go). A session not
+// Established has nothing to reset: GoBGP would queue the NOTIFICATION
+// for the next one. Called on the BFD session's goroutine, which must not
+// wait for GoBGP: the reset runs on its own.
+func (s *Speaker) onBFDDown(addr netip.Addr, why bfdDown) {
+	if why == bfdAdminDown {
+		return
+	}
+	go func() {
+		if !s.Established(addr) {
+			return
+		}
+		// After Close, GoBGP answers "server stopped".
+		err := s.bgp.ResetPeer(context.Background(), &api.ResetPeerRequest{Address: addr.String(), Communication: "BFD is down"})
+		if err != nil {
+			s.log.Warn("BFD is down but the session could not be reset", "peer", addr, "err", err)
+		}
+	}()
 }
 
 // recordConnectError keeps why the last outgoing connection to a neighbor
@@ -535,11 +540,9 @@ func (s *Speaker) Neighbors() []NeighborStatus {
 				ns.PrefixesSent += int(af.GetState().GetAdvertised())
 				ns.PrefixesReceived += int(af.GetState().GetReceived())
 			}
-			if n.BFD.Enabled {
-				ns.BFD = bfdName(p.GetState().GetBfdState().GetSessionState())
-			}
-		} else if n.BFD.Enabled {
-			ns.BFD = "down"
+		}
+		if n.BFD.Enabled {
+			ns.BFD = cmp.Or(s.bfd.state(n.Address), "down")
 		}
 		out = append(out, ns)
 	}
@@ -602,9 +605,8 @@ func (s *Speaker) Close(ctx context.Context) error {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
-		// No renewal starts once closed is set; one under way held mu.
-		s.stopRenew()
-		<-s.renewDone
+		// BFD first: a reset it asks for now would race the Ceases.
+		s.bfd.close()
 		done := make(chan struct{})
 		go func() {
 			// Stop = StopBgp (Cease to every peer) + the BFD and gRPC
@@ -635,8 +637,8 @@ const defaultIdleHold = 5 * time.Second
 
 // idleHoldAfterReset is how long GoBGP stays idle, refusing connections in
 // both directions, after it reset the session with a Cease "Administrative
-// Reset". That is what GoBGP's BFD does when BFD goes down (and what
-// ResetPeer does), so a node that was cut off and comes back would
+// Reset". That is what ResetPeer does, which the speaker calls when BFD
+// goes down (onBFDDown), so a node that was cut off and comes back would
 // otherwise stay unrouted for GoBGP's default of 30 s. The neighbor's
 // connect retry says how soon this session should be tried again after a
 // failure, so it is used here too (whole seconds, at least 1: GoBGP reads
@@ -673,16 +675,6 @@ func stateName(st bgp.FSMState) string {
 		return "established"
 	}
 	return "unknown"
-}
-
-func bfdName(st api.BfdSessionState) string {
-	switch st {
-	case api.BfdSessionState_BFD_SESSION_STATE_UP:
-		return "up"
-	case api.BfdSessionState_BFD_SESSION_STATE_INIT:
-		return "init"
-	}
-	return "down"
 }
 
 func apiFamily(f Family) *api.Family {

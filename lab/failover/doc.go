@@ -30,9 +30,8 @@
 //     routed again, its router sessions Established with BFD up, within
 //     20 s (measured: 1 to 7.5 s), or the step fails naming each session's
 //     state and last error. It is never restarted. (It once was: GoBGP
-//     v4.8's BFD reset every new session of a revived node forever, until
-//     map646 re-created a BFD neighbor after each session loss; see
-//     routing/bfdrenew.go and lab TestBFDRevive.)
+//     v4.8's BFD reset every new session of a revived node forever; map646
+//     now runs BFD itself, see routing/bfd.go and lab TestBFDRevive.)
 //
 // Targets: no probe lost in steps 2 to 4; at most 0.5 s of outage at the
 // silent death with BFD (1 s in the short form of make test). The full run

@@ -119,10 +119,9 @@ const reviveWait = 20 * time.Second
 // The node is never restarted: coming back by itself is what is measured.
 // GoBGP v4.8 once kept a revived node's BFD sessions resetting every new
 // BGP session forever ("BFD is down"; BIRD: "unknown session id"), and
-// this experiment restarted the node then; map646's speaker now re-creates
-// a BFD neighbor after each session loss (routing/bfdrenew.go), so a
-// revival that fails is a regression, reported with each session's state
-// and last error.
+// this experiment restarted the node then; map646's speaker now runs BFD
+// itself (routing/bfd.go), so a revival that fails is a regression,
+// reported with each session's state and last error.
 func (l *Lab) revive(st stepTB, n *topo.Node, say func(string, ...any)) time.Duration {
 	at := time.Now()
 	n.Revive(st)

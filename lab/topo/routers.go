@@ -40,7 +40,8 @@ func (l *Lab) routerConf(id string, as uint32, family, peerRoute, prefix string,
 		w("; }\n")
 		return b.String()
 	}
-	if o.BFD {
+	birdBFD := o.BFD && !o.RouterBFDByTest
+	if birdBFD {
 		w("protocol bfd { interface \"*\" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }\n")
 	}
 	export := "none"
@@ -52,7 +53,7 @@ func (l *Lab) routerConf(id string, as uint32, family, peerRoute, prefix string,
 	w("filter from_xlat {\n  if (65535, 0) ~ bgp_community then bgp_local_pref = 0;\n  accept;\n}\n")
 	w("template bgp xlatpeer {\n  local as %d;\n  hold time %d; keepalive time %d; connect retry time 1; error wait time 1, 10;\n",
 		as, int(o.HoldTime.Seconds()), int(o.KeepaliveTime.Seconds()))
-	if o.BFD {
+	if birdBFD {
 		w("  bfd on;\n")
 	}
 	if o.Password != "" {

@@ -43,6 +43,11 @@ type Options struct {
 	HoldTime, KeepaliveTime time.Duration
 	// BFD on the router sessions, 100 ms x 3 on both ends.
 	BFD bool
+	// RouterBFDByTest, with BFD: the nodes run BFD with the routers, but
+	// the routers' BIRD does not (no bfd protocol, `bfd off`): the test
+	// runs the routers' side (netlab.StartBFDPeer), to do what BIRD 2 never
+	// does, such as sending AdminDown.
+	RouterBFDByTest bool
 	// Password: TCP-MD5 on the router sessions, on both ends.
 	Password string
 	// PeerRoutes: the routers send PeerRoute4 / PeerRoute6 to the nodes.
