@@ -37,7 +37,11 @@ var (
 	descICMPSent = prometheus.NewDesc("map646_icmp_errors_sent_total",
 		"ICMP errors the translator generated and sent.", nil, nil)
 	descICMPSuppressed = prometheus.NewDesc("map646_icmp_errors_suppressed_total",
-		"ICMP errors the translator generated and the rate limit (translator.icmp_error_rate, icmp_error_burst) held back.", nil, nil)
+		"ICMP errors the translator generated and the rate limits (translator.icmp_error_rate, icmp_error_burst; icmp_pmtu_error_rate, icmp_pmtu_error_burst) held back.", nil, nil)
+	descICMPSentByKind = prometheus.NewDesc("map646_icmp_errors_sent_by_kind_total",
+		"map646_icmp_errors_sent_total by kind: pmtu (Fragmentation Needed, Packet Too Big), other.", []string{"kind"}, nil)
+	descICMPSuppressedByKind = prometheus.NewDesc("map646_icmp_errors_suppressed_by_kind_total",
+		"map646_icmp_errors_suppressed_total by kind: pmtu (held back by icmp_pmtu_error_rate, icmp_pmtu_error_burst), other (by icmp_error_rate, icmp_error_burst).", []string{"kind"}, nil)
 	descGSO = prometheus.NewDesc("map646_gso_packets_total",
 		"Super-packets read: translated whole, or split into segments in software (path).",
 		[]string{"path"}, nil)
@@ -65,7 +69,7 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPackets, descBytes, descSentPackets, descSentBytes,
-		descICMPSent, descICMPSuppressed, descGSO, descGSOSegments, descWriteErrors, descBatches,
+		descICMPSent, descICMPSuppressed, descICMPSentByKind, descICMPSuppressedByKind, descGSO, descGSOSegments, descWriteErrors, descBatches,
 		descProbes, descDeviceDropped, descOffload, descMappings, descMappingPackets, descMappingBytes} {
 		ch <- d
 	}
@@ -97,6 +101,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descICMPSent, s.ICMPErrorsSent)
 	counter(descICMPSuppressed, s.ICMPErrorsSuppressed)
+	counter(descICMPSentByKind, s.PMTUErrorsSent, "pmtu")
+	counter(descICMPSentByKind, s.ICMPErrorsSent-s.PMTUErrorsSent, "other")
+	counter(descICMPSuppressedByKind, s.PMTUErrorsSuppressed, "pmtu")
+	counter(descICMPSuppressedByKind, s.ICMPErrorsSuppressed-s.PMTUErrorsSuppressed, "other")
 	counter(descGSO, s.GSOWhole, "whole")
 	counter(descGSO, s.GSOSegmented, "segmented")
 	counter(descGSOSegments, s.GSOSegments)
