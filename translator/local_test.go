@@ -17,7 +17,7 @@ import (
 func init() { conformanceCases = append(conformanceCases, casesM()) }
 
 var (
-	nodeAddr4 = netip.MustParseAddr("192.0.2.10")   // an address of the node, not of the translator
+	nodeAddr4 = netip.MustParseAddr("192.0.2.10")    // an address of the node, not of the translator
 	nodeAddr6 = netip.MustParseAddr("2001:db8:1::1") // the node's address on the servers' link
 )
 
