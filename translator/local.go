@@ -40,8 +40,12 @@ func NewLocalAddrs(addrs ...netip.Addr) *LocalAddrs {
 // set.
 func (l *LocalAddrs) Set(addrs []netip.Addr) { l.set.Store(newAddrSet(addrs)) }
 
-// Addrs returns the addresses in the set, IPv4 first, each family sorted.
+// Addrs returns the addresses in the set, IPv4 first, each family sorted
+// (none for a nil set).
 func (l *LocalAddrs) Addrs() []netip.Addr {
+	if l == nil {
+		return nil
+	}
 	s := l.set.Load()
 	if s == nil {
 		return nil

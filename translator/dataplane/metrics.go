@@ -57,6 +57,8 @@ var (
 		"Packets the tun device read but could not hand over (too large, unknown offload).", nil, nil)
 	descOffload = prometheus.NewDesc("map646_tun_offload_enabled",
 		"1 if the tun device has the offload (csum, tso4, tso6, uso4, uso6) on, 0 if not: never enabled, or switched off by the self-test at start.", []string{"offload"}, nil)
+	descLocalAddrs = prometheus.NewDesc("map646_local_addresses",
+		"Addresses of the node the translator knows, followed as they change (family ipv4, ipv6): no packet is translated toward them, nor toward the translator's own, unless translator.allow_local_destinations.", []string{"family"}, nil)
 	descMappings = prometheus.NewDesc("map646_mappings",
 		"Mappings in the table in use.", nil, nil)
 	descMappingPackets = prometheus.NewDesc("map646_mapping_packets_total",
@@ -70,7 +72,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPackets, descBytes, descSentPackets, descSentBytes,
 		descICMPSent, descICMPSuppressed, descICMPSentByKind, descICMPSuppressedByKind, descGSO, descGSOSegments, descWriteErrors, descBatches,
-		descProbes, descDeviceDropped, descOffload, descMappings, descMappingPackets, descMappingBytes} {
+		descProbes, descDeviceDropped, descOffload, descLocalAddrs, descMappings, descMappingPackets, descMappingBytes} {
 		ch <- d
 	}
 }
@@ -113,6 +115,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descProbes, s.Probes)
 	counter(descDeviceDropped, s.DeviceDropped)
 	c.collectOffloads(ch)
+	var v4, v6 int
+	for _, a := range c.d.Translator().Config().LocalAddrs.Addrs() {
+		if a.Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descLocalAddrs, prometheus.GaugeValue, float64(v4), "ipv4")
+	ch <- prometheus.MustNewConstMetric(descLocalAddrs, prometheus.GaugeValue, float64(v6), "ipv6")
 	ch <- prometheus.MustNewConstMetric(descMappings, prometheus.GaugeValue, float64(c.d.Translator().Table().Len()))
 
 	if c.mappingSeries <= 0 {
