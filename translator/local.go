@@ -83,11 +83,33 @@ func (l *LocalAddrs) has6(a *[16]byte) bool {
 
 // addrSet is an immutable set of addresses, each family a sorted slice
 // searched by bisection: a node has a handful of addresses, or a few
-// thousand, and a lookup must not allocate.
+// thousand, and a look-up must not allocate. In front of each slice, a
+// 256-bit filter indexed by a byte folded from the address: nearly every
+// packet is for an address not in the set, and is told so by one bit,
+// without the bisection.
 type addrSet struct {
-	v4 []uint32
-	v6 [][2]uint64
+	v4      []uint32
+	v6      [][2]uint64
+	filter4 [4]uint64
+	filter6 [4]uint64
 }
+
+// fold4 and fold6 fold an address to the byte that indexes the filters:
+// the XOR of its bytes.
+func fold4(a uint32) uint8 {
+	a ^= a >> 16
+	return uint8(a ^ a>>8)
+}
+
+func fold6(k [2]uint64) uint8 {
+	x := k[0] ^ k[1]
+	x ^= x >> 32
+	x ^= x >> 16
+	return uint8(x ^ x>>8)
+}
+
+func setBit(f *[4]uint64, i uint8)      { f[i>>6] |= 1 << (i & 63) }
+func hasBit(f *[4]uint64, i uint8) bool { return f[i>>6]&(1<<(i&63)) != 0 }
 
 func newAddrSet(addrs []netip.Addr) *addrSet {
 	s := &addrSet{}
@@ -106,6 +128,12 @@ func newAddrSet(addrs []netip.Addr) *addrSet {
 	s.v4 = slices.Compact(s.v4)
 	slices.SortFunc(s.v6, compare6)
 	s.v6 = slices.Compact(s.v6)
+	for _, a := range s.v4 {
+		setBit(&s.filter4, fold4(a))
+	}
+	for _, k := range s.v6 {
+		setBit(&s.filter6, fold6(k))
+	}
 	return s
 }
 
@@ -121,12 +149,20 @@ func compare6(a, b [2]uint64) int {
 }
 
 func (s *addrSet) has4(a [4]byte) bool {
-	_, ok := slices.BinarySearch(s.v4, binary.BigEndian.Uint32(a[:]))
+	v := binary.BigEndian.Uint32(a[:])
+	if !hasBit(&s.filter4, fold4(v)) {
+		return false
+	}
+	_, ok := slices.BinarySearch(s.v4, v)
 	return ok
 }
 
 func (s *addrSet) has6(a *[16]byte) bool {
-	_, ok := slices.BinarySearchFunc(s.v6, key6(a), compare6)
+	k := key6(a)
+	if !hasBit(&s.filter6, fold6(k)) {
+		return false
+	}
+	_, ok := slices.BinarySearchFunc(s.v6, k, compare6)
 	return ok
 }
 
