@@ -95,18 +95,12 @@ type addrSet struct {
 }
 
 // fold4 and fold6 fold an address to the byte that indexes the filters:
-// the XOR of its bytes.
-func fold4(a uint32) uint8 {
-	a ^= a >> 16
-	return uint8(a ^ a>>8)
-}
+// the XOR of its last two bytes, where the hosts of a subnet differ. (The
+// IPv6 address is read as bytes: it was just written, and a wider load of
+// it would wait for the stores to land.)
+func fold4(a uint32) uint8 { return uint8(a ^ a>>8) }
 
-func fold6(k [2]uint64) uint8 {
-	x := k[0] ^ k[1]
-	x ^= x >> 32
-	x ^= x >> 16
-	return uint8(x ^ x>>8)
-}
+func fold6(a *[16]byte) uint8 { return a[14] ^ a[15] }
 
 func setBit(f *[4]uint64, i uint8)      { f[i>>6] |= 1 << (i & 63) }
 func hasBit(f *[4]uint64, i uint8) bool { return f[i>>6]&(1<<(i&63)) != 0 }
@@ -132,7 +126,10 @@ func newAddrSet(addrs []netip.Addr) *addrSet {
 		setBit(&s.filter4, fold4(a))
 	}
 	for _, k := range s.v6 {
-		setBit(&s.filter6, fold6(k))
+		var a [16]byte
+		binary.BigEndian.PutUint64(a[:], k[0])
+		binary.BigEndian.PutUint64(a[8:], k[1])
+		setBit(&s.filter6, fold6(&a))
 	}
 	return s
 }
@@ -158,11 +155,10 @@ func (s *addrSet) has4(a [4]byte) bool {
 }
 
 func (s *addrSet) has6(a *[16]byte) bool {
-	k := key6(a)
-	if !hasBit(&s.filter6, fold6(k)) {
+	if !hasBit(&s.filter6, fold6(a)) {
 		return false
 	}
-	_, ok := slices.BinarySearchFunc(s.v6, k, compare6)
+	_, ok := slices.BinarySearchFunc(s.v6, key6(a), compare6)
 	return ok
 }
 

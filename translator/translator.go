@@ -107,7 +107,8 @@ const (
 )
 
 // Translator translates packets between IPv4 and IPv6. It is immutable and
-// safe for concurrent use.
+// safe for concurrent use; Config.LocalAddrs, which it reads on every
+// packet, is replaced atomically by its owner.
 type Translator struct {
 	cfg      Config
 	table    *Table
