@@ -28,9 +28,9 @@ type DataPlane struct {
 	dev     atomic.Pointer[device]
 	dropped atomic.Uint64 // Dropped of the devices Reopen replaced
 	log     *slog.Logger
-	// limiter bounds the ICMP errors the translator generates, but the
-	// path MTU signals, which pmtuLimiter bounds apart: a flood of packets
-	// that earn other errors (TTL 1, no mapping) must not starve the
+	// limiter bounds the ICMP errors the translator generates, except the
+	// path MTU signals, which pmtuLimiter bounds: a flood of packets that
+	// earn other errors (TTL 1, no mapping) must not starve the
 	// Fragmentation Needed and Packet Too Big that path MTU discovery
 	// depends on.
 	limiter     *limiter
