@@ -65,20 +65,12 @@ func (l *LocalAddrs) Addrs() []netip.Addr {
 	return out
 }
 
-func (l *LocalAddrs) has4(a [4]byte) bool {
+// load returns the set now in use (nil for none).
+func (l *LocalAddrs) load() *addrSet {
 	if l == nil {
-		return false
+		return nil
 	}
-	s := l.set.Load()
-	return s != nil && s.has4(a)
-}
-
-func (l *LocalAddrs) has6(a *[16]byte) bool {
-	if l == nil {
-		return false
-	}
-	s := l.set.Load()
-	return s != nil && s.has6(a)
+	return l.set.Load()
 }
 
 // addrSet is an immutable set of addresses, each family a sorted slice
@@ -95,10 +87,10 @@ type addrSet struct {
 }
 
 // fold4 and fold6 fold an address to the byte that indexes the filters:
-// the XOR of its last two bytes, where the hosts of a subnet differ. (The
-// IPv6 address is read as bytes: it was just written, and a wider load of
-// it would wait for the stores to land.)
-func fold4(a uint32) uint8 { return uint8(a ^ a>>8) }
+// the XOR of its bytes for IPv4; for IPv6 of its last two, where the hosts
+// of a subnet differ (read as bytes: the address was just written, and a
+// wider load of it would wait for the stores to land).
+func fold4(a uint32) uint8 { return uint8(a>>24 ^ a>>16 ^ a>>8 ^ a) }
 
 func fold6(a *[16]byte) uint8 { return a[14] ^ a[15] }
 
@@ -145,17 +137,19 @@ func compare6(a, b [2]uint64) int {
 	return cmp.Compare(a[1], b[1])
 }
 
-func (s *addrSet) has4(a [4]byte) bool {
-	v := binary.BigEndian.Uint32(a[:])
-	if !hasBit(&s.filter4, fold4(v)) {
+// has4 and has6 say whether the set holds an address, given with its
+// filter index (fold4, fold6): the bisection runs only for the few
+// addresses that pass the filter. A nil set holds none.
+func (s *addrSet) has4(v uint32, i uint8) bool {
+	if s == nil || !hasBit(&s.filter4, i) {
 		return false
 	}
 	_, ok := slices.BinarySearch(s.v4, v)
 	return ok
 }
 
-func (s *addrSet) has6(a *[16]byte) bool {
-	if !hasBit(&s.filter6, fold6(a)) {
+func (s *addrSet) has6(a *[16]byte, i uint8) bool {
+	if s == nil || !hasBit(&s.filter6, i) {
 		return false
 	}
 	_, ok := slices.BinarySearchFunc(s.v6, key6(a), compare6)
@@ -167,15 +161,27 @@ func (s *addrSet) has6(a *[16]byte) bool {
 // address that hairpins is not: the packet goes back to the IPv6 side
 // (the second pass checks its IPv6 destination).
 func (t *Translator) toNode4(a [4]byte) bool {
-	if t.cfg.AllowLocalDestinations || !(t.own.has4(a) || t.cfg.LocalAddrs.has4(a)) {
+	if t.cfg.AllowLocalDestinations {
 		return false
 	}
+	v := binary.BigEndian.Uint32(a[:])
+	i := fold4(v)
+	return (t.own.has4(v, i) || t.cfg.LocalAddrs.load().has4(v, i)) && !t.hairpins(a)
+}
+
+// hairpins says whether a packet to a, a mapped address, goes back to the
+// IPv6 side.
+func (t *Translator) hairpins(a [4]byte) bool {
 	_, _, mapped := t.table.Map4(a)
-	return !(mapped && t.cfg.Hairpin == HairpinIntrinsic)
+	return mapped && t.cfg.Hairpin == HairpinIntrinsic
 }
 
 // toNode6 says whether a, the IPv6 destination a packet from the IPv4 side
 // is given, is the translator's or the node's, and so refused.
 func (t *Translator) toNode6(a *[16]byte) bool {
-	return !t.cfg.AllowLocalDestinations && (t.own.has6(a) || t.cfg.LocalAddrs.has6(a))
+	if t.cfg.AllowLocalDestinations {
+		return false
+	}
+	i := fold6(a)
+	return t.own.has6(a, i) || t.cfg.LocalAddrs.load().has6(a, i)
 }

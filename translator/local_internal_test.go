@@ -33,10 +33,12 @@ func TestAddrSetRandom(t *testing.T) {
 		check := func(a netip.Addr) {
 			var got bool
 			if a.Is4() {
-				got = s.has4(a.As4())
+				b := a.As4()
+				v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+				got = s.has4(v, fold4(v))
 			} else {
 				b := a.As16()
-				got = s.has6(&b)
+				got = s.has6(&b, fold6(&b))
 			}
 			if got != in[a] {
 				t.Fatalf("set of %d: has %v = %v, want %v", n, a, got, in[a])
@@ -58,5 +60,43 @@ func TestAddrSetRandom(t *testing.T) {
 			check(netip.AddrFrom4(b4))
 			check(netip.AddrFrom16(b16))
 		}
+	}
+}
+
+// BenchmarkToNode measures the look-up every packet pays: a destination
+// that is not the node's (the common case), with the translator's own
+// addresses only and with 32 node addresses of each family.
+func BenchmarkToNode(b *testing.B) {
+	var node []netip.Addr
+	for i := range 32 {
+		node = append(node, netip.AddrFrom4([4]byte{10, 0, byte(i), 1}),
+			netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xfe, byte(i), 15: 1}))
+	}
+	dst4 := [4]byte{192, 0, 2, 7}
+	dst6 := netip.MustParseAddr("2001:db8:1::10").As16()
+	for _, c := range []struct {
+		name  string
+		local *LocalAddrs
+	}{{"own", nil}, {"own+32", NewLocalAddrs(node...)}} {
+		tr, err := New(Config{PseudoPrefix: netip.MustParsePrefix("64:ff9b::/96"),
+			IPv4Addr: netip.MustParseAddr("192.0.2.1"), IPv6Addr: netip.MustParseAddr("2001:db8:64::1"),
+			LowestIPv6MTU: 1280, IPv6MTU: 1500, IPv4MTU: 1500, LocalAddrs: c.local}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c.name+"/4", func(b *testing.B) {
+			for b.Loop() {
+				if tr.toNode4(dst4) {
+					b.Fatal("found")
+				}
+			}
+		})
+		b.Run(c.name+"/6", func(b *testing.B) {
+			for b.Loop() {
+				if tr.toNode6(&dst6) {
+					b.Fatal("found")
+				}
+			}
+		})
 	}
 }
