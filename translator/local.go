@@ -87,9 +87,8 @@ type addrSet struct {
 }
 
 // fold4 and fold6 fold an address to the byte that indexes the filters:
-// the XOR of its bytes for IPv4; for IPv6 of its last two, where the hosts
-// of a subnet differ (read as bytes: the address was just written, and a
-// wider load of it would wait for the stores to land).
+// the XOR of its bytes for IPv4, of its last two for IPv6 (where the hosts
+// of a subnet differ: two loads instead of sixteen).
 func fold4(a uint32) uint8 { return uint8(a>>24 ^ a>>16 ^ a>>8 ^ a) }
 
 func fold6(a *[16]byte) uint8 { return a[14] ^ a[15] }
@@ -169,8 +168,8 @@ func (t *Translator) toNode4(a [4]byte) bool {
 	return (t.own.has4(v, i) || t.cfg.LocalAddrs.load().has4(v, i)) && !t.hairpins(a)
 }
 
-// hairpins says whether a packet to a, a mapped address, goes back to the
-// IPv6 side.
+// hairpins says whether a packet from the IPv6 side to a goes back to the
+// IPv6 side: a is mapped and hairpinning intrinsic.
 func (t *Translator) hairpins(a [4]byte) bool {
 	_, _, mapped := t.table.Map4(a)
 	return mapped && t.cfg.Hairpin == HairpinIntrinsic
