@@ -12,6 +12,7 @@ package lab
 //     the xlat node's IPv6 MTU of 1500) completes through path MTU
 //     discovery. With one bucket for all errors, about nine in ten of them
 //     were held back.
+//   - PMTULimitReload: that bucket limits too, and a reload sets it.
 //   - LocalDestinations (point 1): server6 tries TCP to port 179 (a
 //     listener on the xlat node would accept it) and an echo at the
 //     pseudo-prefix form of the translator's own IPv4 address, of the RFC
@@ -52,6 +53,7 @@ func TestExposure(t *testing.T) {
 		t.Run(backend.name, func(t *testing.T) {
 			l := newLab(t, bin, backend.offload, 2, 0)
 			t.Run("PMTUUnderTTLFlood", l.testPMTUUnderTTLFlood)
+			t.Run("PMTULimitReload", l.testPMTULimitReload)
 			t.Run("LocalDestinations", l.testLocalDestinations)
 			t.Run("Terminate", func(t *testing.T) { l.m.Terminate(t) })
 		})
@@ -158,6 +160,35 @@ func (l *lab) testPMTUUnderTTLFlood(t *testing.T) {
 	if expired < float64(flood)*9/10 || suppressed(d, "other") < expired/2 {
 		t.Errorf("%v of %d flood datagrams answered with Time Exceeded, %v held back: the flood did not exhaust the general bucket",
 			expired, flood, suppressed(d, "other"))
+	}
+}
+
+// testPMTULimitReload: the path MTU signals' bucket is a limit too, and a
+// reload sets it: with icmp_pmtu_error_rate = 1 and a burst of 1, of five
+// DF echoes too big for the IPv6 side in quick succession one gets
+// Fragmentation Needed and four are held back.
+func (l *lab) testPMTULimitReload(t *testing.T) {
+	tight := l.cfg
+	tight.Translator = "icmp_pmtu_error_rate = 1\nicmp_pmtu_error_burst = 1"
+	l.m.Reload(t, tight)
+	t.Cleanup(func() { l.m.Reload(t, l.cfg) })
+	time.Sleep(time.Second) // the bucket, emptied or not before, holds its one token again
+	before := l.m.SettledMetrics(t)
+	answered := 0
+	for range 5 {
+		l.client.IP(t, "route", "flush", "cache")
+		out, _ := l.client.Exec(netlab.DefaultTimeout, "ping", "-n", "-c", "1", "-W", "0.2", "-M", "do", "-s", "1472", public6)
+		if strings.Contains(out, "Frag needed and DF set (mtu = 1480)") {
+			answered++
+		}
+	}
+	pmtu := func(d netlab.Metrics, m string) float64 { return d.Get(m, "kind", "pmtu") }
+	d := l.m.MetricsSince(t, before, func(d netlab.Metrics) bool {
+		return pmtu(d, "map646_icmp_errors_sent_by_kind_total")+pmtu(d, "map646_icmp_errors_suppressed_by_kind_total") >= 5
+	})
+	sent, held := pmtu(d, "map646_icmp_errors_sent_by_kind_total"), pmtu(d, "map646_icmp_errors_suppressed_by_kind_total")
+	if answered != 1 || sent != 1 || held != 4 {
+		t.Errorf("with icmp_pmtu_error_rate 1, burst 1: %d of 5 DF echoes answered, %v sent, %v held back; want 1, 1, 4", answered, sent, held)
 	}
 }
 
