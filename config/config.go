@@ -51,6 +51,12 @@ type Translator struct {
 	// it; the translator package only builds the errors.
 	ICMPErrorRate  int
 	ICMPErrorBurst int
+	// ICMPPMTUErrorRate and ICMPPMTUErrorBurst are the bucket of the path
+	// MTU signals (Fragmentation Needed, Packet Too Big), kept apart so
+	// that a flood of packets earning other errors (TTL 1, no mapping)
+	// cannot starve path MTU discovery.
+	ICMPPMTUErrorRate  int
+	ICMPPMTUErrorBurst int
 
 	// MappingFile is the path of the mapping file, resolved against the
 	// configuration file's directory; "" if there is none.
@@ -64,7 +70,12 @@ const (
 	DefaultIPv4MTU        = 1500
 	DefaultICMPErrorRate  = 100
 	DefaultICMPErrorBurst = 50
-	MaxICMPErrorRate      = 1000000
+	// The path MTU signals get Linux's own global ICMP budget
+	// (net.ipv4.icmp_msgs_per_sec = 1000): each one lost costs a client a
+	// retransmission timeout, where another error lost costs a diagnostic.
+	DefaultICMPPMTUErrorRate  = 1000
+	DefaultICMPPMTUErrorBurst = 100
+	MaxICMPErrorRate          = 1000000
 )
 
 // Load reads and checks the configuration file at path; a relative

@@ -142,8 +142,10 @@ func TestDefaults(t *testing.T) {
 			IPv4MTU:       1500,
 			ICMPErrors:    true,
 		},
-		ICMPErrorRate:  100,
-		ICMPErrorBurst: 50,
+		ICMPErrorRate:      100,
+		ICMPErrorBurst:     50,
+		ICMPPMTUErrorRate:  1000,
+		ICMPPMTUErrorBurst: 100,
 	}
 	if !equalTranslator(c.Translator, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c.Translator, want)
@@ -172,6 +174,9 @@ ipv4_identification = "generate"
 icmp_errors = false
 icmp_error_rate = 7
 icmp_error_burst = 3
+icmp_pmtu_error_rate = 11
+icmp_pmtu_error_burst = 5
+allow_local_destinations = true
 mapping_file = "m.txt"
 `, "m.txt", "198.51.100.1 2001:db8:1::1\n")
 	if msg != "" {
@@ -189,16 +194,19 @@ mapping_file = "m.txt"
 				netip.MustParseAddr("203.0.113.10"), netip.MustParseAddr("203.0.113.11"),
 				netip.MustParseAddr("203.0.113.1"),
 			},
-			LowestIPv6MTU:       1300,
-			IPv6MTU:             9000,
-			IPv4MTU:             1400,
-			DropUDPZeroChecksum: true,
-			ZeroTrafficClass:    true,
-			GenerateIPv4ID:      true,
-			ICMPErrors:          false,
+			LowestIPv6MTU:          1300,
+			IPv6MTU:                9000,
+			IPv4MTU:                1400,
+			DropUDPZeroChecksum:    true,
+			ZeroTrafficClass:       true,
+			GenerateIPv4ID:         true,
+			ICMPErrors:             false,
+			AllowLocalDestinations: true,
 		},
-		ICMPErrorRate:  7,
-		ICMPErrorBurst: 3,
+		ICMPErrorRate:      7,
+		ICMPErrorBurst:     3,
+		ICMPPMTUErrorRate:  11,
+		ICMPPMTUErrorBurst: 5,
 	}
 	got := c.Translator
 	if !strings.HasSuffix(got.MappingFile, string(filepath.Separator)+"m.txt") || !filepath.IsAbs(got.MappingFile) {
@@ -340,7 +348,7 @@ test.toml:4: translator.ipv6_address = "64:ff9b::7f00:1": lies in the pseudo pre
 		{"unknown key, case", base + "IPv4_MTU = 1400\n", nil,
 			`test.toml:5: translator.IPv4_MTU = 1400: unknown key; did you mean ipv4_mtu?`},
 		{"unknown key", base + "nat = true\n", nil,
-			`test.toml:5: translator.nat = true: unknown key; accepted: pseudo_prefix, policy, hairpinning, ipv4_address, ipv6_address, rfc6791_pool, ipv6_mtu, ipv4_mtu, lowest_ipv6_mtu, udp_zero_checksum, traffic_class, ipv4_identification, icmp_errors, icmp_error_rate, icmp_error_burst, mapping_file`},
+			`test.toml:5: translator.nat = true: unknown key; accepted: pseudo_prefix, policy, hairpinning, ipv4_address, ipv6_address, rfc6791_pool, ipv6_mtu, ipv4_mtu, lowest_ipv6_mtu, udp_zero_checksum, traffic_class, ipv4_identification, icmp_errors, icmp_error_rate, icmp_error_burst, icmp_pmtu_error_rate, icmp_pmtu_error_burst, allow_local_destinations, mapping_file`},
 		{"unknown section", base + "\n[routing]\nasn = 64512\n", nil,
 			`test.toml:6: routing: unknown section; accepted: translator, mapping, tun, metrics, log, bgp, health, node, control`},
 		{"misspelt section bgp", base + "\n[bpg]\nlocal_as = 64512\n", nil,
@@ -395,6 +403,12 @@ test.toml:4: translator.ipv6_address = "64:ff9b::7f00:1": lies in the pseudo pre
 			`test.toml:5: translator.icmp_error_rate = 0: must be from 1 to 1000000 (errors per second; to send none, set icmp_errors = false)`},
 		{"icmp_error_burst zero", base + "icmp_error_burst = 0\n", nil,
 			`test.toml:5: translator.icmp_error_burst = 0: must be from 1 to 1000000`},
+		{"icmp_pmtu_error_rate zero", base + "icmp_pmtu_error_rate = 0\n", nil,
+			`test.toml:5: translator.icmp_pmtu_error_rate = 0: must be from 1 to 1000000 (errors per second; to send none, set icmp_errors = false)`},
+		{"icmp_pmtu_error_burst too large", base + "icmp_pmtu_error_burst = 1000001\n", nil,
+			`test.toml:5: translator.icmp_pmtu_error_burst = 1000001: must be from 1 to 1000000`},
+		{"allow_local_destinations not a boolean", base + "allow_local_destinations = \"yes\"\n", nil,
+			`test.toml:5: translator.allow_local_destinations = "yes": must be true or false, not a string`},
 
 		// The RFC 6791 pool.
 		{"pool too large", base + "rfc6791_pool = [\"203.0.112.0/23\"]\n", nil,
@@ -589,7 +603,8 @@ translator
   UDP zero checksum    compute
   traffic class        copy
   IPv4 identification  zero
-  ICMP errors          on, at most 100 per second per node, bursts of 50
+  ICMP errors          on, at most 100 per second per node, bursts of 50; path MTU signals apart: 1000 per second, bursts of 100
+  local destinations   refused (no packet is translated toward the translator's or the node's own addresses)
   mapping file         testdata/mappings.txt
 
 map646 run

@@ -49,10 +49,14 @@ func (c *Config) Describe(w io.Writer) {
 	line("traffic class", "%s", onOff(t.ZeroTrafficClass, "zero", "copy"))
 	line("IPv4 identification", "%s", onOff(t.GenerateIPv4ID, "generate", "zero"))
 	if t.ICMPErrors {
-		line("ICMP errors", "on, at most %d per second per node, bursts of %d", t.ICMPErrorRate, t.ICMPErrorBurst)
+		line("ICMP errors", "on, at most %d per second per node, bursts of %d; path MTU signals apart: %d per second, bursts of %d",
+			t.ICMPErrorRate, t.ICMPErrorBurst, t.ICMPPMTUErrorRate, t.ICMPPMTUErrorBurst)
 	} else {
 		line("ICMP errors", "off (untranslatable packets are dropped silently)")
 	}
+	line("local destinations", "%s", onOff(t.AllowLocalDestinations,
+		"allowed (packets to the node's own addresses are translated)",
+		"refused (no packet is translated toward the translator's or the node's own addresses)"))
 	if t.MappingFile != "" {
 		line("mapping file", "%s", t.MappingFile)
 	}

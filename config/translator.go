@@ -22,6 +22,8 @@ func (c *Config) decodeTranslator(s *section, dir string) {
 	t.ICMPErrors = true
 	t.ICMPErrorRate = DefaultICMPErrorRate
 	t.ICMPErrorBurst = DefaultICMPErrorBurst
+	t.ICMPPMTUErrorRate = DefaultICMPPMTUErrorRate
+	t.ICMPPMTUErrorBurst = DefaultICMPPMTUErrorBurst
 
 	s.require("pseudo_prefix", `pseudo_prefix = "64:ff9b::/96"`)
 	if v, ok := s.str("pseudo_prefix"); ok {
@@ -81,6 +83,9 @@ func (c *Config) decodeTranslator(s *section, dir string) {
 	s.boolean("icmp_errors", &t.ICMPErrors)
 	s.integer("icmp_error_rate", &t.ICMPErrorRate, 1, MaxICMPErrorRate, "errors per second; to send none, set icmp_errors = false")
 	s.integer("icmp_error_burst", &t.ICMPErrorBurst, 1, MaxICMPErrorRate, "")
+	s.integer("icmp_pmtu_error_rate", &t.ICMPPMTUErrorRate, 1, MaxICMPErrorRate, "errors per second; to send none, set icmp_errors = false")
+	s.integer("icmp_pmtu_error_burst", &t.ICMPPMTUErrorBurst, 1, MaxICMPErrorRate, "")
+	s.boolean("allow_local_destinations", &t.AllowLocalDestinations)
 
 	if v, ok := s.str("mapping_file"); ok {
 		if v == "" {

@@ -4,7 +4,9 @@
 // map646 paper first deployed.
 //
 // The package is pure: it performs no I/O, starts no goroutines and does not
-// log. A Translator is immutable once built and safe for concurrent use; each
+// log. A Translator is immutable once built and safe for concurrent use (the
+// one thing it reads that changes is the set of the node's addresses,
+// LocalAddrs, which its owner replaces atomically); each
 // caller (a data-plane worker, the `map646 translate` command, a test) owns an
 // Out that receives the packets one input produces.
 //

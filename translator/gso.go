@@ -165,8 +165,10 @@ func (t *Translator) gso4(pkt, head []byte, gsoSize int, o *Out) (Result, int, [
 		return Result{}, 0, nil, false
 	}
 	dst6, entry, r := t.dst4(h.dst)
-	if r != ReasonNone {
-		return Result{}, 0, nil, false // the per-segment path answers with ICMP errors
+	if r != ReasonNone || t.toNode6(&dst6) {
+		// The per-segment path answers with ICMP errors, and counts a
+		// refused local destination per segment, as without offloads.
+		return Result{}, 0, nil, false
 	}
 	src6, r := t.src4(h.src, outer4)
 	if r != ReasonNone {
@@ -238,7 +240,7 @@ func (t *Translator) gso6(pkt, head []byte, gsoSize int, o *Out) (Result, int, [
 		return dropEntry(r, entry), 0, nil, true
 	}
 	dst4, _, r := t.dst6(&h.dst)
-	if r != ReasonNone {
+	if r != ReasonNone || t.toNode4(dst4) {
 		return Result{}, 0, nil, false
 	}
 	if _, _, hairpin := t.table.Map4(dst4); hairpin && t.cfg.Hairpin == HairpinIntrinsic {

@@ -69,6 +69,9 @@ func (t *Translator) translate4(pkt []byte, o *Out, hairpin bool) Result {
 	if r != ReasonNone {
 		return t.error4(pkt, &h, r, icmp4DestUnreach, icmp4CodeAdminProhibited, 0, o)
 	}
+	if t.toNode6(&dst6) {
+		return dropEntry(ReasonLocalDestination, entry)
+	}
 	var src6 [16]byte
 	m := outer4
 	if hairpin {

@@ -122,6 +122,9 @@ func (t *Translator) translate6(pkt []byte, o *Out) Result {
 		}
 		return dropEntry(r, entry)
 	}
+	if t.toNode4(dst4) {
+		return dropEntry(ReasonLocalDestination, entry)
+	}
 	if h.hop <= 1 {
 		return t.error6(pkt, &h, ReasonTTLExpired, icmp6TimeExceeded, 0, 0, o).withEntry(entry)
 	}

@@ -88,6 +88,13 @@ type Config struct {
 	// ICMPErrors makes the translator answer packets it cannot translate with
 	// ICMP errors (RFC 7915 §4.4, §5.4). Off: such packets are only dropped.
 	ICMPErrors bool
+
+	// LocalAddrs holds the node's own addresses, kept current by its owner
+	// (nil: none known). A packet whose translated destination is one of
+	// them, or one of the translator's own addresses above, is dropped for
+	// ReasonLocalDestination (local.go), unless AllowLocalDestinations.
+	LocalAddrs             *LocalAddrs
+	AllowLocalDestinations bool
 }
 
 // Minimum MTUs: IPv6 links carry at least 1280 bytes (RFC 8200), IPv4 links
@@ -100,7 +107,8 @@ const (
 )
 
 // Translator translates packets between IPv4 and IPv6. It is immutable and
-// safe for concurrent use.
+// safe for concurrent use; Config.LocalAddrs, which it reads on every
+// packet, is replaced atomically by its owner.
 type Translator struct {
 	cfg      Config
 	table    *Table
@@ -109,6 +117,7 @@ type Translator struct {
 	addr4    [4]byte
 	addr6    [16]byte
 	pool6791 [][4]byte
+	own      *addrSet      // addr4, addr6 and the RFC 6791 pool: never translated toward
 	ids      atomic.Uint32 // IPv4 Identification, when generated
 }
 
@@ -161,6 +170,7 @@ func New(cfg Config, table *Table) (*Translator, error) {
 	if len(t.pool6791) == 0 {
 		t.pool6791 = [][4]byte{t.addr4}
 	}
+	t.own = newAddrSet(append([]netip.Addr{cfg.IPv4Addr, cfg.IPv6Addr}, cfg.RFC6791Pool...))
 	return t, nil
 }
 

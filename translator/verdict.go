@@ -74,6 +74,7 @@ const (
 	// Hostile input, added after the others so that no value changes.
 	ReasonBadFragment      // fragment overlapping or cutting short the transport header, not a multiple of 8 with more to come, or reaching past 65535 (RFC 1858, RFC 7112, RFC 8200 §4.5)
 	ReasonEmbeddedMismatch // ICMP error sent to one address about a packet from another (the quote is not of the reverse flow)
+	ReasonLocalDestination // translated destination is the translator's or the node's own address (local.go)
 
 	numReasons
 )
@@ -111,6 +112,7 @@ var reasonNames = [numReasons]string{
 	ReasonForeignProtocol:     "foreign-protocol",
 	ReasonBadFragment:         "bad-fragment",
 	ReasonEmbeddedMismatch:    "icmp-embedded-mismatch",
+	ReasonLocalDestination:    "local-destination",
 }
 
 func (r Reason) String() string {

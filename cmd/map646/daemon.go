@@ -68,7 +68,7 @@ Signals:
                    the routes of the mappings that went, switch the table
                    between two batches (no packet lost or translated half
                    by each), add the routes of the new mappings, apply the
-                   ICMP error rate, [tun] busy_poll, the [bgp] neighbors and
+                   ICMP error rates, [tun] busy_poll, the [bgp] neighbors and
                    attributes, the [health] checks (unchanged checks keep
                    their state), and announce accordingly. An invalid FILE
                    is refused, its problems logged, the running
@@ -97,7 +97,16 @@ Metrics:
   map646_bytes_total{direction}, map646_sent_packets_total{direction},
   map646_sent_bytes_total{direction}
   map646_icmp_errors_sent_total, map646_icmp_errors_suppressed_total
-      (held back by translator.icmp_error_rate and icmp_error_burst)
+      (held back by the rate limits), and the same split by kind:
+  map646_icmp_errors_sent_by_kind_total{kind},
+  map646_icmp_errors_suppressed_by_kind_total{kind}
+      (kind pmtu: Fragmentation Needed and Packet Too Big, limited by
+      translator.icmp_pmtu_error_rate and icmp_pmtu_error_burst; other:
+      the rest, by icmp_error_rate and icmp_error_burst)
+  map646_local_addresses{family}   the node's addresses, followed as they
+      change: no packet is translated toward them, nor toward the
+      translator's own (reason local-destination), unless
+      translator.allow_local_destinations
   map646_probe_packets_total   the dataplane check's own probe datagrams
       (also counted above, as 4to6 ttl-expired; a drain leaves them out)
   map646_gso_packets_total{path}, map646_gso_segments_total

@@ -33,11 +33,15 @@ import (
 // runConfig is a configuration for `map646 run` tests: documentation
 // addresses only; %q is the device name, %v offload, then the control
 // socket and the state directory (%q, in the test's directory, so tests
-// never meet a real map646's), %s more [[mapping]] entries.
+// never meet a real map646's), %s more [[mapping]] entries. The tests'
+// one namespace holds the IPv4 client and the server both, so the client's
+// address is the node's: a reply to it is translated toward the node,
+// which map646 refuses unless allow_local_destinations.
 const runConfig = `[translator]
 pseudo_prefix = "64:ff9b::/96"
 ipv4_address = "192.0.2.1"
 ipv6_address = "2001:db8:64::1"
+allow_local_destinations = true
 
 [tun]
 name = %q

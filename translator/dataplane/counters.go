@@ -71,6 +71,8 @@ const (
 const (
 	cICMPSent = cScalars + iota
 	cICMPSuppressed
+	cPMTUSent
+	cPMTUSuppressed
 	cGSOWhole
 	cGSOSegmented
 	cGSOSegments
@@ -142,6 +144,10 @@ type Stats struct {
 	// ICMPErrorsSent and ICMPErrorsSuppressed split the icmp-error verdicts:
 	// sent, or held back by the rate limit.
 	ICMPErrorsSent, ICMPErrorsSuppressed uint64
+	// PMTUErrorsSent and PMTUErrorsSuppressed are the part of them that
+	// are path MTU signals (reason too-big: Fragmentation Needed, Packet
+	// Too Big), limited in a bucket of their own.
+	PMTUErrorsSent, PMTUErrorsSuppressed uint64
 	// GSOWhole counts super-packets translated whole; GSOSegmented those
 	// split in software, into GSOSegments segments.
 	GSOWhole, GSOSegmented, GSOSegments uint64
@@ -201,6 +207,11 @@ func (s *Stats) add(pub *published) {
 		s.SentPackets[d] += load(cSentPackets + int(d))
 		s.SentBytes[d] += load(cSentBytes + int(d))
 	}
+	// A batch publishes the totals before their path MTU part (result
+	// counts them in that order, and publish keeps it); read in the
+	// reverse order, the part never exceeds the total.
+	s.PMTUErrorsSent += load(cPMTUSent)
+	s.PMTUErrorsSuppressed += load(cPMTUSuppressed)
 	s.ICMPErrorsSent += load(cICMPSent)
 	s.ICMPErrorsSuppressed += load(cICMPSuppressed)
 	s.GSOWhole += load(cGSOWhole)

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,8 +28,14 @@ type DataPlane struct {
 	dev     atomic.Pointer[device]
 	dropped atomic.Uint64 // Dropped of the devices Reopen replaced
 	log     *slog.Logger
-	limiter *limiter
-	workers []*worker
+	// limiter bounds the ICMP errors the translator generates, except the
+	// path MTU signals, which pmtuLimiter bounds: a flood of packets that
+	// earn other errors (TTL 1, no mapping) must not starve the
+	// Fragmentation Needed and Packet Too Big that path MTU discovery
+	// depends on.
+	limiter     *limiter
+	pmtuLimiter *limiter
+	workers     []*worker
 
 	state atomic.Pointer[state]
 	// mu serializes Swap with itself and with the readers of the
@@ -76,6 +83,12 @@ type Options struct {
 	// (translator.icmp_error_rate, icmp_error_burst: per second and
 	// tokens, each at least 1); SetICMPLimit changes them.
 	ICMPErrorRate, ICMPErrorBurst int
+	// PMTUErrorRate and PMTUErrorBurst limit the path MTU signals among
+	// them (Fragmentation Needed, Packet Too Big: the too-big errors) in a
+	// bucket of their own (translator.icmp_pmtu_error_rate,
+	// icmp_pmtu_error_burst); 0: as ICMPErrorRate and ICMPErrorBurst.
+	// SetPMTULimit changes them.
+	PMTUErrorRate, PMTUErrorBurst int
 	Logger                        *slog.Logger // nil: discard
 }
 
@@ -89,7 +102,9 @@ func New(tr *translator.Translator, dev tun.Device, opt Options) *DataPlane {
 	d := &DataPlane{
 		log:     logger.With("component", "dataplane"),
 		limiter: newLimiter(opt.ICMPErrorRate, opt.ICMPErrorBurst),
-		probe:   newProbeState(),
+		pmtuLimiter: newLimiter(cmp.Or(opt.PMTUErrorRate, opt.ICMPErrorRate),
+			cmp.Or(opt.PMTUErrorBurst, opt.ICMPErrorBurst)),
+		probe: newProbeState(),
 	}
 	d.state.Store(newState(tr, 1))
 	d.dev.Store(&device{Device: dev})
@@ -194,6 +209,17 @@ func (d *DataPlane) waitFor(epoch uint64) {
 // SetICMPLimit changes the ICMP error rate limit: rate errors per second,
 // bursts of burst.
 func (d *DataPlane) SetICMPLimit(rate, burst int) { d.limiter.set(rate, burst) }
+
+// SetPMTULimit changes the rate limit of the path MTU signals.
+func (d *DataPlane) SetPMTULimit(rate, burst int) { d.pmtuLimiter.set(rate, burst) }
+
+// limiterFor returns the bucket of the ICMP errors generated for r.
+func (d *DataPlane) limiterFor(r translator.Reason) *limiter {
+	if r == translator.ReasonTooBig {
+		return d.pmtuLimiter
+	}
+	return d.limiter
+}
 
 // Stats returns the counters summed over the workers.
 func (d *DataPlane) Stats() Stats {
@@ -406,11 +432,18 @@ func (w *worker) result(st *state, dir Direction, res translator.Result, o *tran
 			w.entries.flush(st.entries)
 		}
 	case translator.ICMPError:
-		if !probe && !w.d.limiter.allow() {
+		pmtu := res.Reason == translator.ReasonTooBig
+		if !probe && !w.d.limiterFor(res.Reason).allow() {
 			w.pend.add(cICMPSuppressed, 1)
+			if pmtu {
+				w.pend.add(cPMTUSuppressed, 1)
+			}
 			return
 		}
 		w.pend.add(cICMPSent, 1)
+		if pmtu {
+			w.pend.add(cPMTUSent, 1)
+		}
 		for _, p := range o.Pkts {
 			w.send(dir, p, 0)
 		}

@@ -115,5 +115,6 @@ func newDataPlane(t testing.TB, cfg *config.Config, dev tun.Device) *DataPlane {
 		dev.Close()
 		t.Fatal(err)
 	}
-	return New(tr, dev, Options{ICMPErrorRate: cfg.Translator.ICMPErrorRate, ICMPErrorBurst: cfg.Translator.ICMPErrorBurst})
+	return New(tr, dev, Options{ICMPErrorRate: cfg.Translator.ICMPErrorRate, ICMPErrorBurst: cfg.Translator.ICMPErrorBurst,
+		PMTUErrorRate: cfg.Translator.ICMPPMTUErrorRate, PMTUErrorBurst: cfg.Translator.ICMPPMTUErrorBurst})
 }

@@ -37,7 +37,11 @@ var (
 	descICMPSent = prometheus.NewDesc("map646_icmp_errors_sent_total",
 		"ICMP errors the translator generated and sent.", nil, nil)
 	descICMPSuppressed = prometheus.NewDesc("map646_icmp_errors_suppressed_total",
-		"ICMP errors the translator generated and the rate limit (translator.icmp_error_rate, icmp_error_burst) held back.", nil, nil)
+		"ICMP errors the translator generated and the rate limits (translator.icmp_error_rate, icmp_error_burst; icmp_pmtu_error_rate, icmp_pmtu_error_burst) held back.", nil, nil)
+	descICMPSentByKind = prometheus.NewDesc("map646_icmp_errors_sent_by_kind_total",
+		"map646_icmp_errors_sent_total by kind: pmtu (Fragmentation Needed, Packet Too Big), other.", []string{"kind"}, nil)
+	descICMPSuppressedByKind = prometheus.NewDesc("map646_icmp_errors_suppressed_by_kind_total",
+		"map646_icmp_errors_suppressed_total by kind: pmtu (held back by icmp_pmtu_error_rate, icmp_pmtu_error_burst), other (by icmp_error_rate, icmp_error_burst).", []string{"kind"}, nil)
 	descGSO = prometheus.NewDesc("map646_gso_packets_total",
 		"Super-packets read: translated whole, or split into segments in software (path).",
 		[]string{"path"}, nil)
@@ -53,6 +57,8 @@ var (
 		"Packets the tun device read but could not hand over (too large, unknown offload).", nil, nil)
 	descOffload = prometheus.NewDesc("map646_tun_offload_enabled",
 		"1 if the tun device has the offload (csum, tso4, tso6, uso4, uso6) on, 0 if not: never enabled, or switched off by the self-test at start.", []string{"offload"}, nil)
+	descLocalAddrs = prometheus.NewDesc("map646_local_addresses",
+		"Addresses of the node the translator knows, followed as they change (family ipv4, ipv6): no packet is translated toward them, nor toward the translator's own, unless translator.allow_local_destinations.", []string{"family"}, nil)
 	descMappings = prometheus.NewDesc("map646_mappings",
 		"Mappings in the table in use.", nil, nil)
 	descMappingPackets = prometheus.NewDesc("map646_mapping_packets_total",
@@ -65,8 +71,8 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPackets, descBytes, descSentPackets, descSentBytes,
-		descICMPSent, descICMPSuppressed, descGSO, descGSOSegments, descWriteErrors, descBatches,
-		descProbes, descDeviceDropped, descOffload, descMappings, descMappingPackets, descMappingBytes} {
+		descICMPSent, descICMPSuppressed, descICMPSentByKind, descICMPSuppressedByKind, descGSO, descGSOSegments, descWriteErrors, descBatches,
+		descProbes, descDeviceDropped, descOffload, descLocalAddrs, descMappings, descMappingPackets, descMappingBytes} {
 		ch <- d
 	}
 }
@@ -97,6 +103,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descICMPSent, s.ICMPErrorsSent)
 	counter(descICMPSuppressed, s.ICMPErrorsSuppressed)
+	counter(descICMPSentByKind, s.PMTUErrorsSent, "pmtu")
+	counter(descICMPSentByKind, s.ICMPErrorsSent-s.PMTUErrorsSent, "other")
+	counter(descICMPSuppressedByKind, s.PMTUErrorsSuppressed, "pmtu")
+	counter(descICMPSuppressedByKind, s.ICMPErrorsSuppressed-s.PMTUErrorsSuppressed, "other")
 	counter(descGSO, s.GSOWhole, "whole")
 	counter(descGSO, s.GSOSegmented, "segmented")
 	counter(descGSOSegments, s.GSOSegments)
@@ -105,6 +115,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descProbes, s.Probes)
 	counter(descDeviceDropped, s.DeviceDropped)
 	c.collectOffloads(ch)
+	var v4, v6 int
+	for _, a := range c.d.Translator().Config().LocalAddrs.Addrs() {
+		if a.Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descLocalAddrs, prometheus.GaugeValue, float64(v4), "ipv4")
+	ch <- prometheus.MustNewConstMetric(descLocalAddrs, prometheus.GaugeValue, float64(v6), "ipv6")
 	ch <- prometheus.MustNewConstMetric(descMappings, prometheus.GaugeValue, float64(c.d.Translator().Table().Len()))
 
 	if c.mappingSeries <= 0 {

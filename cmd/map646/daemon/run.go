@@ -75,6 +75,10 @@ type daemon struct {
 	// it ends when Run returns.
 	ctx context.Context
 
+	// local holds the node's addresses, followed by FollowLocalAddrs for
+	// as long as the daemon runs, and given to every translator built
+	// (newTranslator), so that a reload keeps refusing them.
+	local   *translator.LocalAddrs
 	dp      *dataplane.DataPlane
 	stopDP  context.CancelFunc
 	dpDone  chan error
@@ -228,7 +232,13 @@ func (d *daemon) start() error {
 		d.lc.restoreDrained(drainedAt)
 	}
 
-	tr, err := cfg.NewTranslator()
+	d.local = translator.NewLocalAddrs()
+	if err := dataplane.FollowLocalAddrs(d.ctx, d.local, d.log.With("component", "dataplane")); err != nil {
+		// Without them a tenant could reach the node's own services
+		// through the translator: refuse to start.
+		return err
+	}
+	tr, err := d.newTranslator(cfg)
 	if err != nil {
 		return fmt.Errorf("dataplane: %w", err)
 	}
@@ -241,7 +251,8 @@ func (d *daemon) start() error {
 		offloads = o.Offloads()
 	}
 	d.dp = dataplane.New(tr, dev, dataplane.Options{
-		ICMPErrorRate: cfg.Translator.ICMPErrorRate, ICMPErrorBurst: cfg.Translator.ICMPErrorBurst, Logger: d.log})
+		ICMPErrorRate: cfg.Translator.ICMPErrorRate, ICMPErrorBurst: cfg.Translator.ICMPErrorBurst,
+		PMTUErrorRate: cfg.Translator.ICMPPMTUErrorRate, PMTUErrorBurst: cfg.Translator.ICMPPMTUErrorBurst, Logger: d.log})
 	if err := acceptLocal(dev.Name()); err != nil {
 		d.log.Warn("ICMPv4 errors from translator.ipv4_address may be dropped", "err", err)
 	}
@@ -306,6 +317,12 @@ func (d *daemon) start() error {
 		"control", cfg.Control.Socket, "bgp", cfg.BGP.Enabled, "checks", len(cfg.Health.Checks),
 		"version", d.version, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// newTranslator builds cfg's translator with the node's addresses.
+func (d *daemon) newTranslator(cfg *config.Config) (*translator.Translator, error) {
+	cfg.Translator.LocalAddrs = d.local
+	return cfg.NewTranslator()
 }
 
 // openDevice creates the tun device, turning the tun package's errors into
@@ -439,7 +456,7 @@ func (d *daemon) reload() (string, error) {
 	cfg, err := config.Load(d.path)
 	var tr *translator.Translator
 	if err == nil {
-		tr, err = cfg.NewTranslator()
+		tr, err = d.newTranslator(cfg)
 	}
 	if err != nil {
 		count("invalid")
@@ -459,6 +476,7 @@ func (d *daemon) reload() (string, error) {
 	}
 	d.dp.Swap(tr)
 	d.dp.SetICMPLimit(cfg.Translator.ICMPErrorRate, cfg.Translator.ICMPErrorBurst)
+	d.dp.SetPMTULimit(cfg.Translator.ICMPPMTUErrorRate, cfg.Translator.ICMPPMTUErrorBurst)
 	if cfg.Tun.BusyPoll != d.cfg.Tun.BusyPoll {
 		// A device re-created later gets it from d.cfg (recover.go).
 		d.dp.Device().SetBusyPoll(cfg.Tun.BusyPoll)
