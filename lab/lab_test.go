@@ -257,10 +257,13 @@ func (l *lab) testChecksumGuard(t *testing.T) {
 var pingSummary = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 
 // ping runs ping in ns and returns its output; every echo must be answered
-// by from.
+// by from. The deadline (-w) makes ping wait for every reply: with -c alone
+// it waits for the last one only max(2 x the slowest RTT, the interval),
+// 50 ms at -i 0.05, and a reply delayed on a loaded machine counted as lost
+// (seen in CI runs with other work on the 2 CPUs).
 func ping(t *testing.T, ns *netlab.NS, from string, args ...string) string {
 	t.Helper()
-	out := ns.Run(t, append([]string{"ping", "-n", "-W", "2"}, args...)...)
+	out := ns.Run(t, append([]string{"ping", "-n", "-W", "2", "-w", "20"}, args...)...)
 	s := pingSummary.FindStringSubmatch(out)
 	if s == nil || s[1] != s[2] || s[1] == "0" {
 		t.Errorf("ping %s in %s: not every echo answered:\n%s", strings.Join(args, " "), ns.Role, out)
