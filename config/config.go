@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -36,6 +38,8 @@ type Config struct {
 	// the table's compact form, not also as a slice of netip.Prefix pairs.
 	table   *translator.Table
 	origins origins // where each mapping of the table was written
+
+	mode fs.FileMode // the file's permissions, as Load found them (Exposure); 0 from Parse
 }
 
 // Translator is the [translator] section.
@@ -70,11 +74,26 @@ const (
 // Load reads and checks the configuration file at path; a relative
 // mapping_file is looked up in the file's directory.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(data, path, filepath.Dir(path))
+	defer f.Close()
+	// The mode of the file read, not of whatever the path names a moment
+	// later.
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data, path, filepath.Dir(path))
+	if c != nil {
+		c.mode = fi.Mode().Perm()
+	}
+	return c, err
 }
 
 // Parse checks the configuration data, read from the file called name (used

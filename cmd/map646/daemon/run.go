@@ -202,6 +202,7 @@ func (d *daemon) start() error {
 	start := time.Now()
 	cfg := d.cfg
 	d.warnForwarding()
+	d.warnExposure(cfg)
 
 	// The control socket is bound first: a second map646 on the same
 	// socket is refused before it touches the device or the routes.
@@ -428,6 +429,14 @@ func (d *daemon) serveMetrics(ln net.Listener) {
 	}()
 }
 
+// warnExposure logs a warning when cfg's file holds a password others may
+// read.
+func (d *daemon) warnExposure(cfg *config.Config) {
+	if w := cfg.Exposure(); w != "" {
+		d.log.Warn("the configuration exposes a secret", "config", cfg.File, "problem", w)
+	}
+}
+
 // reload applies the configuration file anew and says how it went. The
 // order keeps every packet translated by a table that knows its route: the
 // routes of the mappings that go are removed before the table changes,
@@ -448,6 +457,7 @@ func (d *daemon) reload() (string, error) {
 		return "", fmt.Errorf("reload refused: the configuration is invalid; the running one is kept:\n%w", err)
 	}
 	d.keepRestartOnly(cfg)
+	d.warnExposure(cfg)
 
 	// While the data plane is being recovered there are no routes: the
 	// recovery installs those of the table in use, the new one.
