@@ -19,6 +19,15 @@ import (
 // drain_timeout passes (drainTimerFired), withdrawing, and lingering on the
 // timer again until drained. Each step is a progress line for the client
 // that asked, who gets the answer when the drain ends.
+//
+// Two partners drained at the same moment both pass startDrain's check:
+// each still sees the other's routes without GRACEFUL_SHUTDOWN. So every
+// tick of the wait looks again (contest): a partner whose routes now carry
+// GRACEFUL_SHUTDOWN where no other partner covers ours drains too. Both
+// nodes see the same two router ids and decide alike: the lower one
+// drains, and holds its withdrawal until the other's routes are back
+// without GRACEFUL_SHUTDOWN; the higher one backs off (backOff): its
+// drain is cancelled, it serves again and its client hears why.
 
 // errDrainBusy answers a drain or undrain while a drain runs.
 var errDrainBusy = errors.New("a drain is in progress")
@@ -42,6 +51,9 @@ type drain struct {
 	lastAt     time.Time
 	quiet      int // samples in a row at or under IdlePPS
 	lastReport time.Time
+	// rivals: the partners seen draining at the same time at the last
+	// tick, which back off for this node (contest).
+	rivals []netip.Addr
 }
 
 // drainTick is the running drain's sampling tick; nil (never ready)
@@ -75,6 +87,79 @@ func uncovered(announced []routing.Announcement, partners []routing.PartnerRoute
 		}
 	}
 	return out
+}
+
+// rivals returns the partners that drain at the same time as this node:
+// those announcing with GRACEFUL_SHUTDOWN a prefix of announced that no
+// partner announces without it.
+func rivals(announced []routing.Announcement, partners []routing.PartnerRoute) []netip.Addr {
+	lone := uncovered(announced, partners)
+	var out []netip.Addr
+	for _, p := range partners {
+		if p.GracefulShutdown && slices.Contains(lone, p.Prefix) && !slices.Contains(out, p.Partner) {
+			out = append(out, p.Partner)
+		}
+	}
+	return out
+}
+
+// contest looks for partners draining at the same time, while the drain
+// waits for the traffic to fall. It reports whether the drain goes on:
+// false when this node backed off (the drain has ended). A forced drain
+// never backs off: its operator accepted leaving prefixes with no node.
+func (c *lifecycle) contest(ctx context.Context) bool {
+	d := c.drain
+	if d.req.force {
+		return true
+	}
+	rs := rivals(c.bgp.Announced(), c.bgp.PartnerRoutes())
+	if len(rs) > 0 {
+		ids := c.bgp.PartnerRouterIDs()
+		for _, r := range rs {
+			// The lower router id drains. An id equal to ours (a
+			// misconfiguration) or unknown: back off, the safe side.
+			if id, ok := ids[r]; !ok || id.Compare(c.routerID) <= 0 {
+				c.backOff(ctx, r, id)
+				return false
+			}
+		}
+	}
+	if slices.Equal(rs, d.rivals) {
+		return true
+	}
+	if len(rs) > 0 {
+		c.report(fmt.Sprintf("partner %s drains at the same time; this node has the lower router id (%s) and goes on: it withdraws once the partner has backed off",
+			joinAddrs(rs), c.routerID))
+	} else {
+		c.report(fmt.Sprintf("partner %s backed off: it announces without GRACEFUL_SHUTDOWN again", joinAddrs(d.rivals)))
+	}
+	d.rivals = rs
+	return true
+}
+
+// backOff cancels the drain in favour of partner (router id id, invalid
+// if unknown), which drains at the same time and has the lower router id:
+// the node serves again and the client is told why.
+func (c *lifecycle) backOff(ctx context.Context, partner, id netip.Addr) {
+	who := "router id unknown"
+	if id.IsValid() {
+		who = "router id " + id.String()
+	}
+	why := fmt.Sprintf("partner %s (%s) drains at the same time, and draining both would leave %s with no node; of two such drains the lower router id goes on, and this node (router id %s) backs off",
+		partner, who, joinPrefixes(uncovered(c.bgp.Announced(), c.bgp.PartnerRoutes())), c.routerID)
+	c.log.Warn("drain backed off", "partner", partner, "partner_router_id", who, "router_id", c.routerID)
+	flagNote := ""
+	if err := c.flag.Remove(); err != nil {
+		flagNote = fmt.Sprintf("; the drained flag could not be removed (%v): remove it from [node] state_dir %s, or the node restarts drained", err, c.flag.dir)
+	}
+	c.refresh()
+	_ = c.node.CancelDrain("drain backed off: " + why) // cannot fail: the drain has not withdrawn
+	announceNote := ""
+	if err := c.announce(ctx); err != nil {
+		announceNote = "; the announcement failed and is retried: " + err.Error()
+	}
+	st, _, _ := c.node.State()
+	c.endDrain("", fmt.Errorf("refusing to drain: %s; GRACEFUL_SHUTDOWN withdrawn, the node is %s again%s%s", why, st, flagNote, announceNote))
 }
 
 // startDrain begins the drain r asks for, or answers it at once: a
@@ -156,6 +241,9 @@ func (c *lifecycle) report(msg string) {
 
 // drainSample is a tick of the traffic sampling.
 func (c *lifecycle) drainSample(ctx context.Context, now time.Time) {
+	if !c.contest(ctx) {
+		return
+	}
 	d := c.drain
 	// The count leaves out the data plane's probes and may step back by a
 	// few of them (packetsRead): no traffic then.
@@ -165,6 +253,11 @@ func (c *lifecycle) drainSample(ctx context.Context, now time.Time) {
 	if pps <= float64(d.tm.IdlePPS) {
 		d.quiet++
 	} else {
+		d.quiet = 0
+	}
+	if len(d.rivals) > 0 {
+		// A partner drains too and backs off for this node: its routes
+		// must be back without GRACEFUL_SHUTDOWN before this node goes.
 		d.quiet = 0
 	}
 	if d.quiet >= quietSamples {
@@ -184,6 +277,9 @@ func (c *lifecycle) drainSample(ctx context.Context, now time.Time) {
 func (c *lifecycle) drainTimerFired(ctx context.Context) {
 	d := c.drain
 	if !d.withdrawn {
+		if !c.contest(ctx) {
+			return
+		}
 		c.drainWithdraw(ctx, fmt.Sprintf("drain_timeout %s passed with traffic still flowing; withdrawing", d.tm.Timeout))
 		return
 	}
@@ -256,6 +352,14 @@ func (c *lifecycle) undrain(ctx context.Context) (string, error) {
 		msg += "; the announcement failed and is retried: " + err.Error()
 	}
 	return msg, nil
+}
+
+func joinAddrs(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 func joinPrefixes(ps []netip.Prefix) string {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,9 @@ type speaker interface {
 	Announced() []routing.Announcement
 	// PartnerRoutes: the prefixes Established partner nodes announce to us.
 	PartnerRoutes() []routing.PartnerRoute
+	// PartnerRouterIDs: the router ids of the Established partners, by
+	// neighbor address (the tie-break of two drains, drain.go).
+	PartnerRouterIDs() map[netip.Addr]netip.Addr
 	Neighbors() []control.NeighborStatus
 }
 
@@ -57,6 +61,9 @@ type lifecycle struct {
 	node *Node
 	plan Plan
 	bgp  speaker // nil without [bgp]
+	// routerID is this node's [bgp] router_id, set with bgp: of two
+	// partners draining at once, the lower one drains (drain.go).
+	routerID netip.Addr
 	hm   monitor
 	flag drainFlag
 	tm   drainTiming
@@ -207,9 +214,9 @@ func (c *lifecycle) setPlan(ctx context.Context, p Plan, tm drainTiming, flag dr
 	return c.announce(ctx)
 }
 
-// setSpeaker attaches the speaker once it runs.
-func (c *lifecycle) setSpeaker(s speaker) {
-	c.bgp = s
+// setSpeaker attaches the speaker, which runs as routerID, once it runs.
+func (c *lifecycle) setSpeaker(s speaker, routerID netip.Addr) {
+	c.bgp, c.routerID = s, routerID
 	c.publish()
 }
 

@@ -281,7 +281,7 @@ func (d *daemon) start() error {
 		if d.bgp, err = routing.New(cfg.BGP.Config, d.log); err != nil {
 			return err
 		}
-		d.lc.setSpeaker(bgpSpeaker{d.bgp})
+		d.lc.setSpeaker(bgpSpeaker{d.bgp}, cfg.BGP.RouterID)
 	}
 	var sessions health.Sessions // a nil *routing.Speaker must stay a nil interface
 	if d.bgp != nil {
