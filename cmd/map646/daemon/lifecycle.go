@@ -64,9 +64,9 @@ type lifecycle struct {
 	// routerID is this node's [bgp] router_id, set with bgp: of two
 	// partners draining at once, the lower one drains (drain.go).
 	routerID netip.Addr
-	hm   monitor
-	flag drainFlag
-	tm   drainTiming
+	hm       monitor
+	flag     drainFlag
+	tm       drainTiming
 
 	drain    *drain // the drain in progress; nil when none runs
 	stopping bool   // shutdown has withdrawn everything: announce nothing more

@@ -29,7 +29,7 @@ type fakeSpeaker struct {
 	// onAnnounce, when set, sees each announced set, with mu held: a
 	// partner reacting to what this node announces.
 	onAnnounce func(want []routing.Announcement)
-	fail     error
+	fail       error
 	// block, when set, holds Announce until it is closed, after a send on
 	// entered (concurrency tests).
 	block, entered chan struct{}
