@@ -59,6 +59,14 @@ type Translator struct {
 	// MappingFile is the path of the mapping file, resolved against the
 	// configuration file's directory; "" if there is none.
 	MappingFile string
+
+	// MaxMappingFileBytes and MaxMappings bound what a configuration may
+	// ask of memory: a mapping file larger than MaxMappingFileBytes, or
+	// more than MaxMappings mappings in all, is refused before the file is
+	// read whole or the table allocated. A stray file named on a reload
+	// must not take the daemon's memory.
+	MaxMappingFileBytes int
+	MaxMappings         int
 }
 
 // Defaults of the optional keys.
@@ -69,6 +77,14 @@ const (
 	DefaultICMPErrorRate  = 100
 	DefaultICMPErrorBurst = 50
 	MaxICMPErrorRate      = 1000000
+
+	// A million mappings written out in full ("198.51.100.100/32
+	// 2001:db8:ffff:ffff:ffff:ffff:ffff:ffff/128") take 63 MB; the default
+	// leaves room for comments.
+	DefaultMaxMappingFileBytes = 128 << 20
+	MaxMappingFileBytes        = 4 << 30
+	DefaultMaxMappings         = 1 << 20
+	MaxMappings                = 1<<24 - 1 // translator.NewTable's own bound
 )
 
 // Load reads and checks the configuration file at path; a relative
