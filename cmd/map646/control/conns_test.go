@@ -33,6 +33,15 @@ func TestControlMaxConns(t *testing.T) {
 		t.Fatalf("connection %d: %v\nwant %v", MaxConns+1, got, want)
 	}
 
+	// Through Call, as map646 status uses it: the refusal arrives even
+	// when the server closes before the request is written.
+	for range 20 {
+		r, err := Call(path, Request{Command: "status"}, 5*time.Second, nil)
+		if err != nil || r.OK == nil || *r.OK || r.Error != want[0]["error"] {
+			t.Fatalf("Call on connection %d: %+v, %v", MaxConns+1, r, err)
+		}
+	}
+
 	idle[0].Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
