@@ -53,7 +53,8 @@ type drain struct {
 	lastReport time.Time
 	// rivals: the partners seen draining at the same time at the last
 	// tick, which back off for this node (contest).
-	rivals []netip.Addr
+	rivals      []netip.Addr
+	nextContest time.Time // the next tick that looks at the partners (drainSample)
 }
 
 // drainTick is the running drain's sampling tick; nil (never ready)
@@ -78,11 +79,17 @@ func (c *lifecycle) drainTimer() <-chan time.Time {
 // announces without GRACEFUL_SHUTDOWN: those a drain would leave with no
 // node.
 func uncovered(announced []routing.Announcement, partners []routing.PartnerRoute) []netip.Prefix {
+	// A set, not a search per prefix: a partner may announce a large table,
+	// and a drain looks again on every tick (contest).
+	covered := make(map[netip.Prefix]bool, len(partners))
+	for _, p := range partners {
+		if !p.GracefulShutdown {
+			covered[p.Prefix] = true
+		}
+	}
 	var out []netip.Prefix
 	for _, a := range announced {
-		if !slices.ContainsFunc(partners, func(p routing.PartnerRoute) bool {
-			return p.Prefix == a.Prefix && !p.GracefulShutdown
-		}) {
+		if !covered[a.Prefix] {
 			out = append(out, a.Prefix)
 		}
 	}
@@ -93,10 +100,13 @@ func uncovered(announced []routing.Announcement, partners []routing.PartnerRoute
 // those announcing with GRACEFUL_SHUTDOWN a prefix of announced that no
 // partner announces without it.
 func rivals(announced []routing.Announcement, partners []routing.PartnerRoute) []netip.Addr {
-	lone := uncovered(announced, partners)
+	lone := make(map[netip.Prefix]bool)
+	for _, p := range uncovered(announced, partners) {
+		lone[p] = true
+	}
 	var out []netip.Addr
 	for _, p := range partners {
-		if p.GracefulShutdown && slices.Contains(lone, p.Prefix) && !slices.Contains(out, p.Partner) {
+		if p.GracefulShutdown && lone[p.Prefix] && !slices.Contains(out, p.Partner) {
 			out = append(out, p.Partner)
 		}
 	}
@@ -112,7 +122,9 @@ func (c *lifecycle) contest(ctx context.Context) bool {
 	if d.req.force {
 		return true
 	}
+	start := time.Now()
 	rs := rivals(c.bgp.Announced(), c.bgp.PartnerRoutes())
+	d.nextContest = start.Add(10 * time.Since(start))
 	if len(rs) > 0 {
 		ids := c.bgp.PartnerRouterIDs()
 		for _, r := range rs {
@@ -241,9 +253,6 @@ func (c *lifecycle) report(msg string) {
 
 // drainSample is a tick of the traffic sampling.
 func (c *lifecycle) drainSample(ctx context.Context, now time.Time) {
-	if !c.contest(ctx) {
-		return
-	}
 	d := c.drain
 	// The count leaves out the data plane's probes and may step back by a
 	// few of them (packetsRead): no traffic then.
@@ -254,6 +263,14 @@ func (c *lifecycle) drainSample(ctx context.Context, now time.Time) {
 		d.quiet++
 	} else {
 		d.quiet = 0
+	}
+	// The partners are looked at again on every tick, unless the last
+	// look took long (partners announcing large tables): then at most a
+	// tenth of the loop's time goes to it. Always before a withdrawal.
+	if d.quiet >= quietSamples || !now.Before(d.nextContest) {
+		if !c.contest(ctx) {
+			return
+		}
 	}
 	if len(d.rivals) > 0 {
 		// A partner drains too and backs off for this node: its routes
