@@ -96,42 +96,63 @@ func uncovered(announced []routing.Announcement, partners []routing.PartnerRoute
 	return out
 }
 
-// rivals returns the partners that drain at the same time as this node:
-// those announcing with GRACEFUL_SHUTDOWN a prefix of announced that no
-// partner announces without it.
-func rivals(announced []routing.Announcement, partners []routing.PartnerRoute) []netip.Addr {
-	lone := make(map[netip.Prefix]bool)
-	for _, p := range uncovered(announced, partners) {
-		lone[p] = true
-	}
-	var out []netip.Addr
+// rivals sorts out lone, the prefixes this node announces that no partner
+// announces without GRACEFUL_SHUTDOWN: the partners announcing one of them
+// with GRACEFUL_SHUTDOWN, which drain at the same time as this node, and
+// the prefixes no partner announces at all any more.
+func rivals(lone []netip.Prefix, partners []routing.PartnerRoute) (rs []netip.Addr, gone []netip.Prefix) {
+	draining := make(map[netip.Prefix]bool)
 	for _, p := range partners {
-		if p.GracefulShutdown && lone[p.Prefix] && !slices.Contains(out, p.Partner) {
-			out = append(out, p.Partner)
+		if p.GracefulShutdown && slices.Contains(lone, p.Prefix) {
+			draining[p.Prefix] = true
+			if !slices.Contains(rs, p.Partner) {
+				rs = append(rs, p.Partner)
+			}
 		}
 	}
-	return out
+	for _, p := range lone {
+		if !draining[p] {
+			gone = append(gone, p)
+		}
+	}
+	return rs, gone
 }
 
-// contest looks for partners draining at the same time, while the drain
-// waits for the traffic to fall. It reports whether the drain goes on:
-// false when this node backed off (the drain has ended). A forced drain
-// never backs off: its operator accepted leaving prefixes with no node.
+// contest looks at the partners again while the drain waits to withdraw,
+// and reports whether the drain goes on: false when this node backed off
+// (the drain has ended, the node serves). What startDrain checked may
+// have changed since: a partner drained at the same moment (its routes
+// now carry GRACEFUL_SHUTDOWN: the tie-break), or drained, stopped or lost
+// its session (its routes are gone: this node is the last, and backs
+// off). A forced drain never backs off: its operator accepted leaving
+// prefixes with no node.
 func (c *lifecycle) contest(ctx context.Context) bool {
 	d := c.drain
 	if d.req.force {
 		return true
 	}
 	start := time.Now()
-	rs := rivals(c.bgp.Announced(), c.bgp.PartnerRoutes())
+	partners := c.bgp.PartnerRoutes()
+	lone := uncovered(c.bgp.Announced(), partners)
+	rs, gone := rivals(lone, partners)
 	d.nextContest = start.Add(10 * time.Since(start))
+	if len(gone) > 0 {
+		c.backOff(ctx, fmt.Sprintf("no established partner node announces %s any more (a partner drained, stopped or lost its session since this drain began), so a withdrawal would leave them with no node",
+			joinPrefixes(gone)))
+		return false
+	}
 	if len(rs) > 0 {
 		ids := c.bgp.PartnerRouterIDs()
 		for _, r := range rs {
 			// The lower router id drains. An id equal to ours (a
 			// misconfiguration) or unknown: back off, the safe side.
 			if id, ok := ids[r]; !ok || id.Compare(c.routerID) <= 0 {
-				c.backOff(ctx, r, id)
+				who := "router id unknown"
+				if ok {
+					who = "router id " + id.String()
+				}
+				c.backOff(ctx, fmt.Sprintf("partner %s (%s) drains at the same time, and draining both would leave %s with no node; of two such drains the lower router id goes on, and this node (router id %s) backs off",
+					r, who, joinPrefixes(lone), c.routerID))
 				return false
 			}
 		}
@@ -149,17 +170,10 @@ func (c *lifecycle) contest(ctx context.Context) bool {
 	return true
 }
 
-// backOff cancels the drain in favour of partner (router id id, invalid
-// if unknown), which drains at the same time and has the lower router id:
-// the node serves again and the client is told why.
-func (c *lifecycle) backOff(ctx context.Context, partner, id netip.Addr) {
-	who := "router id unknown"
-	if id.IsValid() {
-		who = "router id " + id.String()
-	}
-	why := fmt.Sprintf("partner %s (%s) drains at the same time, and draining both would leave %s with no node; of two such drains the lower router id goes on, and this node (router id %s) backs off",
-		partner, who, joinPrefixes(uncovered(c.bgp.Announced(), c.bgp.PartnerRoutes())), c.routerID)
-	c.log.Warn("drain backed off", "partner", partner, "partner_router_id", who, "router_id", c.routerID)
+// backOff cancels the drain before its withdrawal, for the reason why: the
+// node serves again and the client is told.
+func (c *lifecycle) backOff(ctx context.Context, why string) {
+	c.log.Warn("drain backed off", "why", why)
 	flagNote := ""
 	if err := c.flag.Remove(); err != nil {
 		flagNote = fmt.Sprintf("; the drained flag could not be removed (%v): remove it from [node] state_dir %s, or the node restarts drained", err, c.flag.dir)
@@ -277,7 +291,10 @@ func (c *lifecycle) drainSample(ctx context.Context, now time.Time) {
 		// must be back without GRACEFUL_SHUTDOWN before this node goes.
 		d.quiet = 0
 	}
-	if d.quiet >= quietSamples {
+	// Not before tm.Settle has passed since the GRACEFUL_SHUTDOWN: a
+	// partner's drain requested at the same moment needs that long to show
+	// (contest) when this node's traffic falls at once.
+	if d.quiet >= quietSamples && now.Sub(d.start) >= d.tm.Settle {
 		c.drainWithdraw(ctx, fmt.Sprintf("traffic fell to %.0f packets/s (at or under drain_idle_pps %d) after %s; withdrawing",
 			pps, d.tm.IdlePPS, now.Sub(d.start).Round(time.Millisecond)))
 		return

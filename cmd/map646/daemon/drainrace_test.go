@@ -154,3 +154,62 @@ func TestConcurrentForcedDrain(t *testing.T) {
 		t.Errorf("forced Drain = %q, %v; state %s", msg, err, c.state())
 	}
 }
+
+// TestDrainPartnerGone: the partner covered every prefix when the drain
+// began, and its routes are gone before the withdrawal (it drained,
+// stopped or lost its session): the node is the last one and backs off.
+func TestDrainPartnerGone(t *testing.T) {
+	c := newTestCtl(t, t.TempDir())
+	c.sp.mu.Lock()
+	c.sp.partners = partnersFor(false)
+	c.sp.onAnnounce = func(want []routing.Announcement) {
+		if len(want) > 0 && slices.Contains(want[0].Communities, routing.GracefulShutdown) {
+			c.sp.partners = nil
+		}
+	}
+	c.sp.mu.Unlock()
+	_, err := c.Drain(context.Background(), false, func(string) {})
+	want := "refusing to drain: no established partner node announces 198.51.100.0/28, 203.0.113.0/24, 64:ff9b::/96 any more (a partner drained, stopped or lost its session since this drain began), so a withdrawal would leave them with no node; GRACEFUL_SHUTDOWN withdrawn, the node is serving again"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Drain: %v\nwant the error %s", err, want)
+	}
+	if c.state() != Serving {
+		t.Errorf("state %s, want serving", c.state())
+	}
+	for _, call := range c.sp.history() {
+		if len(call) == 0 {
+			t.Errorf("the node withdrew: %v", c.sp.history())
+		}
+	}
+}
+
+// TestDrainSettle: a node whose traffic is idle at once still keeps its
+// GRACEFUL_SHUTDOWN announcement for Settle before it withdraws, so that
+// a partner drained at the same moment can show.
+func TestDrainSettle(t *testing.T) {
+	const settle = 200 * time.Millisecond
+	c := newTestCtl(t, t.TempDir())
+	c.do(func() { c.tm.Settle = settle })
+	var gshutAt, withdrawnAt time.Time
+	c.sp.mu.Lock()
+	c.sp.partners = partnersFor(false)
+	c.sp.onAnnounce = func(want []routing.Announcement) {
+		switch {
+		case len(want) == 0:
+			withdrawnAt = time.Now()
+		case slices.Contains(want[0].Communities, routing.GracefulShutdown):
+			gshutAt = time.Now()
+		}
+	}
+	c.sp.mu.Unlock()
+	if msg, err := c.Drain(context.Background(), false, func(string) {}); err != nil || !strings.HasPrefix(msg, "drained:") {
+		t.Fatalf("Drain = %q, %v", msg, err)
+	}
+	c.sp.mu.Lock()
+	held := withdrawnAt.Sub(gshutAt)
+	c.sp.mu.Unlock()
+	t.Logf("GRACEFUL_SHUTDOWN held %v before the withdrawal (idle traffic)", held.Round(time.Millisecond))
+	if held < settle {
+		t.Errorf("withdrawn %v after the GRACEFUL_SHUTDOWN, want at least %v", held, settle)
+	}
+}

@@ -44,6 +44,10 @@ type drainTiming struct {
 	IdlePPS int           // the traffic rate (packets read per second) at or under which the node is idle
 	Linger  time.Duration // translating on after the withdrawal
 	Sample  time.Duration // traffic sampling period (100 ms)
+	// Settle is the least time between the GRACEFUL_SHUTDOWN and the
+	// withdrawal (1 s): long enough for a partner's drain requested at the
+	// same moment to show in its routes (drain.go, contest).
+	Settle time.Duration
 }
 
 // quietSamples is how many consecutive samples must be under IdlePPS: one
