@@ -22,12 +22,15 @@ import (
 //
 // Two partners drained at the same moment both pass startDrain's check:
 // each still sees the other's routes without GRACEFUL_SHUTDOWN. So every
-// tick of the wait looks again (contest): a partner whose routes now carry
-// GRACEFUL_SHUTDOWN where no other partner covers ours drains too. Both
-// nodes see the same two router ids and decide alike: the lower one
-// drains, and holds its withdrawal until the other's routes are back
-// without GRACEFUL_SHUTDOWN; the higher one backs off (backOff): its
-// drain is cancelled, it serves again and its client hears why.
+// tick of the wait looks again (contest), and the withdrawal waits at
+// least tm.Settle after the GRACEFUL_SHUTDOWN for the other drain to show:
+// a partner whose routes now carry GRACEFUL_SHUTDOWN where no other
+// partner covers ours drains too. Both nodes see the same two router ids
+// and decide alike: the lower one drains, and holds its withdrawal until
+// the other's routes are back without GRACEFUL_SHUTDOWN; the higher one
+// backs off (backOff): its drain is cancelled, it serves again and its
+// client hears why. A node whose partners' routes are gone meanwhile is
+// the last one, and backs off too.
 
 // errDrainBusy answers a drain or undrain while a drain runs.
 var errDrainBusy = errors.New("a drain is in progress")
