@@ -19,12 +19,12 @@ import (
 // for tests.
 var requestTimeout = 5 * time.Second
 
-// MaxConns bounds the connections served at once: each holds a goroutine
+// maxConns bounds the connections served at once: each holds a goroutine
 // and, for a drain, a request in the daemon loop's queue; a local client
 // opening connections in a loop must not grow them without bound. A drain
 // holds its connection until it ends; sixteen leave room for status calls
 // meanwhile. A variable for tests.
-var MaxConns = 16
+var maxConns = 16
 
 // refusedLogEvery bounds the log lines about refused connections: a flood
 // of them must not flood the log too.
@@ -49,7 +49,7 @@ type Server struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 
-	slots chan struct{} // one per connection served; MaxConns of them
+	slots chan struct{} // one per connection served; maxConns of them
 	// Refused connections since the last log line, and when that was;
 	// serve's goroutine alone uses them.
 	refused    int
@@ -95,7 +95,7 @@ func Listen(path string, log *slog.Logger) (*net.UnixListener, error) {
 
 func NewServer(ln *net.UnixListener, h Handler, log *slog.Logger) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{ln: ln, h: h, log: log, ctx: ctx, cancel: cancel, slots: make(chan struct{}, MaxConns)}
+	s := &Server{ln: ln, h: h, log: log, ctx: ctx, cancel: cancel, slots: make(chan struct{}, maxConns)}
 	s.wg.Add(1)
 	go s.serve()
 	return s
@@ -126,18 +126,18 @@ func (s *Server) serve() {
 	}
 }
 
-// refuse answers a connection over MaxConns with an error line and closes
+// refuse answers a connection over maxConns with an error line and closes
 // it. The line is short and the socket new: the write does not block, and
 // the deadline makes sure of it.
 func (s *Server) refuse(conn *net.UnixConn) {
 	f := false
-	b, _ := json.Marshal(Reply{OK: &f, Error: fmt.Sprintf("too many control connections (%d at once); try again when one has ended", MaxConns)})
+	b, _ := json.Marshal(Reply{OK: &f, Error: fmt.Sprintf("too many control connections (%d at once); try again when one has ended", maxConns)})
 	conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	conn.Write(append(b, '\n'))
 	conn.Close()
 	s.refused++
 	if now := time.Now(); now.Sub(s.refusedLog) >= refusedLogEvery {
-		s.log.Warn("control socket: connections refused: too many at once", "refused", s.refused, "max", MaxConns)
+		s.log.Warn("control socket: connections refused: too many at once", "refused", s.refused, "max", maxConns)
 		s.refused, s.refusedLog = 0, now
 	}
 }
