@@ -27,14 +27,19 @@ func TestGRPCSocketModeAtCreation(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "gobgp.sock")
 
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	// Non-blocking, in an *os.File: Go's poller reads it, and Close stops
+	// the reader (a raw descriptor closed under a blocked read would not,
+	// and its number could be reused by the next test's watch).
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fd)
 	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_ATTRIB); err != nil {
+		unix.Close(fd)
 		t.Fatal(err)
 	}
+	watch := os.NewFile(uintptr(fd), "inotify")
+	defer watch.Close()
 	type seen struct {
 		name string
 		mask uint32
@@ -45,7 +50,7 @@ func TestGRPCSocketModeAtCreation(t *testing.T) {
 		defer close(events)
 		buf := make([]byte, 64<<10)
 		for {
-			n, err := unix.Read(fd, buf)
+			n, err := watch.Read(buf)
 			if err != nil || n <= 0 {
 				return
 			}
