@@ -32,6 +32,8 @@ func TestSecretsNotShown(t *testing.T) {
 			`test.toml:12: bgp.neighbor[0].password: must be 1 to 80 bytes long, not 0 (TCP-MD5 key, RFC 2385); to use none, leave the key out`},
 		{"inline table holding a password", bgpBase + "neighbor = [1, {password = \"hunter2\"}]\n",
 			`test.toml:9: bgp.neighbor: must be an array of tables ([[bgp.neighbor]]); element 0 is an integer`},
+		{"[bgp.neighbor] holding a password", bgpBase + "[bgp.neighbor]\naddress = \"192.0.2.254\"\npassword = \"hunter2\"\n",
+			`test.toml:9: bgp.neighbor: must be an array of tables ([[bgp.neighbor]]), not a table`},
 		{"password unquoted", bgpBase + neighbor0 + "password = hunter2\n",
 			`test.toml:12: invalid TOML in the value of a secret (the parser's message is not shown: it may quote the value); write it as a quoted string, e.g. password = "..."`},
 		{"misspelt password unquoted", bgpBase + neighbor0 + "  \"pasword\" = hunter2\n",
