@@ -15,14 +15,17 @@ import (
 
 // Limits of [bgp] and [[bgp.neighbor]].
 const (
-	maxASN          = 1<<32 - 1
-	asTrans         = 23456 // RFC 6793: stands for a 4-byte ASN on 2-byte sessions, never a real one
-	maxPasswordLen  = 80    // TCP_MD5SIG_MAXKEYLEN
-	maxHoldTime     = 65535 * time.Second
-	minHoldTime     = 3 * time.Second // RFC 4271 §4.2: 0 or at least three seconds
-	minBFDInterval  = 50 * time.Millisecond
-	maxBFDInterval  = 10 * time.Second
-	maxSocketPath   = 107 // sun_path holds 108 bytes with the terminating NUL
+	maxASN         = 1<<32 - 1
+	asTrans        = 23456 // RFC 6793: stands for a 4-byte ASN on 2-byte sessions, never a real one
+	maxPasswordLen = 80    // TCP_MD5SIG_MAXKEYLEN
+	maxHoldTime    = 65535 * time.Second
+	minHoldTime    = 3 * time.Second // RFC 4271 §4.2: 0 or at least three seconds
+	minBFDInterval = 50 * time.Millisecond
+	maxBFDInterval = 10 * time.Second
+	maxSocketPath  = 107 // sun_path holds 108 bytes with the terminating NUL
+	// grpcBindExtra is what routing adds to the gRPC socket's directory to
+	// bind it privately: "/.gobgp" and up to 10 random digits, then "/s".
+	grpcBindExtra   = len("/.gobgp4294967295/s")
 	communityFormat = `"ASN:VALUE" with each part from 0 to 65535, e.g. "65000:100"`
 )
 
@@ -102,6 +105,9 @@ func (c *Config) decodeBGP(root *section) map[netip.Addr]bool {
 			s.bad("grpc_socket", v, `contains ","; accepted: a path without commas (GoBGP reads a comma as a list of addresses)`)
 		} else if msg := checkSocketPath(v); msg != "" {
 			s.bad("grpc_socket", v, "%s", msg)
+		} else if dir := filepath.Dir(v); len(dir)+grpcBindExtra > maxSocketPath {
+			s.bad("grpc_socket", v, "its directory is %d bytes long; the socket is first bound in a private directory inside it (%s/.gobgpNNNNNNNNNN/s, so that it is 0600 before anyone can reach it), which leaves at most %d bytes for the directory",
+				len(dir), dir, maxSocketPath-grpcBindExtra)
 		} else {
 			b.GRPCSocket = v
 		}

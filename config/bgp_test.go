@@ -3,6 +3,7 @@ package config
 import (
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -287,6 +288,8 @@ test.toml:5: bgp.neighbor: missing; [bgp] needs at least one [[bgp.neighbor]] to
 			`test.toml:9: bgp.grpc_socket = "/run//gobgp.sock": not a clean path; did you mean "/run/gobgp.sock"?`},
 		{"grpc_socket too long", bgpBase + "grpc_socket = \"/" + string(make108('x')) + "\"\n" + neighbor0,
 			`test.toml:9: bgp.grpc_socket = "/` + string(make108('x')) + `": is 109 bytes long; a unix socket path holds at most 107`},
+		{"grpc_socket directory too long", bgpBase + "grpc_socket = \"/" + strings.Repeat("d", 88) + "/s\"\n" + neighbor0,
+			`test.toml:9: bgp.grpc_socket = "/` + strings.Repeat("d", 88) + `/s": its directory is 89 bytes long; the socket is first bound in a private directory inside it (/` + strings.Repeat("d", 88) + `/.gobgpNNNNNNNNNN/s, so that it is 0600 before anyone can reach it), which leaves at most 88 bytes for the directory`},
 		{"grpc_socket is the control socket", bgpBase + "grpc_socket = \"/run/map646.sock\"\n" + neighbor0,
 			`test.toml: control.socket = "/run/map646.sock": is also bgp.grpc_socket; the control socket and the gRPC API need a path each`},
 		{"med high", bgpBase + "med = 4294967296\n" + neighbor0,

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -36,6 +38,8 @@ type Config struct {
 	// the table's compact form, not also as a slice of netip.Prefix pairs.
 	table   *translator.Table
 	origins origins // where each mapping of the table was written
+
+	mode fs.FileMode // the file's permissions, as Load found them (Exposure); 0 from Parse
 }
 
 // Translator is the [translator] section.
@@ -61,6 +65,14 @@ type Translator struct {
 	// MappingFile is the path of the mapping file, resolved against the
 	// configuration file's directory; "" if there is none.
 	MappingFile string
+
+	// MaxMappingFileBytes and MaxMappings bound what a configuration may
+	// ask of memory: a mapping file larger than MaxMappingFileBytes, or
+	// more than MaxMappings mappings in all, is refused before the file is
+	// read whole or the table allocated. A stray file named on a reload
+	// must not take the daemon's memory.
+	MaxMappingFileBytes int
+	MaxMappings         int
 }
 
 // Defaults of the optional keys.
@@ -76,16 +88,39 @@ const (
 	DefaultICMPPMTUErrorRate  = 1000
 	DefaultICMPPMTUErrorBurst = 100
 	MaxICMPErrorRate          = 1000000
+
+	// A million mappings written out in full ("198.51.100.100/32
+	// 2001:db8:ffff:ffff:ffff:ffff:ffff:ffff/128") take 63 MB; the default
+	// leaves room for comments.
+	DefaultMaxMappingFileBytes = 128 << 20
+	MaxMappingFileBytes        = 4 << 30
+	DefaultMaxMappings         = 1 << 20
+	MaxMappings                = 1<<24 - 1 // translator.NewTable's own bound
 )
 
 // Load reads and checks the configuration file at path; a relative
 // mapping_file is looked up in the file's directory.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(data, path, filepath.Dir(path))
+	defer f.Close()
+	// The mode of the file read, not of whatever the path names a moment
+	// later.
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data, path, filepath.Dir(path))
+	if c != nil {
+		c.mode = fi.Mode().Perm()
+	}
+	return c, err
 }
 
 // Parse checks the configuration data, read from the file called name (used

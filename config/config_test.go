@@ -142,10 +142,12 @@ func TestDefaults(t *testing.T) {
 			IPv4MTU:       1500,
 			ICMPErrors:    true,
 		},
-		ICMPErrorRate:      100,
-		ICMPErrorBurst:     50,
-		ICMPPMTUErrorRate:  1000,
-		ICMPPMTUErrorBurst: 100,
+		ICMPErrorRate:       100,
+		ICMPErrorBurst:      50,
+		ICMPPMTUErrorRate:   1000,
+		ICMPPMTUErrorBurst:  100,
+		MaxMappingFileBytes: 128 << 20,
+		MaxMappings:         1 << 20,
 	}
 	if !equalTranslator(c.Translator, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c.Translator, want)
@@ -178,6 +180,8 @@ icmp_pmtu_error_rate = 11
 icmp_pmtu_error_burst = 5
 allow_local_destinations = true
 mapping_file = "m.txt"
+max_mapping_file_bytes = 1000
+max_mappings = 2
 `, "m.txt", "198.51.100.1 2001:db8:1::1\n")
 	if msg != "" {
 		t.Fatal(msg)
@@ -203,10 +207,12 @@ mapping_file = "m.txt"
 			ICMPErrors:             false,
 			AllowLocalDestinations: true,
 		},
-		ICMPErrorRate:      7,
-		ICMPErrorBurst:     3,
-		ICMPPMTUErrorRate:  11,
-		ICMPPMTUErrorBurst: 5,
+		ICMPErrorRate:       7,
+		ICMPErrorBurst:      3,
+		ICMPPMTUErrorRate:   11,
+		ICMPPMTUErrorBurst:  5,
+		MaxMappingFileBytes: 1000,
+		MaxMappings:         2,
 	}
 	got := c.Translator
 	if !strings.HasSuffix(got.MappingFile, string(filepath.Separator)+"m.txt") || !filepath.IsAbs(got.MappingFile) {
@@ -348,7 +354,7 @@ test.toml:4: translator.ipv6_address = "64:ff9b::7f00:1": lies in the pseudo pre
 		{"unknown key, case", base + "IPv4_MTU = 1400\n", nil,
 			`test.toml:5: translator.IPv4_MTU = 1400: unknown key; did you mean ipv4_mtu?`},
 		{"unknown key", base + "nat = true\n", nil,
-			`test.toml:5: translator.nat = true: unknown key; accepted: pseudo_prefix, policy, hairpinning, ipv4_address, ipv6_address, rfc6791_pool, ipv6_mtu, ipv4_mtu, lowest_ipv6_mtu, udp_zero_checksum, traffic_class, ipv4_identification, icmp_errors, icmp_error_rate, icmp_error_burst, icmp_pmtu_error_rate, icmp_pmtu_error_burst, allow_local_destinations, mapping_file`},
+			`test.toml:5: translator.nat = true: unknown key; accepted: pseudo_prefix, policy, hairpinning, ipv4_address, ipv6_address, rfc6791_pool, ipv6_mtu, ipv4_mtu, lowest_ipv6_mtu, udp_zero_checksum, traffic_class, ipv4_identification, icmp_errors, icmp_error_rate, icmp_error_burst, icmp_pmtu_error_rate, icmp_pmtu_error_burst, allow_local_destinations, mapping_file, max_mapping_file_bytes, max_mappings`},
 		{"unknown section", base + "\n[routing]\nasn = 64512\n", nil,
 			`test.toml:6: routing: unknown section; accepted: translator, mapping, tun, metrics, log, bgp, health, node, control`},
 		{"misspelt section bgp", base + "\n[bpg]\nlocal_as = 64512\n", nil,

@@ -46,7 +46,12 @@ func newDecoder(data []byte, file string) (*decoder, *section) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			d.add(Problem{File: file, Line: pe.Position.Line, Msg: "invalid TOML: " + pe.Message})
+			msg := "invalid TOML: " + pe.Message
+			if secretLine(data, pe.Position.Line) {
+				// The library's message may quote the secret.
+				msg = "invalid TOML in the value of a secret (the parser's message is not shown: it may quote the value); write it as a quoted string, e.g. password = \"...\""
+			}
+			d.add(Problem{File: file, Line: pe.Position.Line, Msg: msg})
 		} else {
 			d.add(Problem{File: file, Msg: "invalid TOML: " + err.Error()})
 		}
@@ -92,7 +97,7 @@ func (s *section) bad(key string, v any, format string, args ...any) {
 		File:  s.d.file,
 		Line:  s.line(key),
 		Key:   s.path(key),
-		Value: tomlString(v),
+		Value: s.shown(key, v),
 		Msg:   fmt.Sprintf(format, args...),
 	})
 }

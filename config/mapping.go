@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -58,6 +59,11 @@ func (c *Config) decodeMappings(ts *section, entries []*section) {
 		ms = c.readMappingFile(d, ts, ms, pseudo)
 	}
 
+	if len(ms) > c.Translator.MaxMappings { // [[mapping]] entries alone: the file's are counted before they are read
+		d.add(Problem{File: c.File, Key: "mapping", Msg: fmt.Sprintf("%d [[mapping]] entries, more than translator.max_mappings (%d)",
+			len(ms), c.Translator.MaxMappings)})
+		return
+	}
 	table, err := translator.NewTable(ms)
 	var te *translator.TableError
 	switch {
@@ -103,26 +109,46 @@ func parseSide(v, family, example string, pseudo netip.Prefix) (netip.Prefix, st
 // readMappingFile parses the mapping file and appends its mappings to ms:
 // one mapping per line, "IPV4[/LEN] IPV6[/LEN]", # starts a comment. The
 // file is read whole and cut into substrings, so a million lines cost no
-// allocation each.
+// allocation each. Its size and its number of mappings are checked against
+// max_mapping_file_bytes and max_mappings before anything is allocated for
+// them: a stray file named on a reload must not take the daemon's memory.
 func (c *Config) readMappingFile(d *decoder, ts *section, ms []translator.Mapping, pseudo netip.Prefix) []translator.Mapping {
 	path := c.Translator.MappingFile
-	data, err := os.ReadFile(path)
+	v, _ := ts.raw("mapping_file")
+	data, err := readLimited(path, c.Translator.MaxMappingFileBytes)
 	if err != nil {
 		var pe *fs.PathError
-		if errors.As(err, &pe) {
+		var big *tooLarge
+		msg := ""
+		switch {
+		case errors.As(err, &big) && big.size > 0:
+			msg = fmt.Sprintf("%s is %d bytes, more than translator.max_mapping_file_bytes (%d); nothing was loaded from it (a larger file needs a larger max_mapping_file_bytes)",
+				path, big.size, c.Translator.MaxMappingFileBytes)
+		case errors.As(err, &big):
+			msg = fmt.Sprintf("%s holds more than translator.max_mapping_file_bytes (%d); nothing was loaded from it (a larger file needs a larger max_mapping_file_bytes)",
+				path, c.Translator.MaxMappingFileBytes)
+		case errors.As(err, &pe):
 			err = pe.Err // the path is in the message already
-		}
-		v, _ := ts.raw("mapping_file")
-		msg := "cannot read " + path + ": " + err.Error()
-		if !filepath.IsAbs(v.(string)) {
-			msg += " (a relative path is looked up in the configuration file's directory)"
+			fallthrough
+		default:
+			msg = "cannot read " + path + ": " + err.Error()
+			if !filepath.IsAbs(v.(string)) {
+				msg += " (a relative path is looked up in the configuration file's directory)"
+			}
 		}
 		ts.bad("mapping_file", v, "%s", msg)
 		return ms
 	}
-	// Room for every line at once: growing a million-entry slice by
-	// doubling would leave the old copies to the collector.
-	n := bytes.Count(data, []byte("\n")) + 1
+	// Room for every mapping at once: growing a million-entry slice by
+	// doubling would leave the old copies to the collector. Counted, not
+	// guessed from the lines: a file of blank lines would cost 70 bytes of
+	// slices per byte.
+	n := countMappingLines(data)
+	if len(ms)+n > c.Translator.MaxMappings {
+		ts.bad("mapping_file", v, "%s has %d mapping lines and the configuration %d [[mapping]] entries: %d in all, more than translator.max_mappings (%d); nothing was loaded from it (a larger table needs a larger max_mappings)",
+			path, n, len(ms), len(ms)+n, c.Translator.MaxMappings)
+		return ms
+	}
 	ms = append(make([]translator.Mapping, 0, len(ms)+n), ms...)
 	c.origins.lines = make([]uint32, 0, n)
 	text := string(data)
@@ -162,6 +188,70 @@ func (c *Config) readMappingFile(d *decoder, ts *section, ms []translator.Mappin
 		}
 	}
 	return ms
+}
+
+// tooLarge is readLimited's refusal: size is the file's size, 0 when only
+// reading it found it too large (a device, a file that grew).
+type tooLarge struct{ size int64 }
+
+func (e *tooLarge) Error() string { return "file too large" }
+
+// readLimited reads the file at path if it holds at most limit bytes. A
+// regular file's size is known before a byte is read; anything else (a
+// device, a pipe, a file growing as it is read) is read up to limit+1
+// bytes and refused then.
+func readLimited(path string, limit int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > int64(limit) {
+		return nil, &tooLarge{fi.Size()}
+	}
+	r := io.LimitReader(f, int64(limit)+1)
+	data := make([]byte, 0, fi.Size()+1) // one more: the read that finds the end
+	for {
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+		n, err := r.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(data) > limit {
+		return nil, &tooLarge{}
+	}
+	return data, nil
+}
+
+// countMappingLines counts the lines of a mapping file that are neither
+// blank nor only a comment: an upper bound of its mappings.
+func countMappingLines(data []byte) int {
+	n := 0
+	for len(data) > 0 {
+		line, rest, _ := bytes.Cut(data, []byte("\n"))
+		data = rest
+		if i := bytes.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		for _, b := range line {
+			if !isSpace(b) {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // nextField returns the first whitespace-separated field of s and the rest.

@@ -96,6 +96,10 @@ func (c *Config) decodeTranslator(s *section, dir string) {
 			t.MappingFile = filepath.Join(dir, v)
 		}
 	}
+	t.MaxMappingFileBytes = DefaultMaxMappingFileBytes
+	s.integer("max_mapping_file_bytes", &t.MaxMappingFileBytes, 1, MaxMappingFileBytes, "")
+	t.MaxMappings = DefaultMaxMappings
+	s.integer("max_mappings", &t.MaxMappings, 1, MaxMappings, "")
 	s.done()
 }
 

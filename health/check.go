@@ -91,7 +91,8 @@ type Check struct {
 }
 
 // Target is what the check probes, as text: the address, address and
-// port, URL, or neighbors (comma-separated); empty for the data plane.
+// port, URL (its password, if any, as xxxxx), or neighbors
+// (comma-separated); empty for the data plane.
 func (c Check) Target() string {
 	switch c.Kind {
 	case ICMPv6:
@@ -99,7 +100,7 @@ func (c Check) Target() string {
 	case TCP:
 		return c.AddrPort.String()
 	case HTTP:
-		return c.URL
+		return redactURL(c.URL)
 	case BGP:
 		s := make([]string, len(c.Neighbors))
 		for i, n := range c.Neighbors {
@@ -159,4 +160,14 @@ func (c Check) Equal(d Check) bool {
 	return c.Name == d.Name && c.Kind == d.Kind && c.Addr == d.Addr && c.AddrPort == d.AddrPort &&
 		c.URL == d.URL && slices.Equal(c.Neighbors, d.Neighbors) && c.Interval == d.Interval &&
 		c.Timeout == d.Timeout && c.Rise == d.Rise && c.Fall == d.Fall && c.Withdraws == d.Withdraws
+}
+
+// redactURL returns u with the password of its user information, if any,
+// replaced by xxxxx: the target is shown by status and in logs.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	return p.Redacted()
 }

@@ -56,12 +56,12 @@ func newHTTPProbe(url string) probeFunc {
 		req.Header.Set("User-Agent", "map646-health")
 		resp, err := client.Do(req)
 		if err != nil {
-			return err // names the method, URL and cause
+			return err // names the method, URL (net/http strips its password) and cause
 		}
 		defer resp.Body.Close()
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		if resp.StatusCode < 200 || resp.StatusCode > 399 {
-			return fmt.Errorf("GET %s: status %s", url, resp.Status)
+			return fmt.Errorf("GET %s: status %s", redactURL(url), resp.Status)
 		}
 		return nil
 	}

@@ -239,3 +239,35 @@ func TestMonitorRealProbes(t *testing.T) {
 		t.Fatalf("status %+v", s)
 	}
 }
+
+// TestHTTPPasswordNotShown: a URL with a password (basic auth) is used as
+// given, but shown with the password as xxxxx: in Target (status, logs)
+// and in the probe's errors, whether the server answers badly or not at
+// all.
+func TestHTTPPasswordNotShown(t *testing.T) {
+	ln := listen6(t)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "probe" || p != "hunter2" {
+			http.Error(w, "who are you", http.StatusUnauthorized)
+			return
+		}
+		http.Error(w, "broken", http.StatusInternalServerError)
+	}))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	withPassword := strings.Replace(srv.URL, "http://", "http://probe:hunter2@", 1)
+	shown := strings.Replace(srv.URL, "http://", "http://probe:xxxxx@", 1)
+
+	if got := (Check{Kind: HTTP, URL: withPassword + "/health"}).Target(); got != shown+"/health" {
+		t.Errorf("Target() = %q, want %q", got, shown+"/health")
+	}
+	// The password reaches the server (500, not 401) and not the message.
+	wantErr(t, newHTTPProbe(withPassword+"/health")(probeCtx(t, time.Second)), "GET "+shown+"/health: status 500 Internal Server Error")
+	srv.Close()
+	err := newHTTPProbe(withPassword + "/health")(probeCtx(t, time.Second))
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("a probe of a closed server: %v; want an error without the password", err)
+	}
+}

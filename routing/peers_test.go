@@ -1024,8 +1024,15 @@ func TestGRPCUnixOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(unix), sock) {
-		t.Errorf("%s is not a listening unix socket in /proc/net/unix", sock)
+	// The socket is bound in a private directory next to sock, then moved
+	// to sock (grpcOptions): /proc/net/unix keeps the name it was bound with.
+	if !strings.Contains(string(unix), dir+"/.gobgp") {
+		t.Errorf("no unix socket bound in %s/.gobgp* in /proc/net/unix", dir)
+	}
+	if c, err := net.DialTimeout("unix", sock, time.Second); err != nil {
+		t.Errorf("%s does not answer: %v", sock, err)
+	} else {
+		c.Close()
 	}
 	t.Logf("TCP listeners of the process: %d before New, %d after (gRPC on %s)", len(before), len(after), sock)
 

@@ -16,7 +16,11 @@ Check a configuration: load FILE (and the mapping files it names), build the
 translator from it as the daemon would, and print what it would do. Every
 problem found is reported on stderr, one per line; the exit code is 0 for a
 valid configuration and 1 otherwise, so check can guard a deployment or a
-reload.
+reload. No message shows the value of a password, nor of an unknown key
+whose name looks like a secret (a misspelling of password, or a name
+holding pass, pwd, secret, token, key, cred or auth). A file holding a
+password that users other than its owner may read gets a warning on stderr
+(the exit code stays 0).
 
 Example:
   map646 check -config /etc/map646/map646.toml
@@ -34,6 +38,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	cfg, _, ok := loadConfig(*configPath, stderr)
 	if !ok {
 		return exitError
+	}
+	if w := cfg.Exposure(); w != "" {
+		fmt.Fprintln(stderr, "map646: warning: "+w)
 	}
 	cfg.Describe(stdout)
 	return exitOK

@@ -53,8 +53,19 @@ Take the node out of service without losing a packet (make before break):
   3. re-announce every prefix with GRACEFUL_SHUTDOWN (65535:0, RFC 8326)
      and [bgp] drain_med, so routers move the traffic to the other nodes;
   4. wait until the traffic through the device (the node's own data-plane
-     probes left out) falls to [node] drain_idle_pps packets/s, or
-     [node] drain_timeout passes;
+     probes left out) falls to [node] drain_idle_pps packets/s, but at
+     least 1 s, or [node] drain_timeout passes. Every 100 ms of the wait
+     the partners are checked again, as two partners drained at the same
+     moment both pass step 1: when a partner's routes now carry
+     GRACEFUL_SHUTDOWN where no other partner covers this node, both
+     nodes settle it alike: the one with the lower [bgp] router_id drains
+     (and withdraws only once the other announces without
+     GRACEFUL_SHUTDOWN again); the higher backs off: it announces as
+     before, removes the flag, serves again and refuses the drain naming
+     the partner (exit 1). An equal or unknown partner router id backs
+     off too, and so does a node whose partners' routes are gone (a
+     partner drained, stopped or lost its session meanwhile). A -force
+     drain never backs off;
   5. withdraw everything and keep translating for [node] linger while the
      routers converge; then drained. The data plane still translates what
      reaches it.

@@ -13,11 +13,12 @@ import (
 const runUsage = `Usage: map646 run -config FILE
 
 Run the translator. map646 run, as root:
-  1. loads and checks FILE as 'map646 check' does (a problem: exit 1);
+  1. loads and checks FILE as 'map646 check' does (a problem: exit 1; a
+     FILE holding a BGP password that others may read: a WARN line);
   2. creates the control socket [control] socket (default
-     /run/map646.sock, mode 0600), refusing to start when another map646
-     answers on it (a stale one is removed), and reads the drained flag in
-     [node] state_dir;
+     /run/map646.sock, mode 0600, at most 16 connections served at
+     once), refusing to start when another map646 answers on it (a stale
+     one is removed), and reads the drained flag in [node] state_dir;
   3. creates the tun device [tun] name (default map646) with its MTU,
      offloads, queues and txqueuelen, and brings it up; with offload =
      true it self-tests each offload it enabled (csum, tso4, tso6, uso4,
@@ -31,7 +32,9 @@ Run the translator. map646 run, as root:
   4. starts one worker thread per device queue (with [tun] busy_poll, a
      worker whose queue is empty reads on for that long before it sleeps);
   5. serves Prometheus metrics at http://[metrics] listen/metrics
-     (default 127.0.0.1:9646; loopback only unless allow_remote = true);
+     (default 127.0.0.1:9646; loopback only unless allow_remote = true;
+     a connection is closed when its request header takes over 5 s, its
+     request 10 s, its answer 30 s, or it idles 30 s);
   6. removes routes of protocol 246 left by an earlier map646 (logged), then
      routes every mapped IPv4 prefix (adjacent ones merged) and the pseudo
      prefix into the device: 'ip route show proto 246' lists them;
@@ -71,8 +74,11 @@ Signals:
                    ICMP error rates, [tun] busy_poll, the [bgp] neighbors and
                    attributes, the [health] checks (unchanged checks keep
                    their state), and announce accordingly. An invalid FILE
-                   is refused, its problems logged, the running
-                   configuration kept. The rest of [tun],
+                   is refused, its problems logged (never the value of
+                   a password or of a key that looks like one), the
+                   running configuration kept; so is a mapping file over
+                   [translator] max_mapping_file_bytes or max_mappings,
+                   before it is read whole. The rest of [tun],
                    [metrics], [log], [control], [node] state_dir, adding or
                    removing [bgp], and the speaker's AS, router id,
                    listener and grpc_socket need a restart (a warning or

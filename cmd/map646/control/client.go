@@ -25,9 +25,9 @@ func Call(path string, req Request, timeout time.Duration, progress func(string)
 		conn.SetDeadline(time.Now().Add(timeout))
 	}
 	b, _ := json.Marshal(req)
-	if _, err := conn.Write(append(b, '\n')); err != nil {
-		return final, fmt.Errorf("send the request to %s: %w", path, err)
-	}
+	// A daemon that refuses the connection (too many at once) answers and
+	// closes before reading the request: its answer is still there to read.
+	_, werr := conn.Write(append(b, '\n'))
 	sc := bufio.NewScanner(conn)
 	sc.Buffer(make([]byte, 64*1024), 64<<20) // a status with many neighbors and prefixes is long
 	for sc.Scan() {
@@ -45,6 +45,9 @@ func Call(path string, req Request, timeout time.Duration, progress func(string)
 		default:
 			return final, fmt.Errorf("garbled answer from %s: neither progress nor ok: %s", path, sc.Bytes())
 		}
+	}
+	if werr != nil {
+		return final, fmt.Errorf("send the request to %s: %w", path, werr)
 	}
 	if err := sc.Err(); err != nil {
 		return final, fmt.Errorf("read the answer from %s: %w", path, err)

@@ -19,6 +19,17 @@ import (
 // for tests.
 var requestTimeout = 5 * time.Second
 
+// maxConns bounds the connections served at once: each holds a goroutine
+// and, for a drain, a request in the daemon loop's queue; a local client
+// opening connections in a loop must not grow them without bound. A drain
+// holds its connection until it ends; sixteen leave room for status calls
+// meanwhile. A variable for tests.
+var maxConns = 16
+
+// refusedLogEvery bounds the log lines about refused connections: a flood
+// of them must not flood the log too.
+const refusedLogEvery = 10 * time.Second
+
 // Handler carries out the commands.
 type Handler interface {
 	Status() Status
@@ -37,6 +48,12 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	slots chan struct{} // one per connection served; maxConns of them
+	// Refused connections since the last log line, and when that was;
+	// serve's goroutine alone uses them.
+	refused    int
+	refusedLog time.Time
 }
 
 // Listen creates the control socket at path, mode 0600 from the
@@ -78,7 +95,7 @@ func Listen(path string, log *slog.Logger) (*net.UnixListener, error) {
 
 func NewServer(ln *net.UnixListener, h Handler, log *slog.Logger) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{ln: ln, h: h, log: log, ctx: ctx, cancel: cancel}
+	s := &Server{ln: ln, h: h, log: log, ctx: ctx, cancel: cancel, slots: make(chan struct{}, maxConns)}
 	s.wg.Add(1)
 	go s.serve()
 	return s
@@ -94,11 +111,34 @@ func (s *Server) serve() {
 			}
 			return
 		}
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			s.refuse(conn)
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer func() { <-s.slots }()
 			s.handle(conn)
 		}()
+	}
+}
+
+// refuse answers a connection over maxConns with an error line and closes
+// it. The line is short and the socket new: the write does not block, and
+// the deadline makes sure of it.
+func (s *Server) refuse(conn *net.UnixConn) {
+	f := false
+	b, _ := json.Marshal(Reply{OK: &f, Error: fmt.Sprintf("too many control connections (%d at once); try again when one has ended", maxConns)})
+	conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	conn.Write(append(b, '\n'))
+	conn.Close()
+	s.refused++
+	if now := time.Now(); now.Sub(s.refusedLog) >= refusedLogEvery {
+		s.log.Warn("control socket: connections refused: too many at once", "refused", s.refused, "max", maxConns)
+		s.refused, s.refusedLog = 0, now
 	}
 }
 

@@ -19,6 +19,18 @@ import (
 // drain_timeout passes (drainTimerFired), withdrawing, and lingering on the
 // timer again until drained. Each step is a progress line for the client
 // that asked, who gets the answer when the drain ends.
+//
+// Two partners drained at the same moment both pass startDrain's check:
+// each still sees the other's routes without GRACEFUL_SHUTDOWN. So every
+// tick of the wait looks again (contest), and the withdrawal waits at
+// least tm.Settle after the GRACEFUL_SHUTDOWN for the other drain to show:
+// a partner whose routes now carry GRACEFUL_SHUTDOWN where no other
+// partner covers ours drains too. Both nodes see the same two router ids
+// and decide alike: the lower one drains, and holds its withdrawal until
+// the other's routes are back without GRACEFUL_SHUTDOWN; the higher one
+// backs off (backOff): its drain is cancelled, it serves again and its
+// client hears why. A node whose partners' routes are gone meanwhile is
+// the last one, and backs off too.
 
 // errDrainBusy answers a drain or undrain while a drain runs.
 var errDrainBusy = errors.New("a drain is in progress")
@@ -42,6 +54,10 @@ type drain struct {
 	lastAt     time.Time
 	quiet      int // samples in a row at or under IdlePPS
 	lastReport time.Time
+	// rivals: the partners seen draining at the same time at the last
+	// tick, which back off for this node (contest).
+	rivals      []netip.Addr
+	nextContest time.Time // the next tick that looks at the partners (drainSample)
 }
 
 // drainTick is the running drain's sampling tick; nil (never ready)
@@ -66,15 +82,113 @@ func (c *lifecycle) drainTimer() <-chan time.Time {
 // announces without GRACEFUL_SHUTDOWN: those a drain would leave with no
 // node.
 func uncovered(announced []routing.Announcement, partners []routing.PartnerRoute) []netip.Prefix {
+	// A set, not a search per prefix: a partner may announce a large table,
+	// and a drain looks again on every tick (contest).
+	covered := make(map[netip.Prefix]bool, len(partners))
+	for _, p := range partners {
+		if !p.GracefulShutdown {
+			covered[p.Prefix] = true
+		}
+	}
 	var out []netip.Prefix
 	for _, a := range announced {
-		if !slices.ContainsFunc(partners, func(p routing.PartnerRoute) bool {
-			return p.Prefix == a.Prefix && !p.GracefulShutdown
-		}) {
+		if !covered[a.Prefix] {
 			out = append(out, a.Prefix)
 		}
 	}
 	return out
+}
+
+// rivals sorts out lone, the prefixes this node announces that no partner
+// announces without GRACEFUL_SHUTDOWN: the partners announcing one of them
+// with GRACEFUL_SHUTDOWN, which drain at the same time as this node, and
+// the prefixes no partner announces at all any more.
+func rivals(lone []netip.Prefix, partners []routing.PartnerRoute) (rs []netip.Addr, gone []netip.Prefix) {
+	draining := make(map[netip.Prefix]bool)
+	for _, p := range partners {
+		if p.GracefulShutdown && slices.Contains(lone, p.Prefix) {
+			draining[p.Prefix] = true
+			if !slices.Contains(rs, p.Partner) {
+				rs = append(rs, p.Partner)
+			}
+		}
+	}
+	for _, p := range lone {
+		if !draining[p] {
+			gone = append(gone, p)
+		}
+	}
+	return rs, gone
+}
+
+// contest looks at the partners again while the drain waits to withdraw,
+// and reports whether the drain goes on: false when this node backed off
+// (the drain has ended, the node serves). What startDrain checked may
+// have changed since: a partner drained at the same moment (its routes
+// now carry GRACEFUL_SHUTDOWN: the tie-break), or drained, stopped or lost
+// its session (its routes are gone: this node is the last, and backs
+// off). A forced drain never backs off: its operator accepted leaving
+// prefixes with no node.
+func (c *lifecycle) contest(ctx context.Context) bool {
+	d := c.drain
+	if d.req.force {
+		return true
+	}
+	start := time.Now()
+	partners := c.bgp.PartnerRoutes()
+	lone := uncovered(c.bgp.Announced(), partners)
+	rs, gone := rivals(lone, partners)
+	d.nextContest = start.Add(10 * time.Since(start))
+	if len(gone) > 0 {
+		c.backOff(ctx, fmt.Sprintf("no established partner node announces %s any more (a partner drained, stopped or lost its session since this drain began), so a withdrawal would leave them with no node",
+			joinPrefixes(gone)))
+		return false
+	}
+	if len(rs) > 0 {
+		ids := c.bgp.PartnerRouterIDs()
+		for _, r := range rs {
+			// The lower router id drains. An id equal to ours (a
+			// misconfiguration) or unknown: back off, the safe side.
+			if id, ok := ids[r]; !ok || id.Compare(c.routerID) <= 0 {
+				who := "router id unknown"
+				if ok {
+					who = "router id " + id.String()
+				}
+				c.backOff(ctx, fmt.Sprintf("partner %s (%s) drains at the same time, and draining both would leave %s with no node; of two such drains the lower router id goes on, and this node (router id %s) backs off",
+					r, who, joinPrefixes(lone), c.routerID))
+				return false
+			}
+		}
+	}
+	if slices.Equal(rs, d.rivals) {
+		return true
+	}
+	if len(rs) > 0 {
+		c.report(fmt.Sprintf("partner %s drains at the same time; this node has the lower router id (%s) and goes on: it withdraws once the partner has backed off",
+			joinAddrs(rs), c.routerID))
+	} else {
+		c.report(fmt.Sprintf("partner %s backed off: it announces without GRACEFUL_SHUTDOWN again", joinAddrs(d.rivals)))
+	}
+	d.rivals = rs
+	return true
+}
+
+// backOff cancels the drain before its withdrawal, for the reason why: the
+// node serves again and the client is told.
+func (c *lifecycle) backOff(ctx context.Context, why string) {
+	c.log.Warn("drain backed off", "why", why)
+	flagNote := ""
+	if err := c.flag.Remove(); err != nil {
+		flagNote = fmt.Sprintf("; the drained flag could not be removed (%v): remove it from [node] state_dir %s, or the node restarts drained", err, c.flag.dir)
+	}
+	c.refresh()
+	_ = c.node.CancelDrain("drain backed off: " + why) // cannot fail: the drain has not withdrawn
+	announceNote := ""
+	if err := c.announce(ctx); err != nil {
+		announceNote = "; the announcement failed and is retried: " + err.Error()
+	}
+	st, _, _ := c.node.State()
+	c.endDrain("", fmt.Errorf("refusing to drain: %s; GRACEFUL_SHUTDOWN withdrawn, the node is %s again%s%s", why, st, flagNote, announceNote))
 }
 
 // startDrain begins the drain r asks for, or answers it at once: a
@@ -167,7 +281,23 @@ func (c *lifecycle) drainSample(ctx context.Context, now time.Time) {
 	} else {
 		d.quiet = 0
 	}
-	if d.quiet >= quietSamples {
+	// The partners are looked at again on every tick, unless the last
+	// look took long (partners announcing large tables): then at most a
+	// tenth of the loop's time goes to it. Always before a withdrawal.
+	if d.quiet >= quietSamples || !now.Before(d.nextContest) {
+		if !c.contest(ctx) {
+			return
+		}
+	}
+	if len(d.rivals) > 0 {
+		// A partner drains too and backs off for this node: its routes
+		// must be back without GRACEFUL_SHUTDOWN before this node goes.
+		d.quiet = 0
+	}
+	// Not before tm.Settle has passed since the GRACEFUL_SHUTDOWN: a
+	// partner's drain requested at the same moment needs that long to show
+	// (contest) when this node's traffic falls at once.
+	if d.quiet >= quietSamples && now.Sub(d.start) >= d.tm.Settle {
 		c.drainWithdraw(ctx, fmt.Sprintf("traffic fell to %.0f packets/s (at or under drain_idle_pps %d) after %s; withdrawing",
 			pps, d.tm.IdlePPS, now.Sub(d.start).Round(time.Millisecond)))
 		return
@@ -184,6 +314,9 @@ func (c *lifecycle) drainSample(ctx context.Context, now time.Time) {
 func (c *lifecycle) drainTimerFired(ctx context.Context) {
 	d := c.drain
 	if !d.withdrawn {
+		if !c.contest(ctx) {
+			return
+		}
 		c.drainWithdraw(ctx, fmt.Sprintf("drain_timeout %s passed with traffic still flowing; withdrawing", d.tm.Timeout))
 		return
 	}
@@ -256,6 +389,14 @@ func (c *lifecycle) undrain(ctx context.Context) (string, error) {
 		msg += "; the announcement failed and is retried: " + err.Error()
 	}
 	return msg, nil
+}
+
+func joinAddrs(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 func joinPrefixes(ps []netip.Prefix) string {

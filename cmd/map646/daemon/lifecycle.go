@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,9 @@ type speaker interface {
 	Announced() []routing.Announcement
 	// PartnerRoutes: the prefixes Established partner nodes announce to us.
 	PartnerRoutes() []routing.PartnerRoute
+	// PartnerRouterIDs: the router ids of the Established partners, by
+	// neighbor address (the tie-break of two drains, drain.go).
+	PartnerRouterIDs() map[netip.Addr]netip.Addr
 	Neighbors() []control.NeighborStatus
 }
 
@@ -40,6 +44,10 @@ type drainTiming struct {
 	IdlePPS int           // the traffic rate (packets read per second) at or under which the node is idle
 	Linger  time.Duration // translating on after the withdrawal
 	Sample  time.Duration // traffic sampling period (100 ms)
+	// Settle is the least time between the GRACEFUL_SHUTDOWN and the
+	// withdrawal (1 s): long enough for a partner's drain requested at the
+	// same moment to show in its routes (drain.go, contest).
+	Settle time.Duration
 }
 
 // quietSamples is how many consecutive samples must be under IdlePPS: one
@@ -57,9 +65,12 @@ type lifecycle struct {
 	node *Node
 	plan Plan
 	bgp  speaker // nil without [bgp]
-	hm   monitor
-	flag drainFlag
-	tm   drainTiming
+	// routerID is this node's [bgp] router_id, set with bgp: of two
+	// partners draining at once, the lower one drains (drain.go).
+	routerID netip.Addr
+	hm       monitor
+	flag     drainFlag
+	tm       drainTiming
 
 	drain    *drain // the drain in progress; nil when none runs
 	stopping bool   // shutdown has withdrawn everything: announce nothing more
@@ -207,9 +218,9 @@ func (c *lifecycle) setPlan(ctx context.Context, p Plan, tm drainTiming, flag dr
 	return c.announce(ctx)
 }
 
-// setSpeaker attaches the speaker once it runs.
-func (c *lifecycle) setSpeaker(s speaker) {
-	c.bgp = s
+// setSpeaker attaches the speaker, which runs as routerID, once it runs.
+func (c *lifecycle) setSpeaker(s speaker, routerID netip.Addr) {
+	c.bgp, c.routerID = s, routerID
 	c.publish()
 }
 

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -24,7 +25,11 @@ type fakeSpeaker struct {
 	current  []routing.Announcement
 	calls    [][]routing.Announcement
 	partners []routing.PartnerRoute
-	fail     error
+	ids      map[netip.Addr]netip.Addr // PartnerRouterIDs
+	// onAnnounce, when set, sees each announced set, with mu held: a
+	// partner reacting to what this node announces.
+	onAnnounce func(want []routing.Announcement)
+	fail       error
 	// block, when set, holds Announce until it is closed, after a send on
 	// entered (concurrency tests).
 	block, entered chan struct{}
@@ -41,6 +46,9 @@ func (f *fakeSpeaker) Announce(ctx context.Context, want []routing.Announcement)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, want)
+	if f.onAnnounce != nil {
+		f.onAnnounce(want)
+	}
 	if f.fail != nil {
 		return f.fail
 	}
@@ -58,6 +66,12 @@ func (f *fakeSpeaker) PartnerRoutes() []routing.PartnerRoute {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.partners)
+}
+
+func (f *fakeSpeaker) PartnerRouterIDs() map[netip.Addr]netip.Addr {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.ids)
 }
 
 func (f *fakeSpeaker) Neighbors() []control.NeighborStatus {

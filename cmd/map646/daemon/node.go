@@ -177,12 +177,31 @@ func (n *Node) DrainDone(cause string) {
 	}
 }
 
+// CancelDrain ends a drain that has not withdrawn yet and puts the node
+// back where Undrain would: the node backs off in favour of a partner
+// draining at the same time (drain.go).
+func (n *Node) CancelDrain(cause string) error {
+	if n.state != Draining || n.phase != phaseShutdown {
+		return fmt.Errorf("no drain to cancel: %s since %s", n.state, n.since.Format(time.RFC3339))
+	}
+	n.serveAgain(cause)
+	return nil
+}
+
 // Undrain leaves Drained: serving when the data plane is ready and every
 // check is up, failed when a check is down, starting when not ready yet.
 func (n *Node) Undrain(cause string) error {
 	if n.state != Drained {
 		return fmt.Errorf("not drained: %s since %s", n.state, n.since.Format(time.RFC3339))
 	}
+	n.serveAgain(cause)
+	return nil
+}
+
+// serveAgain leaves Draining or Drained: serving when the data plane is
+// ready and every check is up, failed when a check is down, starting when
+// not ready yet.
+func (n *Node) serveAgain(cause string) {
 	switch {
 	case !n.ready:
 		n.set(Starting, cause+"; waiting for the data plane")
@@ -191,7 +210,6 @@ func (n *Node) Undrain(cause string) error {
 	default:
 		n.set(Failed, cause+"; but checks are down: "+n.healthCause)
 	}
-	return nil
 }
 
 // Plan is what the node would announce at full health: the IPv4 prefixes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -206,6 +207,7 @@ func (d *daemon) start() error {
 	start := time.Now()
 	cfg := d.cfg
 	d.warnForwarding()
+	d.warnExposure(cfg)
 
 	// The control socket is bound first: a second map646 on the same
 	// socket is refused before it touches the device or the routes.
@@ -291,7 +293,7 @@ func (d *daemon) start() error {
 		if d.bgp, err = routing.New(cfg.BGP.Config, d.log); err != nil {
 			return err
 		}
-		d.lc.setSpeaker(bgpSpeaker{d.bgp})
+		d.lc.setSpeaker(bgpSpeaker{d.bgp}, cfg.BGP.RouterID)
 	}
 	var sessions health.Sessions // a nil *routing.Speaker must stay a nil interface
 	if d.bgp != nil {
@@ -411,6 +413,33 @@ func (d *daemon) checkStateDir() {
 	d.lc.setStateDir(drainFlag{d.cfg.Node.StateDir}.Writable())
 }
 
+// metricsTimeouts bound each connection to the metrics server: a client
+// that sends its request slowly (slowloris), never reads the answer, or
+// keeps a connection open and idle does not hold a goroutine, a file
+// descriptor and a scrape's buffers for ever.
+type metricsTimeouts struct {
+	readHeader time.Duration // from the connection (or the first byte of a request) to the end of its header
+	read       time.Duration // to the end of the request, body included (a scrape has none)
+	write      time.Duration // from the end of the request header to the end of the answer, the scrape included
+	idle       time.Duration // a kept-alive connection waiting for its next request
+}
+
+// defaultMetricsTimeouts leave a scrape of a large node (a million
+// mappings, mapping_series of them as series) ample time, and close
+// anything slower. Prometheus scrapes every 15 s to 1 m: an idle
+// connection closed after 30 s costs at most a new connection per scrape.
+var defaultMetricsTimeouts = metricsTimeouts{
+	readHeader: 5 * time.Second, read: 10 * time.Second, write: 30 * time.Second, idle: 30 * time.Second,
+}
+
+// newMetricsServer returns the metrics HTTP server for h with the
+// timeouts tm.
+func newMetricsServer(h http.Handler, tm metricsTimeouts, errLog *log.Logger) *http.Server {
+	return &http.Server{Handler: h, ErrorLog: errLog,
+		ReadHeaderTimeout: tm.readHeader, ReadTimeout: tm.read, WriteTimeout: tm.write, IdleTimeout: tm.idle,
+		MaxHeaderBytes: 16 << 10} // a scrape's header is a few hundred bytes
+}
+
 // serveMetrics serves /metrics on ln until stop.
 func (d *daemon) serveMetrics(ln net.Listener) {
 	reg := prometheus.NewRegistry()
@@ -436,13 +465,20 @@ func (d *daemon) serveMetrics(ln net.Listener) {
 		}
 		fmt.Fprintln(w, "map646: metrics at /metrics")
 	})
-	d.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	d.metrics = newMetricsServer(mux, defaultMetricsTimeouts, slog.NewLogLogger(d.log.Handler(), slog.LevelWarn))
 	go func() {
 		if err := d.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("metrics server stopped", "err", err)
 		}
 	}()
+}
+
+// warnExposure logs a warning when cfg's file holds a password others may
+// read.
+func (d *daemon) warnExposure(cfg *config.Config) {
+	if w := cfg.Exposure(); w != "" {
+		d.log.Warn("the configuration exposes a secret", "config", cfg.File, "problem", w)
+	}
 }
 
 // reload applies the configuration file anew and says how it went. The
@@ -465,6 +501,7 @@ func (d *daemon) reload() (string, error) {
 		return "", fmt.Errorf("reload refused: the configuration is invalid; the running one is kept:\n%w", err)
 	}
 	d.keepRestartOnly(cfg)
+	d.warnExposure(cfg)
 
 	// While the data plane is being recovered there are no routes: the
 	// recovery installs those of the table in use, the new one.

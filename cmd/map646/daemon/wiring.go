@@ -65,7 +65,7 @@ func planOf(cfg *config.Config, tr *translator.Translator) Plan {
 
 // timingOf is the drain's part of [node].
 func timingOf(n config.Node) drainTiming {
-	return drainTiming{Timeout: n.DrainTimeout, IdlePPS: n.DrainIdlePPS, Linger: n.Linger, Sample: 100 * time.Millisecond}
+	return drainTiming{Timeout: n.DrainTimeout, IdlePPS: n.DrainIdlePPS, Linger: n.Linger, Sample: 100 * time.Millisecond, Settle: time.Second}
 }
 
 // nodeCollector exports the node's state, checks and sessions, read from

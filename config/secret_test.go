@@ -1,0 +1,117 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSecretsNotShown: the value of a password, of an unknown key whose
+// name looks like a secret, and of a table or URL holding one is never in
+// a message; the key and its line still are. The value of an unknown key
+// that looks like nothing secret is shown as before.
+func TestSecretsNotShown(t *testing.T) {
+	const secret = "hunter2"
+	for _, tc := range []struct {
+		name string
+		conf string
+		want string
+	}{
+		{"misspelt password", bgpBase + neighbor0 + "pasword = \"hunter2\"\n",
+			`test.toml:12: bgp.neighbor[0].pasword: unknown key; did you mean password?`},
+		{"passwd", bgpBase + neighbor0 + "passwd = \"hunter2\"\n",
+			`test.toml:12: bgp.neighbor[0].passwd: unknown key; did you mean password?`},
+		{"password in the wrong section", bgpBase + "password = \"hunter2\"\n" + neighbor0,
+			`test.toml:9: bgp.password: unknown key; accepted: local_as, router_id, listen_port, listen_addresses, grpc_socket, med, drain_med, communities, aggregates, neighbor`},
+		{"md5_key", bgpBase + neighbor0 + "md5_key = \"hunter2\"\n",
+			`test.toml:12: bgp.neighbor[0].md5_key: unknown key; accepted: address, peer_as, port, description, role, families, password, hold_time, keepalive_time, connect_retry, passive, multihop_ttl, bfd, bfd_interval, bfd_multiplier, next_hop_ipv4, next_hop_ipv6`},
+		{"auth_secret top level", "auth_secret = \"hunter2\"\n" + base,
+			`test.toml:1: auth_secret: unknown section; accepted: translator, mapping, tun, metrics, log, bgp, health, node, control`},
+		{"password too short", bgpBase + neighbor0 + "password = \"\"\n",
+			`test.toml:12: bgp.neighbor[0].password: must be 1 to 80 bytes long, not 0 (TCP-MD5 key, RFC 2385); to use none, leave the key out`},
+		{"inline table holding a password", bgpBase + "neighbor = [1, {password = \"hunter2\"}]\n",
+			`test.toml:9: bgp.neighbor: must be an array of tables ([[bgp.neighbor]]); element 0 is an integer`},
+		{"[bgp.neighbor] holding a password", bgpBase + "[bgp.neighbor]\naddress = \"192.0.2.254\"\npassword = \"hunter2\"\n",
+			`test.toml:9: bgp.neighbor: must be an array of tables ([[bgp.neighbor]]), not a table`},
+		{"password unquoted", bgpBase + neighbor0 + "password = hunter2\n",
+			`test.toml:12: invalid TOML in the value of a secret (the parser's message is not shown: it may quote the value); write it as a quoted string, e.g. password = "..."`},
+		{"misspelt password unquoted", bgpBase + neighbor0 + "  \"pasword\" = hunter2\n",
+			`test.toml:12: invalid TOML in the value of a secret (the parser's message is not shown: it may quote the value); write it as a quoted string, e.g. password = "..."`},
+		{"URL with a password", base + "[health]\n[[health.check]]\nname = \"web\"\ntype = \"http\"\ntarget = \"ftp://u:hunter2@[2001:db8:1::10]/\"\n",
+			`test.toml:9: health.check[0].target: `},
+		// Not secrets: shown as before.
+		{"unknown key, not secret", bgpBase + neighbor0 + "remote_as = 64513\n",
+			`test.toml:12: bgp.neighbor[0].remote_as = 64513: unknown key; accepted: address, peer_as, port, description, role, families, password, hold_time, keepalive_time, connect_retry, passive, multihop_ttl, bfd, bfd_interval, bfd_multiplier, next_hop_ipv4, next_hop_ipv6`},
+		{"known key passive", bgpBase + neighbor0 + "passive = \"yes\"\n",
+			`test.toml:12: bgp.neighbor[0].passive = "yes": must be true or false, not a string`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, got := parse(t, tc.conf)
+			if strings.HasSuffix(tc.want, ": ") {
+				// The message is the health package's: only its start and
+				// the missing secret are checked.
+				if !strings.HasPrefix(got, tc.want) {
+					t.Errorf("got:\n%s\nwant a line starting:\n%s", got, tc.want)
+				}
+			} else if got != tc.want {
+				t.Errorf("config:\n%s\ngot:\n%s\nwant:\n%s", tc.conf, got, tc.want)
+			}
+			if strings.Contains(got, secret) || strings.Contains(got, "hunter") {
+				t.Errorf("the message shows the secret: %s", got)
+			}
+		})
+	}
+}
+
+func TestLooksSecret(t *testing.T) {
+	for key, want := range map[string]bool{
+		"password": true, "Password": true, "pasword": true, "passwrod": true, "passwd": true,
+		"pssword": true, "passphrase": true, "md5_key": true, "secret": true, "api_token": true,
+		"auth": true, "credentials": true, "pwd": true,
+		"peer_as": false, "address": false, "hold_time": false, "remote_as": false, "description": false,
+		"keepalive_time": false, "router_id": false,
+	} {
+		if got := looksSecret(key); got != want {
+			t.Errorf("looksSecret(%q) = %v, want %v", key, got, want)
+		}
+	}
+}
+
+// TestExposure: Load warns about a configuration holding a password that
+// others may read, and only then.
+func TestExposure(t *testing.T) {
+	dir := t.TempDir()
+	withPassword := bgpBase + neighbor0 + "password = \"hunter2\"\n"
+	for _, tc := range []struct {
+		name string
+		conf string
+		mode os.FileMode
+		want string
+	}{
+		{"0644", withPassword, 0o644, "DIR/map646.toml holds a BGP password and is readable by its group and all users (mode 0644); make it readable by its owner only: chmod go-rw DIR/map646.toml"},
+		{"0640", withPassword, 0o640, "DIR/map646.toml holds a BGP password and is readable by its group (mode 0640); make it readable by its owner only: chmod go-rw DIR/map646.toml"},
+		{"0604", withPassword, 0o604, "DIR/map646.toml holds a BGP password and is readable by all users (mode 0604); make it readable by its owner only: chmod go-rw DIR/map646.toml"},
+		{"0600", withPassword, 0o600, ""},
+		{"0400", withPassword, 0o400, ""},
+		{"no password", bgpBase + neighbor0, 0o644, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "map646.toml")
+			os.Remove(path)
+			if err := os.WriteFile(path, []byte(tc.conf), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tc.mode); err != nil { // not subject to the umask
+				t.Fatal(err)
+			}
+			c, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.ReplaceAll(c.Exposure(), dir, "DIR"); got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
