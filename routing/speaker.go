@@ -186,6 +186,9 @@ func (s *Speaker) start(ctx context.Context) error {
 		}
 	}
 	s.applyListenerGTSM(cfg)
+	if cfg.ListenPort != -1 && slices.ContainsFunc(cfg.ListenAddresses, netip.Addr.IsUnspecified) {
+		s.log.Warn("BGP port open on every address of this node: set bgp.listen_addresses to the addresses the neighbors reach", "addresses", cfg.ListenAddresses, "port", g.ListenPort)
+	}
 	return nil
 }
 
