@@ -115,7 +115,11 @@ func parseAsGoBGP(msg []byte) {
 		rfs := map[bgp.Family]bgp.BGPAddPathMode{bgp.RF_IPv4_UC: bgp.BGP_ADD_PATH_NONE, bgp.RF_IPv6_UC: bgp.BGP_ADD_PATH_NONE}
 		bgp.ValidateUpdateMsg(u, rfs, true, false, false)
 	}
-	if handling == bgp.ERROR_HANDLING_SESSION_RESET {
+	if handling != bgp.ERROR_HANDLING_NONE {
+		// Reset, or the UPDATE's routes withdrawn or the bad attribute
+		// dropped: nothing of it is kept to be printed or serialized.
+		// PathAttributePmsiTunnel.Serialize panics on an attribute whose
+		// decoding failed (testdata/fuzz/FuzzParse/1b66a4b7ac46a26f).
 		return
 	}
 	if u, ok := m.Body.(*bgp.BGPUpdate); ok {
@@ -123,7 +127,7 @@ func parseAsGoBGP(msg []byte) {
 			_ = a.String() // GoBGP logs attributes
 		}
 	}
-	m.Serialize() // GoBGP re-serializes what it keeps (BMP, MRT, the API)
+	m.Serialize() // GoBGP re-serializes what it keeps (to other peers, BMP, MRT)
 }
 
 func FuzzReceive(f *testing.F) {
