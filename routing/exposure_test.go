@@ -1,11 +1,13 @@
 package routing
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -248,4 +250,44 @@ func TestRefusedLogSummary(t *testing.T) {
 	if len(out) != refusedLinesPerWindow+2 {
 		t.Errorf("the next window did not log the address again: %q", out)
 	}
+}
+
+// Proves: the prefix limit bounds the memory a neighbor can make GoBGP
+// hold. A peer sends 10,000 routes to a neighbor without a limit and to
+// one with MaxPrefixes 1000; GoBGP's heap (after a GC) grows by what the
+// routes cost in the first case and by little in the second.
+func TestPrefixLimitMemory(t *testing.T) {
+	growth := map[uint32]float64{}
+	for _, limit := range []uint32{0, 1000} {
+		port := freePort(t)
+		a := netip.MustParseAddr("127.0.2.50")
+		n := testNeighbor(a, 65000, port, IPv4Unicast)
+		n.Passive, n.HoldTime, n.KeepaliveTime, n.MaxPrefixes = true, 90*time.Second, 30*time.Second, limit
+		s, _ := newLoggedSpeaker(t, Config{LocalAS: 65001, RouterID: addrS, ListenAddresses: []netip.Addr{addrS}, ListenPort: port, Neighbors: []Neighbor{n}})
+		before := heapBytes()
+		p := dialRaw(t, s, a, port)
+		sent := sendPrefixes(p, 10000)
+		var held int
+		if limit == 0 {
+			pollUntil(t, "10,000 routes in the Adj-RIB-In", func() bool { return len(adjInPaths(t, s.bgp, a, bgp.RF_IPv4_UC)) == sent })
+			held = sent
+		} else {
+			pollUntil(t, "the session closed", func() bool { _, closed := p.notification(); return closed })
+			waitDown(t, s, a)
+		}
+		growth[limit] = float64(heapBytes()-before) / (1 << 20)
+		t.Logf("max_prefixes %d: %d routes sent, %d held, GoBGP's heap +%.1f MB", limit, sent, held, growth[limit])
+		p.conn.Close()
+		s.Close(context.Background())
+	}
+	if growth[0] < 2 || growth[1000] > growth[0]/3 {
+		t.Errorf("heap growth: %.1f MB without a limit, %.1f MB with max_prefixes 1000; want the routes to cost megabytes and the limit to keep most of it away", growth[0], growth[1000])
+	}
+}
+
+func heapBytes() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse)
 }

@@ -22,7 +22,7 @@ import (
 //
 // FuzzReceive sends each input as the body of an UPDATE over a real
 // Established session to a speaker in this process (passive neighbors on
-// 127.0.4.x), followed by a ROUTE-REFRESH: GoBGP handles a session's
+// 127.0.4.1-250), followed by a ROUTE-REFRESH: GoBGP handles a session's
 // messages in order, so the UPDATE it sends back in answer proves the
 // input went all the way through (parsing, RFC 7606 checks, the
 // Adj-RIB-In, the import policy). A reset session (NOTIFICATION) is
@@ -159,7 +159,9 @@ type fuzzPeer struct {
 	retry   time.Time // when a reset peer may connect again
 }
 
-const fuzzPeers = 64
+// fuzzPeers neighbors: most mutated inputs reset their session, which GoBGP
+// then refuses for 5 s, so the inputs go round many sessions.
+const fuzzPeers = 250
 
 var (
 	fuzzOnce sync.Once
