@@ -291,3 +291,35 @@ func heapBytes() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapInuse)
 }
+
+// Proves: the listener's GTSM works for IPv6 too (IPV6_MINHOPCOUNT): a
+// neighbor whose packets arrive with hop limit 254 cannot connect, with
+// 255 it can. The neighbor is ::1, the speaker listens on ::1.
+func TestTTLSecurityIPv6(t *testing.T) {
+	port := freePort(t)
+	lo6 := netip.IPv6Loopback()
+	n := testNeighbor(lo6, 65000, port, IPv6Unicast)
+	n.Passive, n.TTLSecurity = true, true
+	s, err := New(Config{LocalAS: 65001, RouterID: addrS, ListenAddresses: []netip.Addr{lo6}, ListenPort: port, Neighbors: []Neighbor{n}}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	dial := func(hops int) (net.Conn, error) {
+		d := net.Dialer{Timeout: 3 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
+			return setsockopts(c, [][3]int{{syscall.IPPROTO_IPV6, syscall.IPV6_UNICAST_HOPS, hops}})
+		}}
+		return d.Dial("tcp6", netip.AddrPortFrom(lo6, uint16(port)).String())
+	}
+	if c, err := dial(254); err == nil {
+		c.Close()
+		t.Fatalf("a peer sending with hop limit 254 connected under TTL security")
+	} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Fatalf("hop limit 254: %v; want a timeout (SYN dropped)", err)
+	}
+	c, err := dial(255)
+	if err != nil {
+		t.Fatalf("hop limit 255: %v", err)
+	}
+	c.Close()
+}

@@ -68,11 +68,12 @@ func (l *refusedLog) refused(r slog.Record, from netip.Addr) {
 	l.log(r)
 }
 
-// flush writes the summary of the window that ended and starts a new one.
+// flush writes the summary of the window that ended; the next refused
+// connection starts a new window.
 func (l *refusedLog) flush() {
 	l.mu.Lock()
 	n := l.suppressed
-	l.suppressed, l.summary, l.sources = 0, false, nil
+	l.suppressed, l.summary = 0, false
 	l.mu.Unlock()
 	if n == 0 {
 		return
