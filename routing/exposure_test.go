@@ -323,3 +323,45 @@ func TestTTLSecurityIPv6(t *testing.T) {
 	}
 	c.Close()
 }
+
+// Proves: a reload that adds a neighbor without TTL security opens the
+// listener to any TTL (that neighbor must be able to connect), and one
+// that removes it closes it again.
+func TestListenerGTSMReload(t *testing.T) {
+	port := freePort(t)
+	gtsm := testNeighbor(netip.MustParseAddr("127.0.2.60"), 65000, port, IPv4Unicast)
+	gtsm.Passive, gtsm.TTLSecurity = true, true
+	plain := testNeighbor(netip.MustParseAddr("127.0.2.61"), 65000, port, IPv4Unicast)
+	plain.Passive = true
+	cfg := Config{LocalAS: 65001, RouterID: addrS, ListenAddresses: []netip.Addr{addrS}, ListenPort: port, Neighbors: []Neighbor{gtsm}}
+	s, err := New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	opens := func() bool {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: plain.Address.AsSlice()}, Timeout: time.Second}
+		c, err := d.Dial("tcp", netip.AddrPortFrom(addrS, uint16(port)).String()) // TTL 64
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}
+	if opens() {
+		t.Fatalf("TTL 64 connection opened while every neighbor has TTL security")
+	}
+	cfg.Neighbors = []Neighbor{gtsm, plain}
+	if err := s.Reconfigure(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !opens() {
+		t.Fatalf("after adding a neighbor without TTL security, its TTL 64 connection does not open")
+	}
+	cfg.Neighbors = []Neighbor{gtsm}
+	if err := s.Reconfigure(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if opens() {
+		t.Fatalf("after removing it, a TTL 64 connection opens again")
+	}
+}
