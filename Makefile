@@ -98,10 +98,13 @@ microbench:
 	  $(GO) run $(BENCHSTAT) $(MICROBENCHOUT)/microbench-runs.txt; } >$(MICROBENCHOUT)/microbench.txt
 	@cat $(MICROBENCHOUT)/microbench.txt
 
-# Fuzz each direction of the translator for FUZZTIME (default 20s).
+# Fuzz each direction of the translator and the BGP receive path for
+# FUZZTIME (default 20s) each.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate4$$' -fuzztime $(FUZZTIME) ./translator/
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate6$$' -fuzztime $(FUZZTIME) ./translator/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./routing/
+	$(GO) test -run '^$$' -fuzz '^FuzzReceive$$' -fuzztime $(FUZZTIME) -parallel 1 ./routing/
 
 clean:
 	rm -rf bin

@@ -252,6 +252,18 @@ func (c *Config) decodeNeighbor(s *section) (n routing.Neighbor, ok bool) {
 	if s.integer("multihop_ttl", &ttl, 0, 255, "0: directly connected") {
 		n.MultihopTTL = uint8(ttl)
 	}
+	// GTSM by default where it can work: a directly connected neighbor
+	// sends with TTL 255, a multihop one cannot.
+	n.TTLSecurity = n.MultihopTTL == 0
+	s.boolean("ttl_security", &n.TTLSecurity)
+	if n.TTLSecurity && n.MultihopTTL > 0 {
+		s.bad("ttl_security", true, "GTSM (RFC 5082) accepts only packets sent from one hop away (TTL 255), and this neighbor is set multihop (multihop_ttl = %d); set ttl_security = false or multihop_ttl = 0", n.MultihopTTL)
+	}
+	n.MaxPrefixes = c.defaultMaxPrefixes()
+	var maxPrefixes int
+	if s.integer("max_prefixes", &maxPrefixes, 0, maxASN, "0: no limit") {
+		n.MaxPrefixes = uint32(maxPrefixes)
+	}
 
 	s.boolean("bfd", &n.BFD.Enabled)
 	n.BFD.Interval = DefaultBFDInterval
@@ -274,6 +286,24 @@ func (c *Config) decodeNeighbor(s *section) (n routing.Neighbor, ok bool) {
 	c.nextHops(s, &n)
 	s.done()
 	return n, s.d.len() == before
+}
+
+// DefaultMaxPrefixes is the part of a neighbor's default prefix limit
+// that does not depend on the mappings (defaultMaxPrefixes).
+const DefaultMaxPrefixes = 1000
+
+// defaultMaxPrefixes is a neighbor's default max_prefixes: the number of
+// mappings (what a partner serving the same table sends back, at most)
+// plus DefaultMaxPrefixes, room for a router's default and connected
+// routes. The node imports nothing, so more can only cost memory: GoBGP
+// keeps every received route in the neighbor's Adj-RIB-In, and a router
+// leaking a full table (about a million IPv4 routes) would hold a large
+// part of the node's memory.
+func (c *Config) defaultMaxPrefixes() uint32 {
+	if c.table == nil {
+		return DefaultMaxPrefixes // the mappings have problems of their own
+	}
+	return uint32(c.table.Len()) + DefaultMaxPrefixes
 }
 
 // nextHops reads next_hop_ipv4 and next_hop_ipv6 of a neighbor and checks
@@ -373,6 +403,17 @@ func listenAddresses(s *section, list []string) ([]netip.Addr, bool) {
 		as = append(as, a)
 	}
 	return as, true
+}
+
+// ListensEverywhere reports whether the speaker accepts sessions on every
+// address of the node (0.0.0.0 or ::), which `map646 check` and the
+// daemon warn about: anyone who can reach the port can open a TCP
+// connection, and only then is it refused.
+func ListensEverywhere(c routing.Config) bool {
+	if c.ListenPort == -1 {
+		return false
+	}
+	return slices.ContainsFunc(c.ListenAddresses, netip.Addr.IsUnspecified)
 }
 
 // checkSocketPath checks the path of a unix socket.

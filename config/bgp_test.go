@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -63,6 +64,8 @@ hold_time = "30s"
 	timers := func(n routing.Neighbor, hold, keepalive time.Duration) routing.Neighbor {
 		n.HoldTime, n.KeepaliveTime, n.ConnectRetry = hold, keepalive, 5*time.Second
 		n.BFD = routing.BFD{Interval: 300 * time.Millisecond, Multiplier: 3}
+		// Directly connected: GTSM; no mappings: a limit of 1000.
+		n.TTLSecurity, n.MaxPrefixes = true, 1000
 		return n
 	}
 	want := BGP{
@@ -131,6 +134,8 @@ keepalive_time = "1s"
 connect_retry = "1s"
 passive = true
 multihop_ttl = 0
+ttl_security = false
+max_prefixes = 50
 bfd = true
 bfd_interval = "100ms"
 bfd_multiplier = 5
@@ -141,6 +146,7 @@ next_hop_ipv6 = "2001:db8:64::9"
 address = "2001:db8:ffff::1"
 peer_as = 64514
 multihop_ttl = 2
+max_prefixes = 0
 families = ["ipv4-unicast"]
 next_hop_ipv4 = "192.0.2.9"
 `)
@@ -167,6 +173,7 @@ next_hop_ipv4 = "192.0.2.9"
 				KeepaliveTime: time.Second,
 				ConnectRetry:  time.Second,
 				Passive:       true,
+				MaxPrefixes:   50,
 				BFD:           routing.BFD{Enabled: true, Interval: 100 * time.Millisecond, Multiplier: 5},
 				NextHopIPv4:   a4("192.0.2.9"),
 				NextHopIPv6:   a4("2001:db8:64::9"),
@@ -329,7 +336,7 @@ test.toml:5: bgp.neighbor: missing; [bgp] needs at least one [[bgp.neighbor]] to
 		{"neighbor empty", bgpBase + "[[bgp.neighbor]]\n", `test.toml:9: bgp.neighbor[0].address: missing; this key is required, e.g. address = "192.0.2.254"
 test.toml:9: bgp.neighbor[0].peer_as: missing; this key is required, e.g. peer_as = 64496`},
 		{"neighbor unknown key", bgpBase + neighbor0 + "remote_as = 64513\n",
-			`test.toml:12: bgp.neighbor[0].remote_as = 64513: unknown key; accepted: address, peer_as, port, description, role, families, password, hold_time, keepalive_time, connect_retry, passive, multihop_ttl, bfd, bfd_interval, bfd_multiplier, next_hop_ipv4, next_hop_ipv6`},
+			`test.toml:12: bgp.neighbor[0].remote_as = 64513: unknown key; accepted: address, peer_as, port, description, role, families, password, hold_time, keepalive_time, connect_retry, passive, multihop_ttl, ttl_security, max_prefixes, bfd, bfd_interval, bfd_multiplier, next_hop_ipv4, next_hop_ipv6`},
 		{"neighbor misspelt key", bgpBase + neighbor0 + "hold_tme = \"3s\"\n",
 			`test.toml:12: bgp.neighbor[0].hold_tme = "3s": unknown key; did you mean hold_time?`},
 		{"address garbage", bgpBase + "[[bgp.neighbor]]\naddress = \"router1\"\npeer_as = 64513\n",
@@ -408,6 +415,12 @@ test.toml:9: bgp.neighbor[0].peer_as: missing; this key is required, e.g. peer_a
 			`test.toml:12: bgp.neighbor[0].multihop_ttl = 256: must be from 0 to 255 (0: directly connected)`},
 		{"bfd multihop", bgpBase + neighbor0 + "multihop_ttl = 2\nbfd = true\n",
 			`test.toml:13: bgp.neighbor[0].bfd = true: the speaker's BFD is single-hop (RFC 5881) and this neighbor is set multihop (multihop_ttl = 2); set bfd = false or multihop_ttl = 0`},
+		{"ttl_security multihop", bgpBase + neighbor0 + "multihop_ttl = 2\nttl_security = true\n",
+			`test.toml:13: bgp.neighbor[0].ttl_security = true: GTSM (RFC 5082) accepts only packets sent from one hop away (TTL 255), and this neighbor is set multihop (multihop_ttl = 2); set ttl_security = false or multihop_ttl = 0`},
+		{"ttl_security string", bgpBase + neighbor0 + "ttl_security = \"on\"\n",
+			`test.toml:12: bgp.neighbor[0].ttl_security = "on": must be true or false, not a string`},
+		{"max_prefixes negative", bgpBase + neighbor0 + "max_prefixes = -1\n",
+			`test.toml:12: bgp.neighbor[0].max_prefixes = -1: must be from 0 to 4294967295 (0: no limit)`},
 		{"bfd multihop 1", bgpBase + neighbor0 + "multihop_ttl = 1\nbfd = true\n",
 			`test.toml:13: bgp.neighbor[0].bfd = true: the speaker's BFD is single-hop (RFC 5881) and this neighbor is set multihop (multihop_ttl = 1); set bfd = false or multihop_ttl = 0`},
 		{"bfd_interval short", bgpBase + neighbor0 + "bfd = true\nbfd_interval = \"10ms\"\n",
@@ -437,4 +450,62 @@ func make108(c byte) []byte {
 		b[i] = c
 	}
 	return b
+}
+
+// TestBGPMaxPrefixesDefault: the default prefix limit leaves room for a
+// partner sending back every mapping, and GTSM is on for a directly
+// connected neighbor only.
+func TestBGPMaxPrefixesDefault(t *testing.T) {
+	var m strings.Builder
+	for i := range 1500 {
+		fmt.Fprintf(&m, "[[mapping]]\nipv4 = \"198.51.%d.%d\"\nipv6 = \"2001:db8:1::%x\"\n", 100+i/250, i%250, i)
+	}
+	c, msg := parse(t, base+m.String()+`
+[bgp]
+local_as = 64512
+router_id = "192.0.2.2"
+`+neighbor0+`
+[[bgp.neighbor]]
+address = "192.0.2.3"
+peer_as = 64512
+role = "partner"
+multihop_ttl = 2
+`)
+	if msg != "" {
+		t.Fatal(msg)
+	}
+	for i, want := range []struct {
+		maxPrefixes uint32
+		gtsm        bool
+	}{{2500, true}, {2500, false}} {
+		n := c.BGP.Neighbors[i]
+		if n.MaxPrefixes != want.maxPrefixes || n.TTLSecurity != want.gtsm {
+			t.Errorf("neighbor %s: max_prefixes %d, ttl_security %v; want %d and %v", n.Address, n.MaxPrefixes, n.TTLSecurity, want.maxPrefixes, want.gtsm)
+		}
+	}
+}
+
+// TestBGPListenEverywhereWarning: `map646 check` says loudly when port 179
+// is open on every address (the default), and not otherwise.
+func TestBGPListenEverywhereWarning(t *testing.T) {
+	const warning = "  WARNING: port 179 is open on every address of this node: set bgp.listen_addresses to the addresses the neighbors reach\n"
+	for _, c := range []struct {
+		keys string
+		warn bool
+	}{
+		{"", true},
+		{`listen_addresses = ["192.0.2.2", "::"]` + "\n", true},
+		{`listen_addresses = ["192.0.2.2"]` + "\n", false},
+		{"listen_port = -1\n", false},
+	} {
+		conf, msg := parse(t, bgpBase+c.keys+neighbor0)
+		if msg != "" {
+			t.Fatal(msg)
+		}
+		var b strings.Builder
+		conf.Describe(&b)
+		if strings.Contains(b.String(), warning) != c.warn {
+			t.Errorf("%q: warning shown %v, want %v:\n%s", c.keys, !c.warn, c.warn, b.String())
+		}
+	}
 }

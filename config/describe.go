@@ -175,6 +175,9 @@ func (c *Config) describeLifeCycle(w io.Writer, line func(name, format string, a
 			listen = fmt.Sprintf("listening on %s port %d", joinStrings(b.ListenAddresses), b.ListenPort)
 		}
 		fmt.Fprintf(w, "\nbgp: AS %d, router id %s, %s\n", b.LocalAS, b.RouterID, listen)
+		if ListensEverywhere(b.Config) {
+			fmt.Fprintf(w, "  WARNING: port %d is open on every address of this node: set bgp.listen_addresses to the addresses the neighbors reach\n", b.ListenPort)
+		}
 		comms := "no communities"
 		if len(b.Communities) > 0 {
 			comms = "communities " + communityList(b.Communities)
@@ -248,6 +251,14 @@ func describeNeighbor(n routing.Neighbor, localAS uint32) string {
 	}
 	if n.MultihopTTL > 0 {
 		fmt.Fprintf(&b, "; multihop TTL %d", n.MultihopTTL)
+	}
+	if n.TTLSecurity {
+		b.WriteString("; GTSM (TTL 255)")
+	}
+	if n.MaxPrefixes > 0 {
+		fmt.Fprintf(&b, "; at most %d prefixes per family", n.MaxPrefixes)
+	} else {
+		b.WriteString("; no prefix limit")
 	}
 	return b.String()
 }

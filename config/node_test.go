@@ -238,9 +238,9 @@ bgp: AS 64512, router id 192.0.2.2, listening on 192.0.2.2 port 179
   announcements        MED 100, communities 64512:100, 65535:65281; draining: MED 1000 and GRACEFUL_SHUTDOWN
   aggregates           198.51.100.0/24
   gRPC API             unix socket /run/map646-gobgp.sock (gobgp --target unix:///run/map646-gobgp.sock ...)
-  neighbor             192.0.2.254 AS 64513 port 1179 router "upstream": ipv4-unicast; hold 3s, keepalive 1s; TCP-MD5; BFD 100ms x 3; passive
-  neighbor             2001:db8:ffff::1 AS 64514 router: ipv6-unicast; hold 90s, keepalive 30s; multihop TTL 2
-  neighbor             192.0.2.3 AS 64512 (iBGP) partner: ipv4-unicast, ipv6-unicast (next hop 2001:db8:64::1); hold 90s, keepalive 30s
+  neighbor             192.0.2.254 AS 64513 port 1179 router "upstream": ipv4-unicast; hold 3s, keepalive 1s; TCP-MD5; BFD 100ms x 3; passive; GTSM (TTL 255); at most 1001 prefixes per family
+  neighbor             2001:db8:ffff::1 AS 64514 router: ipv6-unicast; hold 90s, keepalive 30s; multihop TTL 2; at most 1001 prefixes per family
+  neighbor             192.0.2.3 AS 64512 (iBGP) partner: ipv4-unicast, ipv6-unicast (next hop 2001:db8:64::1); hold 90s, keepalive 30s; GTSM (TTL 255); at most 1001 prefixes per family
 
 health: 2 checks
   web                  tcp [2001:db8:1::10]:80 every 2s, timeout 500ms, up after 2, down after 5; withdraws ipv4

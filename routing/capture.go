@@ -11,12 +11,16 @@ import (
 // change) and picks out the one fact GoBGP reports nowhere else: why an
 // outgoing connection to a neighbor failed ("failed to connect", logged at
 // debug level by the peer's FSM, whose logger carries the neighbor address
-// as the "Key" attribute).
+// as the "Key" attribute). It also rate-limits GoBGP's line about each
+// refused connection (refused.go).
 type captureHandler struct {
 	inner slog.Handler
 	level *slog.LevelVar
 	peer  netip.Addr // from a "Key" attribute added with With
 	sink  func(peer netip.Addr, msg string)
+	// refused rate-limits GoBGP's line about each connection from an
+	// address that is no neighbor (refused.go).
+	refused *refusedLog
 }
 
 // Enabled is true for every record of a peer's logger, so that debug-level
@@ -30,6 +34,9 @@ func (h *captureHandler) forward(ctx context.Context, l slog.Level) bool {
 }
 
 func (h *captureHandler) Handle(ctx context.Context, r slog.Record) error {
+	if h.handleRefused(ctx, r) {
+		return nil
+	}
 	if h.peer.IsValid() && r.Message == "failed to connect" {
 		r.Attrs(func(a slog.Attr) bool {
 			if a.Key == "Error" {

@@ -79,6 +79,17 @@ type Neighbor struct {
 	// MultihopTTL > 0 allows an eBGP neighbor that many hops away; 0 is a
 	// directly connected neighbor.
 	MultihopTTL uint8
+	// TTLSecurity is GTSM (RFC 5082): the session's packets are sent with
+	// TTL 255 and the kernel drops those that arrive with less (IP_MINTTL,
+	// IPV6_MINHOPCOUNT), so that nobody more than one hop away can reach
+	// the session, spoofed source or not. Directly connected neighbors
+	// only: it cannot be combined with MultihopTTL.
+	TTLSecurity bool
+	// MaxPrefixes bounds what the neighbor may send, per family: one more
+	// prefix in its Adj-RIB-In and the session is closed with a Cease
+	// "Maximum Number of Prefixes Reached" (RFC 4486), then tried again
+	// after PrefixLimitRestart. 0 means no limit.
+	MaxPrefixes uint32
 	// BFD, when Enabled, runs single-hop BFD (RFC 5880/5881) with the
 	// neighbor and takes the session down when BFD declares it down.
 	BFD BFD

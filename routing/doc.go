@@ -38,6 +38,13 @@
 //     error: the NOTIFICATION or timer that took it down, or why the TCP
 //     connection failed (with a hint when TCP-MD5 is configured, since a
 //     key mismatch shows only as a connect timeout).
+//   - Exposure: TTL security (GTSM, RFC 5082) per neighbor, also on
+//     GoBGP's listening sockets while every neighbor has it (gtsm.go: GoBGP
+//     sets it on an accepted socket only after reading what came with the
+//     handshake); a per-family prefix limit, after which GoBGP closes the
+//     session with a Cease 6/1 and the speaker enables the neighbor again
+//     PrefixLimitRestart later; GoBGP's line about each connection from an
+//     address that is no neighbor rate-limited (refused.go).
 //   - Idle hold after a reset: when GoBGP resets a session itself with a
 //     Cease "Administrative Reset" (what the speaker asks for when BFD
 //     goes down), it then stays idle, refusing connections both ways, for

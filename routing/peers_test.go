@@ -346,7 +346,23 @@ func notificationName(code, sub uint8) string {
 // speaker's side.
 func dialRaw(t *testing.T, s *Speaker, addr netip.Addr, port int) *rawPeer {
 	t.Helper()
+	p := connectRaw(t, addr, port, 0)
+	p.open()
+	waitEstablished(t, s, addr)
+	return p
+}
+
+// connectRaw opens the raw peer's TCP connection from addr to the speaker
+// at addrS:port, its packets sent with IP TTL ttl (0: the system's
+// default, 64).
+func connectRaw(t *testing.T, addr netip.Addr, port, ttl int) *rawPeer {
+	t.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: addr.AsSlice()}, Timeout: testWait}
+	if ttl != 0 {
+		d.Control = func(_, _ string, c syscall.RawConn) error {
+			return setsockopts(c, [][3]int{{syscall.IPPROTO_IP, syscall.IP_TTL, ttl}})
+		}
+	}
 	conn, err := d.Dial("tcp", netip.AddrPortFrom(addrS, uint16(port)).String())
 	if err != nil {
 		t.Fatalf("raw peer %s: %v", addr, err)
@@ -354,6 +370,13 @@ func dialRaw(t *testing.T, s *Speaker, addr netip.Addr, port int) *rawPeer {
 	p := &rawPeer{t: t, addr: addr, conn: conn, notify: make(chan struct{}, 1)}
 	t.Cleanup(func() { conn.Close() })
 	go p.read()
+	return p
+}
+
+// open exchanges OPEN and KEEPALIVE with the speaker.
+func (p *rawPeer) open() {
+	p.t.Helper()
+	t, addr := p.t, p.addr
 	caps := bgp.NewOptionParameterCapability([]bgp.ParameterCapabilityInterface{
 		bgp.NewCapMultiProtocol(bgp.RF_IPv4_UC), bgp.NewCapFourOctetASNumber(65000),
 	})
@@ -365,8 +388,6 @@ func dialRaw(t *testing.T, s *Speaker, addr netip.Addr, port int) *rawPeer {
 	p.waitMsg("the speaker's OPEN", bgp.BGP_MSG_OPEN)
 	p.sendMsg(bgp.NewBGPKeepAliveMessage())
 	p.waitMsg("the speaker's KEEPALIVE", bgp.BGP_MSG_KEEPALIVE)
-	waitEstablished(t, s, addr)
-	return p
 }
 
 func (p *rawPeer) read() {

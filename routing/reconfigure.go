@@ -100,6 +100,7 @@ func (s *Speaker) Reconfigure(ctx context.Context, cfg Config) error {
 		return !ok
 	})
 	s.cfg = applied
+	s.applyListenerGTSM(applied)
 	return errors.Join(errs...)
 }
 
@@ -109,7 +110,8 @@ func sameSession(a, b Neighbor) bool {
 	return a.Address == b.Address && a.PeerAS == b.PeerAS && a.Role == b.Role && a.Port == b.Port &&
 		slices.Equal(a.Families, b.Families) && a.Password == b.Password &&
 		a.HoldTime == b.HoldTime && a.KeepaliveTime == b.KeepaliveTime && a.ConnectRetry == b.ConnectRetry &&
-		a.Passive == b.Passive && a.MultihopTTL == b.MultihopTTL && a.BFD == b.BFD
+		a.Passive == b.Passive && a.MultihopTTL == b.MultihopTTL && a.BFD == b.BFD &&
+		a.TTLSecurity == b.TTLSecurity && a.MaxPrefixes == b.MaxPrefixes
 }
 
 func sameNextHops(a, b Neighbor) bool {

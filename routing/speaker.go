@@ -117,7 +117,13 @@ func New(cfg Config, log *slog.Logger) (*Speaker, error) {
 	// why connections fail, which GoBGP reports only in its log.
 	levelVar := new(slog.LevelVar)
 	levelVar.Set(slog.LevelDebug) // defer to the handler's own level until `gobgp` sets one
-	gl := slog.New(&captureHandler{inner: s.log.Handler(), level: levelVar, sink: s.recordConnectError})
+	ch := &captureHandler{inner: s.log.Handler(), level: levelVar, sink: s.recordConnectError}
+	ch.refused = newRefusedLog(func(r slog.Record) {
+		if ch.forward(context.Background(), r.Level) {
+			ch.inner.Handle(context.Background(), r)
+		}
+	})
+	gl := slog.New(ch)
 	opts := []server.ServerOption{server.LoggerOption(gl, levelVar)}
 	if cfg.GRPCSocket != "" {
 		gopts, cleanup, err := grpcOptions(cfg.GRPCSocket)
@@ -178,6 +184,10 @@ func (s *Speaker) start(ctx context.Context) error {
 		if err := s.addPeer(ctx, n); err != nil {
 			return err
 		}
+	}
+	s.applyListenerGTSM(cfg)
+	if cfg.ListenPort != -1 && slices.ContainsFunc(cfg.ListenAddresses, netip.Addr.IsUnspecified) {
+		s.log.Warn("BGP port open on every address of this node: set bgp.listen_addresses to the addresses the neighbors reach", "addresses", cfg.ListenAddresses, "port", g.ListenPort)
 	}
 	return nil
 }
@@ -356,8 +366,19 @@ func (s *Speaker) apiPeer(n Neighbor) *api.Peer {
 	if n.MultihopTTL > 0 {
 		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(n.MultihopTTL)}
 	}
+	if n.TTLSecurity {
+		// GoBGP then sends with TTL 255 and sets the minimum TTL on the
+		// session's socket, outgoing or accepted.
+		p.TtlSecurity = &api.TtlSecurity{Enabled: true, TtlMin: 255}
+	}
 	for _, f := range n.Families {
-		p.AfiSafis = append(p.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true}})
+		af := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true}}
+		if n.MaxPrefixes > 0 {
+			// GoBGP counts the Adj-RIB-In, which holds every received
+			// route whatever the import policy says, after each UPDATE.
+			af.PrefixLimits = &api.PrefixLimit{Family: apiFamily(f), MaxPrefixes: n.MaxPrefixes}
+		}
+		p.AfiSafis = append(p.AfiSafis, af)
 	}
 	return p
 }
@@ -404,6 +425,12 @@ func (s *Speaker) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, t time.Ti
 	}
 	old := ps.state
 	changed := old != st.SessionState
+	// GoBGP reports the prefix limit only as its admin state; the
+	// session's end looks like any closed connection ("read-failed").
+	prefixLimit := changed && st.AdminState == api.PeerState_ADMIN_STATE_PFX_CT && st.SessionState == bgp.BGP_FSM_IDLE
+	if prefixLimit {
+		reason = fmt.Sprintf("sent Cease \"Maximum Number of Prefixes Reached\" (more than max_prefixes); tried again %v later", prefixLimitRestart)
+	}
 	ps.state = st.SessionState
 	if changed {
 		ps.since = t
@@ -413,6 +440,9 @@ func (s *Speaker) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, t time.Ti
 	}
 	s.stMu.Unlock()
 
+	if prefixLimit {
+		s.restartAfterPrefixLimit(addr)
+	}
 	if changed {
 		attrs := []any{"peer", addr, "state", stateName(st.SessionState), "from", stateName(old)}
 		if reason != "" {
@@ -433,6 +463,34 @@ func (s *Speaker) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, t time.Ti
 	case s.changes <- struct{}{}:
 	default:
 	}
+}
+
+// PrefixLimitRestart is how long a session closed because the neighbor
+// sent more than MaxPrefixes stays down before it is tried again. GoBGP
+// alone would keep it down until an operator enables it, and the shared
+// upstream leaking a full table would then cut every node off for good;
+// a minute keeps the cost of a peer that leaks again to one Adj-RIB-In
+// of MaxPrefixes routes a minute.
+const PrefixLimitRestart = time.Minute
+
+// prefixLimitRestart is PrefixLimitRestart; tests shorten it.
+var prefixLimitRestart = PrefixLimitRestart
+
+// restartAfterPrefixLimit enables the neighbor again PrefixLimitRestart
+// after GoBGP shut it down for its prefix limit. Called from GoBGP's event
+// callback, which must not wait: the timer runs on its own goroutine.
+func (s *Speaker) restartAfterPrefixLimit(addr netip.Addr) {
+	s.log.Warn("neighbor sent more prefixes than max_prefixes; session closed, trying again later", "peer", addr, "retry_in", prefixLimitRestart)
+	time.AfterFunc(prefixLimitRestart, func() {
+		// After Close or once the neighbor is removed GoBGP answers with an
+		// error, which then means nothing.
+		err := s.bgp.EnablePeer(context.Background(), &api.EnablePeerRequest{Address: addr.String()})
+		if err != nil {
+			s.log.Debug("cannot enable the neighbor after its prefix limit", "peer", addr, "err", err)
+			return
+		}
+		s.log.Info("neighbor enabled again after its prefix limit", "peer", addr)
+	})
 }
 
 // onBFDDown is called by a neighbor's BFD session when it leaves Up. BFD

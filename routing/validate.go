@@ -87,6 +87,9 @@ func validateConfig(c Config) error {
 		if len(n.Password) > 80 {
 			bad("%s: TCP-MD5 password longer than 80 bytes (the kernel's limit)", where)
 		}
+		if n.TTLSecurity && n.MultihopTTL > 0 {
+			bad("%s: TTL security (GTSM) is for directly connected neighbors; it cannot run with multihop TTL %d", where, n.MultihopTTL)
+		}
 		if n.BFD.Enabled {
 			if n.BFD.Interval < time.Millisecond || n.BFD.Interval > time.Hour {
 				bad("%s: BFD interval %v: want 1ms-1h", where, n.BFD.Interval)

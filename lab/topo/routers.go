@@ -56,6 +56,8 @@ func (l *Lab) routerConf(id string, as uint32, family, peerRoute, prefix string,
 	if birdBFD {
 		w("  bfd on;\n")
 	}
+	// The nodes are directly connected and run GTSM (RFC 5082) by default.
+	w("  ttl security on;\n")
 	if o.Password != "" {
 		w("  password %q;\n", o.Password)
 	}
