@@ -1199,6 +1199,14 @@ func adRowsD() []conformanceCase {
 		ext := append([]packettest.Ext{packettest.Fragment(0, more, 0xabcd)}, e...)
 		return packettest.Raw6(packettest.IPv6{Hop: 64, Src: server6, Dst: client6, Ext: ext}, next, make([]byte, 64))
 	}
+	// fragICMPv6Error: a first fragment whose headers after the Fragment
+	// header lead to an ICMPv6 Destination Unreachable.
+	fragICMPv6Error := func(e ...packettest.Ext) []byte {
+		ext := append([]packettest.Ext{packettest.Fragment(0, true, 0xabcd)}, e...)
+		msg := make([]byte, 64)
+		msg[0] = 1 // Destination Unreachable
+		return packettest.Raw6(packettest.IPv6{Hop: 64, Src: server6, Dst: client6, Ext: ext}, packettest.ProtoICMPv6, msg)
+	}
 	ah := packettest.Ext{Proto: packettest.ProtoAH, Bytes: make([]byte, 24)} // RFC 4302: length 24/4 - 2
 	ah.Bytes[1] = 4
 	atomic := func(n int) []byte {
@@ -1239,6 +1247,14 @@ func adRowsD() []conformanceCase {
 				Ext: []packettest.Ext{packettest.Fragment(1, true, 0xabcd), packettest.HopByHop(nil)}},
 				packettest.ProtoUDP, make([]byte, 64)),
 			translator.ReasonBadOptions),
+		// What such a first fragment carries decides whether it is
+		// answered: never an ICMPv6 error (RFC 4443 §2.4(e)), found behind
+		// the headers after the Fragment header (a fuzzing input: the walk
+		// ended at the Fragment header and answered an error).
+		adDrop("D3-fragment-then-routing-icmpv6-error-not-answered", nil,
+			fragICMPv6Error(packettest.Routing(4, 0, client6)), translator.ReasonFragmentedExtHdr),
+		adDrop("D3-fragment-then-hop-by-hop-icmpv6-error-not-answered", nil,
+			fragICMPv6Error(packettest.HopByHop(nil), packettest.DestOpts(nil)), translator.ReasonBadOptions),
 		adAnswered6("D3-fragment-then-ah-dropped", nil,
 			frag(packettest.ProtoUDP, true, ah), translator.ReasonFragmentedExtHdr),
 		adFwd("D3-fragment-then-esp-translated", nil, frag(packettest.ProtoESP, true), func(t *testing.T, in []byte, out []output) {

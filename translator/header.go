@@ -229,13 +229,19 @@ func parse6(b []byte, quoted bool, h *hdr6) Reason {
 			if nh == protoHopByHop && h.hbhAt == 0 {
 				h.hbhAt = nhAt // the walk ends at the Fragment header (RFC 7915 §5.1.1)
 			}
-			switch {
-			case h.hbhAt != 0:
-				return ReasonBadOptions
-			case extHeader(nh):
-				return ReasonFragmentedExtHdr
+			if h.hbhAt == 0 && !extHeader(nh) {
+				return ReasonNone
 			}
-			return ReasonNone
+			if h.fragOff == 0 {
+				// Not translated either way, but answered with an error
+				// unless the chain carries an ICMPv6 error (RFC 4443
+				// §2.4(e)): find its upper layer for answerable6.
+				h.proto, h.l4 = upperLayer6(b[:h.end], off, nh)
+			}
+			if h.hbhAt != 0 {
+				return ReasonBadOptions
+			}
+			return ReasonFragmentedExtHdr
 		default:
 			h.proto, h.l4 = nh, off
 			if h.hbhAt != 0 {
@@ -244,6 +250,25 @@ func parse6(b []byte, quoted bool, h *hdr6) Reason {
 			return ReasonNone
 		}
 	}
+}
+
+// upperLayer6 walks the Hop-by-Hop, Routing and Destination Options headers
+// that start at off with next header nh, at most maxExtHeaders of them, and
+// returns the first other next header and its offset; a chain cut short
+// ends the walk at the header that does not fit.
+func upperLayer6(b []byte, off int, nh uint8) (uint8, int) {
+	for range maxExtHeaders {
+		if nh != protoHopByHop && nh != protoRouting && nh != protoDestOpts || off+8 > len(b) {
+			break
+		}
+		n := (int(b[off+1]) + 1) * 8
+		if off+n > len(b) {
+			break
+		}
+		nh = b[off]
+		off += n
+	}
+	return nh, off
 }
 
 // writeIPv4 writes a 20-byte IPv4 header with its checksum.
