@@ -80,7 +80,8 @@ func received(s control.Status) int {
 // to drain, being the last node; the drained one restarts drained and
 // undrains; SIGTERM withdraws before the session closes.
 func TestRunPartners(t *testing.T) {
-	requireRoot(t)
+	netlab.RequireRoot(t)
+	netlab.Need(t, "ip")
 	bin := buildMap646(t)
 	nsA, nsB := netlab.NewNS(t, "tokyo"), netlab.NewNS(t, "osaka")
 	netlab.Veth(t, nsA, "p0", nsB, "p0")

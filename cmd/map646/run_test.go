@@ -27,7 +27,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
-	"github.com/map646/map646/lab/labreq"
+	"github.com/map646/map646/lab/netlab"
 )
 
 // runConfig is a configuration for `map646 run` tests: documentation
@@ -129,15 +129,6 @@ func TestRunRefusals(t *testing.T) {
 }
 
 // --- Root tests: map646 run as a process in a network namespace. ---
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	labreq.Root(t, "run map646 in a network namespace")
-	labreq.Tun(t)
-	if _, err := exec.LookPath("ip"); err != nil {
-		labreq.Unavailable(t, "no ip command (apt-get install iproute2)")
-	}
-}
 
 // newNetns creates a network namespace named m646d + a random suffix with
 // its loopback up, deleted when the test ends.
@@ -349,7 +340,8 @@ func udpEcho(t *testing.T, ns string, public string, server6 *net.UDPConn) {
 // IPv6 to the server, whose answer to 64:ff9b::192.0.2.100 goes into the
 // device again and comes back as IPv4 to the client.
 func TestRunInNetns(t *testing.T) {
-	requireRoot(t)
+	netlab.RequireRoot(t)
+	netlab.Need(t, "ip")
 	bin := buildMap646(t)
 	t.Run("offload", func(t *testing.T) { testRunInNetns(t, bin, true) })
 	t.Run("plain", func(t *testing.T) { testRunInNetns(t, bin, false) })
