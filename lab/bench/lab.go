@@ -1,12 +1,9 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,11 +11,6 @@ import (
 
 	"github.com/map646/map646/lab/netlab"
 )
-
-// nsPrefix starts the name of every namespace the benchmark creates (the
-// lab tests' are netlab.Prefix, "m646l"): "m646b" + 8 random hex digits +
-// "-" + subject + "-" + role.
-const nsPrefix = "m646b"
 
 // fatal is how a subjectTB's Fatalf unwinds to the subject's caller, so
 // that a subject that cannot be set up or measured is reported and the
@@ -52,100 +44,6 @@ func catch(f func()) (err error) {
 	}()
 	f()
 	return nil
-}
-
-// newNS creates a namespace named after nsPrefix with its loopback up and
-// registers its deletion (netlab's: the processes left in it are killed by
-// PID, then it is deleted with its links). Like netlab's own, it is
-// recorded in ownerDir with its creator, so that a run killed by SIGKILL
-// leaves nothing behind for long: the next run deletes it (sweepStale).
-func newNS(t netlab.TB, role string) *netlab.NS {
-	t.Helper()
-	var b [4]byte
-	rand.Read(b[:])
-	n := &netlab.NS{Name: nsPrefix + hex.EncodeToString(b[:]) + "-" + role, Role: role}
-	if err := recordOwner(n.Name); err != nil {
-		t.Fatalf("%v", err)
-	}
-	if out, err := exec.Command("ip", "netns", "add", n.Name).CombinedOutput(); err != nil {
-		forgetOwner(n.Name)
-		t.Fatalf("ip netns add %s: %v: %s", n.Name, err, out)
-	}
-	t.Cleanup(func() {
-		if err := n.Delete(); err != nil {
-			t.Errorf("bench: %v", err)
-			return
-		}
-		forgetOwner(n.Name)
-	})
-	n.IP(t, "link", "set", "lo", "up")
-	return n
-}
-
-// ownerDir holds one file per live benchmark namespace: the PID and start
-// time of the process that created it (netlab's convention, in a
-// directory of our own: netlab sweeps only its m646l namespaces).
-const ownerDir = "/run/m646bench"
-
-func recordOwner(name string) error {
-	if err := os.MkdirAll(ownerDir, 0o755); err != nil {
-		return err
-	}
-	self := fmt.Sprintf("%d %s", os.Getpid(), startTime(os.Getpid()))
-	return os.WriteFile(filepath.Join(ownerDir, name), []byte(self), 0o644)
-}
-
-func forgetOwner(name string) { os.Remove(filepath.Join(ownerDir, name)) }
-
-// startTime returns field 22 of /proc/PID/stat (start time in clock ticks
-// since boot), "" if the process does not exist: with the PID, it names a
-// process unambiguously.
-func startTime(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 { // the command name may hold spaces
-		if f := strings.Fields(s[i+1:]); len(f) > 19 {
-			return f[19]
-		}
-	}
-	return ""
-}
-
-// sweepStale deletes the namespaces of benchmark runs that died without
-// cleaning up (their creator is gone), never those of a live run, and
-// returns their names.
-func sweepStale() ([]string, error) {
-	entries, err := os.ReadDir(ownerDir)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var swept []string
-	var errs []error
-	for _, e := range entries {
-		name := e.Name()
-		b, err := os.ReadFile(filepath.Join(ownerDir, name))
-		if !strings.HasPrefix(name, nsPrefix) || err != nil {
-			continue
-		}
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if pid, err := strconv.Atoi(f[0]); err == nil && startTime(pid) == f[1] {
-				continue // its creator runs
-			}
-		}
-		if err := (&netlab.NS{Name: name}).Delete(); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		forgetOwner(name)
-		swept = append(swept, name)
-	}
-	return swept, errors.Join(errs...)
 }
 
 // options are the command-line settings the lab needs.
@@ -190,9 +88,9 @@ const (
 // server, and checks that a ping gets through.
 func setup(t *subjectTB, s subject, o options) *topo {
 	tp := &topo{s: s, t: t}
-	tp.client = newNS(t, s.ID+"-client")
-	tp.router = newNS(t, s.ID+"-router")
-	tp.server = newNS(t, s.ID+"-server")
+	tp.client = netlab.NewNS(t, s.ID+"-client")
+	tp.router = netlab.NewNS(t, s.ID+"-router")
+	tp.server = netlab.NewNS(t, s.ID+"-server")
 	for _, ns := range []*netlab.NS{tp.client, tp.router, tp.server} {
 		// Before the links exist, so that they inherit "default": no
 		// reverse-path filter (translated ICMP errors come from the RFC 6791

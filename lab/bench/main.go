@@ -19,8 +19,9 @@
 // where packets were lost, Figure 12, the charts), runs.csv (every run),
 // throughput.png, udp64.png, rtt.png, lookup.png, lookup-bench.txt (the Go
 // benchmark's output) and the translators' logs; and prints progress and a
-// summary. Namespaces are named m646b* and deleted at the end, on error,
-// and on SIGINT or SIGTERM.
+// summary. Its namespaces are netlab's (m646l*, netlab.NewNS): deleted at
+// the end, on error, and on SIGINT or SIGTERM; those of a run killed by
+// SIGKILL are deleted by the next netlab program or test (netlab.SweepStale).
 //
 // Usage:
 //
@@ -133,13 +134,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	swept, err := sweepStale()
-	if len(swept) > 0 {
-		step("deleted namespaces left by benchmark runs that were killed: %s", strings.Join(swept, " "))
-	}
-	if err != nil {
-		step("could not delete every namespace left by killed runs: %v", err)
-	}
 	var topos []*topo
 	for _, sub := range subjects {
 		step("setting up %s", sub.Name)
