@@ -82,4 +82,7 @@
 // Ctrl-C (SIGINT) or SIGTERM ends a run at the next step; what ran is
 // written and every namespace and process is removed (a second Ctrl-C
 // quits at once; the next lab run deletes what that leaves).
+//
+// It imports lab/topo, lab/netlab, x/sys (the sniffers) and gonum/plot;
+// nothing of map646 but through the binary.
 package failover

@@ -62,4 +62,7 @@
 //     packet is one written packet. The kernel's own counters of the tun
 //     device (packets it queued to map646, packets map646 wrote) are
 //     reported beside them.
+//
+// It owns nothing but its test and report. Its test imports lab/topo and
+// lab/netlab; the package has no other code.
 package soak

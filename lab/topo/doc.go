@@ -46,4 +46,8 @@
 // configurations follow map646's configuration file ([bgp] with
 // [[bgp.neighbor]], [[health.check]], [node], [control]); NodeConfig renders
 // them and a test may change a node's before (re)starting it.
+//
+// It owns the topology: its namespaces, routers and nodes, through netlab's
+// TB. It imports lab/netlab and cmd/map646/control (to read the nodes'
+// status); lab/failover, lab/soak and the lab tests import it.
 package topo
