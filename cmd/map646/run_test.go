@@ -27,6 +27,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
 )
 
@@ -256,28 +257,29 @@ func (p *proc) lines() []string {
 // msg, and the index after it.
 func (p *proc) wait(msg string, from int) (map[string]any, int) {
 	p.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var rec map[string]any
+	n := from
+	logged := poll.Until(20*time.Second, 10*time.Millisecond, func() bool {
 		p.mu.Lock()
-		for i := from; i < len(p.logs); i++ {
-			if m, _ := p.logs[i]["msg"].(string); strings.HasPrefix(m, msg) {
-				rec := p.logs[i] // read under the lock: the reader appends to p.logs
+		for ; n < len(p.logs); n++ {
+			if m, _ := p.logs[n]["msg"].(string); strings.HasPrefix(m, msg) {
+				rec = p.logs[n] // read under the lock: the reader appends to p.logs
 				p.mu.Unlock()
-				return rec, i + 1
+				return true
 			}
 		}
-		n := len(p.logs)
 		p.mu.Unlock()
 		select {
 		case <-p.done:
 			p.t.Fatalf("map646 exited (%v) before logging %q", p.err, msg)
 		default:
 		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("no %q in the log after 20 s (%d lines)", msg, n)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return false
+	})
+	if !logged {
+		p.t.Fatalf("no %q in the log after 20 s (%d lines)", msg, n)
 	}
+	return rec, n + 1
 }
 
 func (p *proc) signal(sig syscall.Signal) {
