@@ -63,6 +63,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
 	pt "github.com/map646/map646/translator/packettest"
 )
@@ -242,10 +243,7 @@ func (l *lab) testChecksumGuard(t *testing.T) {
 		r.pkt[len(r.pkt)-1] ^= 0xff // the checksum no longer matches
 		b := r.ns.Nstat(t, r.counter)[r.counter]
 		sendFrames(t, l.xlat, r.dev, r.ns.MAC(t, r.peerDev), r.pkt)
-		deadline := time.Now().Add(5 * time.Second)
-		for r.ns.Nstat(t, r.counter)[r.counter] == b && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		poll.Until(5*time.Second, 20*time.Millisecond, func() bool { return r.ns.Nstat(t, r.counter)[r.counter] != b })
 		if a := r.ns.Nstat(t, r.counter)[r.counter]; a != b+1 {
 			t.Errorf("%s: %s went from %d to %d after one datagram with a wrong checksum, want +1: the checksum checks would see nothing", r.ns.Role, r.counter, b, a)
 		}
@@ -923,19 +921,15 @@ func (l *lab) testMalformed(t *testing.T) {
 	var d netlab.Metrics
 	var w map[string]float64
 	var wantErrs float64
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(5*time.Second, 50*time.Millisecond, func() bool {
 		d = l.m.Metrics(t).Sub(before)
 		w, wantErrs = expect(d)
 		ok := d.Get("map646_icmp_errors_sent_total")+d.Get("map646_icmp_errors_suppressed_total") == wantErrs
 		for k, v := range w {
 			ok = ok && d[k] == v
 		}
-		if ok || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ok
+	})
 	for k, v := range w {
 		if d[k] != v {
 			t.Errorf("%s grew by %v, want %v (%d each of: %s; probes %v)", k, d[k], v, rounds, strings.Join(names[k], "; "), d.Get("map646_probe_packets_total"))
@@ -1066,17 +1060,14 @@ func (l *lab) testReloadUnderLoad(t *testing.T) {
 			t.Errorf("reload %d: %v mappings, want %v", i, rec["mappings"], want)
 		}
 		// Let the stream flow between reloads: wait for 20 more echoes.
-		for g := got.Load(); got.Load() < g+20 && time.Since(start) < 30*time.Second; {
-			time.Sleep(time.Millisecond)
-		}
+		g := got.Load()
+		poll.Until(30*time.Second-time.Since(start), time.Millisecond, func() bool { return got.Load() >= g+20 })
 	}
 	took := time.Since(start)
 	close(stop)
 	<-sendDone
 	n := sent.Load()
-	for deadline := time.Now().Add(3 * time.Second); got.Load()+bad.Load() < n && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(3*time.Second, 5*time.Millisecond, func() bool { return got.Load()+bad.Load() >= n })
 	c.Close()
 	t.Logf("%d reloads in %v, %d of them with datagrams in flight; %d datagrams each way (%.0f/s): server received %d, client %d echoes",
 		reloads, took.Round(time.Millisecond), busy, n, float64(n)/took.Seconds(), srvGot.Load(), got.Load())

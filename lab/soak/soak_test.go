@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/lab/topo"
 )
@@ -482,9 +483,7 @@ send:
 			s.udpSent.Add(1)
 		}
 	}
-	for deadline := time.Now().Add(3 * time.Second); s.udpGot.Load()+s.udpBad.Load() < s.udpSent.Load() && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(3*time.Second, 10*time.Millisecond, func() bool { return s.udpGot.Load()+s.udpBad.Load() >= s.udpSent.Load() })
 	c.Close()
 	<-done
 }
@@ -532,13 +531,10 @@ func (s *soak) finalChecks() {
 	// Process: goroutines and fds back, memory flat.
 	for _, r := range s.nodes {
 		var end sample
-		for deadline := time.Now().Add(15 * time.Second); ; {
+		poll.Until(15*time.Second, 500*time.Millisecond, func() bool {
 			end = s.sample(r.n)
-			if (end.Goroutines <= r.warm.Goroutines+slackCount && end.FDs <= r.warm.FDs+slackCount) || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
+			return end.Goroutines <= r.warm.Goroutines+slackCount && end.FDs <= r.warm.FDs+slackCount
+		})
 		r.end = end
 		s.expect(end.Goroutines <= r.warm.Goroutines+slackCount, "%s: goroutines %v at the end, %v after the warm-up (%v at the start)",
 			r.n.Name, end.Goroutines, r.warm.Goroutines, r.start.Goroutines)

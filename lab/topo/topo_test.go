@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/map646/map646/internal/poll"
 )
 
 // TestTopoStatic: the lab without BGP (static multipath routes in both
@@ -30,16 +32,14 @@ func TestTopoStatic(t *testing.T) {
 	// A worker publishes its counters after writing its batch, so the last
 	// echo can be answered before it is counted: wait for the counts.
 	var after float64
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	poll.Until(5*time.Second, 10*time.Millisecond, func() bool {
 		after = 0
 		for _, n := range l.Nodes {
 			in4, _ := n.Packets(t)
 			after += in4
 		}
-		if after-before >= 6 || time.Now().After(deadline) {
-			break
-		}
-	}
+		return after-before >= 6
+	})
 	for _, n := range l.Nodes {
 		in4, in6 := n.Packets(t)
 		t.Logf("%s read %v IPv4 and %v IPv6 packets", n.Name, in4, in6)
