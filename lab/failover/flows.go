@@ -1,4 +1,4 @@
-package failover
+package main
 
 import (
 	"crypto/sha256"
@@ -8,9 +8,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync/atomic"
-	"testing"
 	"time"
 
+	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/lab/topo"
 )
 
@@ -50,7 +50,7 @@ const (
 // pseudo-random data until the client half-closes; meanwhile the victim
 // dies silently and comes back (the scenario waits until the routers use
 // it again before it ends the transfer).
-func (l *Lab) Flows(t *testing.T, o Options, victim *topo.Node, pingInterval time.Duration) FlowResult {
+func (l *Lab) Flows(t netlab.TB, o Options, victim *topo.Node, pingInterval time.Duration) FlowResult {
 	t.Helper()
 	st := stepTB{t}
 	res := FlowResult{Victim: victim.Name}

@@ -1,4 +1,4 @@
-package failover
+package main
 
 import (
 	"fmt"
@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/map646/map646/lab/netlab"
@@ -57,7 +56,7 @@ type Lab struct {
 	BFD        bool
 	Srcs, Dsts []netip.Addr
 	check      *listener // the target of tokyo's "backend-ipv6" check
-	t          *testing.T
+	t          netlab.TB
 }
 
 // NewLab builds the lab (BFD 100 ms x 3 on the router sessions, or only
@@ -66,7 +65,7 @@ type Lab struct {
 // answering: how the timeline makes tokyo stop announcing on one side
 // the map646 way. It waits until both routers route both prefixes over
 // both nodes.
-func NewLab(t *testing.T, o Options, bfd bool) *Lab {
+func NewLab(t netlab.TB, o Options, bfd bool) *Lab {
 	t.Helper()
 	l := &Lab{BFD: bfd, Lab: topo.New(t, topo.Options{Bin: o.Bin, BFD: bfd, NoStart: true}), t: t}
 	l.Srcs = []netip.Addr{netip.MustParseAddr(topo.Client4)}
@@ -216,11 +215,9 @@ const Freeze = true
 
 // stepTB is the test inside a step: a Fatalf there ends the step (the
 // timeline catches it and reports the run so far), not the test.
-type stepTB struct{ *testing.T }
+type stepTB struct{ netlab.TB }
 
 func (s stepTB) Fatalf(format string, args ...any) { panic(Fatal{fmt.Sprintf(format, args...)}) }
-func (s stepTB) Fatal(args ...any)                 { panic(Fatal{fmt.Sprint(args...)}) }
-func (s stepTB) FailNow()                          { panic(Fatal{"FailNow called"}) }
 
 // TimelineSteps are the paper's Figure 4 events, extended: both nodes
 // serving; tokyo's pseudo prefix withdrawn by its health check and back;
@@ -229,7 +226,7 @@ func (s stepTB) FailNow()                          { panic(Fatal{"FailNow called
 // waited for), then probes for hold; the revival waits (see revive) only
 // with wait. Without BFD only the baseline and the
 // silent death are run (the comparison the hold timer gives).
-func (l *Lab) TimelineSteps(t *testing.T, hold time.Duration, wait bool, maxOutage time.Duration) []Step {
+func (l *Lab) TimelineSteps(t netlab.TB, hold time.Duration, wait bool, maxOutage time.Duration) []Step {
 	st := stepTB{t}
 	tokyo, osaka := l.Tokyo, l.Osaka
 	conv := 30 * time.Second

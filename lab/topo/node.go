@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/map646/map646/cmd/map646/control"
@@ -87,7 +86,7 @@ func (l *Lab) nodeConfig(n *Node) NodeConfig {
 // Start writes the node's Config and starts `map646 run` with it; it waits
 // (30 s at most) until map646 logs "serving" (device up, kernel routes in).
 // Whether routers route over it yet is WaitRouted's to say.
-func (n *Node) Start(t testing.TB) {
+func (n *Node) Start(t netlab.TB) {
 	t.Helper()
 	if n.M != nil {
 		select {
@@ -117,7 +116,7 @@ func (n *Node) Start(t testing.TB) {
 
 // Stop sends SIGTERM and waits (30 s at most: withdraw, linger, stop) for
 // map646 to exit, which must be clean.
-func (n *Node) Stop(t testing.TB) {
+func (n *Node) Stop(t netlab.TB) {
 	t.Helper()
 	if n.stopped {
 		n.M.Signal(syscall.SIGCONT)
@@ -133,7 +132,7 @@ func (n *Node) Stop(t testing.TB) {
 
 // Kill ends map646 with SIGKILL: no withdrawal, but the kernel closes its
 // TCP sessions, so the routers notice at once.
-func (n *Node) Kill(t testing.TB) {
+func (n *Node) Kill(t netlab.TB) {
 	t.Helper()
 	if err := n.M.Signal(syscall.SIGKILL); err != nil {
 		t.Fatalf("topo: %s: SIGKILL: %v", n.Name, err)
@@ -147,7 +146,7 @@ func (n *Node) Kill(t testing.TB) {
 // freeze its map646 is stopped (SIGSTOP) as a hung machine would be. Only
 // BFD or the hold timer tells the routers. It returns the time the ports
 // went down.
-func (n *Node) KillSilently(t testing.TB, freeze bool) time.Time {
+func (n *Node) KillSilently(t netlab.TB, freeze bool) time.Time {
 	t.Helper()
 	if freeze {
 		if err := n.M.Signal(syscall.SIGSTOP); err != nil {
@@ -161,7 +160,7 @@ func (n *Node) KillSilently(t testing.TB, freeze bool) time.Time {
 }
 
 // Revive undoes KillSilently: SIGCONT, then the bridge ports up.
-func (n *Node) Revive(t testing.TB) {
+func (n *Node) Revive(t netlab.TB) {
 	t.Helper()
 	if n.stopped {
 		if err := n.M.Signal(syscall.SIGCONT); err != nil {
@@ -221,7 +220,7 @@ func (s Status) Announces(prefix string) bool {
 }
 
 // Status runs `map646 status -json`; a failure fails t.
-func (n *Node) Status(t testing.TB) Status {
+func (n *Node) Status(t netlab.TB) Status {
 	t.Helper()
 	out, err := n.Ctl(30*time.Second, "status", "-json")
 	if err != nil {
@@ -237,7 +236,7 @@ func (n *Node) Status(t testing.TB) Status {
 
 // WaitState waits until the node's state is state, asking every 50 ms
 // (the control socket has no push).
-func (n *Node) WaitState(t testing.TB, state string, timeout time.Duration) Status {
+func (n *Node) WaitState(t netlab.TB, state string, timeout time.Duration) Status {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -254,7 +253,7 @@ func (n *Node) WaitState(t testing.TB, state string, timeout time.Duration) Stat
 
 // Packets returns how many packets the node's data plane has read in each
 // direction (map646_packets_total by direction: 4to6, 6to4).
-func (n *Node) Packets(t testing.TB) (in4to6, in6to4 float64) {
+func (n *Node) Packets(t netlab.TB) (in4to6, in6to4 float64) {
 	t.Helper()
 	m := n.M.Metrics(t)
 	for k, v := range m {
@@ -275,7 +274,7 @@ func (n *Node) Packets(t testing.TB) (in4to6, in6to4 float64) {
 // mapping whose IPv4 side is addr ("198.51.100.10"), in direction "4to6"
 // or "6to4" (map646_mapping_packets_total): which node carried a flow to
 // that server.
-func (n *Node) MappingPackets(t testing.TB, addr, direction string) float64 {
+func (n *Node) MappingPackets(t netlab.TB, addr, direction string) float64 {
 	t.Helper()
 	var sum float64
 	for k, v := range n.M.Metrics(t) {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/map646/map646/lab/netlab"
@@ -86,7 +85,7 @@ type Lab struct {
 // the test when not root (fails it under CI, see lab/labreq) and fails it
 // on any problem; everything is removed
 // when the test ends.
-func New(t *testing.T, o Options) *Lab {
+func New(t netlab.TB, o Options) *Lab {
 	t.Helper()
 	netlab.RequireRoot(t)
 	netlab.Need(t, "ip", "bird", "birdc", "nstat", "ping")
@@ -255,7 +254,7 @@ func Gateways6(nodes ...*Node) []string {
 // WaitRouted waits until the upstream routes Prefix4 and the backend routes
 // Pseudo over exactly the given nodes (none: withdrawn everywhere), in their
 // kernel FIBs, and returns when both hold.
-func (l *Lab) WaitRouted(t testing.TB, timeout time.Duration, nodes ...*Node) {
+func (l *Lab) WaitRouted(t netlab.TB, timeout time.Duration, nodes ...*Node) {
 	t.Helper()
 	what := "routed over " + names(nodes)
 	if len(nodes) == 0 {
@@ -269,7 +268,7 @@ func (l *Lab) WaitRouted(t testing.TB, timeout time.Duration, nodes ...*Node) {
 
 // WaitConverged waits until both routers route both prefixes over both
 // nodes.
-func (l *Lab) WaitConverged(t testing.TB, timeout time.Duration) {
+func (l *Lab) WaitConverged(t netlab.TB, timeout time.Duration) {
 	t.Helper()
 	l.WaitRouted(t, timeout, l.Nodes...)
 }

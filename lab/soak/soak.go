@@ -1,4 +1,4 @@
-package soak
+package main
 
 import (
 	"crypto/sha256"
@@ -19,7 +19,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -30,7 +29,6 @@ import (
 )
 
 var (
-	enable   = flag.Bool("soak", false, "run the soak (skipped without it)")
 	duration = flag.Duration("duration", 10*time.Minute, "how long the traffic runs")
 	period   = flag.Duration("period", time.Minute, "one reload of both nodes and one drain/undrain per period")
 	outDir   = flag.String("out", "", "directory for report.md (the report is printed in any case)")
@@ -78,7 +76,7 @@ type check struct {
 }
 
 type soak struct {
-	t     *testing.T
+	t     netlab.TB
 	l     *topo.Lab
 	start time.Time
 	nodes []*nodeRec
@@ -101,12 +99,8 @@ type soak struct {
 	warmedUp, ending time.Duration
 }
 
-// TestSoak: the soak of the package comment.
-func TestSoak(t *testing.T) {
-	if !*enable {
-		t.Skip("the soak runs only with -soak (make soak: 10 minutes, as root)")
-	}
-	netlab.RequireRoot(t)
+// soakRun is the soak of the package comment.
+func soakRun(t netlab.TB) {
 	s := &soak{t: t}
 	defer s.report() // also after a Fatalf: the figures so far
 	s.l = topo.New(t, topo.Options{})
@@ -163,7 +157,7 @@ func (s *soak) event(format string, args ...any) {
 	s.mu.Lock()
 	s.timeline = append(s.timeline, line)
 	s.mu.Unlock()
-	s.t.Log(line)
+	s.t.Logf("%s", line)
 }
 
 func (s *soak) expect(ok bool, format string, args ...any) {
@@ -187,7 +181,7 @@ func (s *soak) sleepUntil(t time.Time) {
 // quiet is a netlab.TB for other goroutines than the test's: a failure is
 // remembered, not fatal.
 type quiet struct {
-	*testing.T
+	netlab.TB
 	err error
 }
 
@@ -207,7 +201,7 @@ func (s *soak) sample(n *topo.Node) sample {
 	if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
 		sm.FDs = len(fds)
 	}
-	q := &quiet{T: s.t}
+	q := &quiet{TB: s.t}
 	sm.Goroutines = n.M.Metrics(q).Get("go_goroutines")
 	return sm
 }
@@ -602,7 +596,7 @@ func (s *soak) counters(n *topo.Node) {
 
 // tunStats returns the kernel's counters of the node's tun device: tx is
 // toward map646 (packets it queued for reading), rx from it.
-func tunStats(t *testing.T, n *topo.Node) (tx, rx, txDropped uint64) {
+func tunStats(t netlab.TB, n *topo.Node) (tx, rx, txDropped uint64) {
 	out := n.NS.IP(t, "-s", "-j", "link", "show", "dev", n.M.Device)
 	var l []struct {
 		Stats64 struct {
