@@ -65,6 +65,7 @@ import (
 
 	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/topo"
 	pt "github.com/map646/map646/translator/packettest"
 )
 
@@ -142,26 +143,9 @@ func TestLab(t *testing.T) {
 }
 
 func newLab(t *testing.T, bin string, offload bool, queues int, busyPoll time.Duration) *lab {
-	l := &lab{offload: offload}
-	l.client = netlab.NewNS(t, "client4")
-	l.xlat = netlab.NewNS(t, "xlat")
-	l.srv = netlab.NewNS(t, "server6")
-	l.srvB = netlab.NewNS(t, "server6b")
-	for _, ns := range []*netlab.NS{l.client, l.xlat, l.srv, l.srvB} {
-		// Before the links exist, so that they inherit "default": no
-		// reverse-path filter (the translator's errors come from the RFC
-		// 6791 pool, which no route leads back to), no duplicate address
-		// detection, no ICMP rate limits in the kernels (traceroute and
-		// path MTU discovery must not depend on a token bucket).
-		ns.Sysctl(t, "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
-			"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
-			"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0")
-	}
-	l.xlat.Sysctl(t, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
-
-	netlab.Veth(t, l.client, "c4", l.xlat, "x4")
-	netlab.Veth(t, l.xlat, "x6", l.srv, "s6")
-	netlab.Veth(t, l.xlat, "x6b", l.srvB, "s6b")
+	// The links (topo.Single) are named as in the drawing.
+	s := topo.NewSingle(t, topo.SingleOptions{Servers: 2})
+	l := &lab{offload: offload, client: s.Client, xlat: s.Node, srv: s.Servers[0], srvB: s.Servers[1]}
 	l.xlat.IP(t, "link", "set", "x6b", "mtu", "1280")
 	l.srvB.IP(t, "link", "set", "s6b", "mtu", "1280")
 	l.client.AddAddr(t, "c4", client4+"/24")
@@ -173,15 +157,6 @@ func newLab(t *testing.T, bin string, offload bool, queues int, busyPoll time.Du
 	l.client.AddRoute(t, "198.51.100.0/24", xlat4)
 	l.srv.AddRoute(t, "64:ff9b::/96", xlat6)
 	l.srvB.AddRoute(t, "64:ff9b::/96", xlat6b, "advmss", "1440")
-	for _, dev := range []string{"x4", "x6", "x6b"} {
-		l.xlat.Ethtool(t, "-K", dev, "tx", "off", "rx", "off", "gro", "on")
-		k := l.xlat.Ethtool(t, "-k", dev)
-		for _, want := range []string{"rx-checksumming: off", "tx-checksumming: off", "generic-receive-offload: on"} {
-			if !strings.Contains(k, "\n"+want) {
-				t.Fatalf("ethtool -k %s: no %q:\n%s", dev, want, k)
-			}
-		}
-	}
 	l.x4MAC, l.x6MAC = l.xlat.MAC(t, "x4"), l.xlat.MAC(t, "x6")
 
 	l.cfg = netlab.Config{

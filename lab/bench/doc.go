@@ -7,8 +7,8 @@
 // mapping-table lookup against table size, from the translator's Go
 // benchmark. It needs root; it installs the Debian packages it uses.
 //
-//	client ── veth ── router ── veth ── server       (one set per subject)
-//	c0                r0    r1            s0
+//	client ── veth ── router ── veth ── server   (one set per subject: topo.Single)
+//	c4                x4    x6            s6
 //	kernel IPv4:  192.0.2.7       192.0.2.1 | 198.51.100.1      198.51.100.10
 //	kernel IPv6:  2001:db8:2::7   2001:db8:2::1 | 2001:db8:1::1 2001:db8:1::10
 //	translators:  192.0.2.7       192.0.2.1 | 2001:db8:1::1     2001:db8:1::10
@@ -27,8 +27,9 @@
 //
 //	go run ./lab/bench -out bench-results
 //
-// It owns its subjects' topologies (lab.go), their measurements and the
-// report. It imports lab/netlab (namespaces, processes, map646 started as
-// a process) and gonum/plot; nothing of map646 but through the binary and
-// the translator's Go benchmark, which it runs with go test.
+// It owns its subjects' addresses and translators (lab.go), their
+// measurements and the report. It imports lab/topo (each subject's
+// single-node lab), lab/netlab (processes, map646 started as a process)
+// and gonum/plot; nothing of map646 but through the binary and the
+// translator's Go benchmark, which it runs with go test.
 package main

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/topo"
 )
 
 // fatal is how a subjectTB's Fatalf unwinds to the subject's caller, so
@@ -54,8 +55,8 @@ type options struct {
 	csumOffload bool // leave checksum offload on on the router's veths
 }
 
-// topo is one subject's lab: client -- router -- server.
-type topo struct {
+// subjectLab is one subject's lab: client -- router -- server.
+type subjectLab struct {
 	s                      subject
 	t                      *subjectTB
 	client, router, server *netlab.NS
@@ -86,50 +87,33 @@ const (
 
 // setup builds a subject's topology, starts its translator and an iperf3
 // server, and checks that a ping gets through.
-func setup(t *subjectTB, s subject, o options) *topo {
-	tp := &topo{s: s, t: t}
-	tp.client = netlab.NewNS(t, s.ID+"-client")
-	tp.router = netlab.NewNS(t, s.ID+"-router")
-	tp.server = netlab.NewNS(t, s.ID+"-server")
-	for _, ns := range []*netlab.NS{tp.client, tp.router, tp.server} {
-		// Before the links exist, so that they inherit "default": no
-		// reverse-path filter (translated ICMP errors come from the RFC 6791
-		// pool), no duplicate address detection, no ICMP rate limits.
-		ns.Sysctl(t, "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
-			"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
-			"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0")
-	}
-	tp.router.Sysctl(t, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
-	netlab.Veth(t, tp.client, "c0", tp.router, "r0")
-	netlab.Veth(t, tp.router, "r1", tp.server, "s0")
-	if !o.csumOffload {
-		for _, dev := range []string{"r0", "r1"} {
-			tp.router.Ethtool(t, "-K", dev, "tx", "off", "rx", "off", "gro", "on")
-		}
-	}
+func setup(t *subjectTB, s subject, o options) *subjectLab {
+	// lab/topo's single-node lab, the router as its node.
+	l := topo.NewSingle(t, topo.SingleOptions{Name: s.ID, ChecksumOffload: o.csumOffload})
+	tp := &subjectLab{s: s, t: t, client: l.Client, router: l.Node, server: l.Servers[0]}
 
 	switch s.ID {
 	case "kernel4":
-		tp.client.AddAddr(t, "c0", client4+"/24")
-		tp.router.AddAddr(t, "r0", router4c+"/24")
-		tp.router.AddAddr(t, "r1", router4s+"/24")
-		tp.server.AddAddr(t, "s0", server4+"/24")
+		tp.client.AddAddr(t, topo.ClientLink, client4+"/24")
+		tp.router.AddAddr(t, topo.NodeLink4, router4c+"/24")
+		tp.router.AddAddr(t, topo.NodeLink6, router4s+"/24")
+		tp.server.AddAddr(t, topo.ServerLink, server4+"/24")
 		tp.client.AddRoute(t, "198.51.100.0/24", router4c)
 		tp.server.AddRoute(t, "192.0.2.0/24", router4s)
 		tp.target = server4
 	case "kernel6":
-		tp.client.AddAddr(t, "c0", client6+"/64")
-		tp.router.AddAddr(t, "r0", router6c+"/64")
-		tp.router.AddAddr(t, "r1", router6s+"/64")
-		tp.server.AddAddr(t, "s0", server6+"/64")
+		tp.client.AddAddr(t, topo.ClientLink, client6+"/64")
+		tp.router.AddAddr(t, topo.NodeLink4, router6c+"/64")
+		tp.router.AddAddr(t, topo.NodeLink6, router6s+"/64")
+		tp.server.AddAddr(t, topo.ServerLink, server6+"/64")
 		tp.client.AddRoute(t, "2001:db8:1::/64", router6c)
 		tp.server.AddRoute(t, "2001:db8:2::/64", router6s)
 		tp.target = server6
 	case "map646-offload", "map646-water", "map646-busypoll", "tayga":
-		tp.client.AddAddr(t, "c0", client4+"/24")
-		tp.router.AddAddr(t, "r0", router4c+"/24")
-		tp.router.AddAddr(t, "r1", router6s+"/64")
-		tp.server.AddAddr(t, "s0", server6+"/64")
+		tp.client.AddAddr(t, topo.ClientLink, client4+"/24")
+		tp.router.AddAddr(t, topo.NodeLink4, router4c+"/24")
+		tp.router.AddAddr(t, topo.NodeLink6, router6s+"/64")
+		tp.server.AddAddr(t, topo.ServerLink, server6+"/64")
 		tp.client.AddRoute(t, "198.51.100.0/24", router4c)
 		tp.target = server4
 		if s.ID == "tayga" {
@@ -165,7 +149,7 @@ func setup(t *subjectTB, s subject, o options) *topo {
 // `tayga --mktun`, the host side (link, routes) by hand, then the daemon in
 // the foreground. The device gets map646's txqueuelen, so that both queue
 // the same.
-func (tp *topo) startTayga(t *subjectTB) {
+func (tp *subjectLab) startTayga(t *subjectTB) {
 	conf := filepath.Join(t.TempDir(), "tayga.conf")
 	body := fmt.Sprintf("tun-device %s\nipv4-addr %s\nipv6-addr %s\nprefix %s\nmap %s %s\n",
 		taygaDev, xlatOwn4, xlatOwn6, taygaPrefix, server4, server6)
@@ -181,7 +165,7 @@ func (tp *topo) startTayga(t *subjectTB) {
 
 // warmUp pings the server until it answers (neighbour discovery, TAYGA
 // starting), for up to 10 s.
-func (tp *topo) warmUp(t *subjectTB) {
+func (tp *subjectLab) warmUp(t *subjectTB) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		out, err := tp.client.Exec(10*time.Second, "ping", "-c", "3", "-i", "0.2", "-W", "1", tp.target)
@@ -211,7 +195,7 @@ type counters struct {
 
 // snapshot reads the counters: the receivers' checksum errors, the
 // server's socket-buffer drops, the router's link drops, map646's metrics.
-func (tp *topo) snapshot() counters {
+func (tp *subjectLab) snapshot() counters {
 	t := tp.t
 	var c counters
 	c.csum = map[string]map[string]uint64{
@@ -230,7 +214,7 @@ func (tp *topo) snapshot() counters {
 }
 
 // report compares the counters now with those before the measurements.
-func (tp *topo) report(rep *subjectReport) {
+func (tp *subjectLab) report(rep *subjectReport) {
 	now := tp.snapshot()
 	rep.CsumDelta = map[string]map[string]uint64{}
 	for who, cs := range now.csum {
@@ -284,7 +268,7 @@ const busyPoll = 5 * time.Millisecond
 // measure runs one test once and returns its values by metric ID, with
 // the translator's CPU use (testID + "-cpu", "ping-cpu" for ping, in % of
 // one CPU) where there is a translator process.
-func (tp *topo) measure(testID string, o options) (map[string]float64, error) {
+func (tp *subjectLab) measure(testID string, o options) (map[string]float64, error) {
 	before, hasCPU := tp.cpuTime()
 	start := time.Now()
 	vals, err := tp.run(testID, o)
@@ -296,7 +280,7 @@ func (tp *topo) measure(testID string, o options) (map[string]float64, error) {
 
 // cpuTime returns the user and system time the translator process has
 // used so far, from /proc/PID/stat; false for kernel forwarding.
-func (tp *topo) cpuTime() (time.Duration, bool) {
+func (tp *subjectLab) cpuTime() (time.Duration, bool) {
 	var pid int
 	switch {
 	case tp.m != nil:
@@ -311,7 +295,7 @@ func (tp *topo) cpuTime() (time.Duration, bool) {
 }
 
 // run runs one test once and returns its values by metric ID.
-func (tp *topo) run(testID string, o options) (map[string]float64, error) {
+func (tp *subjectLab) run(testID string, o options) (map[string]float64, error) {
 	if testID == "ping" {
 		out, err := tp.client.Exec(time.Duration(o.pingCount)*10*time.Millisecond+20*time.Second,
 			"ping", "-c", strconv.Itoa(o.pingCount), "-i", "0.002", "-W", "1", tp.target)
@@ -375,7 +359,7 @@ func (tp *topo) run(testID string, o options) (map[string]float64, error) {
 }
 
 // logs returns the translator's output, for the results directory.
-func (tp *topo) logs() string {
+func (tp *subjectLab) logs() string {
 	switch {
 	case tp.m != nil:
 		return tp.m.Output()

@@ -106,13 +106,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	var topos []*topo
+	var topos []*subjectLab
 	for _, sub := range subjects {
 		step("setting up %s", sub.Name)
 		rep := &subjectReport{}
 		res.Reports[sub.ID] = rep
 		t := &subjectTB{Script: s, name: sub.Name}
-		var tp *topo
+		var tp *subjectLab
 		err := catch(func() { tp = setup(t, sub, o) })
 		if err == nil {
 			err = catch(func() { tp.before = tp.snapshot() })
@@ -172,7 +172,7 @@ var interrupted atomic.Bool
 // measureAll runs every test on every subject, reps times, interleaved:
 // repetition by repetition, test by test, the subjects in an order
 // rotated at each repetition.
-func measureAll(res *results, topos []*topo, tests []test, o options, step func(string, ...any)) {
+func measureAll(res *results, topos []*subjectLab, tests []test, o options, step func(string, ...any)) {
 	if len(topos) == 0 {
 		return
 	}

@@ -82,9 +82,8 @@ type Lab struct {
 
 // New builds the lab and, unless Options.NoStart, starts both nodes and
 // waits until both routers route both prefixes over both nodes. It skips
-// the test when not root (fails it under CI, see lab/labreq) and fails it
-// on any problem; everything is removed
-// when the test ends.
+// the test when not root (fails it under CI, see lab/labreq; a program
+// fails) and fails it on any problem; everything is removed when t ends.
 func New(t netlab.TB, o Options) *Lab {
 	t.Helper()
 	netlab.RequireRoot(t)
