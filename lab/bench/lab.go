@@ -13,40 +13,6 @@ import (
 	"github.com/map646/map646/lab/topo"
 )
 
-// fatal is how a subjectTB's Fatalf unwinds to the subject's caller, so
-// that a subject that cannot be set up or measured is reported and the
-// others go on.
-type fatal struct{ msg string }
-
-// subjectTB is the Script for one subject: cleanups and logs go to the
-// program's Script (cleanups run when the program ends, or on SIGINT and
-// SIGTERM), but Fatalf fails only the subject (see catch).
-type subjectTB struct {
-	*netlab.Script
-	name string
-}
-
-func (t *subjectTB) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	t.Logf("bench: %s: %s", t.name, msg)
-	panic(fatal{msg})
-}
-
-// catch runs f and returns the message of a Fatalf inside it as an error.
-func catch(f func()) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			ft, ok := p.(fatal)
-			if !ok {
-				panic(p)
-			}
-			err = errors.New(ft.msg)
-		}
-	}()
-	f()
-	return nil
-}
-
 // options are the command-line settings the lab needs.
 type options struct {
 	map646      string        // binary
@@ -58,7 +24,7 @@ type options struct {
 // subjectLab is one subject's lab: client -- router -- server.
 type subjectLab struct {
 	s                      subject
-	t                      *subjectTB
+	t                      netlab.TB
 	client, router, server *netlab.NS
 	target                 string // the server's address, as the client dials it
 	m                      *netlab.Map646
@@ -87,7 +53,7 @@ const (
 
 // setup builds a subject's topology, starts its translator and an iperf3
 // server, and checks that a ping gets through.
-func setup(t *subjectTB, s subject, o options) *subjectLab {
+func setup(t netlab.TB, s subject, o options) *subjectLab {
 	// lab/topo's single-node lab, the router as its node.
 	l := topo.NewSingle(t, topo.SingleOptions{Name: s.ID, ChecksumOffload: o.csumOffload})
 	tp := &subjectLab{s: s, t: t, client: l.Client, router: l.Node, server: l.Servers[0]}
@@ -149,7 +115,7 @@ func setup(t *subjectTB, s subject, o options) *subjectLab {
 // `tayga --mktun`, the host side (link, routes) by hand, then the daemon in
 // the foreground. The device gets map646's txqueuelen, so that both queue
 // the same.
-func (tp *subjectLab) startTayga(t *subjectTB) {
+func (tp *subjectLab) startTayga(t netlab.TB) {
 	conf := filepath.Join(t.TempDir(), "tayga.conf")
 	body := fmt.Sprintf("tun-device %s\nipv4-addr %s\nipv6-addr %s\nprefix %s\nmap %s %s\n",
 		taygaDev, xlatOwn4, xlatOwn6, taygaPrefix, server4, server6)
@@ -165,7 +131,7 @@ func (tp *subjectLab) startTayga(t *subjectTB) {
 
 // warmUp pings the server until it answers (neighbour discovery, TAYGA
 // starting), for up to 10 s.
-func (tp *subjectLab) warmUp(t *subjectTB) {
+func (tp *subjectLab) warmUp(t netlab.TB) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		out, err := tp.client.Exec(10*time.Second, "ping", "-c", "3", "-i", "0.2", "-W", "1", tp.target)

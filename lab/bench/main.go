@@ -111,11 +111,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		step("setting up %s", sub.Name)
 		rep := &subjectReport{}
 		res.Reports[sub.ID] = rep
-		t := &subjectTB{Script: s, name: sub.Name}
+		t := netlab.Stoppable{TB: s} // a Fatalf leaves this subject out
 		var tp *subjectLab
-		err := catch(func() { tp = setup(t, sub, o) })
+		err := netlab.Attempt(func() error { tp = setup(t, sub, o); return nil })
 		if err == nil {
-			err = catch(func() { tp.before = tp.snapshot() })
+			err = netlab.Attempt(func() error { tp.before = tp.snapshot(); return nil })
 		}
 		if err != nil {
 			rep.SetupErr = err.Error()
@@ -130,7 +130,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	for _, tp := range topos {
 		rep := res.Reports[tp.s.ID]
-		if err := catch(func() { tp.report(rep) }); err != nil {
+		if err := netlab.Attempt(func() error { tp.report(rep); return nil }); err != nil {
 			rep.CsumErr = err.Error()
 		}
 		if l := tp.logs(); l != "" {
@@ -198,7 +198,7 @@ func measureAll(res *results, topos []*subjectLab, tests []test, o options, step
 				start := time.Now()
 				var vals map[string]float64
 				var err error
-				if cerr := catch(func() { vals, err = tp.measure(tt.ID, o) }); cerr != nil {
+				if cerr := netlab.Attempt(func() error { vals, err = tp.measure(tt.ID, o); return nil }); cerr != nil {
 					err = cerr
 				}
 				x := runRecord{Subject: tp.s.ID, Test: tt.ID, Rep: rep, Start: start, Took: time.Since(start), Values: vals}

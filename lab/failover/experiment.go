@@ -48,7 +48,7 @@ func Experiment(t netlab.TB, o Options) *Report {
 	}
 	say("flows: a TCP transfer through tokyo and a ping every 20 ms while tokyo dies silently and comes back")
 	var f FlowResult
-	if err := catch(func() error { f = l.Flows(t, o, l.Tokyo, 20*time.Millisecond); return nil }); err != nil {
+	if err := netlab.Attempt(func() error { f = l.Flows(t, o, l.Tokyo, 20*time.Millisecond); return nil }); err != nil {
 		rep.Errs = append(rep.Errs, fmt.Errorf("flows: %w", err))
 		return rep
 	}

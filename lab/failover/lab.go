@@ -122,7 +122,7 @@ const reviveWait = 20 * time.Second
 // a BFD neighbor after each session loss (routing/bfdrenew.go), so a
 // revival that fails is a regression, reported with each session's state
 // and last error.
-func (l *Lab) revive(st stepTB, n *topo.Node, say func(string, ...any)) time.Duration {
+func (l *Lab) revive(st netlab.Stoppable, n *topo.Node, say func(string, ...any)) time.Duration {
 	at := time.Now()
 	n.Revive(st)
 	say("%s's bridge ports up (and its map646 continued); its sessions re-establish", n.Name)
@@ -143,7 +143,7 @@ func (l *Lab) revive(st stepTB, n *topo.Node, say func(string, ...any)) time.Dur
 // steady tells whether n's router sessions are established and, with BFD,
 // their BFD sessions up, asking until deadline: a session that BFD resets
 // over and over is routed for a moment at each try.
-func (l *Lab) steady(st stepTB, n *topo.Node, deadline time.Time) bool {
+func (l *Lab) steady(st netlab.Stoppable, n *topo.Node, deadline time.Time) bool {
 	for {
 		ok := true
 		for _, nb := range n.Status(st).Neighbors {
@@ -165,8 +165,8 @@ func (l *Lab) steady(st stepTB, n *topo.Node, deadline time.Time) bool {
 // error of the first that does not.
 func (l *Lab) waitBoth(timeout time.Duration) (time.Duration, error) {
 	at := time.Now()
-	err := catch(func() error {
-		l.WaitConverged(stepTB{l.t}, timeout)
+	err := netlab.Attempt(func() error {
+		l.WaitConverged(netlab.Stoppable{TB: l.t}, timeout)
 		return nil
 	})
 	return time.Since(at), err
@@ -213,12 +213,6 @@ func (c *listener) stop() {
 // way: no carrier loss, no TCP reset, no notification.
 const Freeze = true
 
-// stepTB is the test inside a step: a Fatalf there ends the step (the
-// timeline catches it and reports the run so far), not the test.
-type stepTB struct{ netlab.TB }
-
-func (s stepTB) Fatalf(format string, args ...any) { panic(Fatal{fmt.Sprintf(format, args...)}) }
-
 // TimelineSteps are the paper's Figure 4 events, extended: both nodes
 // serving; tokyo's pseudo prefix withdrawn by its health check and back;
 // tokyo drained and undrained; tokyo dead silently and back. Each step
@@ -227,7 +221,7 @@ func (s stepTB) Fatalf(format string, args ...any) { panic(Fatal{fmt.Sprintf(for
 // with wait. Without BFD only the baseline and the
 // silent death are run (the comparison the hold timer gives).
 func (l *Lab) TimelineSteps(t netlab.TB, hold time.Duration, wait bool, maxOutage time.Duration) []Step {
-	st := stepTB{t}
+	st := netlab.Stoppable{TB: t}
 	tokyo, osaka := l.Tokyo, l.Osaka
 	conv := 30 * time.Second
 	waitFIB := func(say func(string, ...any), ns *netlab.NS, prefix string, nodes ...*topo.Node) {

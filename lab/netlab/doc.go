@@ -28,7 +28,9 @@
 //     packages (apt-get), once per process.
 //
 // TB is the subset of testing.TB that netlab uses; *testing.T and
-// *testing.B satisfy it, and Script provides it to a program.
+// *testing.B satisfy it, and Script provides it to a program (the failover
+// experiment, the soak, the bench). Stoppable and Attempt let a part of
+// an experiment (a step, a subject) fail without ending the whole.
 //
 // # Imports
 //

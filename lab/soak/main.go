@@ -14,41 +14,16 @@ func main() {
 		fmt.Fprintf(os.Stderr, "soak: unexpected arguments %q\n", flag.Args())
 		os.Exit(2)
 	}
-	s := netlab.NewScript(os.Stderr)
-	netlab.RequireRoot(s)
-	t := &stopTB{Script: s}
-	err := t.run(func() { soakRun(t) })
-	s.Close()
-	if err != nil || s.Failed() {
+	script := netlab.NewScript(os.Stderr)
+	netlab.RequireRoot(script)
+	// A Fatalf ends the soak, not the program: the report shows what ran.
+	s := &soak{t: netlab.Stoppable{TB: script}}
+	if err := netlab.Attempt(func() error { s.run(); return nil }); err != nil {
+		script.Errorf("soak: %v", err)
+	}
+	s.report()
+	script.Close()
+	if script.Failed() {
 		os.Exit(1)
 	}
-}
-
-// stopTB is the soak's TB: a Script whose Fatalf, on the soak's own
-// goroutine, ends the soak by a panic that run recovers, so that the
-// soak's deferred report still shows the figures so far (a Script's own
-// Fatalf exits at once). Other goroutines use a quiet TB (soak.go).
-type stopTB struct{ *netlab.Script }
-
-type stop struct{ err error }
-
-func (t *stopTB) Fatalf(format string, args ...any) {
-	err := fmt.Errorf(format, args...)
-	t.Errorf("%v", err)
-	panic(stop{err})
-}
-
-// run calls f and returns the error of a Fatalf inside it.
-func (t *stopTB) run(f func()) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			st, ok := p.(stop)
-			if !ok {
-				panic(p)
-			}
-			err = st.err
-		}
-	}()
-	f()
-	return nil
 }

@@ -99,10 +99,11 @@ type soak struct {
 	warmedUp, ending time.Duration
 }
 
-// soakRun is the soak of the package comment.
-func soakRun(t netlab.TB) {
-	s := &soak{t: t}
-	defer s.report() // also after a Fatalf: the figures so far
+// run is the soak of the package comment. s.t is a netlab.Stoppable: a
+// Fatalf ends the run, and main still writes the report (the figures so
+// far).
+func (s *soak) run() {
+	t := s.t
 	s.l = topo.New(t, topo.Options{})
 	s.start = time.Now()
 	for _, n := range s.l.Nodes {
