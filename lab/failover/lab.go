@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/lab/topo"
 )
@@ -144,21 +145,15 @@ func (l *Lab) revive(st netlab.Stoppable, n *topo.Node, say func(string, ...any)
 // their BFD sessions up, asking until deadline: a session that BFD resets
 // over and over is routed for a moment at each try.
 func (l *Lab) steady(st netlab.Stoppable, n *topo.Node, deadline time.Time) bool {
-	for {
-		ok := true
+	// The control socket has no push.
+	return poll.Until(time.Until(deadline), 100*time.Millisecond, func() bool {
 		for _, nb := range n.Status(st).Neighbors {
 			if nb.Role == "router" && (!nb.Established || (l.BFD && nb.BFD != "up")) {
-				ok = false
+				return false
 			}
 		}
-		if ok {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond) // the control socket has no push
-	}
+		return true
+	})
 }
 
 // waitBoth waits until both routers route over both nodes, or returns the

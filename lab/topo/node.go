@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/map646/map646/cmd/map646/control"
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
 )
 
@@ -238,17 +239,11 @@ func (n *Node) Status(t netlab.TB) Status {
 // (the control socket has no push).
 func (n *Node) WaitState(t netlab.TB, state string, timeout time.Duration) Status {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		s := n.Status(t)
-		if s.Node.State == state {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("topo: %s: state %q, not %q, after %v:\n%s", n.Name, s.Node.State, state, timeout, s.Raw)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var s Status
+	if !poll.Until(timeout, 50*time.Millisecond, func() bool { s = n.Status(t); return s.Node.State == state }) {
+		t.Fatalf("topo: %s: state %q, not %q, after %v:\n%s", n.Name, s.Node.State, state, timeout, s.Raw)
 	}
+	return s
 }
 
 // Packets returns how many packets the node's data plane has read in each
