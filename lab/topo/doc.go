@@ -6,7 +6,9 @@
 //     IPv6 servers: the first lab (lab/lab_test.go), the failover prober's
 //     tests and each subject of the bench (lab/bench);
 //   - Lab (New): the two-node SIIT-DC lab of DESIGN.md, below: the routing
-//     labs, the failover experiment and the soak.
+//     labs, the failover experiment and the soak; with Options.Nodes, the
+//     same lab with up to four nodes (kyoto and sapporo at the next
+//     addresses on sw4 and sw6), every node a partner of every other.
 //
 // The two-node lab has real BIRD 2 routers on both sides, two real map646
 // nodes (tokyo and osaka) serving the same table, IPv6-only servers behind

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -31,13 +32,10 @@ type Node struct {
 }
 
 // nodeConfig is a node's configuration from the lab's options: the same
-// table on both nodes; eBGP to the routers, iBGP to the other node.
+// table on every node; eBGP to the routers, iBGP to the other nodes.
 func (l *Lab) nodeConfig(n *Node) NodeConfig {
 	o := l.Opts
-	i := 18
-	if n == l.Osaka {
-		i = 19
-	}
+	i := 18 + slices.Index(l.Nodes, n) // as its address on sw4
 	c := NodeConfig{
 		PseudoPrefix: Pseudo,
 		IPv4Address:  fmt.Sprintf("203.0.113.%d", i),
@@ -65,7 +63,6 @@ func (l *Lab) nodeConfig(n *Node) NodeConfig {
 			Password: o.Password, HoldTime: o.HoldTime, KeepaliveTime: o.KeepaliveTime, ConnectRetry: time.Second,
 			BFD: o.BFD, BFDInterval: 100 * time.Millisecond, BFDMultiplier: 3}
 	}
-	other := l.Other(n)
 	c.BGP = &BGPConfig{
 		LocalAS:  NodeAS,
 		RouterID: n.Addr4,
@@ -74,9 +71,13 @@ func (l *Lab) nodeConfig(n *Node) NodeConfig {
 		Neighbors: []Neighbor{
 			router(Upstream4, UpstreamAS, "upstream", "ipv4-unicast"),
 			router(Backend6, BackendAS, "backend", "ipv6-unicast"),
-			{Address: other.Addr4, PeerAS: NodeAS, Description: other.Name, Role: "partner",
-				HoldTime: o.HoldTime, KeepaliveTime: o.KeepaliveTime, ConnectRetry: time.Second, NextHopIPv6: n.Addr6},
 		},
+	}
+	for _, other := range l.Nodes {
+		if other != n {
+			c.BGP.Neighbors = append(c.BGP.Neighbors, Neighbor{Address: other.Addr4, PeerAS: NodeAS, Description: other.Name,
+				Role: "partner", HoldTime: o.HoldTime, KeepaliveTime: o.KeepaliveTime, ConnectRetry: time.Second, NextHopIPv6: n.Addr6})
+		}
 	}
 	if o.GRPC {
 		c.BGP.GRPCSocket = filepath.Join(l.dir, n.Name+".grpc")

@@ -62,9 +62,17 @@ type Options struct {
 	// NoStart builds the lab without starting the nodes: the test changes
 	// their Config and calls Start (then Lab.WaitConverged).
 	NoStart bool
+	// Nodes is the number of map646 nodes, 2 (tokyo and osaka) to 4 (then
+	// kyoto and sapporo, at the next addresses on sw4 and sw6; the
+	// routers merge up to 4 paths); 0 is 2. Every node peers with every
+	// other as a partner.
+	Nodes int
 }
 
-// Lab is a running two-node lab.
+// nodeNames name the nodes in order.
+var nodeNames = []string{"tokyo", "osaka", "kyoto", "sapporo"}
+
+// Lab is a running lab of two nodes (or Options.Nodes).
 type Lab struct {
 	Opts     Options
 	Bin      string
@@ -74,10 +82,10 @@ type Lab struct {
 	Backend  *netlab.NS
 	Servers  []*netlab.NS // srv10, srv11
 	Up, Back *netlab.Bird // the routers' BIRDs
-	Tokyo    *Node
-	Osaka    *Node
-	Nodes    []*Node // tokyo, osaka
-	dir      string  // short paths (unix sockets)
+	Tokyo    *Node        // Nodes[0]
+	Osaka    *Node        // Nodes[1]
+	Nodes    []*Node      // tokyo, osaka (then kyoto, sapporo)
+	dir      string       // short paths (unix sockets)
 }
 
 // New builds the lab and, unless Options.NoStart, starts both nodes and
@@ -88,6 +96,12 @@ func New(t netlab.TB, o Options) *Lab {
 	t.Helper()
 	netlab.RequireRoot(t)
 	netlab.Need(t, "ip", "bird", "birdc", "nstat", "ping")
+	if o.Nodes == 0 {
+		o.Nodes = 2
+	}
+	if o.Nodes < 2 || o.Nodes > len(nodeNames) {
+		t.Fatalf("topo: Options.Nodes %d: the lab has 2 to %d nodes", o.Nodes, len(nodeNames))
+	}
 	if o.HoldTime == 0 {
 		o.HoldTime = 3 * time.Second
 	}
@@ -116,9 +130,11 @@ func New(t netlab.TB, o Options) *Lab {
 	l.Client = netlab.NewNS(t, "client4")
 	l.Upstream = netlab.NewNS(t, "upstream")
 	l.Switch = netlab.NewNS(t, "sw")
-	l.Tokyo = &Node{Name: "tokyo", Addr4: "192.0.2.18", Addr6: "2001:db8:100::2", lab: l}
-	l.Osaka = &Node{Name: "osaka", Addr4: "192.0.2.19", Addr6: "2001:db8:100::3", lab: l}
-	l.Nodes = []*Node{l.Tokyo, l.Osaka}
+	for i := range o.Nodes {
+		l.Nodes = append(l.Nodes, &Node{Name: nodeNames[i], Addr4: fmt.Sprintf("192.0.2.%d", 18+i),
+			Addr6: fmt.Sprintf("2001:db8:100::%d", 2+i), lab: l})
+	}
+	l.Tokyo, l.Osaka = l.Nodes[0], l.Nodes[1]
 	for _, n := range l.Nodes {
 		n.NS = netlab.NewNS(t, n.Name)
 		n.Port4, n.Port6 = "p4-"+n.Name, "p6-"+n.Name
@@ -138,7 +154,11 @@ func New(t netlab.TB, o Options) *Lab {
 			"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
 			"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0")
 	}
-	for _, ns := range []*netlab.NS{l.Upstream, l.Backend, l.Tokyo.NS, l.Osaka.NS} {
+	forwarders := []*netlab.NS{l.Upstream, l.Backend}
+	for _, n := range l.Nodes {
+		forwarders = append(forwarders, n.NS)
+	}
+	for _, ns := range forwarders {
 		ns.Sysctl(t, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 	}
 	// L4 hashing: the flows of one client spread over both nodes.
@@ -204,7 +224,8 @@ func New(t netlab.TB, o Options) *Lab {
 	return l
 }
 
-// Other returns the other node.
+// Other returns the other node of a two-node lab (with more, osaka for
+// tokyo and tokyo for the others).
 func (l *Lab) Other(n *Node) *Node {
 	if n == l.Tokyo {
 		return l.Osaka

@@ -83,3 +83,36 @@ func TestNodeConfigTOML(t *testing.T) {
 		}
 	}
 }
+
+// TestThreeNodes: with Options.Nodes 3, both routers route both prefixes
+// over the three nodes (New waits for that), each node has the routers and
+// the two others as neighbors, all established, and a drained node leaves
+// the routes to the other two.
+func TestThreeNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short mode: builds a three-node lab")
+	}
+	l := New(t, Options{Nodes: 3})
+	if len(l.Nodes) != 3 || l.Nodes[2].Name != "kyoto" || l.Nodes[2].Addr4 != "192.0.2.20" {
+		t.Fatalf("nodes %+v, want tokyo, osaka and kyoto at 192.0.2.20", l.Nodes)
+	}
+	for _, n := range l.Nodes {
+		var partners []string
+		for _, nb := range n.Status(t).Neighbors {
+			if !nb.Established {
+				t.Errorf("%s: neighbor %s (%s) not established", n.Name, nb.Address, nb.Role)
+			}
+			if nb.Role == "partner" {
+				partners = append(partners, nb.Address)
+			}
+		}
+		if len(partners) != 2 {
+			t.Errorf("%s: partners %v, want the two other nodes", n.Name, partners)
+		}
+	}
+	kyoto := l.Nodes[2]
+	if out, err := kyoto.Drain(false); err != nil {
+		t.Fatalf("drain kyoto: %v: %s", err, out)
+	}
+	l.WaitRouted(t, 10*time.Second, l.Tokyo, l.Osaka)
+}
