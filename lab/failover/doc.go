@@ -88,6 +88,7 @@
 // written and every namespace and process is removed (a second Ctrl-C
 // quits at once; the next lab run deletes what that leaves).
 //
-// It imports lab/topo, lab/netlab, x/sys (the sniffers) and gonum/plot;
+// It imports lab/topo, lab/netlab, internal/poll, x/sys (the sniffers)
+// and gonum/plot;
 // nothing of map646 but through the binary.
 package main
