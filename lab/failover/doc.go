@@ -89,6 +89,5 @@
 // quits at once; the next lab run deletes what that leaves).
 //
 // It imports lab/topo, lab/netlab, internal/poll, x/sys (the sniffers)
-// and gonum/plot;
-// nothing of map646 but through the binary.
+// and gonum/plot; nothing of map646 but through the binary.
 package main
