@@ -19,4 +19,9 @@
 // getters of decode.go, which is all it takes to add one. Every duration
 // is a string in time.ParseDuration's syntax ("3s", "100ms"); BGP timers
 // must be whole seconds.
+//
+// It owns the configuration's syntax and validation. It imports translator
+// (to build the table), routing and health (to fill in their Config and
+// Check types, so that one validation covers them), and BurntSushi/toml;
+// nothing of the daemon or the command, which import it.
 package config

@@ -44,4 +44,11 @@
 // name keeps its up or down state (so that a reload of every node at once
 // does not withdraw them all) but restarts its counts; a new name starts
 // down, like every check at start.
+//
+// # Imports
+//
+// It owns the checks, their goroutines and their state. It imports the
+// standard library and golang.org/x/sys/unix only: the Sessions and Prober
+// interfaces are how routing and the data plane reach it, wired by the
+// daemon.
 package health

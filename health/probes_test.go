@@ -113,15 +113,10 @@ func TestProbeBGP(t *testing.T) {
 	wantErr(t, probeBGP(fakeSessions{}, c), "no BGP session established among 2001:db8::1, 192.0.2.9")
 }
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	labreq.Root(t, "open raw ICMPv6 sockets and create network namespaces")
-}
-
 // TestProbeICMPv6: an echo to ::1 is answered, through a raw socket and
 // through a ping socket.
 func TestProbeICMPv6(t *testing.T) {
-	requireRoot(t)
+	labreq.Root(t, "open raw ICMPv6 sockets")
 	lo := netip.MustParseAddr("::1")
 	e := newEcho6(lo)
 	e.sock = sockRaw
@@ -151,7 +146,7 @@ func TestProbeICMPv6(t *testing.T) {
 // TestProbeICMPv6Fails: no route fails at once; a host that does not
 // answer fails at the timeout; both say so.
 func TestProbeICMPv6Fails(t *testing.T) {
-	requireRoot(t)
+	labreq.Root(t, "open raw ICMPv6 sockets")
 	inNetns(t, func() {
 		start := time.Now()
 		wantErr(t, newEcho6(netip.MustParseAddr("2001:db8::1")).probe(probeCtx(t, time.Second)), "network is unreachable")
@@ -171,7 +166,7 @@ func TestProbeICMPv6Fails(t *testing.T) {
 // f opens live there.
 func inNetns(t *testing.T, f func()) {
 	t.Helper()
-	requireRoot(t)
+	labreq.Root(t, "create network namespaces")
 	runtime.LockOSThread()
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {

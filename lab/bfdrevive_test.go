@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/lab/topo"
 )
@@ -103,21 +104,15 @@ func TestBFDRevive(t *testing.T) {
 // bfdSteady; it returns the time from the call to routed.
 func waitRevived(t *testing.T, l *topo.Lab, n *topo.Node, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
-	deadline := start.Add(timeout)
-	var routed time.Duration
-	for {
+	// FIB and control socket are polled.
+	if !poll.Until(timeout, 50*time.Millisecond, func() bool {
 		up := l.Upstream.FIB(t, topo.Prefix4)
 		back := l.Backend.FIB(t, topo.Pseudo)
-		ok := topo.Multipath(topo.Gateways4(l.Nodes...)...)(up) && topo.Multipath(topo.Gateways6(l.Nodes...)...)(back) && sessionsUp(t, n)
-		if ok {
-			routed = time.Since(start)
-			break
-		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("not routed over both nodes with BFD up %v after the revival; tokyo says:\n%s", timeout, n.Status(t).Raw)
-		}
-		time.Sleep(50 * time.Millisecond) // FIB and control socket are polled
+		return topo.Multipath(topo.Gateways4(l.Nodes...)...)(up) && topo.Multipath(topo.Gateways6(l.Nodes...)...)(back) && sessionsUp(t, n)
+	}) {
+		return 0, fmt.Errorf("not routed over both nodes with BFD up %v after the revival; tokyo says:\n%s", timeout, n.Status(t).Raw)
 	}
+	routed := time.Since(start)
 	steady := time.Now().Add(bfdSteady)
 	for time.Now().Before(steady) {
 		if !sessionsUp(t, n) {

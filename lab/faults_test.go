@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/map646/map646/cmd/map646/control"
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/lab/topo"
 )
@@ -243,13 +244,11 @@ func faultStateDirFull(t *testing.T, l *topo.Lab, dir string) {
 	f.Close()
 	start := time.Now()
 	var ns topo.Status
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if ns = n.Status(t); strings.HasPrefix(ns.Node.StateDir, "not writable") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("state_dir %q 5 s after the disk filled", ns.Node.StateDir)
-		}
+	if !poll.Until(5*time.Second, 50*time.Millisecond, func() bool {
+		ns = n.Status(t)
+		return strings.HasPrefix(ns.Node.StateDir, "not writable")
+	}) {
+		t.Fatalf("state_dir %q 5 s after the disk filled", ns.Node.StateDir)
 	}
 	t.Logf("state_dir full -> status %q after %v (checked every 2 s)", ns.Node.StateDir, time.Since(start).Round(time.Millisecond))
 	if !strings.Contains(ns.Node.StateDir, "no space left on device") || ns.Node.State != "serving" {
@@ -271,13 +270,11 @@ func faultStateDirFull(t *testing.T, l *topo.Lab, dir string) {
 
 	os.Remove(fill)
 	start = time.Now()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if ns = n.Status(t); ns.Node.StateDir == "ok" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("state_dir %q 5 s after space was freed", ns.Node.StateDir)
-		}
+	if !poll.Until(5*time.Second, 50*time.Millisecond, func() bool {
+		ns = n.Status(t)
+		return ns.Node.StateDir == "ok"
+	}) {
+		t.Fatalf("state_dir %q 5 s after space was freed", ns.Node.StateDir)
 	}
 	t.Logf("space freed -> state_dir ok after %v", time.Since(start).Round(time.Millisecond))
 	if !waitLog(n, "[node] state_dir is not writable") || !waitLog(n, "[node] state_dir is writable again") {

@@ -30,6 +30,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
 )
 
@@ -127,15 +128,13 @@ func TestFlood(t *testing.T) {
 	// apart that agree on the packets read.
 	var m1 netlab.Metrics
 	prev := -1.0
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	poll.Until(10*time.Second, 200*time.Millisecond, func() bool {
 		m1 = l.m.Metrics(t)
 		n := m1.Sum("map646_packets_total") - m1.Get("map646_probe_packets_total")
-		if n == prev || time.Now().After(deadline) {
-			break
-		}
+		still := n == prev
 		prev = n
-		time.Sleep(200 * time.Millisecond)
-	}
+		return still
+	})
 	window := time.Since(start)
 	d := m1.Sub(m0)
 	time.Sleep(300 * time.Millisecond) // the last errors' way to the receivers

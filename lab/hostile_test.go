@@ -32,6 +32,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
 	pt "github.com/map646/map646/translator/packettest"
 )
@@ -265,19 +266,15 @@ func TestHostilePackets(t *testing.T) {
 	}
 	var d netlab.Metrics
 	probeKey := netlab.SeriesKey("map646_packets_total", "direction", "4to6", "verdict", "icmp-error", "reason", "ttl-expired")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(5*time.Second, 50*time.Millisecond, func() bool {
 		d = l.m.Metrics(t).Sub(before)
 		want[probeKey] = d.Get("map646_probe_packets_total")
 		ok := true
 		for k, v := range want {
 			ok = ok && d[k] >= v
 		}
-		if ok || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ok
+	})
 	for k, v := range want {
 		if d[k] != v {
 			t.Errorf("%s grew by %v, want %v", k, d[k], v)

@@ -63,7 +63,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/topo"
 	pt "github.com/map646/map646/translator/packettest"
 )
 
@@ -141,26 +143,9 @@ func TestLab(t *testing.T) {
 }
 
 func newLab(t *testing.T, bin string, offload bool, queues int, busyPoll time.Duration) *lab {
-	l := &lab{offload: offload}
-	l.client = netlab.NewNS(t, "client4")
-	l.xlat = netlab.NewNS(t, "xlat")
-	l.srv = netlab.NewNS(t, "server6")
-	l.srvB = netlab.NewNS(t, "server6b")
-	for _, ns := range []*netlab.NS{l.client, l.xlat, l.srv, l.srvB} {
-		// Before the links exist, so that they inherit "default": no
-		// reverse-path filter (the translator's errors come from the RFC
-		// 6791 pool, which no route leads back to), no duplicate address
-		// detection, no ICMP rate limits in the kernels (traceroute and
-		// path MTU discovery must not depend on a token bucket).
-		ns.Sysctl(t, "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
-			"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
-			"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0")
-	}
-	l.xlat.Sysctl(t, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
-
-	netlab.Veth(t, l.client, "c4", l.xlat, "x4")
-	netlab.Veth(t, l.xlat, "x6", l.srv, "s6")
-	netlab.Veth(t, l.xlat, "x6b", l.srvB, "s6b")
+	// The links (topo.Single) are named as in the drawing.
+	s := topo.NewSingle(t, topo.SingleOptions{Servers: 2})
+	l := &lab{offload: offload, client: s.Client, xlat: s.Node, srv: s.Servers[0], srvB: s.Servers[1]}
 	l.xlat.IP(t, "link", "set", "x6b", "mtu", "1280")
 	l.srvB.IP(t, "link", "set", "s6b", "mtu", "1280")
 	l.client.AddAddr(t, "c4", client4+"/24")
@@ -172,15 +157,6 @@ func newLab(t *testing.T, bin string, offload bool, queues int, busyPoll time.Du
 	l.client.AddRoute(t, "198.51.100.0/24", xlat4)
 	l.srv.AddRoute(t, "64:ff9b::/96", xlat6)
 	l.srvB.AddRoute(t, "64:ff9b::/96", xlat6b, "advmss", "1440")
-	for _, dev := range []string{"x4", "x6", "x6b"} {
-		l.xlat.Ethtool(t, "-K", dev, "tx", "off", "rx", "off", "gro", "on")
-		k := l.xlat.Ethtool(t, "-k", dev)
-		for _, want := range []string{"rx-checksumming: off", "tx-checksumming: off", "generic-receive-offload: on"} {
-			if !strings.Contains(k, "\n"+want) {
-				t.Fatalf("ethtool -k %s: no %q:\n%s", dev, want, k)
-			}
-		}
-	}
 	l.x4MAC, l.x6MAC = l.xlat.MAC(t, "x4"), l.xlat.MAC(t, "x6")
 
 	l.cfg = netlab.Config{
@@ -242,10 +218,7 @@ func (l *lab) testChecksumGuard(t *testing.T) {
 		r.pkt[len(r.pkt)-1] ^= 0xff // the checksum no longer matches
 		b := r.ns.Nstat(t, r.counter)[r.counter]
 		sendFrames(t, l.xlat, r.dev, r.ns.MAC(t, r.peerDev), r.pkt)
-		deadline := time.Now().Add(5 * time.Second)
-		for r.ns.Nstat(t, r.counter)[r.counter] == b && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		poll.Until(5*time.Second, 20*time.Millisecond, func() bool { return r.ns.Nstat(t, r.counter)[r.counter] != b })
 		if a := r.ns.Nstat(t, r.counter)[r.counter]; a != b+1 {
 			t.Errorf("%s: %s went from %d to %d after one datagram with a wrong checksum, want +1: the checksum checks would see nothing", r.ns.Role, r.counter, b, a)
 		}
@@ -926,19 +899,15 @@ func (l *lab) testMalformed(t *testing.T) {
 	var d netlab.Metrics
 	var w map[string]float64
 	var wantErrs float64
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(5*time.Second, 50*time.Millisecond, func() bool {
 		d = l.m.Metrics(t).Sub(before)
 		w, wantErrs = expect(d)
 		ok := d.Get("map646_icmp_errors_sent_total")+d.Get("map646_icmp_errors_suppressed_total") == wantErrs
 		for k, v := range w {
 			ok = ok && d[k] == v
 		}
-		if ok || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ok
+	})
 	for k, v := range w {
 		if d[k] != v {
 			t.Errorf("%s grew by %v, want %v (%d each of: %s; probes %v)", k, d[k], v, rounds, strings.Join(names[k], "; "), d.Get("map646_probe_packets_total"))
@@ -1069,17 +1038,14 @@ func (l *lab) testReloadUnderLoad(t *testing.T) {
 			t.Errorf("reload %d: %v mappings, want %v", i, rec["mappings"], want)
 		}
 		// Let the stream flow between reloads: wait for 20 more echoes.
-		for g := got.Load(); got.Load() < g+20 && time.Since(start) < 30*time.Second; {
-			time.Sleep(time.Millisecond)
-		}
+		g := got.Load()
+		poll.Until(30*time.Second-time.Since(start), time.Millisecond, func() bool { return got.Load() >= g+20 })
 	}
 	took := time.Since(start)
 	close(stop)
 	<-sendDone
 	n := sent.Load()
-	for deadline := time.Now().Add(3 * time.Second); got.Load()+bad.Load() < n && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(3*time.Second, 5*time.Millisecond, func() bool { return got.Load()+bad.Load() >= n })
 	c.Close()
 	t.Logf("%d reloads in %v, %d of them with datagrams in flight; %d datagrams each way (%.0f/s): server received %d, client %d echoes",
 		reloads, took.Round(time.Millisecond), busy, n, float64(n)/took.Seconds(), srvGot.Load(), got.Load())

@@ -48,6 +48,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/lab/topo"
 )
@@ -178,10 +179,7 @@ func testSessionFlaps(t *testing.T, l *topo.Lab) {
 			l.Up.Cmd(t, "enable", "tokyo")
 		}
 		// tokyo logged the session going down, with the Cease.
-		deadline := time.Now().Add(10 * time.Second)
-		for len(downLines(l.Tokyo, topo.Upstream4)) == before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		poll.Until(10*time.Second, 20*time.Millisecond, func() bool { return len(downLines(l.Tokyo, topo.Upstream4)) != before })
 		lines := downLines(l.Tokyo, topo.Upstream4)
 		if len(lines) != before+1 {
 			t.Fatalf("flap %d (birdc %s): %d new \"neighbor down\" lines for the upstream in tokyo's log, want 1", i+1, s.cmd, len(lines)-before)
@@ -243,19 +241,14 @@ func testPrefixesBack(t *testing.T, l *topo.Lab, gobgp string) {
 		}
 		return total, by
 	}
-	deadline := time.Now().Add(20 * time.Second)
 	var up, back map[string]int
-	for {
+	if !poll.Until(20*time.Second, 50*time.Millisecond, func() bool {
 		var nu, nb int
 		nu, up = received(topo.Upstream4)
 		nb, back = received(topo.Backend6)
-		if nu >= 1 && nb >= 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the routers' echoes did not arrive within 20 s: received from the upstream %v, from the backend %v", up, back)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nu >= 1 && nb >= 1
+	}) {
+		t.Fatalf("the routers' echoes did not arrive within 20 s: received from the upstream %v, from the backend %v", up, back)
 	}
 	t.Logf("echoes received: from the upstream %v, from the backend %v", up, back)
 

@@ -32,6 +32,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
 )
 
@@ -359,11 +360,8 @@ func r1mStartStream(t *testing.T, l *lab) *r1mStream {
 func (s *r1mStream) waitEchoes(t *testing.T, n uint64) {
 	t.Helper()
 	g := s.got.Load()
-	for deadline := time.Now().Add(10 * time.Second); s.got.Load() < g+n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the UDP stream stalled: %d echoes in 10 s, want %d (sent %d, got %d)", s.got.Load()-g, n, s.sent.Load(), s.got.Load())
-		}
-		time.Sleep(time.Millisecond)
+	if !poll.Until(10*time.Second, time.Millisecond, func() bool { return s.got.Load() >= g+n }) {
+		t.Fatalf("the UDP stream stalled: %d echoes in 10 s, want %d (sent %d, got %d)", s.got.Load()-g, n, s.sent.Load(), s.got.Load())
 	}
 }
 
@@ -374,9 +372,7 @@ func (s *r1mStream) stopAndCheck(t *testing.T) {
 	close(s.stop)
 	<-s.sendDone
 	n := s.sent.Load()
-	for deadline := time.Now().Add(3 * time.Second); s.got.Load()+s.bad.Load() < n && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(3*time.Second, 5*time.Millisecond, func() bool { return s.got.Load()+s.bad.Load() >= n })
 	took := time.Since(s.start)
 	s.c.Close()
 	t.Logf("UDP stream: %d datagrams each way in %v (%.0f/s): server received %d (%d damaged), client %d echoes (%d damaged, %d duplicated); longest gap between echoes %v",

@@ -32,6 +32,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/labreq"
 	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/lab/topo"
@@ -306,16 +307,12 @@ func bfdUp(s topo.Status, peer string) bool {
 
 // waitBIRDBFD waits until BIRD has n BFD sessions Up.
 func waitBIRDBFD(t *testing.T, b *netlab.Bird, n int) {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		out := b.Cmd(t, "show", "bfd", "sessions")
-		if strings.Count(out, " Up ") >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("BIRD in %s: fewer than %d BFD sessions up:\n%s", b.NS.Role, n, out)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var out string
+	if !poll.Until(20*time.Second, 50*time.Millisecond, func() bool {
+		out = b.Cmd(t, "show", "bfd", "sessions")
+		return strings.Count(out, " Up ") >= n
+	}) {
+		t.Fatalf("BIRD in %s: fewer than %d BFD sessions up:\n%s", b.NS.Role, n, out)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -12,6 +13,8 @@ import (
 
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/packet/bfd"
+
+	"github.com/map646/map646/internal/poll"
 )
 
 // TestBFDNewRemoteSession: the router's side of BFD behaves as BIRD 2
@@ -88,17 +91,10 @@ func waitChange(t *testing.T, s *Speaker, what string) {
 // for BFD state: polled every 10 ms, up to testWait.
 func waitBFD(t *testing.T, s *Speaker, peer netip.Addr, want string) {
 	t.Helper()
-	deadline := time.Now().Add(testWait)
-	for {
-		for _, ns := range s.Neighbors() {
-			if ns.Address == peer && ns.BFD == want {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("BFD with %s not %s after %v: %+v", peer, want, testWait, s.Neighbors())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll.Until(testWait, 10*time.Millisecond, func() bool {
+		return slices.ContainsFunc(s.Neighbors(), func(ns NeighborStatus) bool { return ns.Address == peer && ns.BFD == want })
+	}) {
+		t.Fatalf("BFD with %s not %s after %v: %+v", peer, want, testWait, s.Neighbors())
 	}
 }
 

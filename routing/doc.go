@@ -89,4 +89,10 @@
 // to look; change things through map646's configuration and `map646
 // reload`, since the daemon reconciles GoBGP to its own state
 // and would undo or be confused by changes made behind its back.
+//
+// # Imports
+//
+// It owns the GoBGP server, its neighbors, policies and announced paths.
+// It imports GoBGP v4 and the standard library only: nothing of map646, so
+// that health, drain and the data plane stay the daemon's decisions.
 package routing

@@ -28,6 +28,7 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/labreq"
 )
 
@@ -72,13 +73,9 @@ next:
 // one, or none after testWait: the state an event changes can be visible
 // before the event's log line is written.
 func (l *logLines) await(subs ...string) []string {
-	deadline := time.Now().Add(testWait)
-	for {
-		if got := l.grep(subs...); len(got) > 0 || time.Now().After(deadline) {
-			return got
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	var got []string
+	poll.Until(testWait, 5*time.Millisecond, func() bool { got = l.grep(subs...); return len(got) > 0 })
+	return got
 }
 
 // newLoggedSpeaker is newTestSpeaker with its log (info and up) kept.
@@ -123,12 +120,8 @@ func adjInPaths(t *testing.T, s interface {
 // route arrivals in an Adj-RIB-In raise no event.
 func pollUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(testWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v", what, testWait)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll.Until(testWait, 10*time.Millisecond, cond) {
+		t.Fatalf("%s: not after %v", what, testWait)
 	}
 }
 
@@ -730,12 +723,9 @@ func TestMalformedUpdates(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			deadline := time.Now().Add(testWait)
-			for time.Now().Before(deadline) {
-				if ok := tryRaw(s, addr, port); ok {
-					return
-				}
-				time.Sleep(200 * time.Millisecond) // the speaker refuses while idle; retry as a router would
+			// The speaker refuses while idle; retry as a router would.
+			if poll.Until(testWait, 200*time.Millisecond, func() bool { return tryRaw(s, addr, port) }) {
+				return
 			}
 			t.Errorf("the session with %s did not come back within %v of its reset", addr, testWait)
 		}()
@@ -791,11 +781,7 @@ func tryRaw(s *Speaker, addr netip.Addr, port int) bool {
 			break
 		}
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for !s.Established(addr) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !s.Established(addr) {
+	if !poll.Until(2*time.Second, 10*time.Millisecond, func() bool { return s.Established(addr) }) {
 		conn.Close()
 		return false
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/map646/map646/internal/poll"
 )
 
 var (
@@ -148,12 +150,8 @@ func TestReceivedRoutesStayOut(t *testing.T) {
 	foreign := netip.MustParsePrefix("203.0.113.0/24")
 	r4.announce(foreign)
 	// The route arrives in the Adj-RIB-In (no event reports that: poll).
-	deadline := time.Now().Add(testWait)
-	for !slices.Contains(adjIn(t, s, addrR4), foreign) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never reached the Adj-RIB-In", foreign)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll.Until(testWait, 10*time.Millisecond, func() bool { return slices.Contains(adjIn(t, s, addrR4), foreign) }) {
+		t.Fatalf("%s never reached the Adj-RIB-In", foreign)
 	}
 	rib := ribPrefixes(t, s.bgp, bgp.RF_IPv4_UC)
 	if slices.Contains(rib, foreign) || !slices.Contains(rib, pfx4) {
@@ -207,25 +205,19 @@ func TestPartnerRoutes(t *testing.T) {
 	waitEstablished(t, a, addrP)
 	waitEstablished(t, b, addrS)
 
-	poll := func(what string, cond func([]PartnerRoute) bool) []PartnerRoute {
+	partnerRoutes := func(what string, cond func([]PartnerRoute) bool) []PartnerRoute {
 		t.Helper()
 		// Route arrivals raise no event on the Speaker's API: poll.
-		deadline := time.Now().Add(testWait)
-		for {
-			got := b.PartnerRoutes()
-			if cond(got) {
-				return got
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: PartnerRoutes() = %+v", what, got)
-			}
-			time.Sleep(10 * time.Millisecond)
+		var got []PartnerRoute
+		if !poll.Until(testWait, 10*time.Millisecond, func() bool { got = b.PartnerRoutes(); return cond(got) }) {
+			t.Fatalf("%s: PartnerRoutes() = %+v", what, got)
 		}
+		return got
 	}
 	if err := a.Announce(context.Background(), []Announcement{{Prefix: pfx4}, {Prefix: pfx6}}); err != nil {
 		t.Fatal(err)
 	}
-	got := poll("announce", func(r []PartnerRoute) bool { return len(r) == 2 })
+	got := partnerRoutes("announce", func(r []PartnerRoute) bool { return len(r) == 2 })
 	want := []PartnerRoute{{Partner: addrS, Prefix: pfx4}, {Partner: addrS, Prefix: pfx6}}
 	if !slices.Equal(got, want) {
 		t.Errorf("PartnerRoutes() = %+v, want %+v", got, want)
@@ -233,7 +225,7 @@ func TestPartnerRoutes(t *testing.T) {
 	if err := a.Announce(context.Background(), []Announcement{{Prefix: pfx4, Communities: []uint32{GracefulShutdown}}, {Prefix: pfx6}}); err != nil {
 		t.Fatal(err)
 	}
-	got = poll("graceful shutdown", func(r []PartnerRoute) bool { return len(r) == 2 && r[0].GracefulShutdown })
+	got = partnerRoutes("graceful shutdown", func(r []PartnerRoute) bool { return len(r) == 2 && r[0].GracefulShutdown })
 	if got[1].GracefulShutdown {
 		t.Errorf("GRACEFUL_SHUTDOWN reported on %s, which does not carry it", got[1].Prefix)
 	}
@@ -243,7 +235,7 @@ func TestPartnerRoutes(t *testing.T) {
 	if err := a.Announce(context.Background(), []Announcement{{Prefix: pfx6}}); err != nil {
 		t.Fatal(err)
 	}
-	poll("withdrawal", func(r []PartnerRoute) bool { return len(r) == 1 && r[0].Prefix == pfx6 })
+	partnerRoutes("withdrawal", func(r []PartnerRoute) bool { return len(r) == 1 && r[0].Prefix == pfx6 })
 
 	// A partner that is gone announces nothing.
 	a.Close(context.Background())
@@ -281,17 +273,12 @@ func TestMD5(t *testing.T) {
 	waitEstablished(t, s, addrR4)
 
 	// No event says "still not connected": poll LastError.
-	deadline := time.Now().Add(testWait)
 	var ns NeighborStatus
-	for {
+	if !poll.Until(testWait, 50*time.Millisecond, func() bool {
 		ns = s.Neighbors()[1]
-		if strings.Contains(ns.LastError, "TCP-MD5") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mismatched password: neighbor %+v; want LastError naming TCP-MD5", ns)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return strings.Contains(ns.LastError, "TCP-MD5")
+	}) {
+		t.Fatalf("mismatched password: neighbor %+v; want LastError naming TCP-MD5", ns)
 	}
 	if ns.Established {
 		t.Errorf("session with a mismatched TCP-MD5 password is established")

@@ -14,4 +14,10 @@
 // packet was forwarded (translated, possibly fragmented or hairpinned), dropped
 // for a Reason, or dropped with an ICMP error generated toward its sender. The
 // caller counts each Result.
+//
+// It owns the translation rules (RFC 7915, RFC 7757), the mapping table
+// and its lookups (table.go), and the Result of each packet.
+// It imports only the standard library and translator/internal/checksum;
+// no other package of map646 is imported by it, so that the data plane,
+// the command and the tests all share one translator without cycles.
 package translator

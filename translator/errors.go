@@ -1,6 +1,10 @@
 package translator
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/map646/map646/translator/internal/checksum"
+)
 
 // ICMP errors the translator generates itself (RFC 7915 §4.4, §5.4, and
 // its duties as a router: RFC 1812, RFC 4443).
@@ -20,7 +24,7 @@ func (t *Translator) error4(pkt []byte, h *hdr4, r Reason, typ, code uint8, rest
 	msg[0], msg[1], msg[2], msg[3] = typ, code, 0, 0
 	binary.BigEndian.PutUint32(msg[4:], rest)
 	copy(msg[icmpHdrLen:], quote)
-	binary.BigEndian.PutUint16(msg[2:], checksum(sum(msg, 0)))
+	binary.BigEndian.PutUint16(msg[2:], checksum.Finish(checksum.Sum(msg, 0)))
 	return Result{Verdict: ICMPError, Reason: r, Entry: -1}
 }
 
@@ -50,7 +54,7 @@ func (t *Translator) error6(pkt []byte, h *hdr6, r Reason, typ, code uint8, rest
 	msg[0], msg[1], msg[2], msg[3] = typ, code, 0, 0
 	binary.BigEndian.PutUint32(msg[4:], rest)
 	copy(msg[icmpHdrLen:], quote)
-	binary.BigEndian.PutUint16(msg[2:], checksum(sum(msg, pseudo6(&t.addr6, &h.src, protoICMPv6, len(msg)))))
+	binary.BigEndian.PutUint16(msg[2:], checksum.Finish(checksum.Sum(msg, checksum.Pseudo6(&t.addr6, &h.src, protoICMPv6, len(msg)))))
 	return Result{Verdict: ICMPError, Reason: r, Entry: -1}
 }
 

@@ -1,6 +1,10 @@
 package translator
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/map646/map646/translator/internal/checksum"
+)
 
 // Super-packets (generic segmentation offload).
 //
@@ -107,7 +111,7 @@ func checksumOffset(proto uint8) int {
 // pseudo-header sum, not its complement, so the update is a plain one's
 // complement subtraction and addition.
 func partialAdjust(field uint16, old, new uint64) uint16 {
-	return fold(uint64(field) + uint64(^fold(old)) + uint64(fold(new)))
+	return checksum.Fold(uint64(field) + uint64(^checksum.Fold(old)) + uint64(checksum.Fold(new)))
 }
 
 // segmentSpan returns the transport payload of the largest and of the
@@ -189,7 +193,7 @@ func (t *Translator) gso4(pkt, head []byte, gsoSize int, o *Out) (Result, int, [
 	tc := t.trafficClass(h.tos)
 	csumAt := checksumOffset(h.proto)
 	c := binary.BigEndian.Uint16(l4[csumAt:])
-	c = partialAdjust(c, addrSum4(&h.src, &h.dst), addrSum6(&src6, &dst6))
+	c = partialAdjust(c, checksum.Addrs4(&h.src, &h.dst), checksum.Addrs6(&src6, &dst6))
 	var b []byte
 	if o != nil {
 		b = o.next(ip6Len + len(l4))
@@ -263,7 +267,7 @@ func (t *Translator) gso6(pkt, head []byte, gsoSize int, o *Out) (Result, int, [
 	tos := t.trafficClass(h.tc)
 	csumAt := checksumOffset(h.proto)
 	c := binary.BigEndian.Uint16(l4[csumAt:])
-	c = partialAdjust(c, addrSum6(&h.src, &h.dst), addrSum4(&src4, &dst4))
+	c = partialAdjust(c, checksum.Addrs6(&h.src, &h.dst), checksum.Addrs4(&src4, &dst4))
 	var b []byte
 	if o != nil {
 		b = o.next(tlen)

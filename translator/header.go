@@ -1,6 +1,10 @@
 package translator
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/map646/map646/translator/internal/checksum"
+)
 
 // IP protocol numbers (IANA "Assigned Internet Protocol Numbers").
 const (
@@ -107,7 +111,7 @@ func parse4(b []byte, quoted bool, h *hdr4) Reason {
 		}
 		h.tlen = len(b)
 	}
-	if !quoted && fold(sum(b[:h.hlen], 0)) != 0xffff {
+	if !quoted && checksum.Fold(checksum.Sum(b[:h.hlen], 0)) != 0xffff {
 		return ReasonBadIPv4Checksum
 	}
 	h.tos = b[ip4TOS]
@@ -283,7 +287,7 @@ func writeIPv4(b []byte, tos uint8, tlen int, id uint16, flags uint16, ttl, prot
 	b[ip4Checksum], b[ip4Checksum+1] = 0, 0
 	copy(b[ip4Src:], src[:])
 	copy(b[ip4Dst:], dst[:])
-	binary.BigEndian.PutUint16(b[ip4Checksum:], checksum(sum(b[:ip4MinLen], 0)))
+	binary.BigEndian.PutUint16(b[ip4Checksum:], checksum.Finish(checksum.Sum(b[:ip4MinLen], 0)))
 }
 
 // writeIPv6 writes a 40-byte IPv6 header with a zero flow label (RFC 7915

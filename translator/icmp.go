@@ -1,6 +1,10 @@
 package translator
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/map646/map646/translator/internal/checksum"
+)
 
 // ICMP translation (RFC 7915 §4.2, §4.3, §5.2, §5.3) with RFC 4884
 // extensions.
@@ -255,7 +259,7 @@ func (t *Translator) icmpError4to6(pkt []byte, h *hdr4, l4 []byte, src6, dst6 *[
 	ip.apply(in[ip6Len+ifh:ip6Len+ifh+n], 0)
 	clear(in[ip6Len+ifh+n:]) // RFC 4884 padding
 	copy(msg[icmpHdrLen+sect:], ext)
-	binary.BigEndian.PutUint16(msg[2:], checksum(sum(msg, pseudo6(src6, dst6, protoICMPv6, body))))
+	binary.BigEndian.PutUint16(msg[2:], checksum.Finish(checksum.Sum(msg, checksum.Pseudo6(src6, dst6, protoICMPv6, body))))
 	return Result{Verdict: Forward, Entry: -1}
 }
 
@@ -285,13 +289,13 @@ func quotedChecksum4to6(ih *hdr4, il4 []byte, src6, dst6 *[16]byte) patch {
 	case protoTCP:
 		if len(il4) >= 18 {
 			p.csumAt = 16
-			p.csum = adjust(binary.BigEndian.Uint16(il4[16:]), addrSum4(&ih.src, &ih.dst), addrSum6(src6, dst6))
+			p.csum = checksum.Adjust(binary.BigEndian.Uint16(il4[16:]), checksum.Addrs4(&ih.src, &ih.dst), checksum.Addrs6(src6, dst6))
 		}
 	case protoUDP:
 		if len(il4) >= 8 {
 			if c := binary.BigEndian.Uint16(il4[6:]); c != 0 {
 				p.csumAt = 6
-				p.csum = adjust(c, addrSum4(&ih.src, &ih.dst), addrSum6(src6, dst6))
+				p.csum = checksum.Adjust(c, checksum.Addrs4(&ih.src, &ih.dst), checksum.Addrs6(src6, dst6))
 				if p.csum == 0 {
 					p.csum = 0xffff
 				}
@@ -309,8 +313,8 @@ func quotedChecksum4to6(ih *hdr4, il4 []byte, src6, dst6 *[16]byte) patch {
 			typ := p.typ
 			p.csumAt = 2
 			ulen := ih.claimed - ih.hlen
-			p.csum = adjust(binary.BigEndian.Uint16(il4[2:]), uint64(il4[0])<<8,
-				uint64(typ)<<8+pseudo6(src6, dst6, protoICMPv6, ulen))
+			p.csum = checksum.Adjust(binary.BigEndian.Uint16(il4[2:]), uint64(il4[0])<<8,
+				uint64(typ)<<8+checksum.Pseudo6(src6, dst6, protoICMPv6, ulen))
 		}
 	}
 	return p
@@ -323,13 +327,13 @@ func quotedChecksum6to4(ih *hdr6, il4 []byte, src4, dst4 *[4]byte) patch {
 	case protoTCP:
 		if len(il4) >= 18 {
 			p.csumAt = 16
-			p.csum = adjust(binary.BigEndian.Uint16(il4[16:]), addrSum6(&ih.src, &ih.dst), addrSum4(src4, dst4))
+			p.csum = checksum.Adjust(binary.BigEndian.Uint16(il4[16:]), checksum.Addrs6(&ih.src, &ih.dst), checksum.Addrs4(src4, dst4))
 		}
 	case protoUDP:
 		if len(il4) >= 8 {
 			if c := binary.BigEndian.Uint16(il4[6:]); c != 0 {
 				p.csumAt = 6
-				p.csum = adjust(c, addrSum6(&ih.src, &ih.dst), addrSum4(src4, dst4))
+				p.csum = checksum.Adjust(c, checksum.Addrs6(&ih.src, &ih.dst), checksum.Addrs4(src4, dst4))
 				if p.csum == 0 {
 					p.csum = 0xffff
 				}
@@ -345,8 +349,8 @@ func quotedChecksum6to4(ih *hdr6, il4 []byte, src4, dst4 *[4]byte) patch {
 			typ := p.typ
 			p.csumAt = 2
 			ulen := ih.claimed - ih.l4
-			p.csum = adjust(binary.BigEndian.Uint16(il4[2:]),
-				uint64(il4[0])<<8+pseudo6(&ih.src, &ih.dst, protoICMPv6, ulen), uint64(typ)<<8)
+			p.csum = checksum.Adjust(binary.BigEndian.Uint16(il4[2:]),
+				uint64(il4[0])<<8+checksum.Pseudo6(&ih.src, &ih.dst, protoICMPv6, ulen), uint64(typ)<<8)
 		}
 	}
 	return p
@@ -475,6 +479,6 @@ func (t *Translator) icmpError6to4(h *hdr6, l4 []byte, src4, dst4 *[4]byte, tos 
 	ip.apply(in[ip4MinLen:ip4MinLen+n], 0)
 	clear(in[ip4MinLen+n:])
 	copy(msg[icmpHdrLen+sect:], ext)
-	binary.BigEndian.PutUint16(msg[2:], checksum(sum(msg, 0)))
+	binary.BigEndian.PutUint16(msg[2:], checksum.Finish(checksum.Sum(msg, 0)))
 	return Result{Verdict: Forward, Entry: -1}
 }

@@ -1,6 +1,10 @@
 package translator
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/map646/map646/translator/internal/checksum"
+)
 
 // Translation from IPv4 to IPv6 (RFC 7915 §4).
 
@@ -132,7 +136,7 @@ func (t *Translator) translate4(pkt []byte, o *Out, hairpin bool) Result {
 		// stays wrong rather than being repaired.
 		c := binary.BigEndian.Uint16(l4[2:])
 		p = patch{typeAt: 0, typ: typ, csumAt: 2,
-			csum: adjust(c, uint64(l4[0])<<8, uint64(typ)<<8+pseudo6(&src6, &dst6, protoICMPv6, len(l4)))}
+			csum: checksum.Adjust(c, uint64(l4[0])<<8, uint64(typ)<<8+checksum.Pseudo6(&src6, &dst6, protoICMPv6, len(l4)))}
 	case protoIGMP:
 		return dropEntry(ReasonIGMP, entry)
 	case protoTCP, protoUDP:
@@ -197,9 +201,9 @@ func (t *Translator) l4Checksum4to6(h *hdr4, l4 []byte, src6, dst6 *[16]byte) (p
 		if t.cfg.DropUDPZeroChecksum {
 			return p, ReasonUDPZeroChecksum
 		}
-		p.csum = checksum(sum(l4, pseudo6(src6, dst6, protoUDP, len(l4))))
+		p.csum = checksum.Finish(checksum.Sum(l4, checksum.Pseudo6(src6, dst6, protoUDP, len(l4))))
 	} else {
-		p.csum = adjust(c, addrSum4(&h.src, &h.dst), addrSum6(src6, dst6))
+		p.csum = checksum.Adjust(c, checksum.Addrs4(&h.src, &h.dst), checksum.Addrs6(src6, dst6))
 	}
 	if h.proto == protoUDP && p.csum == 0 {
 		p.csum = 0xffff // zero means "no checksum", forbidden in IPv6 UDP

@@ -3,6 +3,8 @@ package translator
 import (
 	"encoding/binary"
 	"hash/maphash"
+
+	"github.com/map646/map646/translator/internal/checksum"
 )
 
 // Translation from IPv6 to IPv4 (RFC 7915 §5).
@@ -174,8 +176,8 @@ func (t *Translator) translate6(pkt []byte, o *Out) Result {
 		// type change in, incrementally (a wrong checksum stays wrong).
 		c := binary.BigEndian.Uint16(l4[2:])
 		p = patch{typeAt: 0, typ: typ, csumAt: 2,
-			csum: adjust(c, uint64(l4[0])<<8+pseudo6(&h.src, &h.dst, protoICMPv6, len(l4)), uint64(typ)<<8)}
-		if p.csum == 0 && sum(l4[4:], uint64(l4[1])) == 0 && typ == 0 {
+			csum: checksum.Adjust(c, uint64(l4[0])<<8+checksum.Pseudo6(&h.src, &h.dst, protoICMPv6, len(l4)), uint64(typ)<<8)}
+		if p.csum == 0 && checksum.Sum(l4[4:], uint64(l4[1])) == 0 && typ == 0 {
 			// An echo reply of nothing but zeros sums to +0, whose checksum
 			// is 0xffff; the incremental update yields the other zero.
 			p.csum = 0xffff
@@ -203,7 +205,7 @@ func (t *Translator) translate6(pkt []byte, o *Out) Result {
 			p.csumAt = -1
 			break
 		}
-		p.csum = adjust(c, addrSum6(&h.src, &h.dst), addrSum4(&src4, &dst4))
+		p.csum = checksum.Adjust(c, checksum.Addrs6(&h.src, &h.dst), checksum.Addrs4(&src4, &dst4))
 		if h.proto == protoUDP && p.csum == 0 {
 			p.csum = 0xffff // RFC 768: a computed zero is sent as all ones
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/map646/map646/cmd/map646/control"
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
 )
 
@@ -52,18 +53,16 @@ func ctlStatus(t *testing.T, sock string) (control.Status, bool) {
 // waitStatus polls the node's status until cond holds (20 s at most).
 func waitStatus(t *testing.T, sock, what string, cond func(control.Status) bool) control.Status {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		s, ok := ctlStatus(t, sock)
-		if ok && cond(s) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			b, _ := json.MarshalIndent(s, "", "  ")
-			t.Fatalf("%s: not %s after 20 s; status:\n%s", sock, what, b)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var s control.Status
+	if !poll.Until(20*time.Second, 20*time.Millisecond, func() bool {
+		var ok bool
+		s, ok = ctlStatus(t, sock)
+		return ok && cond(s)
+	}) {
+		b, _ := json.MarshalIndent(s, "", "  ")
+		t.Fatalf("%s: not %s after 20 s; status:\n%s", sock, what, b)
 	}
+	return s
 }
 
 func received(s control.Status) int {
@@ -80,7 +79,8 @@ func received(s control.Status) int {
 // to drain, being the last node; the drained one restarts drained and
 // undrains; SIGTERM withdraws before the session closes.
 func TestRunPartners(t *testing.T) {
-	requireRoot(t)
+	netlab.RequireRoot(t)
+	netlab.Need(t, "ip")
 	bin := buildMap646(t)
 	nsA, nsB := netlab.NewNS(t, "tokyo"), netlab.NewNS(t, "osaka")
 	netlab.Veth(t, nsA, "p0", nsB, "p0")

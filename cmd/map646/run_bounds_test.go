@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/map646/map646/lab/netlab"
 )
 
 // TestRunBounds: the daemon's bounds, on the binary: the 17th control
@@ -19,7 +21,8 @@ import (
 // refused from its size, and the daemon's peak memory shows it never read
 // the file.
 func TestRunBounds(t *testing.T) {
-	requireRoot(t)
+	netlab.RequireRoot(t)
+	netlab.Need(t, "ip")
 	bin := buildMap646(t)
 	ns := newNetns(t)
 	dir := t.TempDir()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/map646/map646/lab/netlab"
 )
 
 // secretBGP is a [bgp] with one neighbor that has a password; the neighbor
@@ -66,7 +68,8 @@ func TestCheckSecrets(t *testing.T) {
 // read, and its "reload refused" log does not show the value of a
 // misspelt password.
 func TestRunSecrets(t *testing.T) {
-	requireRoot(t)
+	netlab.RequireRoot(t)
+	netlab.Need(t, "ip")
 	bin := buildMap646(t)
 	ns := newNetns(t)
 	conf := filepath.Join(t.TempDir(), "map646.toml")

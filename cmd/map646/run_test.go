@@ -27,7 +27,8 @@ import (
 
 	"github.com/vishvananda/netns"
 
-	"github.com/map646/map646/lab/labreq"
+	"github.com/map646/map646/internal/poll"
+	"github.com/map646/map646/lab/netlab"
 )
 
 // runConfig is a configuration for `map646 run` tests: documentation
@@ -133,15 +134,6 @@ func TestRunRefusals(t *testing.T) {
 }
 
 // --- Root tests: map646 run as a process in a network namespace. ---
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	labreq.Root(t, "run map646 in a network namespace")
-	labreq.Tun(t)
-	if _, err := exec.LookPath("ip"); err != nil {
-		labreq.Unavailable(t, "no ip command (apt-get install iproute2)")
-	}
-}
 
 // newNetns creates a network namespace named m646d + a random suffix with
 // its loopback up, deleted when the test ends.
@@ -269,28 +261,29 @@ func (p *proc) lines() []string {
 // msg, and the index after it.
 func (p *proc) wait(msg string, from int) (map[string]any, int) {
 	p.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var rec map[string]any
+	n := from
+	logged := poll.Until(20*time.Second, 10*time.Millisecond, func() bool {
 		p.mu.Lock()
-		for i := from; i < len(p.logs); i++ {
-			if m, _ := p.logs[i]["msg"].(string); strings.HasPrefix(m, msg) {
-				rec := p.logs[i] // read under the lock: the reader appends to p.logs
+		for ; n < len(p.logs); n++ {
+			if m, _ := p.logs[n]["msg"].(string); strings.HasPrefix(m, msg) {
+				rec = p.logs[n] // read under the lock: the reader appends to p.logs
 				p.mu.Unlock()
-				return rec, i + 1
+				return true
 			}
 		}
-		n := len(p.logs)
 		p.mu.Unlock()
 		select {
 		case <-p.done:
 			p.t.Fatalf("map646 exited (%v) before logging %q", p.err, msg)
 		default:
 		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("no %q in the log after 20 s (%d lines)", msg, n)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return false
+	})
+	if !logged {
+		p.t.Fatalf("no %q in the log after 20 s (%d lines)", msg, n)
 	}
+	return rec, n + 1
 }
 
 func (p *proc) signal(sig syscall.Signal) {
@@ -353,7 +346,8 @@ func udpEcho(t *testing.T, ns string, public string, server6 *net.UDPConn) {
 // IPv6 to the server, whose answer to 64:ff9b::192.0.2.100 goes into the
 // device again and comes back as IPv4 to the client.
 func TestRunInNetns(t *testing.T) {
-	requireRoot(t)
+	netlab.RequireRoot(t)
+	netlab.Need(t, "ip")
 	bin := buildMap646(t)
 	t.Run("offload", func(t *testing.T) { testRunInNetns(t, bin, true) })
 	t.Run("plain", func(t *testing.T) { testRunInNetns(t, bin, false) })

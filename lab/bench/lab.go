@@ -1,152 +1,17 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/topo"
 )
-
-// nsPrefix starts the name of every namespace the benchmark creates (the
-// lab tests' are netlab.Prefix, "m646l"): "m646b" + 8 random hex digits +
-// "-" + subject + "-" + role.
-const nsPrefix = "m646b"
-
-// fatal is how a subjectTB's Fatalf unwinds to the subject's caller, so
-// that a subject that cannot be set up or measured is reported and the
-// others go on.
-type fatal struct{ msg string }
-
-// subjectTB is the Script for one subject: cleanups and logs go to the
-// program's Script (cleanups run when the program ends, or on SIGINT and
-// SIGTERM), but Fatalf fails only the subject (see catch).
-type subjectTB struct {
-	*netlab.Script
-	name string
-}
-
-func (t *subjectTB) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	t.Logf("bench: %s: %s", t.name, msg)
-	panic(fatal{msg})
-}
-
-// catch runs f and returns the message of a Fatalf inside it as an error.
-func catch(f func()) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			ft, ok := p.(fatal)
-			if !ok {
-				panic(p)
-			}
-			err = errors.New(ft.msg)
-		}
-	}()
-	f()
-	return nil
-}
-
-// newNS creates a namespace named after nsPrefix with its loopback up and
-// registers its deletion (netlab's: the processes left in it are killed by
-// PID, then it is deleted with its links). Like netlab's own, it is
-// recorded in ownerDir with its creator, so that a run killed by SIGKILL
-// leaves nothing behind for long: the next run deletes it (sweepStale).
-func newNS(t netlab.TB, role string) *netlab.NS {
-	t.Helper()
-	var b [4]byte
-	rand.Read(b[:])
-	n := &netlab.NS{Name: nsPrefix + hex.EncodeToString(b[:]) + "-" + role, Role: role}
-	if err := recordOwner(n.Name); err != nil {
-		t.Fatalf("%v", err)
-	}
-	if out, err := exec.Command("ip", "netns", "add", n.Name).CombinedOutput(); err != nil {
-		forgetOwner(n.Name)
-		t.Fatalf("ip netns add %s: %v: %s", n.Name, err, out)
-	}
-	t.Cleanup(func() {
-		if err := n.Delete(); err != nil {
-			t.Errorf("bench: %v", err)
-			return
-		}
-		forgetOwner(n.Name)
-	})
-	n.IP(t, "link", "set", "lo", "up")
-	return n
-}
-
-// ownerDir holds one file per live benchmark namespace: the PID and start
-// time of the process that created it (netlab's convention, in a
-// directory of our own: netlab sweeps only its m646l namespaces).
-const ownerDir = "/run/m646bench"
-
-func recordOwner(name string) error {
-	if err := os.MkdirAll(ownerDir, 0o755); err != nil {
-		return err
-	}
-	self := fmt.Sprintf("%d %s", os.Getpid(), startTime(os.Getpid()))
-	return os.WriteFile(filepath.Join(ownerDir, name), []byte(self), 0o644)
-}
-
-func forgetOwner(name string) { os.Remove(filepath.Join(ownerDir, name)) }
-
-// startTime returns field 22 of /proc/PID/stat (start time in clock ticks
-// since boot), "" if the process does not exist: with the PID, it names a
-// process unambiguously.
-func startTime(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 { // the command name may hold spaces
-		if f := strings.Fields(s[i+1:]); len(f) > 19 {
-			return f[19]
-		}
-	}
-	return ""
-}
-
-// sweepStale deletes the namespaces of benchmark runs that died without
-// cleaning up (their creator is gone), never those of a live run, and
-// returns their names.
-func sweepStale() ([]string, error) {
-	entries, err := os.ReadDir(ownerDir)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var swept []string
-	var errs []error
-	for _, e := range entries {
-		name := e.Name()
-		b, err := os.ReadFile(filepath.Join(ownerDir, name))
-		if !strings.HasPrefix(name, nsPrefix) || err != nil {
-			continue
-		}
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if pid, err := strconv.Atoi(f[0]); err == nil && startTime(pid) == f[1] {
-				continue // its creator runs
-			}
-		}
-		if err := (&netlab.NS{Name: name}).Delete(); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		forgetOwner(name)
-		swept = append(swept, name)
-	}
-	return swept, errors.Join(errs...)
-}
 
 // options are the command-line settings the lab needs.
 type options struct {
@@ -156,10 +21,10 @@ type options struct {
 	csumOffload bool // leave checksum offload on on the router's veths
 }
 
-// topo is one subject's lab: client -- router -- server.
-type topo struct {
+// subjectLab is one subject's lab: client -- router -- server.
+type subjectLab struct {
 	s                      subject
-	t                      *subjectTB
+	t                      netlab.TB
 	client, router, server *netlab.NS
 	target                 string // the server's address, as the client dials it
 	m                      *netlab.Map646
@@ -188,50 +53,33 @@ const (
 
 // setup builds a subject's topology, starts its translator and an iperf3
 // server, and checks that a ping gets through.
-func setup(t *subjectTB, s subject, o options) *topo {
-	tp := &topo{s: s, t: t}
-	tp.client = newNS(t, s.ID+"-client")
-	tp.router = newNS(t, s.ID+"-router")
-	tp.server = newNS(t, s.ID+"-server")
-	for _, ns := range []*netlab.NS{tp.client, tp.router, tp.server} {
-		// Before the links exist, so that they inherit "default": no
-		// reverse-path filter (translated ICMP errors come from the RFC 6791
-		// pool), no duplicate address detection, no ICMP rate limits.
-		ns.Sysctl(t, "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
-			"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
-			"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0")
-	}
-	tp.router.Sysctl(t, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
-	netlab.Veth(t, tp.client, "c0", tp.router, "r0")
-	netlab.Veth(t, tp.router, "r1", tp.server, "s0")
-	if !o.csumOffload {
-		for _, dev := range []string{"r0", "r1"} {
-			tp.router.Ethtool(t, "-K", dev, "tx", "off", "rx", "off", "gro", "on")
-		}
-	}
+func setup(t netlab.TB, s subject, o options) *subjectLab {
+	// lab/topo's single-node lab, the router as its node.
+	l := topo.NewSingle(t, topo.SingleOptions{Name: s.ID, ChecksumOffload: o.csumOffload})
+	tp := &subjectLab{s: s, t: t, client: l.Client, router: l.Node, server: l.Servers[0]}
 
 	switch s.ID {
 	case "kernel4":
-		tp.client.AddAddr(t, "c0", client4+"/24")
-		tp.router.AddAddr(t, "r0", router4c+"/24")
-		tp.router.AddAddr(t, "r1", router4s+"/24")
-		tp.server.AddAddr(t, "s0", server4+"/24")
+		tp.client.AddAddr(t, topo.ClientLink, client4+"/24")
+		tp.router.AddAddr(t, topo.NodeLink4, router4c+"/24")
+		tp.router.AddAddr(t, topo.NodeLink6, router4s+"/24")
+		tp.server.AddAddr(t, topo.ServerLink, server4+"/24")
 		tp.client.AddRoute(t, "198.51.100.0/24", router4c)
 		tp.server.AddRoute(t, "192.0.2.0/24", router4s)
 		tp.target = server4
 	case "kernel6":
-		tp.client.AddAddr(t, "c0", client6+"/64")
-		tp.router.AddAddr(t, "r0", router6c+"/64")
-		tp.router.AddAddr(t, "r1", router6s+"/64")
-		tp.server.AddAddr(t, "s0", server6+"/64")
+		tp.client.AddAddr(t, topo.ClientLink, client6+"/64")
+		tp.router.AddAddr(t, topo.NodeLink4, router6c+"/64")
+		tp.router.AddAddr(t, topo.NodeLink6, router6s+"/64")
+		tp.server.AddAddr(t, topo.ServerLink, server6+"/64")
 		tp.client.AddRoute(t, "2001:db8:1::/64", router6c)
 		tp.server.AddRoute(t, "2001:db8:2::/64", router6s)
 		tp.target = server6
 	case "map646-offload", "map646-water", "map646-busypoll", "tayga":
-		tp.client.AddAddr(t, "c0", client4+"/24")
-		tp.router.AddAddr(t, "r0", router4c+"/24")
-		tp.router.AddAddr(t, "r1", router6s+"/64")
-		tp.server.AddAddr(t, "s0", server6+"/64")
+		tp.client.AddAddr(t, topo.ClientLink, client4+"/24")
+		tp.router.AddAddr(t, topo.NodeLink4, router4c+"/24")
+		tp.router.AddAddr(t, topo.NodeLink6, router6s+"/64")
+		tp.server.AddAddr(t, topo.ServerLink, server6+"/64")
 		tp.client.AddRoute(t, "198.51.100.0/24", router4c)
 		tp.target = server4
 		if s.ID == "tayga" {
@@ -267,7 +115,7 @@ func setup(t *subjectTB, s subject, o options) *topo {
 // `tayga --mktun`, the host side (link, routes) by hand, then the daemon in
 // the foreground. The device gets map646's txqueuelen, so that both queue
 // the same.
-func (tp *topo) startTayga(t *subjectTB) {
+func (tp *subjectLab) startTayga(t netlab.TB) {
 	conf := filepath.Join(t.TempDir(), "tayga.conf")
 	body := fmt.Sprintf("tun-device %s\nipv4-addr %s\nipv6-addr %s\nprefix %s\nmap %s %s\n",
 		taygaDev, xlatOwn4, xlatOwn6, taygaPrefix, server4, server6)
@@ -283,7 +131,7 @@ func (tp *topo) startTayga(t *subjectTB) {
 
 // warmUp pings the server until it answers (neighbour discovery, TAYGA
 // starting), for up to 10 s.
-func (tp *topo) warmUp(t *subjectTB) {
+func (tp *subjectLab) warmUp(t netlab.TB) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		out, err := tp.client.Exec(10*time.Second, "ping", "-c", "3", "-i", "0.2", "-W", "1", tp.target)
@@ -313,7 +161,7 @@ type counters struct {
 
 // snapshot reads the counters: the receivers' checksum errors, the
 // server's socket-buffer drops, the router's link drops, map646's metrics.
-func (tp *topo) snapshot() counters {
+func (tp *subjectLab) snapshot() counters {
 	t := tp.t
 	var c counters
 	c.csum = map[string]map[string]uint64{
@@ -332,7 +180,7 @@ func (tp *topo) snapshot() counters {
 }
 
 // report compares the counters now with those before the measurements.
-func (tp *topo) report(rep *subjectReport) {
+func (tp *subjectLab) report(rep *subjectReport) {
 	now := tp.snapshot()
 	rep.CsumDelta = map[string]map[string]uint64{}
 	for who, cs := range now.csum {
@@ -386,7 +234,7 @@ const busyPoll = 5 * time.Millisecond
 // measure runs one test once and returns its values by metric ID, with
 // the translator's CPU use (testID + "-cpu", "ping-cpu" for ping, in % of
 // one CPU) where there is a translator process.
-func (tp *topo) measure(testID string, o options) (map[string]float64, error) {
+func (tp *subjectLab) measure(testID string, o options) (map[string]float64, error) {
 	before, hasCPU := tp.cpuTime()
 	start := time.Now()
 	vals, err := tp.run(testID, o)
@@ -398,7 +246,7 @@ func (tp *topo) measure(testID string, o options) (map[string]float64, error) {
 
 // cpuTime returns the user and system time the translator process has
 // used so far, from /proc/PID/stat; false for kernel forwarding.
-func (tp *topo) cpuTime() (time.Duration, bool) {
+func (tp *subjectLab) cpuTime() (time.Duration, bool) {
 	var pid int
 	switch {
 	case tp.m != nil:
@@ -413,7 +261,7 @@ func (tp *topo) cpuTime() (time.Duration, bool) {
 }
 
 // run runs one test once and returns its values by metric ID.
-func (tp *topo) run(testID string, o options) (map[string]float64, error) {
+func (tp *subjectLab) run(testID string, o options) (map[string]float64, error) {
 	if testID == "ping" {
 		out, err := tp.client.Exec(time.Duration(o.pingCount)*10*time.Millisecond+20*time.Second,
 			"ping", "-c", strconv.Itoa(o.pingCount), "-i", "0.002", "-W", "1", tp.target)
@@ -477,7 +325,7 @@ func (tp *topo) run(testID string, o options) (map[string]float64, error) {
 }
 
 // logs returns the translator's output, for the results directory.
-func (tp *topo) logs() string {
+func (tp *subjectLab) logs() string {
 	switch {
 	case tp.m != nil:
 		return tp.m.Output()

@@ -1,30 +1,3 @@
-// Command bench runs the paper's evaluation side by side in one run (issue
-// 3, `make bench`): kernel IPv4 forwarding, kernel IPv6 forwarding, map646
-// on its offload device, map646 on the plain ("water") device, map646 on
-// the offload device with [tun] busy_poll (busyPoll) and TAYGA, each as
-// the router of its own three namespaces, measured with ping and
-// iperf3 in interleaved repetitions; and the paper's Figure 12, the
-// mapping-table lookup against table size, from the translator's Go
-// benchmark. It needs root; it installs the Debian packages it uses.
-//
-//	client ── veth ── router ── veth ── server       (one set per subject)
-//	c0                r0    r1            s0
-//	kernel IPv4:  192.0.2.7       192.0.2.1 | 198.51.100.1      198.51.100.10
-//	kernel IPv6:  2001:db8:2::7   2001:db8:2::1 | 2001:db8:1::1 2001:db8:1::10
-//	translators:  192.0.2.7       192.0.2.1 | 2001:db8:1::1     2001:db8:1::10
-//	              the client dials 198.51.100.10 (mapped to 2001:db8:1::10);
-//	              map646: pseudo prefix 64:ff9b::/96, TAYGA 2001:db8:ff9b::/96
-//
-// It writes into -out: results.md (the table, the targets met or missed,
-// where packets were lost, Figure 12, the charts), runs.csv (every run),
-// throughput.png, udp64.png, rtt.png, lookup.png, lookup-bench.txt (the Go
-// benchmark's output) and the translators' logs; and prints progress and a
-// summary. Namespaces are named m646b* and deleted at the end, on error,
-// and on SIGINT or SIGTERM.
-//
-// Usage:
-//
-//	go run ./lab/bench -out bench-results
 package main
 
 import (
@@ -133,23 +106,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	swept, err := sweepStale()
-	if len(swept) > 0 {
-		step("deleted namespaces left by benchmark runs that were killed: %s", strings.Join(swept, " "))
-	}
-	if err != nil {
-		step("could not delete every namespace left by killed runs: %v", err)
-	}
-	var topos []*topo
+	var topos []*subjectLab
 	for _, sub := range subjects {
 		step("setting up %s", sub.Name)
 		rep := &subjectReport{}
 		res.Reports[sub.ID] = rep
-		t := &subjectTB{Script: s, name: sub.Name}
-		var tp *topo
-		err := catch(func() { tp = setup(t, sub, o) })
+		t := netlab.Stoppable{TB: s} // a Fatalf leaves this subject out
+		var tp *subjectLab
+		err := netlab.Attempt(func() error { tp = setup(t, sub, o); return nil })
 		if err == nil {
-			err = catch(func() { tp.before = tp.snapshot() })
+			err = netlab.Attempt(func() error { tp.before = tp.snapshot(); return nil })
 		}
 		if err != nil {
 			rep.SetupErr = err.Error()
@@ -164,7 +130,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	for _, tp := range topos {
 		rep := res.Reports[tp.s.ID]
-		if err := catch(func() { tp.report(rep) }); err != nil {
+		if err := netlab.Attempt(func() error { tp.report(rep); return nil }); err != nil {
 			rep.CsumErr = err.Error()
 		}
 		if l := tp.logs(); l != "" {
@@ -206,7 +172,7 @@ var interrupted atomic.Bool
 // measureAll runs every test on every subject, reps times, interleaved:
 // repetition by repetition, test by test, the subjects in an order
 // rotated at each repetition.
-func measureAll(res *results, topos []*topo, tests []test, o options, step func(string, ...any)) {
+func measureAll(res *results, topos []*subjectLab, tests []test, o options, step func(string, ...any)) {
 	if len(topos) == 0 {
 		return
 	}
@@ -232,7 +198,7 @@ func measureAll(res *results, topos []*topo, tests []test, o options, step func(
 				start := time.Now()
 				var vals map[string]float64
 				var err error
-				if cerr := catch(func() { vals, err = tp.measure(tt.ID, o) }); cerr != nil {
+				if cerr := netlab.Attempt(func() error { vals, err = tp.measure(tt.ID, o); return nil }); cerr != nil {
 					err = cerr
 				}
 				x := runRecord{Subject: tp.s.ID, Test: tt.ID, Rep: rep, Start: start, Took: time.Since(start), Values: vals}

@@ -1,7 +1,12 @@
-// Package failover is the paper's failover experiment (its Figure 4,
+// Command failover is the paper's failover experiment (its Figure 4,
 // extended) on the two-node lab of lab/topo, and the proof that flows
-// survive a node's failure: `make lab` runs it in full, `make test` in a
-// short form (TestFailover).
+// survive a node's failure: `make lab` runs it in full, as root,
+//
+//	go run ./lab/failover -full -out lab/failover/results
+//
+// and `make test` runs its short form (TestFailover). Flags: -full, -out
+// DIR (default failover-results), -map646 BINARY (default $MAP646_BIN, or
+// a build of ./cmd/map646). It exits 1 when a target is missed.
 //
 // # The timeline
 //
@@ -81,4 +86,7 @@
 // Ctrl-C (SIGINT) or SIGTERM ends a run at the next step; what ran is
 // written and every namespace and process is removed (a second Ctrl-C
 // quits at once; the next lab run deletes what that leaves).
-package failover
+//
+// It imports lab/topo, lab/netlab, internal/poll, x/sys (the sniffers)
+// and gonum/plot; nothing of map646 but through the binary.
+package main

@@ -1,4 +1,4 @@
-package failover
+package main
 
 import (
 	"fmt"
@@ -6,8 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"testing"
 	"time"
+
+	"github.com/map646/map646/lab/netlab"
 )
 
 // Report is everything one experiment produced.
@@ -20,7 +21,7 @@ type Report struct {
 // Experiment runs the timeline on a lab with BFD, then the flows scenario
 // on the same lab, then (o.HoldTimer) the silent death on a lab without
 // BFD; it returns what it got even when a part failed (Report.Errs).
-func Experiment(t *testing.T, o Options) *Report {
+func Experiment(t netlab.TB, o Options) *Report {
 	rep := &Report{}
 	say := func(format string, args ...any) { fmt.Fprintf(o.Progress, "== "+format+"\n", args...) }
 	abort := func() bool {
@@ -47,7 +48,7 @@ func Experiment(t *testing.T, o Options) *Report {
 	}
 	say("flows: a TCP transfer through tokyo and a ping every 20 ms while tokyo dies silently and comes back")
 	var f FlowResult
-	if err := catch(func() error { f = l.Flows(t, o, l.Tokyo, 20*time.Millisecond); return nil }); err != nil {
+	if err := netlab.Attempt(func() error { f = l.Flows(t, o, l.Tokyo, 20*time.Millisecond); return nil }); err != nil {
 		rep.Errs = append(rep.Errs, fmt.Errorf("flows: %w", err))
 		return rep
 	}

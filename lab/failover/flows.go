@@ -1,4 +1,4 @@
-package failover
+package main
 
 import (
 	"crypto/sha256"
@@ -8,9 +8,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync/atomic"
-	"testing"
 	"time"
 
+	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/lab/topo"
 )
 
@@ -44,15 +44,16 @@ const (
 	flowTick  = 5 * time.Millisecond
 )
 
-// Flows runs the flows scenario (a failure to set it up ends it with a
-// Fatal panic, which catch turns into an error): a connection from the client to srv10
+// Flows runs the flows scenario (a failure to set it up ends it through
+// a netlab.Stoppable's Fatalf, which netlab.Attempt turns into an error):
+// a connection from the client to srv10
 // that the victim node carries both ways; the server sends paced
 // pseudo-random data until the client half-closes; meanwhile the victim
 // dies silently and comes back (the scenario waits until the routers use
 // it again before it ends the transfer).
-func (l *Lab) Flows(t *testing.T, o Options, victim *topo.Node, pingInterval time.Duration) FlowResult {
+func (l *Lab) Flows(t netlab.TB, o Options, victim *topo.Node, pingInterval time.Duration) FlowResult {
 	t.Helper()
-	st := stepTB{t}
+	st := netlab.Stoppable{TB: t}
 	res := FlowResult{Victim: victim.Name}
 	say := func(format string, args ...any) { fmt.Fprintf(o.Progress, "        "+format+"\n", args...) }
 

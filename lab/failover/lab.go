@@ -1,4 +1,4 @@
-package failover
+package main
 
 import (
 	"fmt"
@@ -7,9 +7,9 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/lab/topo"
 )
@@ -57,7 +57,7 @@ type Lab struct {
 	BFD        bool
 	Srcs, Dsts []netip.Addr
 	check      *listener // the target of tokyo's "backend-ipv6" check
-	t          *testing.T
+	t          netlab.TB
 }
 
 // NewLab builds the lab (BFD 100 ms x 3 on the router sessions, or only
@@ -66,7 +66,7 @@ type Lab struct {
 // answering: how the timeline makes tokyo stop announcing on one side
 // the map646 way. It waits until both routers route both prefixes over
 // both nodes.
-func NewLab(t *testing.T, o Options, bfd bool) *Lab {
+func NewLab(t netlab.TB, o Options, bfd bool) *Lab {
 	t.Helper()
 	l := &Lab{BFD: bfd, Lab: topo.New(t, topo.Options{Bin: o.Bin, BFD: bfd, NoStart: true}), t: t}
 	l.Srcs = []netip.Addr{netip.MustParseAddr(topo.Client4)}
@@ -122,7 +122,7 @@ const reviveWait = 20 * time.Second
 // this experiment restarted the node then; map646's speaker now runs BFD
 // itself (routing/bfd.go), so a revival that fails is a regression,
 // reported with each session's state and last error.
-func (l *Lab) revive(st stepTB, n *topo.Node, say func(string, ...any)) time.Duration {
+func (l *Lab) revive(st netlab.Stoppable, n *topo.Node, say func(string, ...any)) time.Duration {
 	at := time.Now()
 	n.Revive(st)
 	say("%s's bridge ports up (and its map646 continued); its sessions re-establish", n.Name)
@@ -143,30 +143,24 @@ func (l *Lab) revive(st stepTB, n *topo.Node, say func(string, ...any)) time.Dur
 // steady tells whether n's router sessions are established and, with BFD,
 // their BFD sessions up, asking until deadline: a session that BFD resets
 // over and over is routed for a moment at each try.
-func (l *Lab) steady(st stepTB, n *topo.Node, deadline time.Time) bool {
-	for {
-		ok := true
+func (l *Lab) steady(st netlab.Stoppable, n *topo.Node, deadline time.Time) bool {
+	// The control socket has no push.
+	return poll.Until(time.Until(deadline), 100*time.Millisecond, func() bool {
 		for _, nb := range n.Status(st).Neighbors {
 			if nb.Role == "router" && (!nb.Established || (l.BFD && nb.BFD != "up")) {
-				ok = false
+				return false
 			}
 		}
-		if ok {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond) // the control socket has no push
-	}
+		return true
+	})
 }
 
 // waitBoth waits until both routers route over both nodes, or returns the
 // error of the first that does not.
 func (l *Lab) waitBoth(timeout time.Duration) (time.Duration, error) {
 	at := time.Now()
-	err := catch(func() error {
-		l.WaitConverged(stepTB{l.t}, timeout)
+	err := netlab.Attempt(func() error {
+		l.WaitConverged(netlab.Stoppable{TB: l.t}, timeout)
 		return nil
 	})
 	return time.Since(at), err
@@ -213,14 +207,6 @@ func (c *listener) stop() {
 // way: no carrier loss, no TCP reset, no notification.
 const Freeze = true
 
-// stepTB is the test inside a step: a Fatalf there ends the step (the
-// timeline catches it and reports the run so far), not the test.
-type stepTB struct{ *testing.T }
-
-func (s stepTB) Fatalf(format string, args ...any) { panic(Fatal{fmt.Sprintf(format, args...)}) }
-func (s stepTB) Fatal(args ...any)                 { panic(Fatal{fmt.Sprint(args...)}) }
-func (s stepTB) FailNow()                          { panic(Fatal{"FailNow called"}) }
-
 // TimelineSteps are the paper's Figure 4 events, extended: both nodes
 // serving; tokyo's pseudo prefix withdrawn by its health check and back;
 // tokyo drained and undrained; tokyo dead silently and back. Each step
@@ -228,8 +214,8 @@ func (s stepTB) FailNow()                          { panic(Fatal{"FailNow called
 // waited for), then probes for hold; the revival waits (see revive) only
 // with wait. Without BFD only the baseline and the
 // silent death are run (the comparison the hold timer gives).
-func (l *Lab) TimelineSteps(t *testing.T, hold time.Duration, wait bool, maxOutage time.Duration) []Step {
-	st := stepTB{t}
+func (l *Lab) TimelineSteps(t netlab.TB, hold time.Duration, wait bool, maxOutage time.Duration) []Step {
+	st := netlab.Stoppable{TB: t}
 	tokyo, osaka := l.Tokyo, l.Osaka
 	conv := 30 * time.Second
 	waitFIB := func(say func(string, ...any), ns *netlab.NS, prefix string, nodes ...*topo.Node) {

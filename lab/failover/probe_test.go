@@ -1,4 +1,4 @@
-package failover
+package main
 
 import (
 	"net"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/topo"
 )
 
 // oneNode is the smallest lab that a probe can cross: client -- xlat
@@ -26,14 +27,8 @@ func newOneNode(t *testing.T) *oneNode {
 	}
 	netlab.Need(t, "ip")
 	bin := map646Binary(t)
-	l := &oneNode{client: netlab.NewNS(t, "client4"), xlat: netlab.NewNS(t, "xlat"), srv: netlab.NewNS(t, "server6")}
-	for _, ns := range []*netlab.NS{l.client, l.xlat, l.srv} {
-		ns.Sysctl(t, "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
-			"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
-	}
-	l.xlat.Sysctl(t, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
-	netlab.Veth(t, l.client, "c4", l.xlat, "x4")
-	netlab.Veth(t, l.xlat, "x6", l.srv, "s6")
+	s := topo.NewSingle(t, topo.SingleOptions{ChecksumOffload: true})
+	l := &oneNode{client: s.Client, xlat: s.Node, srv: s.Servers[0]}
 	l.client.AddAddr(t, "c4", "192.0.2.7/24", "192.0.2.8/24")
 	l.xlat.AddAddr(t, "x4", "192.0.2.1/24")
 	l.xlat.AddAddr(t, "x6", "2001:db8:1::1/64")

@@ -1,4 +1,4 @@
-package failover
+package main
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/map646/map646/lab/netlab"
 )
 
 // Step is one event of a timeline.
@@ -90,7 +92,7 @@ func RunTimeline(name, title string, p *Prober, nodes []string, steps []Step, ou
 			fmt.Fprintf(out, "[%s]       %s\n", since(time.Now()), fmt.Sprintf(format, args...))
 		}
 		if s.Do != nil {
-			e.Err = catch(func() error { return s.Do(say) })
+			e.Err = netlab.Attempt(func() error { return s.Do(say) })
 		}
 		e.Done = time.Now()
 		var note Note
@@ -174,23 +176,4 @@ func counts(m map[string]int) string {
 		return "-"
 	}
 	return strings.Join(parts, ", ")
-}
-
-// Fatal is how a TB's Fatalf unwinds out of a step (see Catcher): the
-// step fails and the run is reported, instead of the program exiting
-// in the middle of a step.
-type Fatal struct{ Msg string }
-
-// catch runs f and turns a Fatal panic inside it into an error.
-func catch(f func() error) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			ft, ok := v.(Fatal)
-			if !ok {
-				panic(v)
-			}
-			err = errors.New(ft.Msg)
-		}
-	}()
-	return f()
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/map646/map646/internal/poll"
 )
 
 // BIRD 2 (Debian package bird2) as a router in a namespace: the upstream
@@ -137,13 +139,17 @@ func ParseBirdProtocol(out, name string) (BirdProtocol, bool) {
 	return p, found
 }
 
+// birdPoll is how often a wait asks BIRD (birdc): its state has no event
+// to wait on from outside.
+const birdPoll = 50 * time.Millisecond
+
 // WaitProtocol waits until protocol name satisfies cond, polling BIRD, and
 // returns it; after timeout it fails t with BIRD's last answer.
 func (b *Bird) WaitProtocol(t TB, name string, timeout time.Duration, what string, cond func(BirdProtocol) bool) BirdProtocol {
 	t.Helper()
 	var last BirdProtocol
 	var lastErr error
-	ok := poll(timeout, func() bool {
+	ok := poll.Until(timeout, birdPoll, func() bool {
 		last, lastErr = b.protocol(name)
 		return lastErr == nil && cond(last)
 	})
@@ -351,7 +357,7 @@ func (b *Bird) WaitRoute(t TB, prefix string, timeout time.Duration, what string
 	t.Helper()
 	var last BirdRoute
 	var lastErr error
-	ok := poll(timeout, func() bool {
+	ok := poll.Until(timeout, birdPoll, func() bool {
 		last, lastErr = b.route(prefix)
 		return lastErr == nil && cond(last)
 	})
@@ -368,24 +374,6 @@ func (b *Bird) WaitRoute(t TB, prefix string, timeout time.Duration, what string
 func (b *Bird) WaitRouteAbsent(t TB, prefix string, timeout time.Duration) {
 	t.Helper()
 	b.WaitRoute(t, prefix, timeout, "absent", func(r BirdRoute) bool { return !r.Present() })
-}
-
-// poll calls cond until it returns true or timeout passes, backing off from
-// 10 ms to 100 ms between calls: BIRD's state has no event to wait on from
-// outside. It tells whether cond returned true.
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	wait := 10 * time.Millisecond
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(min(wait, time.Until(deadline)+time.Millisecond))
-		wait = min(2*wait, 100*time.Millisecond)
-	}
 }
 
 // ipNet converts a prefix for the netlink package.

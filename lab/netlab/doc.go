@@ -28,5 +28,15 @@
 //     packages (apt-get), once per process.
 //
 // TB is the subset of testing.TB that netlab uses; *testing.T and
-// *testing.B satisfy it, and Script provides it to a program.
+// *testing.B satisfy it, and Script provides it to a program (the failover
+// experiment, the soak, the bench). Stoppable and Attempt let a part of
+// an experiment (a step, a subject) fail without ending the whole.
+//
+// # Imports
+//
+// It owns the namespaces, links, processes and temporary files it creates
+// and their owner records (/run/netlab). It imports lab/labreq,
+// internal/poll, netlink, netns and x/sys; nothing else of map646: the lab packages (lab/topo,
+// lab/failover, lab/bench, the lab tests) and the command's root tests
+// import it.
 package netlab

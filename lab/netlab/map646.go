@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/map646/map646/internal/poll"
 )
 
 // BuildMap646 builds this module's cmd/map646 into a temporary directory
@@ -354,14 +356,9 @@ func (m *Map646) SettledMetrics(t TB) Metrics {
 // missing from a scrape taken at once.
 func (m *Map646) MetricsSince(t TB, before Metrics, done func(Metrics) bool) Metrics {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		d := m.Metrics(t).Sub(before)
-		if done(d) || time.Now().After(deadline) {
-			return d
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var d Metrics
+	poll.Until(5*time.Second, 10*time.Millisecond, func() bool { d = m.Metrics(t).Sub(before); return done(d) })
+	return d
 }
 
 func (m *Map646) scrape() (Metrics, error) {

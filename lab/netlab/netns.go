@@ -41,13 +41,24 @@ const Prefix = "m646l"
 const DefaultTimeout = 30 * time.Second
 
 // RequireRoot ends the test unless it runs as root with /dev/net/tun, with
-// a message that says why: a skip, or a failure under CI (see labreq). It
-// adds the sbin directories to PATH if they are missing (see Need).
-func RequireRoot(t labreq.TB) {
+// a message that says why: a skip, or a failure under CI (see labreq). A
+// program (a Script), which cannot skip, fails. It adds the sbin
+// directories to PATH if they are missing (see Need).
+func RequireRoot(t TB) {
 	t.Helper()
 	sbinPath()
-	labreq.Root(t, "build network namespaces and run map646 in them")
-	labreq.Tun(t)
+	const needs = "build network namespaces and run map646 in them"
+	if lt, ok := t.(labreq.TB); ok {
+		labreq.Root(lt, needs)
+		labreq.Tun(lt)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Fatalf("netlab: needs root to %s: run it as root", needs)
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Fatalf("netlab: no /dev/net/tun (modprobe tun): %v", err)
+	}
 }
 
 // NS is a network namespace that netlab created.

@@ -11,8 +11,8 @@ import (
 
 // Script is a TB for a program (a lab command rather than a test): Cleanup
 // stacks functions that Close runs last-in first-out; Fatalf prints, runs
-// them and exits 1; SIGINT and SIGTERM run them too before exiting 1. Use
-// it as
+// them and exits 1; SIGINT and SIGTERM run them too before exiting 1
+// (unless the program asked for the first one, see Interrupts). Use it as
 //
 //	s := netlab.NewScript(os.Stderr)
 //	defer s.Close()
@@ -22,6 +22,9 @@ type Script struct {
 	cleanups []func()
 	failed   bool
 	sigs     chan os.Signal
+	// interrupt, when not nil, is closed by the first SIGINT or SIGTERM
+	// instead of cleaning up and exiting (Interrupts).
+	interrupt chan struct{}
 }
 
 // NewScript returns a Script that logs to log and cleans up on SIGINT and
@@ -30,13 +33,34 @@ func NewScript(log io.Writer) *Script {
 	s := &Script{log: log, sigs: make(chan os.Signal, 1)}
 	signal.Notify(s.sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
-		if sig, ok := <-s.sigs; ok {
+		for sig := range s.sigs {
+			s.mu.Lock()
+			interrupt := s.interrupt
+			s.interrupt = nil
+			s.mu.Unlock()
+			if interrupt != nil {
+				s.Logf("\nnetlab: %v: stopping at the next step and cleaning up (again to quit at once)", sig)
+				close(interrupt)
+				continue
+			}
 			s.Logf("netlab: %v: cleaning up", sig)
 			s.Close()
 			os.Exit(1)
 		}
 	}()
 	return s
+}
+
+// Interrupts returns a channel that the first SIGINT or SIGTERM closes, for
+// a program that stops at its next step and reports what ran; a second
+// signal cleans up and exits as before.
+func (s *Script) Interrupts() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.interrupt == nil {
+		s.interrupt = make(chan struct{})
+	}
+	return s.interrupt
 }
 
 func (s *Script) Helper() {}

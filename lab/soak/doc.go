@@ -1,17 +1,17 @@
-// Package soak is the soak test of the two-node lab (lab/topo): mixed
+// Command soak is the soak test of the two-node lab (lab/topo): mixed
 // traffic for a long time (10 minutes by default) while both nodes are
 // reloaded and one of them drained and undrained every period, with the
 // nodes' memory, goroutines and file descriptors recorded at the start and
 // the end, every transferred byte verified, and the data plane's counters
 // checked to add up.
 //
-// It is a test (TestSoak) because lab/topo builds its lab on a *testing.T;
-// it is skipped unless -soak is given, so `go test ./...` does not run it.
-// Run it as root with
+// It is a program, like the failover experiment and the bench (`make
+// soak`); run it as root with
 //
-//	go test -c -o bin/soak.test ./lab/soak
-//	nice -n 10 ./bin/soak.test -test.run '^TestSoak$' -test.v -test.timeout 30m \
-//	    -soak -duration 10m -out lab/soak/results
+//	go build -o bin/soak ./lab/soak
+//	nice -n 10 ./bin/soak -duration 10m -out lab/soak/results
+//
+// It exits 1 when a check fails.
 //
 // Flags: -duration (10m), -period (1m: one reload of both nodes and one
 // drain/undrain per period), -out (a directory for report.md; the report is
@@ -62,4 +62,7 @@
 //     packet is one written packet. The kernel's own counters of the tun
 //     device (packets it queued to map646, packets map646 wrote) are
 //     reported beside them.
-package soak
+//
+// It imports lab/topo, lab/netlab, internal/poll and x/sys; nothing of
+// map646 but through the binary.
+package main

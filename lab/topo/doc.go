@@ -1,7 +1,18 @@
-// Package topo builds the two-node SIIT-DC lab of DESIGN.md in network
-// namespaces, as a Go API for tests and experiments: real BIRD 2 routers on
-// both sides, two real map646 nodes (tokyo and osaka) serving the same
-// table, IPv6-only servers behind the backend.
+// Package topo builds the labs' topologies in network namespaces, on
+// netlab's TB, so that a test (*testing.T) and an experiment (a program's
+// netlab.Script) build them the same way:
+//
+//   - Single (single.go): one node between an IPv4 client and one or two
+//     IPv6 servers: the first lab (lab/lab_test.go), the failover prober's
+//     tests and each subject of the bench (lab/bench);
+//   - Lab (New): the two-node SIIT-DC lab of DESIGN.md, below: the routing
+//     labs, the failover experiment and the soak; with Options.Nodes, the
+//     same lab with up to four nodes (kyoto and sapporo at the next
+//     addresses on sw4 and sw6), every node a partner of every other.
+//
+// The two-node lab has real BIRD 2 routers on both sides, two real map646
+// nodes (tokyo and osaka) serving the same table, IPv6-only servers behind
+// the backend.
 //
 //	client4                upstream (BIRD, AS 65000)                       sw (bridges)
 //	c0 192.0.2.2/29 ────── u-c 192.0.2.1/29
@@ -46,4 +57,9 @@
 // configurations follow map646's configuration file ([bgp] with
 // [[bgp.neighbor]], [[health.check]], [node], [control]); NodeConfig renders
 // them and a test may change a node's before (re)starting it.
+//
+// It owns the topologies: their namespaces, links, routers and nodes,
+// through netlab's TB. It imports lab/netlab, internal/poll and
+// cmd/map646/control (to read the nodes' status); lab/failover, lab/soak, lab/bench and the lab
+// tests import it.
 package topo

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/map646/map646/cmd/map646/control"
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
 )
 
@@ -31,13 +32,10 @@ type Node struct {
 }
 
 // nodeConfig is a node's configuration from the lab's options: the same
-// table on both nodes; eBGP to the routers, iBGP to the other node.
+// table on every node; eBGP to the routers, iBGP to the other nodes.
 func (l *Lab) nodeConfig(n *Node) NodeConfig {
 	o := l.Opts
-	i := 18
-	if n == l.Osaka {
-		i = 19
-	}
+	i := 18 + slices.Index(l.Nodes, n) // as its address on sw4
 	c := NodeConfig{
 		PseudoPrefix: Pseudo,
 		IPv4Address:  fmt.Sprintf("203.0.113.%d", i),
@@ -65,7 +63,6 @@ func (l *Lab) nodeConfig(n *Node) NodeConfig {
 			Password: o.Password, HoldTime: o.HoldTime, KeepaliveTime: o.KeepaliveTime, ConnectRetry: time.Second,
 			BFD: o.BFD, BFDInterval: 100 * time.Millisecond, BFDMultiplier: 3}
 	}
-	other := l.Other(n)
 	c.BGP = &BGPConfig{
 		LocalAS:  NodeAS,
 		RouterID: n.Addr4,
@@ -74,9 +71,13 @@ func (l *Lab) nodeConfig(n *Node) NodeConfig {
 		Neighbors: []Neighbor{
 			router(Upstream4, UpstreamAS, "upstream", "ipv4-unicast"),
 			router(Backend6, BackendAS, "backend", "ipv6-unicast"),
-			{Address: other.Addr4, PeerAS: NodeAS, Description: other.Name, Role: "partner",
-				HoldTime: o.HoldTime, KeepaliveTime: o.KeepaliveTime, ConnectRetry: time.Second, NextHopIPv6: n.Addr6},
 		},
+	}
+	for _, other := range l.Nodes {
+		if other != n {
+			c.BGP.Neighbors = append(c.BGP.Neighbors, Neighbor{Address: other.Addr4, PeerAS: NodeAS, Description: other.Name,
+				Role: "partner", HoldTime: o.HoldTime, KeepaliveTime: o.KeepaliveTime, ConnectRetry: time.Second, NextHopIPv6: n.Addr6})
+		}
 	}
 	if o.GRPC {
 		c.BGP.GRPCSocket = filepath.Join(l.dir, n.Name+".grpc")
@@ -87,7 +88,7 @@ func (l *Lab) nodeConfig(n *Node) NodeConfig {
 // Start writes the node's Config and starts `map646 run` with it; it waits
 // (30 s at most) until map646 logs "serving" (device up, kernel routes in).
 // Whether routers route over it yet is WaitRouted's to say.
-func (n *Node) Start(t testing.TB) {
+func (n *Node) Start(t netlab.TB) {
 	t.Helper()
 	if n.M != nil {
 		select {
@@ -117,7 +118,7 @@ func (n *Node) Start(t testing.TB) {
 
 // Stop sends SIGTERM and waits (30 s at most: withdraw, linger, stop) for
 // map646 to exit, which must be clean.
-func (n *Node) Stop(t testing.TB) {
+func (n *Node) Stop(t netlab.TB) {
 	t.Helper()
 	if n.stopped {
 		n.M.Signal(syscall.SIGCONT)
@@ -133,7 +134,7 @@ func (n *Node) Stop(t testing.TB) {
 
 // Kill ends map646 with SIGKILL: no withdrawal, but the kernel closes its
 // TCP sessions, so the routers notice at once.
-func (n *Node) Kill(t testing.TB) {
+func (n *Node) Kill(t netlab.TB) {
 	t.Helper()
 	if err := n.M.Signal(syscall.SIGKILL); err != nil {
 		t.Fatalf("topo: %s: SIGKILL: %v", n.Name, err)
@@ -147,7 +148,7 @@ func (n *Node) Kill(t testing.TB) {
 // freeze its map646 is stopped (SIGSTOP) as a hung machine would be. Only
 // BFD or the hold timer tells the routers. It returns the time the ports
 // went down.
-func (n *Node) KillSilently(t testing.TB, freeze bool) time.Time {
+func (n *Node) KillSilently(t netlab.TB, freeze bool) time.Time {
 	t.Helper()
 	if freeze {
 		if err := n.M.Signal(syscall.SIGSTOP); err != nil {
@@ -161,7 +162,7 @@ func (n *Node) KillSilently(t testing.TB, freeze bool) time.Time {
 }
 
 // Revive undoes KillSilently: SIGCONT, then the bridge ports up.
-func (n *Node) Revive(t testing.TB) {
+func (n *Node) Revive(t netlab.TB) {
 	t.Helper()
 	if n.stopped {
 		if err := n.M.Signal(syscall.SIGCONT); err != nil {
@@ -221,7 +222,7 @@ func (s Status) Announces(prefix string) bool {
 }
 
 // Status runs `map646 status -json`; a failure fails t.
-func (n *Node) Status(t testing.TB) Status {
+func (n *Node) Status(t netlab.TB) Status {
 	t.Helper()
 	out, err := n.Ctl(30*time.Second, "status", "-json")
 	if err != nil {
@@ -237,24 +238,18 @@ func (n *Node) Status(t testing.TB) Status {
 
 // WaitState waits until the node's state is state, asking every 50 ms
 // (the control socket has no push).
-func (n *Node) WaitState(t testing.TB, state string, timeout time.Duration) Status {
+func (n *Node) WaitState(t netlab.TB, state string, timeout time.Duration) Status {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		s := n.Status(t)
-		if s.Node.State == state {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("topo: %s: state %q, not %q, after %v:\n%s", n.Name, s.Node.State, state, timeout, s.Raw)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var s Status
+	if !poll.Until(timeout, 50*time.Millisecond, func() bool { s = n.Status(t); return s.Node.State == state }) {
+		t.Fatalf("topo: %s: state %q, not %q, after %v:\n%s", n.Name, s.Node.State, state, timeout, s.Raw)
 	}
+	return s
 }
 
 // Packets returns how many packets the node's data plane has read in each
 // direction (map646_packets_total by direction: 4to6, 6to4).
-func (n *Node) Packets(t testing.TB) (in4to6, in6to4 float64) {
+func (n *Node) Packets(t netlab.TB) (in4to6, in6to4 float64) {
 	t.Helper()
 	m := n.M.Metrics(t)
 	for k, v := range m {
@@ -275,7 +270,7 @@ func (n *Node) Packets(t testing.TB) (in4to6, in6to4 float64) {
 // mapping whose IPv4 side is addr ("198.51.100.10"), in direction "4to6"
 // or "6to4" (map646_mapping_packets_total): which node carried a flow to
 // that server.
-func (n *Node) MappingPackets(t testing.TB, addr, direction string) float64 {
+func (n *Node) MappingPackets(t netlab.TB, addr, direction string) float64 {
 	t.Helper()
 	var sum float64
 	for k, v := range n.M.Metrics(t) {

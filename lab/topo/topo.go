@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/map646/map646/lab/netlab"
@@ -68,9 +67,17 @@ type Options struct {
 	// NoStart builds the lab without starting the nodes: the test changes
 	// their Config and calls Start (then Lab.WaitConverged).
 	NoStart bool
+	// Nodes is the number of map646 nodes, 2 (tokyo and osaka) to 4 (then
+	// kyoto and sapporo, at the next addresses on sw4 and sw6; the
+	// routers merge up to 4 paths); 0 is 2. Every node peers with every
+	// other as a partner.
+	Nodes int
 }
 
-// Lab is a running two-node lab.
+// nodeNames name the nodes in order.
+var nodeNames = []string{"tokyo", "osaka", "kyoto", "sapporo"}
+
+// Lab is a running lab of two nodes (or Options.Nodes).
 type Lab struct {
 	Opts     Options
 	Bin      string
@@ -80,21 +87,26 @@ type Lab struct {
 	Backend  *netlab.NS
 	Servers  []*netlab.NS // srv10, srv11
 	Up, Back *netlab.Bird // the routers' BIRDs
-	Tokyo    *Node
-	Osaka    *Node
-	Nodes    []*Node // tokyo, osaka
-	dir      string  // short paths (unix sockets)
+	Tokyo    *Node        // Nodes[0]
+	Osaka    *Node        // Nodes[1]
+	Nodes    []*Node      // tokyo, osaka (then kyoto, sapporo)
+	dir      string       // short paths (unix sockets)
 }
 
 // New builds the lab and, unless Options.NoStart, starts both nodes and
 // waits until both routers route both prefixes over both nodes. It skips
-// the test when not root (fails it under CI, see lab/labreq) and fails it
-// on any problem; everything is removed
-// when the test ends.
-func New(t *testing.T, o Options) *Lab {
+// the test when not root (fails it under CI, see lab/labreq; a program
+// fails) and fails it on any problem; everything is removed when t ends.
+func New(t netlab.TB, o Options) *Lab {
 	t.Helper()
 	netlab.RequireRoot(t)
 	netlab.Need(t, "ip", "bird", "birdc", "nstat", "ping")
+	if o.Nodes == 0 {
+		o.Nodes = 2
+	}
+	if o.Nodes < 2 || o.Nodes > len(nodeNames) {
+		t.Fatalf("topo: Options.Nodes %d: the lab has 2 to %d nodes", o.Nodes, len(nodeNames))
+	}
 	if o.HoldTime == 0 {
 		o.HoldTime = 3 * time.Second
 	}
@@ -123,9 +135,11 @@ func New(t *testing.T, o Options) *Lab {
 	l.Client = netlab.NewNS(t, "client4")
 	l.Upstream = netlab.NewNS(t, "upstream")
 	l.Switch = netlab.NewNS(t, "sw")
-	l.Tokyo = &Node{Name: "tokyo", Addr4: "192.0.2.18", Addr6: "2001:db8:100::2", lab: l}
-	l.Osaka = &Node{Name: "osaka", Addr4: "192.0.2.19", Addr6: "2001:db8:100::3", lab: l}
-	l.Nodes = []*Node{l.Tokyo, l.Osaka}
+	for i := range o.Nodes {
+		l.Nodes = append(l.Nodes, &Node{Name: nodeNames[i], Addr4: fmt.Sprintf("192.0.2.%d", 18+i),
+			Addr6: fmt.Sprintf("2001:db8:100::%d", 2+i), lab: l})
+	}
+	l.Tokyo, l.Osaka = l.Nodes[0], l.Nodes[1]
 	for _, n := range l.Nodes {
 		n.NS = netlab.NewNS(t, n.Name)
 		n.Port4, n.Port6 = "p4-"+n.Name, "p6-"+n.Name
@@ -145,7 +159,11 @@ func New(t *testing.T, o Options) *Lab {
 			"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
 			"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0")
 	}
-	for _, ns := range []*netlab.NS{l.Upstream, l.Backend, l.Tokyo.NS, l.Osaka.NS} {
+	forwarders := []*netlab.NS{l.Upstream, l.Backend}
+	for _, n := range l.Nodes {
+		forwarders = append(forwarders, n.NS)
+	}
+	for _, ns := range forwarders {
 		ns.Sysctl(t, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 	}
 	// L4 hashing: the flows of one client spread over both nodes.
@@ -211,7 +229,8 @@ func New(t *testing.T, o Options) *Lab {
 	return l
 }
 
-// Other returns the other node.
+// Other returns the other node of a two-node lab (with more, osaka for
+// tokyo and tokyo for the others).
 func (l *Lab) Other(n *Node) *Node {
 	if n == l.Tokyo {
 		return l.Osaka
@@ -260,7 +279,7 @@ func Gateways6(nodes ...*Node) []string {
 // WaitRouted waits until the upstream routes Prefix4 and the backend routes
 // Pseudo over exactly the given nodes (none: withdrawn everywhere), in their
 // kernel FIBs, and returns when both hold.
-func (l *Lab) WaitRouted(t testing.TB, timeout time.Duration, nodes ...*Node) {
+func (l *Lab) WaitRouted(t netlab.TB, timeout time.Duration, nodes ...*Node) {
 	t.Helper()
 	what := "routed over " + names(nodes)
 	if len(nodes) == 0 {
@@ -274,7 +293,7 @@ func (l *Lab) WaitRouted(t testing.TB, timeout time.Duration, nodes ...*Node) {
 
 // WaitConverged waits until both routers route both prefixes over both
 // nodes.
-func (l *Lab) WaitConverged(t testing.TB, timeout time.Duration) {
+func (l *Lab) WaitConverged(t netlab.TB, timeout time.Duration) {
 	t.Helper()
 	l.WaitRouted(t, timeout, l.Nodes...)
 }

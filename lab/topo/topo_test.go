@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/map646/map646/internal/poll"
 )
 
 // TestTopoStatic: the lab without BGP (static multipath routes in both
@@ -30,16 +32,14 @@ func TestTopoStatic(t *testing.T) {
 	// A worker publishes its counters after writing its batch, so the last
 	// echo can be answered before it is counted: wait for the counts.
 	var after float64
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	poll.Until(5*time.Second, 10*time.Millisecond, func() bool {
 		after = 0
 		for _, n := range l.Nodes {
 			in4, _ := n.Packets(t)
 			after += in4
 		}
-		if after-before >= 6 || time.Now().After(deadline) {
-			break
-		}
-	}
+		return after-before >= 6
+	})
 	for _, n := range l.Nodes {
 		in4, in6 := n.Packets(t)
 		t.Logf("%s read %v IPv4 and %v IPv6 packets", n.Name, in4, in6)
@@ -82,4 +82,37 @@ func TestNodeConfigTOML(t *testing.T) {
 			t.Errorf("no %q in:\n%s", want, got)
 		}
 	}
+}
+
+// TestThreeNodes: with Options.Nodes 3, both routers route both prefixes
+// over the three nodes (New waits for that), each node has the routers and
+// the two others as neighbors, all established, and a drained node leaves
+// the routes to the other two.
+func TestThreeNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short mode: builds a three-node lab")
+	}
+	l := New(t, Options{Nodes: 3})
+	if len(l.Nodes) != 3 || l.Nodes[2].Name != "kyoto" || l.Nodes[2].Addr4 != "192.0.2.20" {
+		t.Fatalf("nodes %+v, want tokyo, osaka and kyoto at 192.0.2.20", l.Nodes)
+	}
+	for _, n := range l.Nodes {
+		var partners []string
+		for _, nb := range n.Status(t).Neighbors {
+			if !nb.Established {
+				t.Errorf("%s: neighbor %s (%s) not established", n.Name, nb.Address, nb.Role)
+			}
+			if nb.Role == "partner" {
+				partners = append(partners, nb.Address)
+			}
+		}
+		if len(partners) != 2 {
+			t.Errorf("%s: partners %v, want the two other nodes", n.Name, partners)
+		}
+	}
+	kyoto := l.Nodes[2]
+	if out, err := kyoto.Drain(false); err != nil {
+		t.Fatalf("drain kyoto: %v: %s", err, out)
+	}
+	l.WaitRouted(t, 10*time.Second, l.Tokyo, l.Osaka)
 }

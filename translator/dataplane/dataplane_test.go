@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/translator"
 	pt "github.com/map646/map646/translator/packettest"
 	"github.com/map646/map646/translator/tun"
@@ -681,20 +682,17 @@ ipv6 = "2001:db8:1::20"
 	}
 	stop.Store(true)
 	// Wait for every batch to be published.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var in uint64
+	published := poll.Until(20*time.Second, time.Millisecond, func() bool {
 		s := d.Stats()
-		var in uint64
+		in = 0
 		for dir := range NumDirections {
 			in += s.In(dir)
 		}
-		if in == uint64(inTotal.Load()) && s.Batches >= queues*batchesPerQueue {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d packets counted of %d read", in, inTotal.Load())
-		}
-		time.Sleep(time.Millisecond)
+		return in == uint64(inTotal.Load()) && s.Batches >= queues*batchesPerQueue
+	})
+	if !published {
+		t.Fatalf("%d packets counted of %d read", in, inTotal.Load())
 	}
 
 	mu.Lock()

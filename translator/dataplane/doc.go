@@ -56,4 +56,11 @@
 // (adjacent ones merged) and for the pseudo prefix, with protocol
 // RouteProtocol (246), applies changes as a difference, and removes exactly
 // what it added.
+//
+// # Imports
+//
+// It owns the workers, their counters and the routes it added. It imports
+// translator and translator/tun (and prometheus, netlink, x/sys); nothing
+// of the daemon, the configuration, health or routing: the daemon
+// (cmd/map646/daemon) builds it and feeds it.
 package dataplane

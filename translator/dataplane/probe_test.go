@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/translator"
 	"github.com/map646/map646/translator/tun"
 )
@@ -75,11 +76,8 @@ func waitWorkers(t *testing.T, d *DataPlane) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for _, w := range d.workers {
-		for !w.hb.alive.Load() {
-			if time.Now().After(deadline) {
-				t.Fatalf("the worker of queue %d not running after 5 s", w.q)
-			}
-			time.Sleep(time.Millisecond)
+		if !poll.Until(time.Until(deadline), time.Millisecond, w.hb.alive.Load) {
+			t.Fatalf("the worker of queue %d not running after 5 s", w.q)
 		}
 	}
 }
@@ -140,12 +138,8 @@ func TestProbe(t *testing.T) {
 		for n.d.limiter.allow() {
 		}
 		sendTTL1(t, netip.MustParseAddr("198.51.100.10"), []byte("not a probe"))
-		deadline := time.Now().Add(5 * time.Second)
-		for n.d.Stats().ICMPErrorsSuppressed == 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("the ordinary datagram's error was not suppressed: the limit is not in force")
-			}
-			time.Sleep(time.Millisecond)
+		if !poll.Until(5*time.Second, time.Millisecond, func() bool { return n.d.Stats().ICMPErrorsSuppressed != 0 }) {
+			t.Fatal("the ordinary datagram's error was not suppressed: the limit is not in force")
 		}
 		if err := probe(n.d, 2*time.Second); err != nil {
 			t.Fatalf("probe with the ICMP limit used up: %v", err)
@@ -162,14 +156,9 @@ func TestProbe(t *testing.T) {
 // what is wrong).
 func waitStats(t *testing.T, d *DataPlane, done func(Stats) bool) Stats {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s := d.Stats()
-		if done(s) || time.Now().After(deadline) {
-			return s
-		}
-		time.Sleep(time.Millisecond)
-	}
+	var s Stats
+	poll.Until(5*time.Second, time.Millisecond, func() bool { s = d.Stats(); return done(s) })
+	return s
 }
 
 // sendTTL1 sends payload in a UDP datagram with TTL 1 to dst.
@@ -292,10 +281,7 @@ func TestProbeWorkers(t *testing.T) {
 		hold.Store(false)
 		once.Do(func() { close(release) })
 		// Released, the worker finishes its batch and is alive again.
-		deadline := time.Now().Add(5 * time.Second)
-		for n.d.workersAlive() != nil && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
+		poll.Until(5*time.Second, time.Millisecond, func() bool { return n.d.workersAlive() == nil })
 		if err := probe(n.d, 2*time.Second); err != nil {
 			t.Fatalf("after release: %v", err)
 		}

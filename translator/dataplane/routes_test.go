@@ -76,18 +76,12 @@ func shuffled(n int, format string) []string {
 	return s
 }
 
-// requireRoot ends a test that needs root: a skip, or a failure under CI.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	labreq.Root(t, "create network namespaces, devices and routes")
-}
-
 // inNetns runs f on a thread moved into a fresh network namespace named
 // m646d + a random suffix, deleted when the test ends. Netlink sockets made
 // in f stay in that namespace.
 func inNetns(t *testing.T, f func()) {
 	t.Helper()
-	requireRoot(t)
+	labreq.Root(t, "create network namespaces, devices and routes")
 	var b [4]byte
 	rand.Read(b[:])
 	name := "m646d" + hex.EncodeToString(b[:])

@@ -29,4 +29,6 @@
 // Fragment4, Fragment6 and Reassemble split and rejoin datagrams so that
 // fragmentation tests can compare the pieces with the whole. Hex and Format
 // read and write golden vectors as spaced hex with a comment per header.
+//
+// It imports the standard library and gopacket only.
 package packettest

@@ -22,4 +22,7 @@
 // with microsecond timestamps.
 //
 // No cgo: pcapgo is pure Go.
+//
+// It owns the capture formats only; it imports the standard library and
+// gopacket, and nothing of map646 (the command joins it to the translator).
 package pcap

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/labreq"
 	pt "github.com/map646/map646/translator/packettest"
 )
@@ -40,17 +41,16 @@ func addr6(t testing.TB, dev Device, prefix string) {
 	t.Helper()
 	ip(t, "-6", "addr", "add", prefix, "dev", dev.Name(), "nodad")
 	a := netip.MustParsePrefix(prefix).Addr().String()
-	for range 200 {
+	routed := poll.Until(2*time.Second, 10*time.Millisecond, func() bool {
 		out, err := exec.Command("ip", "-6", "route", "show", "table", "local", a).Output()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(bytes.TrimSpace(out)) > 0 {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+		return len(bytes.TrimSpace(out)) > 0
+	})
+	if !routed {
+		t.Fatalf("no local route for %s", a)
 	}
-	t.Fatalf("no local route for %s", a)
 }
 
 // TestReadFromDevice: UDP and TCP sent by ordinary sockets through a route

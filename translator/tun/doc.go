@@ -77,4 +77,12 @@
 // checksums, for the super-packets TranslateGSOInPlace declines: fragments,
 // options, ICMP-generating cases and anything else that must take the
 // per-packet path.
+//
+// # Imports
+//
+// It owns the devices, their queues and buffers, and the virtio-net header.
+// It imports the standard library, golang.org/x/sys/unix, water and
+// netlink, and translator/internal/checksum for the checksum arithmetic it
+// shares with the translator; not package translator itself (its tests
+// do), and nothing above it: the data plane imports it.
 package tun

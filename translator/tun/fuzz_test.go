@@ -309,7 +309,7 @@ func checkSegments(t *testing.T, pkt []byte, p *pt.Packet, segs [][]byte, seg in
 // fixChecksums sets the IPv4 header checksum and the TCP or UDP checksum of
 // pkt where its headers let them be found, so that the fuzzer's packets
 // can be well-formed: it cannot find a right checksum by mutation. It uses
-// naiveSum, not this package's sum; where it goes wrong, packettest
+// naiveSum, not package checksum's Sum; where it goes wrong, packettest
 // refuses the packet and FuzzSegment checks less.
 func fixChecksums(pkt []byte) []byte {
 	l4, proto, total, err := transport(pkt)

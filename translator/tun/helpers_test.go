@@ -3,8 +3,9 @@ package tun
 import (
 	"bytes"
 	"encoding/binary"
-	"github.com/map646/map646/translator"
 	"net/netip"
+
+	"github.com/map646/map646/translator"
 )
 
 // naiveSum is RFC 1071 written the obvious way, 16 bits at a time, as the

@@ -1,6 +1,10 @@
 package tun
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/map646/map646/translator/internal/checksum"
+)
 
 // TCP flags that differ between the segments of a super-packet.
 const (
@@ -72,7 +76,7 @@ func Segment(pkt Packet, out [][]byte) (n int, err error) {
 			binary.BigEndian.PutUint16(s[2:], uint16(size))
 			binary.BigEndian.PutUint16(s[4:], id+uint16(i))
 			s[10], s[11] = 0, 0
-			binary.BigEndian.PutUint16(s[10:], ^fold(sum(s[:l4], 0)))
+			binary.BigEndian.PutUint16(s[10:], checksum.Finish(checksum.Sum(s[:l4], 0)))
 		} else {
 			binary.BigEndian.PutUint16(s[4:], uint16(size-40))
 		}
@@ -89,7 +93,7 @@ func Segment(pkt Packet, out [][]byte) (n int, err error) {
 			binary.BigEndian.PutUint16(t[4:], uint16(len(t)))
 		}
 		t[csumOff], t[csumOff+1] = 0, 0
-		c := ^fold(sum(t, pseudoSum(s, proto, len(t))))
+		c := checksum.Finish(checksum.Sum(t, checksum.PseudoOf(s, proto, len(t))))
 		if c == 0 && proto == 17 {
 			c = 0xffff // RFC 768: 0 means "no checksum"
 		}

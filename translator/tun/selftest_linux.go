@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/map646/map646/translator/internal/checksum"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -404,7 +405,7 @@ func afterLoop(p Packet) []byte {
 		l4 = 20
 		b[8]--
 		b[10], b[11] = 0, 0
-		binary.BigEndian.PutUint16(b[10:], ^fold(sum(b[:20], 0)))
+		binary.BigEndian.PutUint16(b[10:], checksum.Finish(checksum.Sum(b[:20], 0)))
 	} else {
 		b[7]--
 	}
@@ -451,7 +452,7 @@ func testPacket(addr netip.Addr, proto uint8, size, seg int) Packet {
 		a := addr.As4()
 		copy(b[12:], a[:])
 		copy(b[16:], a[:])
-		binary.BigEndian.PutUint16(b[10:], ^fold(sum(b[:20], 0)))
+		binary.BigEndian.PutUint16(b[10:], checksum.Finish(checksum.Sum(b[:20], 0)))
 	} else {
 		b[0] = 0x60
 		binary.BigEndian.PutUint16(b[4:], uint16(total-40))
@@ -481,7 +482,7 @@ func testPacket(addr netip.Addr, proto uint8, size, seg int) Packet {
 		csumOff = 16
 	}
 	if seg > 0 || proto == unix.IPPROTO_TCP {
-		binary.BigEndian.PutUint16(t[csumOff:], fold(pseudoSum(b, proto, len(t))))
+		binary.BigEndian.PutUint16(t[csumOff:], checksum.Fold(checksum.PseudoOf(b, proto, len(t))))
 		p.Partial = true
 	} else {
 		setChecksum(b, ipLen)
@@ -501,7 +502,7 @@ func setChecksum(b []byte, l4 int) {
 		at = l4 + 16
 	}
 	b[at], b[at+1] = 0, 0
-	c := ^fold(sum(b[l4:], pseudoSum(b, proto, len(b)-l4)))
+	c := checksum.Finish(checksum.Sum(b[l4:], checksum.PseudoOf(b, proto, len(b)-l4)))
 	if c == 0 && proto == unix.IPPROTO_UDP {
 		c = 0xffff
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/map646/map646/internal/poll"
 	pt "github.com/map646/map646/translator/packettest"
 )
 
@@ -46,11 +47,7 @@ func TestTruncatedReadIsDropped(t *testing.T) {
 			t.Fatal("no echo reply read on any queue within 5 s")
 		}
 		// The large reply may be on another queue, read a little later.
-		deadline := time.Now().Add(5 * time.Second)
-		for dev.Dropped() == 0 && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
-		if dev.Dropped() == 0 {
+		if !poll.Until(5*time.Second, time.Millisecond, func() bool { return dev.Dropped() != 0 }) {
 			t.Fatal("the large reply was not counted as dropped within 5 s")
 		}
 		select {

@@ -3,6 +3,8 @@ package tun
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/map646/map646/translator/internal/checksum"
 )
 
 // The virtio-net header (struct virtio_net_hdr, virtio 1.x §5.1.6;
@@ -129,7 +131,7 @@ func completeChecksum(pkt []byte, start, off int) error {
 	if start+off+2 > len(pkt) {
 		return errBadCsum
 	}
-	c := ^fold(sum(pkt[start:], 0))
+	c := checksum.Finish(checksum.Sum(pkt[start:], 0))
 	// 0 and 0xffff are the same in one's complement; UDP reserves 0 for
 	// "no checksum" (RFC 768), so 0xffff is the one that is always right.
 	if c == 0 {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/map646/map646/config"
 	"github.com/map646/map646/health"
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/translator/dataplane"
 	"github.com/map646/map646/translator/tun"
@@ -247,11 +248,8 @@ func TestStuckWorkerWithdraws(t *testing.T) {
 	wait := func(what string, cond func() bool) time.Duration {
 		t.Helper()
 		start := time.Now()
-		for !cond() {
-			if time.Since(start) > 10*time.Second {
-				t.Fatalf("no %s after 10 s: %+v", what, tc.Status())
-			}
-			time.Sleep(5 * time.Millisecond)
+		if !poll.Until(10*time.Second, 5*time.Millisecond, cond) {
+			t.Fatalf("no %s after 10 s: %+v", what, tc.Status())
 		}
 		return time.Since(start)
 	}

@@ -1,4 +1,4 @@
-package soak
+package main
 
 import (
 	"crypto/sha256"
@@ -19,17 +19,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/lab/topo"
 )
 
 var (
-	enable   = flag.Bool("soak", false, "run the soak (skipped without it)")
 	duration = flag.Duration("duration", 10*time.Minute, "how long the traffic runs")
 	period   = flag.Duration("period", time.Minute, "one reload of both nodes and one drain/undrain per period")
 	outDir   = flag.String("out", "", "directory for report.md (the report is printed in any case)")
@@ -77,7 +76,7 @@ type check struct {
 }
 
 type soak struct {
-	t     *testing.T
+	t     netlab.TB
 	l     *topo.Lab
 	start time.Time
 	nodes []*nodeRec
@@ -100,14 +99,11 @@ type soak struct {
 	warmedUp, ending time.Duration
 }
 
-// TestSoak: the soak of the package comment.
-func TestSoak(t *testing.T) {
-	if !*enable {
-		t.Skip("the soak runs only with -soak (make soak: 10 minutes, as root)")
-	}
-	netlab.RequireRoot(t)
-	s := &soak{t: t}
-	defer s.report() // also after a Fatalf: the figures so far
+// run is the soak of the package comment. s.t is a netlab.Stoppable: a
+// Fatalf ends the run, and main still writes the report (the figures so
+// far).
+func (s *soak) run() {
+	t := s.t
 	s.l = topo.New(t, topo.Options{})
 	s.start = time.Now()
 	for _, n := range s.l.Nodes {
@@ -162,7 +158,7 @@ func (s *soak) event(format string, args ...any) {
 	s.mu.Lock()
 	s.timeline = append(s.timeline, line)
 	s.mu.Unlock()
-	s.t.Log(line)
+	s.t.Logf("%s", line)
 }
 
 func (s *soak) expect(ok bool, format string, args ...any) {
@@ -186,7 +182,7 @@ func (s *soak) sleepUntil(t time.Time) {
 // quiet is a netlab.TB for other goroutines than the test's: a failure is
 // remembered, not fatal.
 type quiet struct {
-	*testing.T
+	netlab.TB
 	err error
 }
 
@@ -206,7 +202,7 @@ func (s *soak) sample(n *topo.Node) sample {
 	if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
 		sm.FDs = len(fds)
 	}
-	q := &quiet{T: s.t}
+	q := &quiet{TB: s.t}
 	sm.Goroutines = n.M.Metrics(q).Get("go_goroutines")
 	return sm
 }
@@ -482,9 +478,7 @@ send:
 			s.udpSent.Add(1)
 		}
 	}
-	for deadline := time.Now().Add(3 * time.Second); s.udpGot.Load()+s.udpBad.Load() < s.udpSent.Load() && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(3*time.Second, 10*time.Millisecond, func() bool { return s.udpGot.Load()+s.udpBad.Load() >= s.udpSent.Load() })
 	c.Close()
 	<-done
 }
@@ -532,13 +526,10 @@ func (s *soak) finalChecks() {
 	// Process: goroutines and fds back, memory flat.
 	for _, r := range s.nodes {
 		var end sample
-		for deadline := time.Now().Add(15 * time.Second); ; {
+		poll.Until(15*time.Second, 500*time.Millisecond, func() bool {
 			end = s.sample(r.n)
-			if (end.Goroutines <= r.warm.Goroutines+slackCount && end.FDs <= r.warm.FDs+slackCount) || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
+			return end.Goroutines <= r.warm.Goroutines+slackCount && end.FDs <= r.warm.FDs+slackCount
+		})
 		r.end = end
 		s.expect(end.Goroutines <= r.warm.Goroutines+slackCount, "%s: goroutines %v at the end, %v after the warm-up (%v at the start)",
 			r.n.Name, end.Goroutines, r.warm.Goroutines, r.start.Goroutines)
@@ -606,7 +597,7 @@ func (s *soak) counters(n *topo.Node) {
 
 // tunStats returns the kernel's counters of the node's tun device: tx is
 // toward map646 (packets it queued for reading), rx from it.
-func tunStats(t *testing.T, n *topo.Node) (tx, rx, txDropped uint64) {
+func tunStats(t netlab.TB, n *topo.Node) (tx, rx, txDropped uint64) {
 	out := n.NS.IP(t, "-s", "-j", "link", "show", "dev", n.M.Device)
 	var l []struct {
 		Stats64 struct {
