@@ -1118,6 +1118,13 @@ func adRowsC() []conformanceCase {
 		adICMPErr("C8-srh-after-hbh-segments-left-pointer-51", nil,
 			packettest.UDP6(packettest.IPv6{Hop: 64, Src: server6, Dst: client6, Ext: []packettest.Ext{hop, packettest.Routing(4, 1, seg, client6)}}, 53, 1234, adData),
 			translator.ReasonRoutingHdr, paramProblem(51)),
+		// ... but never about an ICMPv6 error (RFC 4443 §2.4(e)), even one
+		// behind an AH header, where the header walk stops (a fuzzing
+		// input: the Parameter Problem quoted the error).
+		adDrop("C8-routing-then-ah-icmpv6-error-not-answered", nil,
+			packettest.ICMP6(packettest.IPv6{Hop: 64, Src: server6, Dst: client6, Ext: []packettest.Ext{packettest.Routing(0, 1, seg), ahExt()}},
+				1, 4, [4]byte{}, packettest.UDP6(packettest.IPv6{Hop: 63, Src: client6, Dst: server6}, 1234, 53, adData)),
+			translator.ReasonRoutingHdr),
 		// C9: the header checksum is computed (Check verifies every output;
 		// the golden vector pins its value).
 		adFwd("C9-header-checksum-golden", nil, adGolden6, golden),
@@ -1307,4 +1314,12 @@ func TestNewRefusesMappingInPseudoPrefix(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("New: %v, want %q", err, want)
 	}
+}
+
+// ahExt is an empty Authentication Header (RFC 4302: its length field is
+// the length in 4-octet units minus 2, here 24 bytes).
+func ahExt() packettest.Ext {
+	ah := packettest.Ext{Proto: packettest.ProtoAH, Bytes: make([]byte, 24)}
+	ah.Bytes[1] = 4
+	return ah
 }

@@ -62,7 +62,13 @@ func answerable6(pkt []byte, h *hdr6) bool {
 	if h.fragOff != 0 || martian6(&h.src) || h.dst[0] == 0xff {
 		return false
 	}
-	if h.proto == protoICMPv6 && (len(pkt) <= h.l4 || icmp6IsError(pkt[h.l4])) {
+	// Never about an ICMPv6 error (RFC 4443 §2.4(e)), wherever in the
+	// chain it sits: parse6 stops at the first header it does not skip
+	// (after a Fragment header, at AH, ...), and an error found further on
+	// is an error all the same. A chain that cannot be walked to its end
+	// may hide one: not answered either.
+	proto, l4, ok := upperLayer6(pkt, h.l4, h.proto)
+	if !ok || proto == protoICMPv6 && (len(pkt) <= l4 || icmp6IsError(pkt[l4])) {
 		return false
 	}
 	return true

@@ -233,19 +233,13 @@ func parse6(b []byte, quoted bool, h *hdr6) Reason {
 			if nh == protoHopByHop && h.hbhAt == 0 {
 				h.hbhAt = nhAt // the walk ends at the Fragment header (RFC 7915 §5.1.1)
 			}
-			if h.hbhAt == 0 && !extHeader(nh) {
-				return ReasonNone
-			}
-			if h.fragOff == 0 {
-				// Not translated either way, but answered with an error
-				// unless the chain carries an ICMPv6 error (RFC 4443
-				// §2.4(e)): find its upper layer for answerable6.
-				h.proto, h.l4 = upperLayer6(b[:h.end], off, nh)
-			}
-			if h.hbhAt != 0 {
+			switch {
+			case h.hbhAt != 0:
 				return ReasonBadOptions
+			case extHeader(nh):
+				return ReasonFragmentedExtHdr
 			}
-			return ReasonFragmentedExtHdr
+			return ReasonNone
 		default:
 			h.proto, h.l4 = nh, off
 			if h.hbhAt != 0 {
@@ -256,23 +250,37 @@ func parse6(b []byte, quoted bool, h *hdr6) Reason {
 	}
 }
 
-// upperLayer6 walks the Hop-by-Hop, Routing and Destination Options headers
-// that start at off with next header nh, at most maxExtHeaders of them, and
-// returns the first other next header and its offset; a chain cut short
-// ends the walk at the header that does not fit.
-func upperLayer6(b []byte, off int, nh uint8) (uint8, int) {
-	for range maxExtHeaders {
-		if nh != protoHopByHop && nh != protoRouting && nh != protoDestOpts || off+8 > len(b) {
-			break
+// upperLayer6 walks on from the header nh at offset off through whatever
+// extension headers follow (those parse6 skips, and the Fragment, AH and
+// other headers it stops at) and returns the first header that is not one,
+// and its offset. ok is false when the chain is cut short or longer than
+// maxExtHeaders: what it carries cannot be told.
+func upperLayer6(b []byte, off int, nh uint8) (uint8, int, bool) {
+	for range maxExtHeaders + 1 {
+		var n int
+		switch {
+		case nh == protoFragment:
+			n = fragHdrLen
+		case nh == protoAH: // RFC 4302 §2.2: length in 4-octet units, minus 2
+			if off+2 > len(b) {
+				return nh, off, false
+			}
+			n = (int(b[off+1]) + 2) * 4
+		case extHeader(nh): // RFC 6564's uniform format
+			if off+2 > len(b) {
+				return nh, off, false
+			}
+			n = (int(b[off+1]) + 1) * 8
+		default:
+			return nh, off, true
 		}
-		n := (int(b[off+1]) + 1) * 8
 		if off+n > len(b) {
-			break
+			return nh, off, false
 		}
 		nh = b[off]
 		off += n
 	}
-	return nh, off
+	return nh, off, false
 }
 
 // writeIPv4 writes a 20-byte IPv4 header with its checksum.
