@@ -14,7 +14,7 @@ import (
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/packet/bfd"
 
-	"github.com/map646/map646/internal/poll"
+	"github.com/map646/map646/lab/poll"
 )
 
 // TestBFDNewRemoteSession: the router's side of BFD behaves as BIRD 2

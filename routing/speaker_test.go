@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/map646/map646/internal/poll"
+	"github.com/map646/map646/lab/poll"
 )
 
 var (

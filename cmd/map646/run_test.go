@@ -27,7 +27,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
-	"github.com/map646/map646/internal/poll"
+	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/netlab"
 )
 

@@ -87,6 +87,6 @@
 // written and every namespace and process is removed (a second Ctrl-C
 // quits at once; the next lab run deletes what that leaves).
 //
-// It imports lab/topo, lab/netlab, internal/poll, x/sys (the sniffers)
+// It imports lab/topo, lab/netlab, lab/poll, x/sys (the sniffers)
 // and gonum/plot; nothing of map646 but through the binary.
 package main

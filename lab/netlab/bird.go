@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/map646/map646/internal/poll"
+	"github.com/map646/map646/lab/poll"
 )
 
 // BIRD 2 (Debian package bird2) as a router in a namespace: the upstream

@@ -36,7 +36,7 @@
 //
 // It owns the namespaces, links, processes and temporary files it creates
 // and their owner records (/run/netlab). It imports lab/labreq,
-// internal/poll, netlink, netns and x/sys; nothing else of map646: the lab packages (lab/topo,
+// lab/poll, netlink, netns and x/sys; nothing else of map646: the lab packages (lab/topo,
 // lab/failover, lab/bench, the lab tests) and the command's root tests
 // import it.
 package netlab

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/map646/map646/internal/poll"
+	"github.com/map646/map646/lab/poll"
 )
 
 // BuildMap646 builds this module's cmd/map646 into a temporary directory

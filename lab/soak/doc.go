@@ -63,6 +63,6 @@
 //     device (packets it queued to map646, packets map646 wrote) are
 //     reported beside them.
 //
-// It imports lab/topo, lab/netlab, internal/poll and x/sys; nothing of
+// It imports lab/topo, lab/netlab, lab/poll and x/sys; nothing of
 // map646 but through the binary.
 package main

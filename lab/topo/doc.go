@@ -59,7 +59,7 @@
 // them and a test may change a node's before (re)starting it.
 //
 // It owns the topologies: their namespaces, links, routers and nodes,
-// through netlab's TB. It imports lab/netlab, internal/poll and
+// through netlab's TB. It imports lab/netlab, lab/poll and
 // cmd/map646/control (to read the nodes' status); lab/failover, lab/soak, lab/bench and the lab
 // tests import it.
 package topo

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/map646/map646/cmd/map646/control"
-	"github.com/map646/map646/internal/poll"
+	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/netlab"
 )
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/map646/map646/internal/poll"
+	"github.com/map646/map646/lab/poll"
 )
 
 // TestTopoStatic: the lab without BGP (static multipath routes in both

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/map646/map646/internal/poll"
+	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/translator"
 	pt "github.com/map646/map646/translator/packettest"
 	"github.com/map646/map646/translator/tun"

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/map646/map646/internal/poll"
+	"github.com/map646/map646/lab/poll"
 	pt "github.com/map646/map646/translator/packettest"
 )
 

@@ -6,7 +6,8 @@
 //
 // It owns no state and imports only the standard library, so that every
 // package of the module, test or lab, can import it without a cycle. It
-// is internal: nothing outside map646 may depend on it.
+// lives under lab/ with labreq, the other piece of test plumbing, and is
+// no API of map646's.
 package poll
 
 import "time"
