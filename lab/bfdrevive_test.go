@@ -31,8 +31,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/topo"
 )
 

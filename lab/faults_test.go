@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/map646/map646/cmd/map646/control"
-	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/topo"
 )
 

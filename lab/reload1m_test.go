@@ -32,8 +32,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/poll"
 )
 
 const r1mEntries = 1_000_000

@@ -28,8 +28,8 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
-	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/labreq"
+	"github.com/map646/map646/lab/poll"
 )
 
 // logLines is a slog destination that keeps every line (and passes it to

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/map646/map646/cmd/map646/control"
-	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/poll"
 )
 
 // partnerBGP is the [bgp] and [health] of a node whose partner is at

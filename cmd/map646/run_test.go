@@ -27,8 +27,8 @@ import (
 
 	"github.com/vishvananda/netns"
 
-	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/poll"
 )
 
 // runConfig is a configuration for `map646 run` tests: documentation

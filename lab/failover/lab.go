@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/topo"
 )
 

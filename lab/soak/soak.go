@@ -23,8 +23,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/topo"
 )
 

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/map646/map646/cmd/map646/control"
-	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/poll"
 )
 
 // Node is one map646 node of the lab.

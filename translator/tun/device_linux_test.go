@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/labreq"
+	"github.com/map646/map646/lab/poll"
 	pt "github.com/map646/map646/translator/packettest"
 )
 

@@ -17,8 +17,8 @@ import (
 
 	"github.com/map646/map646/config"
 	"github.com/map646/map646/health"
-	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/translator/dataplane"
 	"github.com/map646/map646/translator/tun"
 )
