@@ -131,3 +131,28 @@ func TestExposure(t *testing.T) {
 		})
 	}
 }
+
+// TestParserMessage: in a file that holds a secret, every form in which the
+// TOML library quotes the file is hidden, and only that; in a file without
+// one the message is unchanged.
+func TestParserMessage(t *testing.T) {
+	secretFile := []byte("[[bgp.neighbor]]\npassword = x\n")
+	const note = " (text of the file hidden: the file holds a secret)"
+	for _, tc := range []struct{ msg, want string }{
+		{`expected value but found "hunter2" instead`, `expected value but found <hidden> instead` + note},
+		{`expected value but found "hun\"ter2" instead`, `expected value but found <hidden> instead` + note},
+		{`expected '.' or '=', but got 'h' instead`, `expected <hidden> or <hidden>, but got <hidden> instead` + note},
+		{`not a binary number: '0bhun'ter2'`, `not a binary number: <hidden>` + note},
+		{`invalid escape in string '\q'`, `invalid escape in string <hidden>` + note},
+		{`invalid UTF-8 byte: 0xff`, `invalid UTF-8 byte: <hidden>` + note},
+		{`1234567890123456789012 is out of range for int64`, `<hidden> is out of range for int64` + note},
+		{`newlines not allowed within inline tables`, `newlines not allowed within inline tables`},
+	} {
+		if got := parserMessage(secretFile, tc.msg); got != tc.want {
+			t.Errorf("parserMessage(%q)\n got %q\nwant %q", tc.msg, got, tc.want)
+		}
+		if got := parserMessage([]byte("[bgp]\nlocal_as = x\n# password = \"x\"\n"), tc.msg); got != tc.msg {
+			t.Errorf("no secret in the file: parserMessage(%q) = %q, want it unchanged", tc.msg, got)
+		}
+	}
+}
