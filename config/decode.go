@@ -46,14 +46,10 @@ func newDecoder(data []byte, file string) (*decoder, *section) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			msg := "invalid TOML: " + pe.Message
-			if secretLine(data, pe.Position.Line) {
-				// The library's message may quote the secret.
-				msg = "invalid TOML in the value of a secret (the parser's message is not shown: it may quote the value); write it as a quoted string, e.g. password = \"...\""
-			}
+			msg := "invalid TOML: " + parserMessage(data, pe.Message)
 			d.add(Problem{File: file, Line: pe.Position.Line, Msg: msg})
 		} else {
-			d.add(Problem{File: file, Msg: "invalid TOML: " + err.Error()})
+			d.add(Problem{File: file, Msg: "invalid TOML: " + parserMessage(data, err.Error())})
 		}
 		return d, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -94,20 +95,66 @@ func lastPart(key string) string {
 	return key[strings.LastIndexByte(key, '.')+1:]
 }
 
-// secretLine reports whether line n (1-based) of data assigns a key that
-// looks secret: the TOML library's syntax errors quote the text they choke
-// on, which on such a line may be the secret itself.
-func secretLine(data []byte, n int) bool {
-	lines := bytes.Split(data, []byte("\n"))
-	if n < 1 || n > len(lines) {
-		return false
+// assignedKey matches every key of a key = value pair, wherever it stands:
+// at the start of a line, after a dot of a dotted key, inside an inline
+// table or after another pair on the same line. A "=" inside a string may
+// match too, which only hides more.
+var assignedKey = regexp.MustCompile(`([A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')\s*=`)
+
+// urlPassword matches the user information of a URL with a password in it.
+var urlPassword = regexp.MustCompile(`://[^/@\s]*:[^/@\s]*@`)
+
+// holdsSecretText reports whether the text of a configuration file that
+// the TOML library failed to parse may hold a secret: a key anywhere that
+// looks secret, or a URL with a password. Lines that are all comment do
+// not count: the example file's "# password = ..." is no secret.
+func holdsSecretText(data []byte) bool {
+	for line := range bytes.SplitSeq(data, []byte("\n")) {
+		if t := bytes.TrimSpace(line); len(t) == 0 || t[0] == '#' {
+			continue
+		}
+		if urlPassword.Match(line) {
+			return true
+		}
+		for _, m := range assignedKey.FindAllSubmatch(line, -1) {
+			if looksSecret(strings.Trim(string(m[1]), `"'`)) {
+				return true
+			}
+		}
 	}
-	key, _, ok := bytes.Cut(lines[n-1], []byte("="))
-	if !ok {
-		return false
+	return false
+}
+
+// quotedText matches what the TOML library (v1.6.0) quotes from the file in
+// its syntax errors: "..." (%q), '...' (%q of a rune, and '%s', whose text
+// may itself hold a ' followed by more text), a number it could not read
+// ("99999999999999999999 is out of range for int64") and a byte ("invalid
+// UTF-8 byte: 0xff").
+var quotedText = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.|'[^\s,.:;)'])*'|^\S+( is out of)|\b0x[0-9a-fA-F]+\b`)
+
+// hidden stands for text of the file that a message does not show.
+const hidden = "<hidden>"
+
+// parserMessage returns msg, a syntax error of the TOML library about data,
+// as a message may show it. The library quotes the text it chokes on, and
+// the position of an error inside a value does not tell whose value it is
+// (a multi-line string, an inline table with a password after another key),
+// so in a file that may hold a secret every text quoted from the file is
+// replaced with <hidden>; the kind of error and its line remain.
+func parserMessage(data []byte, msg string) string {
+	if !holdsSecretText(data) {
+		return msg
 	}
-	key = bytes.Trim(bytes.TrimSpace(key), `"'`)
-	return looksSecret(lastPart(string(key)))
+	shown := quotedText.ReplaceAllStringFunc(msg, func(q string) string {
+		if strings.HasSuffix(q, " is out of") {
+			return hidden + " is out of"
+		}
+		return hidden
+	})
+	if shown == msg {
+		return msg
+	}
+	return shown + " (text of the file hidden: the file holds a secret)"
 }
 
 // HasSecrets reports whether the configuration holds a secret: a BGP

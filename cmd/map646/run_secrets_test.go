@@ -62,6 +62,12 @@ func TestCheckSecrets(t *testing.T) {
 	if code != exitError || !strings.Contains(stderr, ": bgp.neighbor[0].pasword: unknown key; did you mean password?") || strings.Contains(stderr, "hunter2") {
 		t.Errorf("misspelt password: exit %d, stderr %q", code, stderr)
 	}
+
+	write(strings.Replace(valid, "peer_as = 64513\npassword = \"hunter2-secret\"", "peer_as = 64513, password = hunter2-secret", 1), 0o600)
+	code, _, stderr = runCmd(t, "check", "-config", path)
+	if code != exitError || !strings.Contains(stderr, ": invalid TOML: expected a top-level item to end with a newline, comment, or EOF, but got <hidden> instead (text of the file hidden: the file holds a secret)") || strings.Contains(stderr, "hunter2") {
+		t.Errorf("unquoted password after another key: exit %d, stderr %q", code, stderr)
+	}
 }
 
 // TestRunSecrets: the daemon warns at start about a password others may
@@ -89,9 +95,20 @@ func TestRunSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.signal(syscall.SIGHUP)
-	refused, _ := p.wait("reload refused", next)
+	refused, next := p.wait("reload refused", next)
 	if e, _ := refused["err"].(string); !strings.Contains(e, "bgp.neighbor[0].pasword: unknown key; did you mean password?") {
 		t.Errorf("the refusal does not name the key: %v", refused)
+	}
+
+	// A syntax error on a line whose first key is not the password.
+	unquoted := strings.Replace(string(b), "peer_as = 64513\npassword = \"hunter2-secret\"", "peer_as = 64513, password = hunter2-secret", 1)
+	if err := os.WriteFile(conf, []byte(unquoted), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(syscall.SIGHUP)
+	refused, _ = p.wait("reload refused", next)
+	if e, _ := refused["err"].(string); !strings.Contains(e, "invalid TOML: expected a top-level item to end with a newline, comment, or EOF, but got <hidden> instead") {
+		t.Errorf("the refusal of a syntax error: %v", refused)
 	}
 	p.signal(syscall.SIGTERM)
 	<-p.done
