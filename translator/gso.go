@@ -169,7 +169,7 @@ func (t *Translator) gso4(pkt, head []byte, gsoSize int, o *Out) (Result, int, [
 		return Result{}, 0, nil, false
 	}
 	dst6, entry, r := t.dst4(h.dst)
-	if r != ReasonNone || t.toNode6(&dst6) {
+	if r != ReasonNone || t.toNode6(&dst6) || t.toNode4(h.dst) {
 		// The per-segment path answers with ICMP errors, and counts a
 		// refused local destination per segment, as without offloads.
 		return Result{}, 0, nil, false

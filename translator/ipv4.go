@@ -73,7 +73,12 @@ func (t *Translator) translate4(pkt []byte, o *Out, hairpin bool) Result {
 	if r != ReasonNone {
 		return t.error4(pkt, &h, r, icmp4DestUnreach, icmp4CodeAdminProhibited, 0, o)
 	}
-	if t.toNode6(&dst6) {
+	if t.toNode6(&dst6) || t.toNode4(h.dst) {
+		// The second test: under the siit policy an IPv4 client's packet
+		// to the translator's or the node's IPv4 address would go out to
+		// the IPv6 side through the pseudo prefix, to be refused when it
+		// comes back; refused at once, so each direction refuses what the
+		// other does.
 		return dropEntry(ReasonLocalDestination, entry)
 	}
 	var src6 [16]byte

@@ -101,6 +101,15 @@ func casesM() []conformanceCase {
 	drop("M2-tcp-179-to-own-ipv6", nil, toNode, syn4(server4b))
 	forward("M3-tcp-179-to-node-ipv6-allowed", allowLocal, toNode, syn4(server4), nodeAddr6)
 	forward("M3-tcp-179-to-own-ipv6-allowed", allowLocal, toNode, syn4(server4b), own6)
+
+	// From the IPv4 side under the siit policy: a packet to the
+	// translator's or the node's IPv4 address would leave through the
+	// pseudo prefix and be refused when it came back; refused at once.
+	siit := func(c *translator.Config) { withNode(c); c.Policy = translator.PolicySIIT }
+	drop("M2-siit-to-own-ipv4", siit, nil, syn4(own4))
+	drop("M2-siit-to-node-ipv4", siit, nil, syn4(nodeAddr4))
+	forward("M3-siit-to-own-ipv4-allowed", func(c *translator.Config) { siit(c); c.AllowLocalDestinations = true },
+		nil, syn4(own4), pseudoOf(own4))
 	return cs
 }
 
