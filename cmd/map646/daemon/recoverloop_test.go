@@ -170,6 +170,22 @@ socket = %q
 	if slowest > recoveryAnswerBound {
 		t.Errorf("a command during the self-test was answered in %v, want under %v: the self-test blocks the loop", slowest, recoveryAnswerBound)
 	}
+
+	// Stopped while a recovery creates the device: the daemon waits for
+	// it and closes it, so the kernel deletes it; none is left behind.
+	if link, err = netlink.LinkByName("m646r"); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkDel(link); err != nil {
+		t.Fatal(err)
+	}
+	if !poll.Until(10*time.Second, time.Millisecond, func() bool { return held.Load() > 0 }) {
+		t.Fatal("the second recovery's self-test did not start within 10 s")
+	}
+	stop()
+	if _, err := netlink.LinkByName("m646r"); err == nil {
+		t.Error("m646r still exists after Run returned: the device the recovery was creating was not closed")
+	}
 }
 
 // lockedBuffer is a log the test reads while the daemon writes it.
