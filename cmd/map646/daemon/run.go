@@ -109,8 +109,8 @@ type daemon struct {
 // changes it, one at a time: signals, the control socket's commands, the
 // drain's timers, health and BGP changes, the data plane stopping and its
 // recovery, the retry tick and the state_dir check. Slow work that must
-// not hold it up (proving a re-created device) runs in a goroutine of its
-// own and comes back as an event.
+// not hold it up (creating a device anew, with its offload self-test, and
+// proving it) runs in a goroutine of its own and comes back as an event.
 
 // retryEvery is how often a failed announcement is retried and [node]
 // state_dir checked.
