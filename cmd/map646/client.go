@@ -64,8 +64,10 @@ Take the node out of service without losing a packet (make before break):
      before, removes the flag, serves again and refuses the drain naming
      the partner (exit 1). An equal or unknown partner router id backs
      off too, and so does a node whose partners' routes are gone (a
-     partner drained, stopped or lost its session meanwhile). A -force
-     drain never backs off;
+     partner drained, stopped or lost its session meanwhile), and the
+     lower one when drain_timeout passes while the other still drains
+     (forced, or a map646 that does not back off). A -force drain never
+     backs off;
   5. withdraw everything and keep translating for [node] linger while the
      routers converge; then drained. The data plane still translates what
      reaches it.

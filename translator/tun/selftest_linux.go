@@ -108,8 +108,10 @@ func (d *offloadDevice) OffloadStates() []OffloadState {
 // fail and returns them. An IP version whose loop cannot be made or does
 // not work is reported in skipped, its offloads left as they were. err
 // says the test could not finish (the device is gone, a loop route could
-// not be removed, TUNSETOFFLOAD failed). Call it once, before the device serves (no other reader may be
-// reading its queues), from a goroutine in the device's network namespace.
+// not be removed, TUNSETOFFLOAD failed); the offloads that failed up to then
+// are switched off and returned all the same. Call it once, before the
+// device serves (no other reader may be reading its queues), from a
+// goroutine in the device's network namespace.
 func (d *offloadDevice) SelfTest() (failed []OffloadFailure, skipped []string, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -138,17 +140,16 @@ func (d *offloadDevice) SelfTest() (failed []OffloadFailure, skipped []string, e
 			continue
 		}
 		lost, fails := lt.run(v.addr, v.offloads)
-		if err := remove(); err != nil {
+		// The failed offloads go before anything else can end the test: an
+		// offload found broken must not stay on because the route could
+		// not be removed.
+		fails, offErr := d.switchOff(fails)
+		failed = append(failed, fails...)
+		if err := errors.Join(offErr, remove()); err != nil {
 			return failed, skipped, err
 		}
 		if lost != nil {
 			skipped = append(skipped, fmt.Sprintf("IPv%d: %v", ipVersion(v.addr), lost))
-			continue
-		}
-		fails, err = d.switchOff(fails)
-		failed = append(failed, fails...)
-		if err != nil {
-			return failed, skipped, err
 		}
 	}
 	return failed, skipped, nil
@@ -174,7 +175,8 @@ func addLoopRoute(link netlink.Link, addr netip.Addr) (remove func() error, err 
 		return nil, fmt.Errorf("tun: self-test: route %s into %s: %w", addr, link.Attrs().Name, err)
 	}
 	return func() error {
-		if err := netlink.RouteDel(r); err != nil {
+		// ESRCH: someone else removed it already, which is all we want.
+		if err := netlink.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) {
 			return fmt.Errorf("tun: self-test: remove the route %s: %w", addr, err)
 		}
 		return nil

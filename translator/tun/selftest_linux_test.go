@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -287,3 +288,42 @@ func TestSelfTestLoopBlocked(t *testing.T) {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// TestSelfTestRouteGoneFailureOff: someone else deletes the IPv4 loop route
+// while the self-test runs, and uso4 fails in the same run: the route
+// already gone is no error (ESRCH), and the failed offload is switched
+// off, with uso6 that goes with it, however the removal ends.
+func TestSelfTestRouteGoneFailureOff(t *testing.T) {
+	newNetns(t)
+	forwarding(t, true)
+	d := openSelfTested(t)
+	timer := time.AfterFunc(60*time.Second, func() { d.Close() })
+	t.Cleanup(func() { timer.Stop() })
+	var delErr error
+	SetSelfTestHook(func(offload string, pkt []byte) {
+		if offload != OffloadUSO4 { // the last IPv4 test: the loop is needed no more
+			return
+		}
+		pkt[len(pkt)-1] ^= 0xff
+		delErr = netlink.RouteDel(&netlink.Route{Dst: &net.IPNet{IP: selfTestAddr4.AsSlice(), Mask: net.CIDRMask(32, 32)}, Scope: netlink.SCOPE_LINK})
+	})
+	t.Cleanup(func() { SetSelfTestHook(nil) })
+	failed, skipped, err := d.SelfTest()
+	if delErr != nil {
+		t.Fatalf("the hook could not delete the loop route: %v", delErr)
+	}
+	t.Logf("failed %v, skipped %v, err %v", failed, skipped, err)
+	if err != nil || len(skipped) > 0 {
+		t.Errorf("self-test: skipped %v, err %v; want neither (the route already gone is no error)", skipped, err)
+	}
+	var names []string
+	for _, f := range failed {
+		names = append(names, f.Offload)
+	}
+	if strings.Join(names, " ") != "uso4 uso6" {
+		t.Errorf("failed %v, want uso4 uso6", names)
+	}
+	if got, want := d.Offloads(), "csum tso4 tso6"; got != want {
+		t.Errorf("offloads %q after the failure, want %q", got, want)
+	}
+}

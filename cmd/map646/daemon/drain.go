@@ -30,7 +30,11 @@ import (
 // the other's routes are back without GRACEFUL_SHUTDOWN; the higher one
 // backs off (backOff): its drain is cancelled, it serves again and its
 // client hears why. A node whose partners' routes are gone meanwhile is
-// the last one, and backs off too.
+// the last one, and backs off too. If drain_timeout passes while the
+// other still drains (it was forced, or does not know the tie-break),
+// the lower one backs off as well: the other withdraws regardless, and a
+// drain its operator did not force must not leave the prefixes with no
+// node.
 
 // errDrainBusy answers a drain or undrain while a drain runs.
 var errDrainBusy = errors.New("a drain is in progress")
@@ -315,6 +319,14 @@ func (c *lifecycle) drainTimerFired(ctx context.Context) {
 	d := c.drain
 	if !d.withdrawn {
 		if !c.contest(ctx) {
+			return
+		}
+		if len(d.rivals) > 0 {
+			// The rival did not back off for this node: a forced drain, or
+			// a map646 without the tie-break. It withdraws; so this node,
+			// whose operator did not force, must not.
+			c.backOff(ctx, fmt.Sprintf("drain_timeout %s passed while partner %s still drains (it announces %s with GRACEFUL_SHUTDOWN: a forced drain, or a map646 that does not back off), and withdrawing both would leave them with no node",
+				d.tm.Timeout, joinAddrs(d.rivals), joinPrefixes(uncovered(c.bgp.Announced(), c.bgp.PartnerRoutes()))))
 			return
 		}
 		c.drainWithdraw(ctx, fmt.Sprintf("drain_timeout %s passed with traffic still flowing; withdrawing", d.tm.Timeout))

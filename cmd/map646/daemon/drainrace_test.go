@@ -213,3 +213,41 @@ func TestDrainSettle(t *testing.T) {
 		t.Errorf("withdrawn %v after the GRACEFUL_SHUTDOWN, want at least %v", held, settle)
 	}
 }
+
+// TestConcurrentDrainRivalStays: the node has the lower router id, and its
+// partner drains at the same moment but never backs off (a forced drain,
+// or a map646 without the tie-break). At drain_timeout the node must not
+// withdraw as well: it backs off, serves again, and its client hears which
+// partner still drains.
+func TestConcurrentDrainRivalStays(t *testing.T) {
+	dir := t.TempDir()
+	c := newTestCtl(t, dir)
+	c.do(func() {
+		c.routerID = netip.MustParseAddr("192.0.2.1")
+		c.tm.Timeout = 50 * time.Millisecond
+	})
+	c.sp.mu.Lock()
+	drainsAlong(c, "192.0.2.3")
+	c.sp.mu.Unlock()
+	msg, err := c.Drain(context.Background(), false, func(string) {})
+	want := "refusing to drain: drain_timeout 50ms passed while partner 192.0.2.3 still drains (it announces 198.51.100.0/28, 203.0.113.0/24, 64:ff9b::/96 with GRACEFUL_SHUTDOWN: a forced drain, or a map646 that does not back off), and withdrawing both would leave them with no node; GRACEFUL_SHUTDOWN withdrawn, the node is serving again"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Drain = %q, %v\nwant the error %s", msg, err, want)
+	}
+	if c.state() != Serving {
+		t.Errorf("state %s after backing off, want serving", c.state())
+	}
+	for _, call := range c.sp.history() {
+		if len(call) == 0 {
+			t.Errorf("the node withdrew while its partner still drained: %v", c.sp.history())
+		}
+	}
+	for _, a := range c.sp.Announced() {
+		if slices.Contains(a.Communities, routing.GracefulShutdown) {
+			t.Errorf("after backing off: %v still carries GRACEFUL_SHUTDOWN", a)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, drainFlagName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the drained flag is still there after backing off: %v", err)
+	}
+}

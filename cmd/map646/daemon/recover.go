@@ -10,6 +10,7 @@ import (
 	"github.com/map646/map646/config"
 	"github.com/map646/map646/health"
 	"github.com/map646/map646/translator/dataplane"
+	"github.com/map646/map646/translator/tun"
 )
 
 // The data plane's recovery. When the data plane stops under the daemon
@@ -21,9 +22,10 @@ import (
 //     cannot translate, and the health checks would take fall intervals to
 //     see it;
 //  2. closes what is left of the old device and its route handle;
-//  3. creates the device again with the same [tun] settings, gives it to
-//     the data plane (dataplane.Reopen: the counters go on) and restarts
-//     the workers;
+//  3. creates the device again with the same [tun] settings, in a
+//     goroutine of its own (the offload self-test waits up to a second per
+//     packet the loop loses), gives it to the data plane (dataplane.Reopen:
+//     the counters go on) and restarts the workers;
 //  4. removes stale routes of protocol 246 and adds the routes of the
 //     table in use;
 //  5. proves the new device translates: the data plane's own probe must
@@ -87,10 +89,49 @@ func (d *daemon) dataPlaneFailed(err error) {
 	d.recoverDataPlane()
 }
 
-// recoverDataPlane makes one attempt: steps 2 to 4, then starts the proof.
+// openedDevice is what the goroutine that creates the device hands the
+// loop.
+type openedDevice struct {
+	dev tun.Device
+	err error
+}
+
+// recoverDataPlane makes one attempt: step 2, then step 3's creation of the
+// device, off the loop: creating it runs the offload self-test, which waits
+// up to selfTestWait for each packet its loop loses, and the daemon loop
+// must meanwhile answer the control socket and the drain's timers. The
+// goroutine touches nothing of the daemon's: it opens a device from a copy
+// of [tun] and hands it over (deviceOpened). Until then the node is as
+// between two attempts: withdrawn, the data plane stopped, no routes.
 func (d *daemon) recoverDataPlane() {
 	d.recovery.start = time.Now()
-	if err := d.recoverOnce(); err != nil {
+	d.dp.Close() // what is left of the old device; closed already by Run
+	if d.routes != nil {
+		// The kernel deleted the routes with the device; a device that
+		// is still there goes with its last descriptor.
+		d.routes.Close()
+		d.routes = nil
+	}
+	tc, log := d.cfg.Tun, d.log
+	opened := make(chan openedDevice, 1)
+	d.openedC = opened
+	go func() {
+		dev, err := openDevice(tc, log)
+		opened <- openedDevice{dev, err}
+	}()
+}
+
+// deviceOpened goes on with the attempt once the device is created: the
+// rest of steps 3 and 4, then starts the proof.
+func (d *daemon) deviceOpened(o openedDevice) {
+	if o.err != nil {
+		d.recoverFailed(fmt.Errorf("create the device: %w", o.err))
+		return
+	}
+	// A reload meanwhile may have changed busy_poll, the one [tun]
+	// setting a reload applies; the device was opened with the old one.
+	o.dev.SetBusyPoll(d.cfg.Tun.BusyPoll)
+	if err := d.startDevice(o.dev); err != nil {
 		d.recoverFailed(err)
 		return
 	}
@@ -167,20 +208,10 @@ func proveDataPlane(dp *dataplane.DataPlane, rise int, every time.Duration) erro
 	return nil
 }
 
-// recoverOnce is one attempt; on failure it leaves the data plane stopped
-// and no route of its own behind.
-func (d *daemon) recoverOnce() (err error) {
-	d.dp.Close() // what is left of the old device; closed already by Run
-	if d.routes != nil {
-		// The kernel deleted the routes with the device; a device that
-		// is still there goes with its last descriptor.
-		d.routes.Close()
-		d.routes = nil
-	}
-	dev, err := openDevice(d.cfg.Tun, d.log)
-	if err != nil {
-		return fmt.Errorf("create the device: %w", err)
-	}
+// startDevice gives the new device to the data plane, starts the workers
+// and installs the routes; on failure it leaves the data plane stopped and
+// no route of its own behind.
+func (d *daemon) startDevice(dev tun.Device) (err error) {
 	if err := d.dp.Reopen(dev); err != nil {
 		dev.Close()
 		return err

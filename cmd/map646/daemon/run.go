@@ -99,7 +99,8 @@ type daemon struct {
 	// The data plane's recovery (recover.go): the next attempt's timer
 	// and how many attempts failed since the device was lost.
 	recoverC <-chan time.Time
-	provenC  <-chan error // the proof of a re-created device
+	openedC  <-chan openedDevice // the device an attempt creates
+	provenC  <-chan error        // the proof of a re-created device
 	recovery recovery
 }
 
@@ -108,8 +109,8 @@ type daemon struct {
 // changes it, one at a time: signals, the control socket's commands, the
 // drain's timers, health and BGP changes, the data plane stopping and its
 // recovery, the retry tick and the state_dir check. Slow work that must
-// not hold it up (proving a re-created device) runs in a goroutine of its
-// own and comes back as an event.
+// not hold it up (creating a device anew, with its offload self-test, and
+// proving it) runs in a goroutine of its own and comes back as an event.
 
 // retryEvery is how often a failed announcement is retried and [node]
 // state_dir checked.
@@ -185,6 +186,9 @@ func (d *daemon) loop(sigs chan os.Signal) error {
 		case <-d.recoverC:
 			d.recoverC = nil
 			d.recoverDataPlane()
+		case o := <-d.openedC:
+			d.openedC = nil
+			d.deviceOpened(o)
 		case err := <-d.provenC:
 			d.provenC = nil
 			d.dataPlaneProven(err)
@@ -606,7 +610,8 @@ func (d *daemon) keepRestartOnly(cfg *config.Config) {
 //  5. remove the kernel routes, so the kernel sends nothing more into the
 //     device while the workers translate what is queued;
 //  6. stop the data plane, which closes the device (the kernel deletes it
-//     with its last queue); stop the metrics server.
+//     with its last queue), and close a device a recovery is creating once
+//     it is there (at most its self-test later); stop the metrics server.
 //
 // Without [bgp], or with nothing announced, there is nothing to withdraw
 // and no linger. It undoes whatever part of start was done, and returns
@@ -663,6 +668,11 @@ func (d *daemon) shutdown(sigs <-chan os.Signal) error {
 			}
 		} else if err := d.dp.Close(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if d.openedC != nil {
+		if o := <-d.openedC; o.err == nil {
+			o.dev.Close()
 		}
 	}
 	if d.metrics != nil {
