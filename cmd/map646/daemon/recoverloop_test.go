@@ -18,8 +18,8 @@ import (
 
 	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/config"
-	"github.com/map646/map646/internal/poll"
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/translator/tun"
 )
 
