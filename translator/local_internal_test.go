@@ -29,7 +29,7 @@ func TestAddrSetRandom(t *testing.T) {
 				addrs = append(addrs, a)
 			}
 		}
-		s := newAddrSet(addrs)
+		s := newAddrSet(hostPrefixes(addrs))
 		check := func(a netip.Addr) {
 			var got bool
 			if a.Is4() {
@@ -77,7 +77,7 @@ func BenchmarkToNode(b *testing.B) {
 	for _, c := range []struct {
 		name  string
 		local *LocalAddrs
-	}{{"own", nil}, {"own+32", NewLocalAddrs(node...)}} {
+	}{{"own", nil}, {"own+32", NewLocalAddrs(hostPrefixes(node)...)}} {
 		tr, err := New(Config{PseudoPrefix: netip.MustParsePrefix("64:ff9b::/96"),
 			IPv4Addr: netip.MustParseAddr("192.0.2.1"), IPv6Addr: netip.MustParseAddr("2001:db8:64::1"),
 			LowestIPv6MTU: 1280, IPv6MTU: 1500, IPv4MTU: 1500, LocalAddrs: c.local}, nil)
