@@ -40,7 +40,9 @@ func echo6(dst netip.Addr) []byte {
 }
 
 // withNode gives the translator the node's addresses.
-func withNode(c *translator.Config) { c.LocalAddrs = translator.NewLocalAddrs(hosts(nodeAddr4, nodeAddr6)...) }
+func withNode(c *translator.Config) {
+	c.LocalAddrs = translator.NewLocalAddrs(hosts(nodeAddr4, nodeAddr6)...)
+}
 
 // hosts returns addrs as single-address prefixes.
 func hosts(addrs ...netip.Addr) []netip.Prefix {
