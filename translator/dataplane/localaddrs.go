@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -127,21 +128,26 @@ func discard[T any](ch <-chan T) {
 	}
 }
 
-// follow reads the local addresses again after each notification, and
-// subscribes anew when a subscription ends before ctx.
+// follow reads the local addresses again after each notification that
+// can change them, and subscribes anew when a subscription ends before
+// ctx.
 func (f *addrFollower) follow(ctx context.Context, sub *subscription) {
 	defer f.close()
 	for {
-		var open bool
+		var changed, open bool
 		select {
 		case _, open = <-sub.addrs:
-		case _, open = <-sub.routes:
+			changed = open
+		case u, ok := <-sub.routes:
+			changed, open = ok && isLocalTable(u), ok
 		case <-ctx.Done():
 			sub.end()
 			return
 		}
 		if open {
-			open = sub.drain() // a burst of changes: one read
+			var more bool
+			more, open = sub.drain() // a burst of changes: one read
+			changed = changed || more
 		}
 		if !open {
 			sub.end()
@@ -152,14 +158,30 @@ func (f *addrFollower) follow(ctx context.Context, sub *subscription) {
 			if sub = f.resubscribe(ctx); sub == nil {
 				return
 			}
+			changed = true
 		}
-		if err := f.read(); err != nil {
-			// The last addresses read stay refused; the next
-			// notification reads again.
-			f.log.Error("cannot read the node's local addresses; the last ones read stay refused", "err", err)
-			continue
+		if changed {
+			f.reread()
 		}
-		f.log.Info("the node's local addresses changed", "prefixes", len(f.set.Prefixes()))
+	}
+}
+
+// isLocalTable says whether a route notification is about the local
+// routing table: those of the other tables (the routes the node learns
+// over BGP, say) cannot change the local addresses.
+func isLocalTable(u netlink.RouteUpdate) bool { return u.Table == unix.RT_TABLE_LOCAL }
+
+// reread reads the local addresses again, and says so when they changed.
+func (f *addrFollower) reread() {
+	before := f.set.Prefixes()
+	if err := f.read(); err != nil {
+		// The last addresses read stay refused; the next notification
+		// reads again.
+		f.log.Error("cannot read the node's local addresses; the last ones read stay refused", "err", err)
+		return
+	}
+	if after := f.set.Prefixes(); !slices.Equal(before, after) {
+		f.log.Info("the node's local addresses changed", "prefixes", len(after))
 	}
 }
 
@@ -180,22 +202,25 @@ func (f *addrFollower) resubscribe(ctx context.Context) *subscription {
 	}
 }
 
-// drain takes the notifications already queued, and says whether both
-// channels are still open: a closed channel is always ready, so a drain
-// that did not stop at one would never end.
-func (s *subscription) drain() bool {
+// drain takes the notifications already queued, and says whether one of
+// them can change the local addresses and whether both channels are
+// still open: a closed channel is always ready, so a drain that did not
+// stop at one would never end.
+func (s *subscription) drain() (changed, open bool) {
 	for {
 		select {
 		case _, ok := <-s.addrs:
 			if !ok {
-				return false
+				return changed, false
 			}
-		case _, ok := <-s.routes:
+			changed = true
+		case u, ok := <-s.routes:
 			if !ok {
-				return false
+				return changed, false
 			}
+			changed = changed || isLocalTable(u)
 		default:
-			return true
+			return changed, true
 		}
 	}
 }

@@ -184,7 +184,8 @@ func processCPU(t *testing.T) time.Duration {
 // closes its channel on ENOBUFS), here with notifications still queued in
 // front of the close, the follower subscribes once again, says so once at
 // WARN, reads every address again and keeps following; and it does not
-// spin on the closed channel.
+// spin on the closed channel; only route notifications of the local
+// table make it read again.
 func TestFollowLocalAddrsResubscribes(t *testing.T) {
 	inNetns(t, func() {
 		l := link(t, "m646r")
@@ -252,7 +253,14 @@ func TestFollowLocalAddrsResubscribes(t *testing.T) {
 		if err := netlink.AddrDel(l, a); err != nil {
 			t.Fatal(err)
 		}
-		second.routes <- netlink.RouteUpdate{}
+		// A route of another table (one learned over BGP) does not make
+		// it read again; one of the local table does.
+		second.routes <- netlink.RouteUpdate{Route: netlink.Route{Table: unix.RT_TABLE_MAIN}}
+		time.Sleep(100 * time.Millisecond)
+		if !refused(set, "203.0.113.61") {
+			t.Errorf("a main-table route notification made the follower read again")
+		}
+		second.routes <- netlink.RouteUpdate{Route: netlink.Route{Table: unix.RT_TABLE_LOCAL}}
 		waitRefused(t, set, "203.0.113.61", false)
 	})
 }
