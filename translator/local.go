@@ -208,30 +208,46 @@ func compare6(a, b [2]uint64) int {
 
 // has4 and has6 say whether the set holds an address, given with its
 // filter index (fold4, fold6): the bisections run only for the few
-// addresses that pass a filter. A nil set holds none.
+// addresses that pass a filter.
+// A nil set holds none.
 func (s *addrSet) has4(v uint32, i uint8) bool {
 	if s == nil {
 		return false
 	}
-	if hasBit(&s.filter4, i) {
-		if _, ok := slices.BinarySearch(s.hosts4, v); ok {
-			return true
-		}
+	if hasBit(&s.filter4, i) && s.hasHost4(v) {
+		return true
 	}
-	return hasBit(&s.first4, uint8(v>>24)) && in4(s.nets4, v)
+	return len(s.nets4) != 0 && s.inNets4(v)
 }
 
 func (s *addrSet) has6(a *[16]byte, i uint8) bool {
 	if s == nil {
 		return false
 	}
-	k := key6(a)
-	if hasBit(&s.filter6, i) {
-		if _, ok := slices.BinarySearchFunc(s.hosts6, k, compare6); ok {
-			return true
-		}
+	if hasBit(&s.filter6, i) && s.hasHost6(a) {
+		return true
 	}
-	return hasBit(&s.first6, a[0]) && in6(s.nets6, k)
+	return len(s.nets6) != 0 && s.inNets6(a)
+}
+
+// inNets4 and inNets6 look in the wider prefixes, out of line: has4 and
+// has6 stay small for the common case, a set without any.
+func (s *addrSet) inNets4(v uint32) bool {
+	return hasBit(&s.first4, uint8(v>>24)) && in4(s.nets4, v)
+}
+
+func (s *addrSet) inNets6(a *[16]byte) bool {
+	return hasBit(&s.first6, a[0]) && in6(s.nets6, key6(a))
+}
+
+func (s *addrSet) hasHost4(v uint32) bool {
+	_, ok := slices.BinarySearch(s.hosts4, v)
+	return ok
+}
+
+func (s *addrSet) hasHost6(a *[16]byte) bool {
+	_, ok := slices.BinarySearchFunc(s.hosts6, key6(a), compare6)
+	return ok
 }
 
 // in4 and in6 say whether v is in one of the ranges: the last that starts
