@@ -29,7 +29,7 @@ func TestAddrSetRandom(t *testing.T) {
 				addrs = append(addrs, a)
 			}
 		}
-		s := newAddrSet(addrs)
+		s := newAddrSet(hostPrefixes(addrs))
 		check := func(a netip.Addr) {
 			var got bool
 			if a.Is4() {
@@ -63,9 +63,87 @@ func TestAddrSetRandom(t *testing.T) {
 	}
 }
 
+// TestAddrSetPrefixesRandom: with prefixes of every length, nested,
+// overlapping and apart, an address is in the set exactly when a prefix
+// put in contains it (checked against every prefix, one by one).
+func TestAddrSetPrefixesRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	has := func(s *addrSet, a netip.Addr) bool {
+		if a.Is4() {
+			b := a.As4()
+			v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+			return s.has4(v, fold4(v))
+		}
+		b := a.As16()
+		return s.has6(&b, fold6(&b))
+	}
+	// Addresses with few distinct bits, so that prefixes and probes meet.
+	addr := func(v6 bool) netip.Addr {
+		var b [16]byte
+		for i := range b {
+			if r.IntN(3) == 0 {
+				b[i] = byte(r.IntN(256))
+			} else {
+				b[i] = byte(r.IntN(2)) * 0x80
+			}
+		}
+		if v6 {
+			return netip.AddrFrom16(b)
+		}
+		return netip.AddrFrom4([4]byte(b[:4]))
+	}
+	for _, n := range []int{1, 2, 5, 30, 200} {
+		var prefixes []netip.Prefix
+		for range n {
+			a := addr(r.IntN(2) == 0)
+			prefixes = append(prefixes, netip.PrefixFrom(a, r.IntN(a.BitLen()+1)))
+		}
+		s := newAddrSet(prefixes)
+		for range 20000 {
+			var a netip.Addr
+			if p := prefixes[r.IntN(n)]; r.IntN(2) == 0 {
+				// Often an end of a prefix, or next to it.
+				switch a = p.Masked().Addr(); r.IntN(4) {
+				case 1:
+					a = a.Prev()
+				case 2, 3:
+					a = lastAddr(p)
+					if r.IntN(2) == 0 {
+						a = a.Next()
+					}
+				}
+			} else {
+				a = addr(r.IntN(2) == 0)
+			}
+			if !a.IsValid() {
+				continue
+			}
+			want := false
+			for _, p := range prefixes {
+				want = want || p.Masked().Contains(a)
+			}
+			if got := has(s, a); got != want {
+				t.Fatalf("set of %d prefixes %v: has %v = %v, want %v", n, s.prefixes, a, got, want)
+			}
+		}
+	}
+}
+
+// lastAddr returns the last address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
 // BenchmarkToNode measures the look-up every packet pays: a destination
 // that is not the node's (the common case), with the translator's own
-// addresses only and with 32 node addresses of each family.
+// addresses only, with 32 node addresses of each family, and with these
+// and local prefixes (lo's 127.0.0.0/8, AnyIP ranges; the IPv6 one shares
+// the destination's first byte, so that its bisection runs).
 func BenchmarkToNode(b *testing.B) {
 	var node []netip.Addr
 	for i := range 32 {
@@ -77,7 +155,9 @@ func BenchmarkToNode(b *testing.B) {
 	for _, c := range []struct {
 		name  string
 		local *LocalAddrs
-	}{{"own", nil}, {"own+32", NewLocalAddrs(node...)}} {
+	}{{"own", nil}, {"own+32", NewLocalAddrs(hostPrefixes(node)...)},
+		{"own+32+wide", NewLocalAddrs(append(hostPrefixes(node), netip.MustParsePrefix("127.0.0.0/8"),
+			netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8:77::/64"))...)}} {
 		tr, err := New(Config{PseudoPrefix: netip.MustParsePrefix("64:ff9b::/96"),
 			IPv4Addr: netip.MustParseAddr("192.0.2.1"), IPv6Addr: netip.MustParseAddr("2001:db8:64::1"),
 			LowestIPv6MTU: 1280, IPv6MTU: 1500, IPv4MTU: 1500, LocalAddrs: c.local}, nil)

@@ -40,7 +40,18 @@ func echo6(dst netip.Addr) []byte {
 }
 
 // withNode gives the translator the node's addresses.
-func withNode(c *translator.Config) { c.LocalAddrs = translator.NewLocalAddrs(nodeAddr4, nodeAddr6) }
+func withNode(c *translator.Config) {
+	c.LocalAddrs = translator.NewLocalAddrs(hosts(nodeAddr4, nodeAddr6)...)
+}
+
+// hosts returns addrs as single-address prefixes.
+func hosts(addrs ...netip.Addr) []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range addrs {
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out
+}
 
 func allowLocal(c *translator.Config) { withNode(c); c.AllowLocalDestinations = true }
 
@@ -78,12 +89,12 @@ func casesM() []conformanceCase {
 	// A node address that is also a mapped address hairpins (RFC 7757 §4):
 	// the packet goes back to the IPv6 side, not to the node. With
 	// hairpinning off it would be emitted to the node: dropped.
-	mappedNode := func(c *translator.Config) { c.LocalAddrs = translator.NewLocalAddrs(server4b) }
+	mappedNode := func(c *translator.Config) { c.LocalAddrs = translator.NewLocalAddrs(hosts(server4b)...) }
 	forward("M1-mapped-node-address-hairpins", mappedNode, nil, bgpSYN6(pseudoOf(server4b)), server6b)
 	drop("M1-mapped-node-address-hairpinning-off", func(c *translator.Config) { mappedNode(c); c.Hairpin = translator.HairpinOff },
 		nil, bgpSYN6(pseudoOf(server4b)))
 	// ... and a hairpinned packet whose IPv6 destination is the node's.
-	drop("M2-hairpin-to-node-ipv6", func(c *translator.Config) { c.LocalAddrs = translator.NewLocalAddrs(server6b) },
+	drop("M2-hairpin-to-node-ipv6", func(c *translator.Config) { c.LocalAddrs = translator.NewLocalAddrs(hosts(server6b)...) },
 		nil, bgpSYN6(pseudoOf(server4b)))
 
 	// From the IPv4 side: a mapping whose IPv6 address is the node's or
@@ -128,7 +139,7 @@ func TestLocalAddrsSwap(t *testing.T) {
 	if ra, rb := verdicts(); ra.Verdict != translator.Forward || rb.Verdict != translator.Forward {
 		t.Fatalf("before the address is the node's: %v/%q and %v/%q, want forward", ra.Verdict, ra.Reason, rb.Verdict, rb.Reason)
 	}
-	local.Set([]netip.Addr{netip.MustParseAddr("2001:db8::5"), nodeAddr4, netip.MustParseAddr("10.0.0.1")})
+	local.Set(hosts(netip.MustParseAddr("2001:db8::5"), nodeAddr4, netip.MustParseAddr("10.0.0.1")))
 	for _, r := range []translator.Result{a.Translate(pkt, o), b.Translate(pkt, o)} {
 		if r.Verdict != translator.Drop || r.Reason != translator.ReasonLocalDestination || r.Entry != 0 {
 			t.Errorf("after Set: %v/%q entry %d, want drop/local-destination for mapping 0", r.Verdict, r.Reason, r.Entry)
@@ -140,20 +151,49 @@ func TestLocalAddrsSwap(t *testing.T) {
 	}
 }
 
-// TestLocalAddrsSet: Set keeps each address once, whatever its form.
+// TestLocalAddrsSet: Set keeps each prefix once, whatever its form.
 func TestLocalAddrsSet(t *testing.T) {
-	l := translator.NewLocalAddrs(
+	l := translator.NewLocalAddrs(append(hosts(
 		netip.MustParseAddr("192.0.2.9"), netip.MustParseAddr("::ffff:192.0.2.9"), netip.MustParseAddr("192.0.2.3"),
-		netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("fe80::1"), netip.MustParseAddr("2001:db8::1"), netip.Addr{})
-	want := []string{"192.0.2.3", "192.0.2.9", "2001:db8::1", "fe80::1"}
-	got := l.Addrs()
+		netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("fe80::1"), netip.MustParseAddr("2001:db8::1")),
+		netip.Prefix{}, netip.MustParsePrefix("198.51.100.7/24"), netip.MustParsePrefix("::ffff:203.0.113.0/120"),
+		netip.MustParsePrefix("2001:db8:5::/48"))...)
+	want := []string{"192.0.2.3/32", "192.0.2.9/32", "198.51.100.0/24", "203.0.113.0/24",
+		"2001:db8::1/128", "2001:db8:5::/48", "fe80::1/128"}
+	got := l.Prefixes()
 	if len(got) != len(want) {
-		t.Fatalf("Addrs() = %v, want %v", got, want)
+		t.Fatalf("Prefixes() = %v, want %v", got, want)
 	}
 	for i := range want {
 		if got[i].String() != want[i] {
-			t.Errorf("Addrs()[%d] = %v, want %v", i, got[i], want[i])
+			t.Errorf("Prefixes()[%d] = %v, want %v", i, got[i], want[i])
 		}
+	}
+}
+
+// TestLocalPrefix: a packet toward any address of a local prefix (a local
+// route on lo, AnyIP) is refused, in both directions; one just outside
+// is translated.
+func TestLocalPrefix(t *testing.T) {
+	in4, out4 := netip.MustParseAddr("203.0.113.77"), netip.MustParseAddr("192.0.2.77")
+	local := func(c *translator.Config) {
+		c.LocalAddrs = translator.NewLocalAddrs(netip.MustParsePrefix("203.0.113.0/24"),
+			netip.PrefixFrom(server6b, 120))
+	}
+	tr := newTranslator(t, local, []translator.Mapping{
+		{IPv4: netip.PrefixFrom(server4, 32), IPv6: netip.PrefixFrom(server6, 128)},
+		{IPv4: netip.PrefixFrom(server4b, 32), IPv6: netip.PrefixFrom(server6b, 128)}})
+	o := translator.NewOut()
+	if res := tr.Translate(bgpSYN6(pseudoOf(in4)), o); res.Verdict != translator.Drop || res.Reason != translator.ReasonLocalDestination {
+		t.Errorf("6to4 toward %v in a local /24: %v/%q, want drop/local-destination", in4, res.Verdict, res.Reason)
+	}
+	if res := tr.Translate(bgpSYN6(pseudoOf(out4)), o); res.Verdict != translator.Forward {
+		t.Errorf("6to4 toward %v outside the local /24: %v/%q, want forward", out4, res.Verdict, res.Reason)
+	}
+	syn4 := pt.TCP4(pt.IPv4{TTL: 64, DF: true, Src: client4, Dst: server4b},
+		pt.TCP{Sport: 40000, Dport: 179, Flags: pt.SYN, Window: 65535}, nil)
+	if res := tr.Translate(syn4, o); res.Verdict != translator.Drop || res.Reason != translator.ReasonLocalDestination {
+		t.Errorf("4to6 toward %v in a local /120: %v/%q, want drop/local-destination", server6b, res.Verdict, res.Reason)
 	}
 }
 
@@ -207,7 +247,7 @@ func BenchmarkTranslateLocalAddrs(b *testing.B) {
 		addrs = append(addrs, netip.AddrFrom4([4]byte{10, 0, byte(i), 1}),
 			netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xfe, byte(i), 15: 1}))
 	}
-	tr := newTranslator(b, func(c *translator.Config) { dcMTU(c); c.LocalAddrs = translator.NewLocalAddrs(addrs...) }, nil)
+	tr := newTranslator(b, func(c *translator.Config) { dcMTU(c); c.LocalAddrs = translator.NewLocalAddrs(hosts(addrs...)...) }, nil)
 	o := translator.NewOut()
 	for _, p := range hotPaths()[:4] {
 		b.Run(p.name, func(b *testing.B) {

@@ -89,9 +89,9 @@ type Config struct {
 	// ICMP errors (RFC 7915 §4.4, §5.4). Off: such packets are only dropped.
 	ICMPErrors bool
 
-	// LocalAddrs holds the node's own addresses, kept current by its owner
-	// (nil: none known). A packet whose translated destination is one of
-	// them, or one of the translator's own addresses above, is dropped for
+	// LocalAddrs holds the node's local addresses (prefixes), kept current
+	// by its owner (nil: none known). A packet whose translated destination
+	// is in them, or is one of the translator's own addresses above, is dropped for
 	// ReasonLocalDestination (local.go), unless AllowLocalDestinations.
 	LocalAddrs             *LocalAddrs
 	AllowLocalDestinations bool
@@ -170,7 +170,7 @@ func New(cfg Config, table *Table) (*Translator, error) {
 	if len(t.pool6791) == 0 {
 		t.pool6791 = [][4]byte{t.addr4}
 	}
-	t.own = newAddrSet(append([]netip.Addr{cfg.IPv4Addr, cfg.IPv6Addr}, cfg.RFC6791Pool...))
+	t.own = newAddrSet(hostPrefixes(append([]netip.Addr{cfg.IPv4Addr, cfg.IPv6Addr}, cfg.RFC6791Pool...)))
 	return t, nil
 }
 

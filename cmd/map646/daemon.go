@@ -109,8 +109,9 @@ Metrics:
       (kind pmtu: Fragmentation Needed and Packet Too Big, limited by
       translator.icmp_pmtu_error_rate and icmp_pmtu_error_burst; other:
       the rest, by icmp_error_rate and icmp_error_burst)
-  map646_local_addresses{family}   the node's addresses, followed as they
-      change: no packet is translated toward them, nor toward the
+  map646_local_addresses{family}   the node's local addresses, as prefixes
+      (its addresses and the local, broadcast and anycast routes of the
+      local routing table), followed as they change: no packet is translated toward them, nor toward the
       translator's own (reason local-destination), unless
       translator.allow_local_destinations
   map646_probe_packets_total   the dataplane check's own probe datagrams

@@ -182,7 +182,7 @@ map646_icmp_errors_suppressed_total 2
 func TestLocalDestinationCounted(t *testing.T) {
 	cfg := newConfig(t, "", "")
 	node4 := netip.MustParseAddr("192.0.2.50")
-	local := translator.NewLocalAddrs(node4)
+	local := translator.NewLocalAddrs(netip.PrefixFrom(node4, 32))
 	cfg.Translator.LocalAddrs = local
 	toNode := pt.TCP6(pt.IPv6{Hop: 64, Src: server6, Dst: netip.MustParseAddr("64:ff9b::192.0.2.50")},
 		pt.TCP{Sport: 40000, Dport: 179, Flags: pt.SYN, Window: 65535}, nil)

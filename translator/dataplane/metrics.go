@@ -58,7 +58,7 @@ var (
 	descOffload = prometheus.NewDesc("map646_tun_offload_enabled",
 		"1 if the tun device has the offload (csum, tso4, tso6, uso4, uso6) on, 0 if not: never enabled, or switched off by the self-test at start.", []string{"offload"}, nil)
 	descLocalAddrs = prometheus.NewDesc("map646_local_addresses",
-		"Addresses of the node the translator knows, followed as they change (family ipv4, ipv6): no packet is translated toward them, nor toward the translator's own, unless translator.allow_local_destinations.", []string{"family"}, nil)
+		"Local addresses of the node the translator knows, as prefixes (its addresses, and the local, broadcast and anycast routes of the local routing table), followed as they change (family ipv4, ipv6): no packet is translated toward them, nor toward the translator's own, unless translator.allow_local_destinations.", []string{"family"}, nil)
 	descMappings = prometheus.NewDesc("map646_mappings",
 		"Mappings in the table in use.", nil, nil)
 	descMappingPackets = prometheus.NewDesc("map646_mapping_packets_total",
@@ -116,8 +116,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDeviceDropped, s.DeviceDropped)
 	c.collectOffloads(ch)
 	var v4, v6 int
-	for _, a := range c.d.Translator().Config().LocalAddrs.Addrs() {
-		if a.Is4() {
+	for _, p := range c.d.Translator().Config().LocalAddrs.Prefixes() {
+		if p.Addr().Is4() {
 			v4++
 		} else {
 			v6++
