@@ -71,10 +71,13 @@ func TestConcurrentDrain(t *testing.T) {
 	t.Logf("map646 drain on tokyo: %v\n%s", tokyo.err, tokyo.out)
 	t.Logf("map646 drain on osaka: %v\n%s", osaka.err, osaka.out)
 
-	if tokyo.err != nil || !strings.Contains(tokyo.out, "partner 192.0.2.19 drains at the same time; this node has the lower router id (192.0.2.18) and goes on") ||
-		!strings.Contains(tokyo.out, "drained:") {
+	// Tokyo may or may not see osaka's GRACEFUL_SHUTDOWN before osaka
+	// backs off (osaka's back-off can follow its drain announcement within
+	// tokyo's 100 ms between checks: seen in CI); either way it drains.
+	if tokyo.err != nil || !strings.Contains(tokyo.out, "drained:") {
 		t.Errorf("tokyo (the lower router id) did not drain as it should: %v\n%s", tokyo.err, tokyo.out)
 	}
+	t.Logf("tokyo saw osaka's drain: %v", strings.Contains(tokyo.out, "partner 192.0.2.19 drains at the same time; this node has the lower router id (192.0.2.18) and goes on"))
 	wantRefusal := "refusing to drain: partner 192.0.2.18 (router id 192.0.2.18) drains at the same time, and draining both would leave"
 	if osaka.err == nil || !strings.Contains(osaka.out, wantRefusal) || !strings.Contains(osaka.out, "the node is serving again") {
 		t.Errorf("osaka (the higher router id) did not back off: %v\n%s\nwant %q", osaka.err, osaka.out, wantRefusal)
