@@ -322,7 +322,7 @@ type bfdSession struct {
 
 	my, your    uint32
 	diag        bfd.DiagnosticType // bfd.LocalDiag: why the session last went down
-	remoteMinRx time.Duration // the neighbor's Required Min RX Interval
+	remoteMinRx time.Duration      // the neighbor's Required Min RX Interval
 	detectTime  time.Duration
 }
 
