@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -142,12 +146,15 @@ func (b *bfdServer) listenFor(f bfdFamily) error {
 		return nil
 	}
 	c, err := b.listen(f)
+	if op := (*net.OpError)(nil); errors.As(err, &op) {
+		err = op.Err // its network and address are said below
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		holder := cmp.Or(udpPortHolder(f.network, bfdPort), "another program (a BFD daemon such as bfdd or BIRD?)")
+		return fmt.Errorf("listen on %s %s: %w: the port is held by %s", f.network, f.addr, err, holder)
+	}
 	if err != nil {
-		msg := fmt.Sprintf("listen on %s %s", f.network, f.addr)
-		if errors.Is(err, syscall.EADDRINUSE) {
-			msg += " (another BFD daemon, such as bfdd or BIRD, holds the port)"
-		}
-		return fmt.Errorf("%s: %w", msg, err)
+		return fmt.Errorf("listen on %s %s: %w", f.network, f.addr, err)
 	}
 	b.conns[f.network] = c
 	b.wg.Add(1)
@@ -212,6 +219,52 @@ func listenBFD(f bfdFamily) (*net.UDPConn, error) {
 		return nil, err
 	}
 	return pc.(*net.UDPConn), nil
+}
+
+// udpPortHolder names the process with a socket of network ("udp4" or
+// "udp6") on port, from /proc: "pid 812 (bird)". "" when not found: the
+// holder is in another network namespace, or its /proc/PID/fd is not
+// readable to us. Only called once a listen failed: it reads every
+// process's file descriptors.
+func udpPortHolder(network string, port int) string {
+	table := "/proc/net/udp"
+	if network == "udp6" {
+		table = "/proc/net/udp6"
+	}
+	data, err := os.ReadFile(table)
+	if err != nil {
+		return ""
+	}
+	sockets := make(map[string]bool) // "socket:[inode]", as /proc/PID/fd links read
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+		f := strings.Fields(line)
+		if len(f) < 10 {
+			continue
+		}
+		i := strings.LastIndexByte(f[1], ':')
+		if p, err := strconv.ParseUint(f[1][i+1:], 16, 16); err == nil && int(p) == port {
+			sockets["socket:["+f[9]+"]"] = true
+		}
+	}
+	if len(sockets) == 0 {
+		return ""
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid := p.Name()
+		if _, err := strconv.Atoi(pid); err != nil {
+			continue
+		}
+		fds, _ := os.ReadDir("/proc/" + pid + "/fd")
+		for _, fd := range fds {
+			if link, _ := os.Readlink("/proc/" + pid + "/fd/" + fd.Name()); sockets[link] {
+				comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+				return fmt.Sprintf("pid %s (%s)", pid, strings.TrimSpace(string(comm)))
+			}
+		}
+	}
+	return ""
 }
 
 // bfdReadBackoff is the pause after a failed read: an error that repeats
