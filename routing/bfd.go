@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -75,33 +79,57 @@ const (
 )
 
 // bfdServer receives the control packets of every BFD session on port
-// 3784 (IPv4 and IPv6) and hands each to the session of its source
-// address. It listens once the first session is added.
+// 3784 and hands each to the session of its source address. It listens
+// per address family, once the first session of that family is added: an
+// IPv4 neighbor needs no IPv6 socket, so a host without IPv6, or with
+// another BFD daemon holding the IPv6 port, still runs BFD over IPv4.
 type bfdServer struct {
 	log *slog.Logger
+	// listen opens the receiving socket of one family; tests replace it.
+	listen func(f bfdFamily) (*net.UDPConn, error)
 
 	mu       sync.Mutex
 	sessions map[netip.Addr]*bfdSession
-	conns    []*net.UDPConn
+	conns    map[string]*net.UDPConn // by bfdFamily.network
 	wg       sync.WaitGroup
 }
 
+// bfdFamily is where the control packets of one address family arrive and
+// how the kernel is asked for their TTL / hop limit.
+type bfdFamily struct {
+	network, addr string
+	level, opt    int
+}
+
+var (
+	bfdIPv4 = bfdFamily{"udp4", fmt.Sprintf("0.0.0.0:%d", bfdPort), syscall.IPPROTO_IP, syscall.IP_RECVTTL}
+	bfdIPv6 = bfdFamily{"udp6", fmt.Sprintf("[::]:%d", bfdPort), syscall.IPPROTO_IPV6, syscall.IPV6_RECVHOPLIMIT}
+)
+
+// familyOf is the family whose socket receives peer's packets.
+func familyOf(peer netip.Addr) bfdFamily {
+	if peer.Is4() || peer.Is4In6() {
+		return bfdIPv4
+	}
+	return bfdIPv6
+}
+
 func newBFDServer(log *slog.Logger) *bfdServer {
-	return &bfdServer{log: log, sessions: make(map[netip.Addr]*bfdSession)}
+	return &bfdServer{log: log, listen: listenBFD,
+		sessions: make(map[netip.Addr]*bfdSession), conns: make(map[string]*net.UDPConn)}
 }
 
 // add starts a session with peer, sending from local (invalid: the kernel
 // chooses); onDown is called on the session's goroutine when it leaves Up.
 func (b *bfdServer) add(peer, local netip.Addr, cfg BFD, onDown func(bfdDown)) error {
+	peer = peer.Unmap()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.sessions[peer]; ok {
 		return fmt.Errorf("routing: BFD session with %s already exists", peer)
 	}
-	if b.conns == nil {
-		if err := b.listen(); err != nil {
-			return err
-		}
+	if err := b.listenFor(familyOf(peer)); err != nil {
+		return fmt.Errorf("routing: BFD with %s: %w", peer, err)
 	}
 	s, err := newBFDSession(peer, local, cfg, b.log, onDown)
 	if err != nil {
@@ -111,11 +139,34 @@ func (b *bfdServer) add(peer, local netip.Addr, cfg BFD, onDown func(bfdDown)) e
 	return nil
 }
 
+// listenFor opens the receiving socket of f unless it is open. A failure
+// is tried again by the next session of the family. Called with mu held.
+func (b *bfdServer) listenFor(f bfdFamily) error {
+	if b.conns[f.network] != nil {
+		return nil
+	}
+	c, err := b.listen(f)
+	if op := (*net.OpError)(nil); errors.As(err, &op) {
+		err = op.Err // its network and address are said below
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		holder := cmp.Or(udpPortHolder(f.network, bfdPort), "another program (a BFD daemon such as bfdd or BIRD?)")
+		return fmt.Errorf("listen on %s %s: %w: the port is held by %s", f.network, f.addr, err, holder)
+	}
+	if err != nil {
+		return fmt.Errorf("listen on %s %s: %w", f.network, f.addr, err)
+	}
+	b.conns[f.network] = c
+	b.wg.Add(1)
+	go b.receive(c)
+	return nil
+}
+
 // remove stops the session with peer, if any, and waits for its end.
 func (b *bfdServer) remove(peer netip.Addr) {
 	b.mu.Lock()
-	s := b.sessions[peer]
-	delete(b.sessions, peer)
+	s := b.sessions[peer.Unmap()]
+	delete(b.sessions, peer.Unmap())
 	b.mu.Unlock()
 	if s != nil {
 		s.close()
@@ -125,7 +176,7 @@ func (b *bfdServer) remove(peer netip.Addr) {
 // state is the session's state: "up", "init" or "down" ("" without one).
 func (b *bfdServer) state(peer netip.Addr) string {
 	b.mu.Lock()
-	s := b.sessions[peer]
+	s := b.sessions[peer.Unmap()]
 	b.mu.Unlock()
 	if s == nil {
 		return ""
@@ -145,6 +196,7 @@ func (b *bfdServer) close() {
 	sessions := b.sessions
 	b.sessions = make(map[netip.Addr]*bfdSession)
 	conns := b.conns
+	b.conns = make(map[string]*net.UDPConn)
 	b.mu.Unlock()
 	for _, s := range sessions {
 		s.close()
@@ -155,48 +207,89 @@ func (b *bfdServer) close() {
 	b.wg.Wait()
 }
 
-// listen opens port 3784 for IPv4 and IPv6, asking the kernel for each
+// listenBFD opens port 3784 of family f, asking the kernel for each
 // packet's TTL / hop limit. SO_REUSEADDR lets a socket bound to one
 // address of this host on the same port coexist (the tests' routers).
-func (b *bfdServer) listen() error {
-	for _, l := range []struct {
-		network, addr string
-		level, opt    int
-	}{
-		{"udp4", fmt.Sprintf("0.0.0.0:%d", bfdPort), syscall.IPPROTO_IP, syscall.IP_RECVTTL},
-		{"udp6", fmt.Sprintf("[::]:%d", bfdPort), syscall.IPPROTO_IPV6, syscall.IPV6_RECVHOPLIMIT},
-	} {
-		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-			return setsockopts(c, [][3]int{{syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1}, {l.level, l.opt, 1}})
-		}}
-		pc, err := lc.ListenPacket(context.Background(), l.network, l.addr)
-		if err != nil {
-			for _, c := range b.conns {
-				c.Close()
-			}
-			b.conns = nil
-			return fmt.Errorf("routing: BFD: listen on %s %s: %w", l.network, l.addr, err)
-		}
-		c := pc.(*net.UDPConn)
-		b.conns = append(b.conns, c)
-		b.wg.Add(1)
-		go b.receive(c)
+func listenBFD(f bfdFamily) (*net.UDPConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		return setsockopts(c, [][3]int{{syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1}, {f.level, f.opt, 1}})
+	}}
+	pc, err := lc.ListenPacket(context.Background(), f.network, f.addr)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return pc.(*net.UDPConn), nil
 }
+
+// udpPortHolder names the process with a socket of network ("udp4" or
+// "udp6") on port, from /proc: "pid 812 (bird)". "" when not found: the
+// holder is in another network namespace, or its /proc/PID/fd is not
+// readable to us. Only called once a listen failed: it reads every
+// process's file descriptors.
+func udpPortHolder(network string, port int) string {
+	table := "/proc/net/udp"
+	if network == "udp6" {
+		table = "/proc/net/udp6"
+	}
+	data, err := os.ReadFile(table)
+	if err != nil {
+		return ""
+	}
+	sockets := make(map[string]bool) // "socket:[inode]", as /proc/PID/fd links read
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+		f := strings.Fields(line)
+		if len(f) < 10 {
+			continue
+		}
+		i := strings.LastIndexByte(f[1], ':')
+		if p, err := strconv.ParseUint(f[1][i+1:], 16, 16); err == nil && int(p) == port {
+			sockets["socket:["+f[9]+"]"] = true
+		}
+	}
+	if len(sockets) == 0 {
+		return ""
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid := p.Name()
+		if _, err := strconv.Atoi(pid); err != nil {
+			continue
+		}
+		fds, _ := os.ReadDir("/proc/" + pid + "/fd")
+		for _, fd := range fds {
+			if link, _ := os.Readlink("/proc/" + pid + "/fd/" + fd.Name()); sockets[link] {
+				comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+				return fmt.Sprintf("pid %s (%s)", pid, strings.TrimSpace(string(comm)))
+			}
+		}
+	}
+	return ""
+}
+
+// bfdReadBackoff is the pause after a failed read: an error that repeats
+// (none is expected on a UDP socket but its closing) must not spin a CPU.
+const bfdReadBackoff = 100 * time.Millisecond
 
 func (b *bfdServer) receive(c *net.UDPConn) {
 	defer b.wg.Done()
 	buf := make([]byte, 512)
 	oob := make([]byte, 128)
+	failing := false
 	for {
 		n, oobn, _, from, err := c.ReadMsgUDPAddrPort(buf, oob)
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
 		if err != nil {
+			if !failing {
+				b.log.Warn("BFD: cannot receive; retrying", "socket", c.LocalAddr(), "err", err)
+			}
+			failing = true
+			time.Sleep(bfdReadBackoff)
 			continue
 		}
+		failing = false
 		if ttl, ok := receivedTTL(oob[:oobn]); !ok || ttl != bfdTTL {
 			// RFC 5881 §5: only a neighbor on the link can send with 255.
 			continue
@@ -281,7 +374,8 @@ type bfdSession struct {
 	state atomic.Uint32 // a bfd.StateType: Down, Init or Up
 
 	my, your    uint32
-	remoteMinRx time.Duration // the neighbor's Required Min RX Interval
+	diag        bfd.DiagnosticType // bfd.LocalDiag: why the session last went down
+	remoteMinRx time.Duration      // the neighbor's Required Min RX Interval
 	detectTime  time.Duration
 }
 
@@ -429,6 +523,9 @@ func (s *bfdSession) receive(h *bfd.BFDHeader) bool {
 func (s *bfdSession) set(st bfd.StateType) {
 	s.state.Store(uint32(st))
 	if st == bfd.StateUp {
+		// Up: the diagnostic of the last failure no longer applies (BIRD
+		// and FRR clear it so, and a router then shows no stale reason).
+		s.diag = bfd.DiagnosticNoDiagnostic
 		s.log.Info("BFD up", "peer", s.peer)
 	}
 }
@@ -436,6 +533,13 @@ func (s *bfdSession) set(st bfd.StateType) {
 func (s *bfdSession) goDown(why bfdDown) {
 	wasUp := s.current() == bfd.StateUp
 	s.state.Store(uint32(bfd.StateDown))
+	// bfd.LocalDiag, sent in every packet from now on, tells the neighbor
+	// (and its operator) why: RFC 5880 §6.8.4 on expiry, §6.8.6 on its
+	// Down or AdminDown.
+	s.diag = bfd.DiagnosticNeighborSignaledSessionDown
+	if why == bfdExpired {
+		s.diag = bfd.DiagnosticControlDetectionTimeExpired
+	}
 	switch why {
 	case bfdAdminDown:
 		s.log.Info("BFD down: the neighbor took it administratively down; the session stays (RFC 5882 §4.2)", "peer", s.peer)
@@ -455,6 +559,7 @@ func (s *bfdSession) send(final bool) {
 	st := s.current()
 	h := bfd.BFDHeader{
 		Version:               1,
+		Diagnostic:            s.diag,
 		State:                 st,
 		Final:                 final,
 		DetectTimeMultiplier:  uint8(s.cfg.Multiplier),

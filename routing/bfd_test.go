@@ -112,6 +112,13 @@ type fakeBFD struct {
 	my     uint32
 	your   uint32
 	state  bfd.StateType
+	heard  []bfdHeard // every packet received, also while forgotten
+}
+
+// bfdHeard is what a received packet said.
+type bfdHeard struct {
+	state bfd.StateType
+	diag  bfd.DiagnosticType
 }
 
 func newFakeBFD(t *testing.T, local, peer netip.Addr) *fakeBFD {
@@ -191,6 +198,7 @@ func (f *fakeBFD) receive() {
 			continue
 		}
 		f.mu.Lock()
+		f.heard = append(f.heard, bfdHeard{h.State, h.Diagnostic})
 		if f.active && f.state != bfd.StateAdminDown && (h.YourDiscriminator == 0 || h.YourDiscriminator == f.my) {
 			switch {
 			case h.State == bfd.StateDown && f.state == bfd.StateDown:
@@ -203,6 +211,28 @@ func (f *fakeBFD) receive() {
 		}
 		f.mu.Unlock()
 	}
+}
+
+// signalDown tells the peer at once that the session is down, as a
+// router does whose BFD timer expired, and starts over.
+func (f *fakeBFD) signalDown() {
+	f.mu.Lock()
+	h := bfd.BFDHeader{Version: 1, State: bfd.StateDown, Diagnostic: bfd.DiagnosticControlDetectionTimeExpired,
+		DetectTimeMultiplier: 3, MyDiscriminator: f.my, YourDiscriminator: f.your,
+		DesiredMinTxInterval: 100000, RequiredMinRxInterval: 100000}
+	f.state, f.your = bfd.StateDown, 0
+	f.mu.Unlock()
+	b, _ := h.MarshalBinary()
+	if _, err := f.conn.WriteToUDP(b, f.peer); err != nil {
+		f.t.Errorf("fake BFD: send Down: %v", err)
+	}
+}
+
+// heardSince returns the packets received after the first n.
+func (f *fakeBFD) heardSince(n int) []bfdHeard {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.heard[min(n, len(f.heard)):])
 }
 
 // adminDown takes the session administratively down, as an operator's

@@ -307,8 +307,9 @@ func (s *Speaker) installExportPolicy(ctx context.Context, neighbors []Neighbor)
 
 // addPeer adds one neighbor to GoBGP.
 func (s *Speaker) addPeer(ctx context.Context, n Neighbor) error {
+	ps := &peerState{state: bgp.BGP_FSM_IDLE, since: time.Now(), md5: n.Password != ""}
 	s.stMu.Lock()
-	s.peers[n.Address] = &peerState{state: bgp.BGP_FSM_IDLE, since: time.Now(), md5: n.Password != ""}
+	s.peers[n.Address] = ps
 	s.stMu.Unlock()
 	if err := s.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: s.apiPeer(n)}); err != nil {
 		s.stMu.Lock()
@@ -319,7 +320,7 @@ func (s *Speaker) addPeer(ctx context.Context, n Neighbor) error {
 	if n.BFD.Enabled {
 		local, _ := netip.ParseAddr(s.localAddress(n.Address)) // "": the kernel chooses
 		addr := n.Address
-		if err := s.bfd.add(addr, local, n.BFD, func(why bfdDown) { s.onBFDDown(addr, why) }); err != nil {
+		if err := s.bfd.add(addr, local, n.BFD, func(why bfdDown) { s.onBFDDown(addr, ps, why) }); err != nil {
 			s.deletePeer(ctx, addr)
 			return err
 		}
@@ -499,13 +500,19 @@ func (s *Speaker) restartAfterPrefixLimit(addr netip.Addr) {
 // BFD is for. AdminDown: nothing (RFC 5882 §4.2, bfd.go). A session not
 // Established has nothing to reset: GoBGP would queue the NOTIFICATION
 // for the next one. Called on the BFD session's goroutine, which must not
-// wait for GoBGP: the reset runs on its own.
-func (s *Speaker) onBFDDown(addr netip.Addr, why bfdDown) {
+// wait for GoBGP: the reset runs on its own. ps is the neighbor's state
+// when its BFD session was created: a reload that deleted and added the
+// neighbor since has a new one, whose session this BFD failure says
+// nothing about. The reset holds mu, so that no reload re-creates the
+// neighbor between the check and the reset.
+func (s *Speaker) onBFDDown(addr netip.Addr, ps *peerState, why bfdDown) {
 	if why == bfdAdminDown {
 		return
 	}
 	go func() {
-		if !s.Established(addr) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed || !s.establishedAs(addr, ps) {
 			return
 		}
 		// After Close, GoBGP answers "server stopped".
@@ -542,6 +549,14 @@ func (s *Speaker) recordConnectError(peer netip.Addr, msg string) {
 // Changes is notified (without blocking; buffer 1) after any neighbor
 // state change.
 func (s *Speaker) Changes() <-chan struct{} { return s.changes }
+
+// establishedAs reports whether ps is still the state of the neighbor at
+// addr (not re-created since) and its session is Established.
+func (s *Speaker) establishedAs(addr netip.Addr, ps *peerState) bool {
+	s.stMu.Lock()
+	defer s.stMu.Unlock()
+	return s.peers[addr] == ps && ps.state == bgp.BGP_FSM_ESTABLISHED
+}
 
 // Established reports whether the session with the neighbor at addr is
 // Established.
