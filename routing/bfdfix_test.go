@@ -15,7 +15,7 @@ import (
 
 	"github.com/osrg/gobgp/v4/pkg/packet/bfd"
 
-	"github.com/map646/map646/internal/poll"
+	"github.com/map646/map646/lab/poll"
 )
 
 var testBFD = BFD{Enabled: true, Interval: 100 * time.Millisecond, Multiplier: 3}
