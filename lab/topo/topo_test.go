@@ -97,8 +97,21 @@ func TestThreeNodes(t *testing.T) {
 		t.Fatalf("nodes %+v, want tokyo, osaka and kyoto at 192.0.2.20", l.Nodes)
 	}
 	for _, n := range l.Nodes {
+		// New waits for the routers' FIBs only; a partner session comes up
+		// on its own schedule (both ends connect, and a collision waits
+		// for GoBGP's connect retry): seen not yet up in a CI run.
+		var st Status
+		poll.Until(30*time.Second, 100*time.Millisecond, func() bool {
+			st = n.Status(t)
+			for _, nb := range st.Neighbors {
+				if !nb.Established {
+					return false
+				}
+			}
+			return true
+		})
 		var partners []string
-		for _, nb := range n.Status(t).Neighbors {
+		for _, nb := range st.Neighbors {
 			if !nb.Established {
 				t.Errorf("%s: neighbor %s (%s) not established", n.Name, nb.Address, nb.Role)
 			}
