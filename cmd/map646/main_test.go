@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -103,6 +104,31 @@ func TestUsageErrors(t *testing.T) {
 		want := tc.want + "Run 'map646 " + cmd + " -h' for usage.\n"
 		if code != exitUsage || stdout != "" || stderr != want {
 			t.Errorf("%q: exit %d, stdout %q\nstderr %q\nwant   %q", tc.args, code, stdout, stderr, want)
+		}
+	}
+}
+
+// TestVersionOf: what the go command records makes the version when make
+// build stamped none.
+func TestVersionOf(t *testing.T) {
+	rev := []debug.BuildSetting{{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.modified", Value: "true"}}
+	for _, tc := range []struct {
+		stamped, module string
+		settings        []debug.BuildSetting
+		want            string
+	}{
+		{"dev", "v1.2.3", nil, "v1.2.3"}, // go install ...@v1.2.3
+		// go build in a dirty checkout with VCS stamping (Go >= 1.24): the
+		// pseudo-version names the commit already.
+		{"dev", "v0.0.0-20261207103249-21ec3d35f069+dirty", rev, "v0.0.0-20261207103249-21ec3d35f069+dirty"},
+		{"dev", "(devel)", nil, "dev"},                                        // go build in a checkout without VCS stamp
+		{"dev", "(devel)", rev, "dev+0123456789ab.dirty"},                     // a VCS stamp without a pseudo-version (Go < 1.24)
+		{"v1.2.3-4-gabc", "(devel)", rev, "v1.2.3-4-gabc+0123456789ab.dirty"}, // make build
+		{"v1.2.3-4-gabc", "v1.2.0", nil, "v1.2.3-4-gabc"},                     // the stamp wins
+	} {
+		info := &debug.BuildInfo{Main: debug.Module{Path: "github.com/map646/map646", Version: tc.module}, Settings: tc.settings}
+		if got := versionOf(tc.stamped, info); got != tc.want {
+			t.Errorf("versionOf(%q, module %q, %v) = %q, want %q", tc.stamped, tc.module, tc.settings, got, tc.want)
 		}
 	}
 }
