@@ -46,8 +46,10 @@ The kernel routes the translated packets: enable forwarding
 that leave the node; map646 warns at start when it is off.
 
 It refuses to start, with a message saying why, when it is not root, when
-/dev/net/tun is missing, or when a network interface of the device's name
-exists already (map646 creates its own device and never takes one over).
+/dev/net/tun is missing, when a network interface of the device's name
+exists already (map646 creates its own device and never takes one over),
+or when another map646 runs in the same network namespace (it holds the
+abstract unix socket @map646 there; two would remove each other's routes).
 
 The node's states (logged as "node state" with state, from and cause;
 'map646 status' shows them):

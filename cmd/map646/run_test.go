@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -589,4 +590,66 @@ func scrape(t *testing.T, ns, addr string) map[string]float64 {
 		}
 	}
 	return m
+}
+
+// TestOneMap646PerNamespace: a second map646 in the network namespace of a
+// running one, with a device and a control socket of its own, refuses to
+// start, naming the first one's PID, and leaves its routes and device
+// alone (before, it removed the first's routes as leftovers). The claim
+// ends with its holder: after a SIGTERM, and after a kill -9, which no
+// lock file would survive cleanly, the other one starts.
+func TestOneMap646PerNamespace(t *testing.T) {
+	netlab.RequireRoot(t)
+	netlab.Need(t, "ip")
+	bin := buildMap646(t)
+	ns := newNetns(t)
+	confA := filepath.Join(t.TempDir(), "map646.toml")
+	confB := filepath.Join(t.TempDir(), "map646.toml")
+	writeConfig(t, confA, "m646a0", false, mappingTOML("198.51.100.10", "2001:db8:1::10"))
+	writeConfig(t, confB, "m646b0", false, mappingTOML("198.51.100.40", "2001:db8:1::40"))
+
+	a := startMap646(t, bin, ns, confA)
+	a.wait("serving", 0)
+	before := strings.Join(routes(t, ns), ",")
+
+	// A second map646 that is not refused runs on: 10 s end it (by PID:
+	// the process this test started) and the test fails.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", ns, bin, "run", "-config", confB).CombinedOutput()
+	want := fmt.Sprintf("another map646 runs in this network namespace (it holds the abstract socket @map646 by pid %d)", a.cmd.Process.Pid)
+	if code := exitCode(err); code != exitError || !strings.Contains(string(out), want) {
+		t.Errorf("second map646: exit %d, output:\n%s\nwant exit %d and %q", code, out, exitError, want)
+	}
+	if after := strings.Join(routes(t, ns), ","); after != before {
+		t.Errorf("routes after the refused start: %s, want the first one's untouched: %s", after, before)
+	}
+	if out, err := exec.Command("ip", "-n", ns, "link", "show", "m646b0").CombinedOutput(); err == nil {
+		t.Errorf("the refused map646 created its device:\n%s", out)
+	}
+
+	a.signal(syscall.SIGTERM)
+	<-a.done
+	b := startMap646(t, bin, ns, confB)
+	b.wait("serving", 0)
+	b.cmd.Process.Kill() // kill -9, by PID: the process this test started
+	<-b.done
+	a = startMap646(t, bin, ns, confA)
+	a.wait("serving", 0)
+	if got := strings.Join(routes(t, ns), ","); got != before {
+		t.Errorf("routes after the restart: %s, want %s", got, before)
+	}
+}
+
+// exitCode is the exit status in err from exec (0 for nil, -1 if it is
+// no exit status).
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if err == nil {
+		return 0
+	}
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	return -1
 }

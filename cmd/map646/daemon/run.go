@@ -88,6 +88,7 @@ type daemon struct {
 	reloads *prometheus.CounterVec
 
 	lc        *lifecycle
+	nsLock    *net.UnixListener // this network namespace's map646 (claimNamespace)
 	controlLn *net.UnixListener // bound early, served once the node runs
 	control   *control.Server
 	requests  requests         // the control socket's commands, for the loop
@@ -213,9 +214,14 @@ func (d *daemon) start() error {
 	d.warnForwarding()
 	d.warnExposure(cfg)
 
-	// The control socket is bound first: a second map646 on the same
-	// socket is refused before it touches the device or the routes.
+	// One map646 per network namespace, claimed first: a second one would
+	// take the first's routes (protocol 246) for leftovers and remove them.
 	var err error
+	if d.nsLock, err = claimNamespace(); err != nil {
+		return err
+	}
+	// Then the control socket: a second map646 on the same socket is
+	// refused before it touches the device or the routes.
 	if d.controlLn, err = control.Listen(cfg.Control.Socket, d.log); err != nil {
 		return err
 	}
@@ -682,7 +688,64 @@ func (d *daemon) shutdown(sigs <-chan os.Signal) error {
 			errs = append(errs, fmt.Errorf("metrics server: %w", err))
 		}
 	}
+	if d.nsLock != nil { // last: the namespace is another map646's from now on
+		d.nsLock.Close()
+	}
 	return errors.Join(errs...)
+}
+
+// nsLockName is the abstract unix socket that a running map646 holds in
+// its network namespace. Abstract socket names belong to the network
+// namespace, and the kernel releases one with its process, however that
+// ends: no stale lock file after a kill -9.
+const nsLockName = "@map646"
+
+// claimNamespace makes this map646 the only one in its network namespace,
+// or says which one runs already. Two would share the namespace's routes of
+// protocol 246, each removing the other's as leftovers at its start.
+func claimNamespace() (*net.UnixListener, error) {
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: nsLockName, Net: "unix"})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("another map646 runs in this network namespace (it holds the abstract socket %s%s): two would remove each other's routes; run each in a namespace of its own", nsLockName, holderOf(nsLockName))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim the network namespace (abstract socket %s): %w", nsLockName, err)
+	}
+	return ln, nil
+}
+
+// holderOf names the process that holds the abstract unix socket name, as
+// " by pid N", when this process can tell (its /proc/net/unix inode in
+// another process's descriptors); "" otherwise.
+func holderOf(name string) string {
+	b, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		return ""
+	}
+	var inode string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 8 && f[7] == name && f[3] == "00010000" { // __SO_ACCEPTCON: the listener
+			inode = f[6]
+			break
+		}
+	}
+	if inode == "" {
+		return ""
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		fds, err := os.ReadDir("/proc/" + p.Name() + "/fd")
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if l, err := os.Readlink("/proc/" + p.Name() + "/fd/" + fd.Name()); err == nil && l == "socket:["+inode+"]" {
+				return " by pid " + p.Name()
+			}
+		}
+	}
+	return ""
 }
 
 // linger waits for d (shutdown's step 2) or a signal on sigs (nil: none),
