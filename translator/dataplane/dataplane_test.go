@@ -91,21 +91,7 @@ func TestBatch(t *testing.T) {
 	for _, m := range ms {
 		batch = append(batch, pkt(m.pkt))
 	}
-	var served atomic.Bool
-	var mu sync.Mutex
-	var got [][]byte
-	dev := newFakeDevice(1, func(int) []tun.Packet {
-		if served.Swap(true) {
-			return nil
-		}
-		return batch
-	}, func(_ int, _, wrote []tun.Packet) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range wrote {
-			got = append(got, bytes.Clone(p.Bytes()))
-		}
-	})
+	dev, written := oneBatch(batch)
 	d := newDataPlane(t, cfg, dev)
 	run(t, d)
 	waitBatches(t, d, 1)
@@ -129,8 +115,7 @@ func TestBatch(t *testing.T) {
 			wantStats.SentPackets[m.dir]++
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	got := written()
 	if len(got) != len(want) {
 		t.Fatalf("%d packets written, want %d", len(got), len(want))
 	}

@@ -27,27 +27,6 @@ var tooBig4 = pt.TCP4(pt.IPv4{TTL: 64, DF: true, Src: client4, Dst: server4},
 // ttlFlood4 is a client's packet with TTL 1: it earns Time Exceeded.
 var ttlFlood4 = pt.UDP4(pt.IPv4{TTL: 1, Src: client4, Dst: server4}, 40000, 33434, make([]byte, 32))
 
-// oneBatch returns a device that serves batch once on one queue, and the
-// packets written, copied.
-func oneBatch(batch []tun.Packet) (*fakeDevice, func() [][]byte) {
-	var served atomic.Bool
-	var mu sync.Mutex
-	var out [][]byte
-	dev := newFakeDevice(1, func(int) []tun.Packet {
-		if served.Swap(true) {
-			return nil
-		}
-		return batch
-	}, func(_ int, _, w []tun.Packet) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range w {
-			out = append(out, append([]byte(nil), p.Bytes()...))
-		}
-	})
-	return dev, func() [][]byte { mu.Lock(); defer mu.Unlock(); return out }
-}
-
 // TestPMTUSignalsSurviveTTLFlood: a flood of TTL-1 packets uses up the ICMP
 // error bucket; the Fragmentation Needed messages that come after it are
 // still sent, from the path MTU signals' own bucket. With one bucket for

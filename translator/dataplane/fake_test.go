@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,4 +118,25 @@ func newDataPlane(t testing.TB, cfg *config.Config, dev tun.Device) *DataPlane {
 	}
 	return New(tr, dev, Options{ICMPErrorRate: cfg.Translator.ICMPErrorRate, ICMPErrorBurst: cfg.Translator.ICMPErrorBurst,
 		PMTUErrorRate: cfg.Translator.ICMPPMTUErrorRate, PMTUErrorBurst: cfg.Translator.ICMPPMTUErrorBurst})
+}
+
+// oneBatch returns a device that serves batch once on one queue, and the
+// packets written, copied.
+func oneBatch(batch []tun.Packet) (*fakeDevice, func() [][]byte) {
+	var served atomic.Bool
+	var mu sync.Mutex
+	var out [][]byte
+	dev := newFakeDevice(1, func(int) []tun.Packet {
+		if served.Swap(true) {
+			return nil
+		}
+		return batch
+	}, func(_ int, _, w []tun.Packet) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range w {
+			out = append(out, append([]byte(nil), p.Bytes()...))
+		}
+	})
+	return dev, func() [][]byte { mu.Lock(); defer mu.Unlock(); return out }
 }
