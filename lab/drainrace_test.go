@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/topo"
 )
 
@@ -35,6 +36,22 @@ func TestConcurrentDrain(t *testing.T) {
 	l := topo.New(t, topo.Options{DrainTimeout: 20 * time.Second})
 	ping := l.Client.Start(t, "ping", "-n", "-i", "0.01", "-c", "1500", "-W", "1", topo.Public10)
 	waitPinging(t, ping)
+
+	// A drain is refused without an established partner: wait for the
+	// iBGP session first (a CI run started the drains while it was still
+	// connecting).
+	for _, n := range l.Nodes {
+		if !poll.Until(30*time.Second, 100*time.Millisecond, func() bool {
+			for _, nb := range n.Status(t).Neighbors {
+				if nb.Role == "partner" && !nb.Established {
+					return false
+				}
+			}
+			return true
+		}) {
+			t.Fatalf("%s: partner session not established after 30 s", n.Name)
+		}
+	}
 
 	hold := func(verb string) {
 		for _, n := range l.Nodes {
