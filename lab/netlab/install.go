@@ -28,6 +28,7 @@ var Packages = map[string]string{
 	"sysctl":     "procps",
 	"bird":       "bird2",
 	"birdc":      "bird2",
+	"vtysh":      "frr",
 }
 
 var install struct {
