@@ -1,4 +1,4 @@
-# map646: the README's two commands are `make lab` and `make test`.
+# map646: `make test` and `make lab` are described in lab/README.md.
 # Every target installs what it needs by itself (Go modules through the
 # module proxy; Debian packages where a target needs them).
 
@@ -79,7 +79,7 @@ soak:
 # lookups from 1k to 1M entries, building a 1M-entry table; MICROCOUNT runs
 # of 1 s each. Writes the raw runs to lab/bench/results/microbench-runs.txt
 # and their medians (benchstat) to lab/bench/results/microbench.txt, with
-# the machine and its load average before and after (the README's tables
+# the machine and its load average before and after (lab/README.md's tables
 # are copied from it); MICROBENCHNOTE adds a line, e.g. what else ran.
 MICROCOUNT ?= 5
 MICROBENCHOUT ?= lab/bench/results

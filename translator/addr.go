@@ -106,7 +106,7 @@ func martian4(a [4]byte) bool {
 // well-known prefix 64:ff9b::/96: the special-purpose blocks that are not
 // globally reachable (RFC 6890). The three documentation blocks (TEST-NET-1,
 // -2, -3) are deliberately treated as global so that the project can be run
-// and tested with documentation addresses only; see the README.
+// and tested with documentation addresses only; see translator/README.md.
 func nonGlobal4(a [4]byte) bool {
 	switch {
 	case a[0] == 10: // RFC 1918
