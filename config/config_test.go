@@ -516,6 +516,16 @@ DIR/m.txt:5: 64:ff9b::1: overlaps the pseudo prefix 64:ff9b::/96 (translator.pse
 DIR/m.txt:6: 198.51.100.5/33: not an IPv4 address or prefix; accepted: e.g. 198.51.100.10 or 198.51.100.16/28
 DIR/m.txt:6: 2001:db8:1::5/129: not an IPv6 address or prefix; accepted: e.g. 2001:db8:1::10 or 2001:db8:2::/124`},
 
+		// Jool prints its table IPv6 first; only a line with both fields of
+		// the other family is called swapped.
+		{"mapping file in Jool's order", base + "mapping_file = \"m.txt\"\n", []string{"m.txt", `2001:db8:1::10 198.51.100.10
+2001:db8:2::/124   198.51.100.16/28
+198.51.100.3 2001:db8:1::3
+2001:db8:1::4 2001:db8:1::5`},
+			`DIR/m.txt:1: 2001:db8:1::10 198.51.100.10: the fields are swapped (IPv6 first, the order of jool_siit eamt display); accepted: "IPV4[/LEN] IPV6[/LEN]", here "198.51.100.10 2001:db8:1::10"
+DIR/m.txt:2: 2001:db8:2::/124 198.51.100.16/28: the fields are swapped (IPv6 first, the order of jool_siit eamt display); accepted: "IPV4[/LEN] IPV6[/LEN]", here "198.51.100.16/28 2001:db8:2::/124"
+DIR/m.txt:4: 2001:db8:1::4: is not IPv4; accepted: an IPv4 address or prefix, e.g. 198.51.100.10 or 198.51.100.16/28`},
+
 		// [[mapping]] lines are given only when the headers can be found
 		// for certain: here a multi-line string holds a fake one.
 		{"fooled header scan", base + m + "ipv4 = \"127.0.0.1\"\nipv6 = \"2001:db8:1::1\"\nnote = '''\n[[mapping]]\n'''\n", nil,

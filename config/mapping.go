@@ -172,6 +172,10 @@ func (c *Config) readMappingFile(d *decoder, ts *section, ms []translator.Mappin
 			bad(line, strings.TrimSpace(s), `expected two fields "IPV4[/LEN] IPV6[/LEN]", e.g. "198.51.100.10 2001:db8:1::10"`)
 			continue
 		}
+		if swapped(v4, v6) {
+			bad(line, v4+" "+v6, fmt.Sprintf(`the fields are swapped (IPv6 first, the order of jool_siit eamt display); accepted: "IPV4[/LEN] IPV6[/LEN]", here %q`, v6+" "+v4))
+			continue
+		}
 		var m translator.Mapping
 		var msg4, msg6 string
 		m.IPv4, msg4 = parseSide(v4, "IPv4", example4, pseudo)
@@ -188,6 +192,25 @@ func (c *Config) readMappingFile(d *decoder, ts *section, ms []translator.Mappin
 		}
 	}
 	return ms
+}
+
+// swapped reports a mapping line written IPv6 first, as Jool prints its
+// table (jool_siit eamt display): an operator moving from Jool would
+// otherwise get two "not IPv4"/"not IPv6" errors that do not say why.
+func swapped(first, second string) bool {
+	a, ok1 := lineAddr(first)
+	b, ok2 := lineAddr(second)
+	return ok1 && ok2 && a.Is6() && b.Is4()
+}
+
+// lineAddr parses a mapping line's field, an address or a prefix, for
+// swapped: its family only, without the checks parseSide makes.
+func lineAddr(s string) (netip.Addr, bool) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Addr(), true
+	}
+	a, err := netip.ParseAddr(s)
+	return a, err == nil
 }
 
 // tooLarge is readLimited's refusal: size is the file's size, 0 when only
