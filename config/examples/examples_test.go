@@ -2,8 +2,9 @@
 // config/examples/minimal.toml (the README shows it) and the two-node
 // deployment in config/examples/two-node (two map646 nodes and the router in
 // front of them, as BIRD 2 and as FRR 8.4). Each file must pass its own
-// program's check, and the files must agree with one another, so that an
-// example cannot rot while the code moves on.
+// program's check, the files must agree with one another, and the BIRD
+// deployment must run (deploy_test.go), so that an example cannot rot
+// while the code moves on.
 package examples_test
 
 import (
