@@ -28,6 +28,8 @@ var Packages = map[string]string{
 	"sysctl":     "procps",
 	"bird":       "bird2",
 	"birdc":      "bird2",
+	"prometheus": "prometheus",
+	"promtool":   "prometheus",
 }
 
 var install struct {
