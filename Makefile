@@ -40,13 +40,15 @@ test: vet
 
 # The lab: validate the example config, then the paper's failover
 # experiment (its Figure 4, extended) on the two-node lab, as root, in about
-# 2.5 minutes: BIRD 2 routers (ECMP, GRACEFUL_SHUTDOWN filter, BFD) and
+# 3 minutes: BIRD 2 routers (ECMP, GRACEFUL_SHUTDOWN filter, BFD) and
 # two map646 nodes, tokyo and osaka; a probe every 100 ms through ECMP, a
 # one-sided withdrawal by a health check, drain, undrain, silent death and
 # revival; a TCP transfer that survives a silent death; the same death
-# without BFD. Writes LABOUT (timeline.csv, one PNG per run, summary.md)
+# without BFD; a real Prometheus scraping both nodes with the shipped alert
+# rules, whose alert for the silently dead node must fire (about 30 s
+# more). Writes LABOUT (timeline.csv, one PNG per run, summary.md)
 # and prints the summary; fails when a target is missed. Installs bird2
-# with apt-get if missing. Ctrl-C stops it and removes every namespace and
+# and prometheus with apt-get if missing. Ctrl-C stops it and removes every namespace and
 # process it started. The first lab's tests (TestLab) are in `make test`.
 LABOUT ?= lab/failover/results
 lab: build

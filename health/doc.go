@@ -15,7 +15,9 @@
 //
 // Healthy answers per side: a check that is down withdraws what its
 // Withdraws says (both sides, or the IPv4 or IPv6 side only). Status gives
-// each check's state, since when, its last error and counters.
+// each check's state, since when, its last error and counters, among
+// them its transitions up and down (Rises, Falls), which a reload that
+// redefines the check keeps.
 //
 // The package imports no BGP: a BGP check asks a Sessions (the routing
 // speaker satisfies it) whether a neighbor is established, and the data

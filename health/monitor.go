@@ -38,6 +38,10 @@ type Status struct {
 	// first probe); Checked counts every probe.
 	Passes, Failures int
 	Checked          int
+	// Rises and Falls count the transitions up and down since the check
+	// was added (a redefinition keeps them): a check that went down and
+	// up again between two looks at Up shows here.
+	Rises, Falls uint64
 }
 
 // Monitor runs the checks. Build it with NewMonitor, run it with Run.
@@ -204,6 +208,7 @@ func (m *Monitor) record(c *checker, err error, took time.Duration) {
 		s.LastError = ""
 		if !s.Up && s.Passes >= c.def.Rise {
 			s.Up, s.Since, changed = true, time.Now(), true
+			s.Rises++
 			m.log.Info("check up", "check", s.Name, "kind", s.Kind, "target", s.Target,
 				"passes", s.Passes, "withdraws", s.Withdraws)
 		}
@@ -214,6 +219,7 @@ func (m *Monitor) record(c *checker, err error, took time.Duration) {
 		switch {
 		case s.Up && s.Failures >= c.def.Fall:
 			s.Up, s.Since, changed = false, time.Now(), true
+			s.Falls++
 			m.log.Warn("check down", "check", s.Name, "kind", s.Kind, "target", s.Target,
 				"failures", s.Failures, "withdraws", s.Withdraws, "err", s.LastError)
 		case s.Failures == 1:
@@ -299,6 +305,7 @@ func (m *Monitor) Update(checks []Check) error {
 		var c *checker
 		if o != nil {
 			c = m.newChecker(def, o.st.Up, o.st.Since)
+			c.st.Rises, c.st.Falls = o.st.Rises, o.st.Falls
 			m.log.Info("check redefined", "check", def.Name, "kind", def.Kind, "target", def.Target(), "up", o.st.Up)
 		} else {
 			c = m.newChecker(def, false, now)

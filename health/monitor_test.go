@@ -223,6 +223,30 @@ func TestRiseFall(t *testing.T) {
 	}
 }
 
+// TestTransitionsCounted: a check that goes down and up again between two
+// looks at it (a 200 ms flap between two scrapes) is up at both, but its
+// Falls and Rises say it flapped; a reload that redefines it keeps them,
+// so the metrics' counters do not go back.
+func TestTransitionsCounted(t *testing.T) {
+	c := dpCheck("dp", 1, 1, Both)
+	h := newHarness(t, c)
+	h.step("dp", pass)
+	before := h.status("dp")
+	h.step("dp", fail("a short outage"))
+	h.step("dp", pass)
+	after := h.status("dp")
+	if !before.Up || !after.Up || before.Rises != 1 || before.Falls != 0 || after.Rises != 2 || after.Falls != 1 {
+		t.Fatalf("before the flap %+v, after %+v: want up at both, rises 1 then 2, falls 0 then 1", before, after)
+	}
+	c.Timeout = 200 * time.Millisecond
+	if err := h.m.Update([]Check{c}); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.status("dp"); s.Checked != 0 || s.Rises != 2 || s.Falls != 1 {
+		t.Fatalf("redefined: %+v; want its counts restarted but rises 2, falls 1 kept", s)
+	}
+}
+
 // TestHealthySides: a check that is down withdraws its side only.
 func TestHealthySides(t *testing.T) {
 	h := newHarness(t, dpCheck("v4", 1, 1, IPv4Side), dpCheck("v6", 1, 1, IPv6Side), dpCheck("all", 1, 1, Both))

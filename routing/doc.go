@@ -54,6 +54,10 @@
 //     word on how soon a failed session should be tried again; there is no
 //     separate key for it. Other failures (hold timer expiry, a
 //     NOTIFICATION received, TCP closed) idle for GoBGP's fixed 5 s.
+//   - Metrics: Collectors returns GoBGP's own Prometheus collectors
+//     (github.com/osrg/gobgp/v4/pkg/metrics, as gobgpd registers them):
+//     bgp_* per neighbor and the fsm_loop_* timings of GoBGP's main loop.
+//     The package imports no metrics registry; the daemon registers them.
 //   - BFD is the speaker's own (bfd.go), not GoBGP's: single-hop, RFC 5880
 //     and 5881, TTL 255 checked. When BFD leaves Up by expiry or because
 //     the neighbor signalled Down, an Established session is reset with a

@@ -14,8 +14,10 @@ import (
 
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/metrics"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/server"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Speaker is the embedded BGP speaker. Its methods are safe for concurrent
@@ -47,6 +49,10 @@ type Speaker struct {
 
 	// bfd runs the BFD sessions of the neighbors that have BFD (bfd.go).
 	bfd *bfdServer
+
+	// fsmTimings is GoBGP's histogram of its FSM loop's timings, fed by
+	// GoBGP from New on (Collectors).
+	fsmTimings metrics.FSMTimingsCollector
 }
 
 // peerState is what the speaker learned about a neighbor from GoBGP's
@@ -124,7 +130,8 @@ func New(cfg Config, log *slog.Logger) (*Speaker, error) {
 		}
 	})
 	gl := slog.New(ch)
-	opts := []server.ServerOption{server.LoggerOption(gl, levelVar)}
+	s.fsmTimings = metrics.NewFSMTimingsCollector()
+	opts := []server.ServerOption{server.LoggerOption(gl, levelVar), server.TimingHookOption(s.fsmTimings)}
 	if cfg.GRPCSocket != "" {
 		gopts, cleanup, err := grpcOptions(cfg.GRPCSocket)
 		if err != nil {
@@ -669,6 +676,16 @@ func (s *Speaker) PartnerRoutes() []PartnerRoute {
 		return a.Prefix.Compare(b.Prefix)
 	})
 	return out
+}
+
+// Collectors returns GoBGP's own Prometheus collectors, as gobgpd
+// registers them: the sessions (bgp_*: per neighbor, its messages sent and
+// received by type, state, flops, uptime, routes received, accepted and
+// advertised per family) and the FSM loop's timings (fsm_loop_*). They read
+// GoBGP at each scrape; once the speaker is closed they report an error
+// (GoBGP is stopped), which the caller's registry may skip.
+func (s *Speaker) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{metrics.NewBgpCollector(s.bgp), s.fsmTimings}
 }
 
 // Close stops the speaker: every session gets a Cease NOTIFICATION, so the

@@ -128,11 +128,23 @@ Metrics:
       per mapping (entry: its IPv4 side), for the first [metrics]
       mapping_series mappings (default 1000): every mapping is counted,
       but a million of them as series would overwhelm Prometheus
+  map646_tun_offload_selftest_failed{offload}   1 where the last self-test
+      (at start, or of a re-created device) found the offload broken
   map646_node_state{state} (1 for the current state),
-  map646_health_check_up{check}, map646_bgp_neighbor_established{neighbor},
-  map646_announced_prefixes
+  map646_node_state_transitions_total{to}   entries into each state
+  map646_health_check_up{check},
+  map646_health_check_transitions_total{check,to}   falls (down) and rises
+      (up): a flap between two scrapes shows here, not in the gauges
+  map646_bgp_neighbor_established{neighbor}, map646_announced_prefixes
   map646_mappings, map646_reloads_total{result}, map646_build_info
-  and the Go runtime's go_* and process_* metrics.
+  map646_reload_last_attempt_timestamp_seconds,
+  map646_reload_last_success_timestamp_seconds   (the start counts as a
+      load): the attempt later than the success while the last reload failed
+  GoBGP's own: bgp_* per neighbor (messages sent and received by type,
+      bgp_peer_state, bgp_peer_flop_count, bgp_routes_received,
+      bgp_routes_advertised, ...) and its main loop's fsm_loop_* histograms
+  and the Go runtime's go_* and process_* metrics. Alerting rules and a
+  Grafana dashboard for them: config/examples/monitoring.
 
 When the data plane stops under it (the device deleted: ip link del),
 map646 withdraws everything at once, re-creates the device with the same

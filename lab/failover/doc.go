@@ -38,6 +38,15 @@
 //     v4.8's BFD reset every new session of a revived node forever; map646
 //     now runs BFD itself, see routing/bfd.go and lab TestBFDRevive.)
 //
+// In the full run (-full, make lab) a real Prometheus (Debian's, in the
+// upstream's namespace, prometheus.go) scrapes both nodes every second on
+// their sw4 addresses and evaluates the shipped alerting rules
+// (config/examples/monitoring/map646.rules.yml) every second; at step 5
+// tokyo stays dead until the rule Map646Down fires for it (and for no
+// other node), and the summary says when, counted from the death: pending
+// (the first evaluation after a failed scrape) and firing (pending + the
+// rule's "for").
+//
 // Targets: no probe lost in steps 2 to 4; at most 0.5 s of outage at the
 // silent death with BFD (1 s in the short form of make test). The full run
 // also times the silent death on a lab without BFD (hold timer 3 s), for

@@ -15,7 +15,10 @@ import (
 type Report struct {
 	Timelines []*Run // with BFD, then (Options.HoldTimer) without
 	Flows     *FlowResult
-	Errs      []error
+	// Alert is when Prometheus alerted on the silent death
+	// (Options.Prometheus).
+	Alert *AlertResult
+	Errs  []error
 }
 
 // Experiment runs the timeline on a lab with BFD, then the flows scenario
@@ -42,6 +45,7 @@ func Experiment(t netlab.TB, o Options) *Report {
 	say("timeline with BFD: a probe every %v from %d client addresses to %d servers", o.Interval, len(l.Srcs), len(l.Dsts))
 	run, err := RunTimeline("timeline-bfd", "Failover timeline, BFD 100 ms x 3", l.Probe(t, o.Interval, nil), l.NodeNames(), l.TimelineSteps(t, o.Hold, true, o.maxOutage()), o.Progress, o.Abort)
 	rep.Timelines = append(rep.Timelines, run)
+	rep.Alert = l.Alert
 	if err != nil {
 		rep.Errs = append(rep.Errs, fmt.Errorf("timeline with BFD: %w", err))
 		return rep
@@ -128,6 +132,9 @@ func (rep *Report) WriteSummary(w io.Writer, markdown bool) {
 	for _, r := range rep.runs() {
 		r.WriteSummary(w, markdown)
 		fmt.Fprintln(w)
+		if rep.Alert != nil && r == rep.Timelines[0] {
+			fmt.Fprintf(w, "%s\n\n", rep.Alert)
+		}
 		if rep.Flows != nil && r == rep.Flows.Run {
 			rep.Flows.WriteSummary(w, markdown)
 			fmt.Fprintln(w)

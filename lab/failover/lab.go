@@ -31,6 +31,10 @@ type Options struct {
 	// MaxOutage is the target for the outage at a silent death with BFD;
 	// 0 is the paper's 500 ms.
 	MaxOutage time.Duration
+	// Prometheus runs a real Prometheus with the shipped alerting rules
+	// on the lab with BFD (prometheus.go): the silent death then lasts
+	// until its alert fires.
+	Prometheus bool
 }
 
 func (o Options) maxOutage() time.Duration {
@@ -58,6 +62,10 @@ type Lab struct {
 	Srcs, Dsts []netip.Addr
 	check      *listener // the target of tokyo's "backend-ipv6" check
 	t          netlab.TB
+	// prom scrapes the nodes (Options.Prometheus); Alert is when it
+	// alerted on tokyo's silent death.
+	prom  *prometheus
+	Alert *AlertResult
 }
 
 // NewLab builds the lab (BFD 100 ms x 3 on the router sessions, or only
@@ -79,10 +87,17 @@ func NewLab(t netlab.TB, o Options, bfd bool) *Lab {
 	l.check.start(t)
 	l.Tokyo.Config.Checks = append(l.Tokyo.Config.Checks, topo.Check{Name: "backend-ipv6", Type: "tcp", Addr: checkTarget,
 		Interval: 100 * time.Millisecond, Timeout: 80 * time.Millisecond, Rise: 2, Fall: 2, Withdraw: "ipv6"})
+	withProm := o.Prometheus && bfd
 	for _, n := range l.Nodes {
+		if withProm {
+			n.Config.MetricsListen = metricsListen(n)
+		}
 		n.Start(t)
 	}
 	l.WaitConverged(t, 30*time.Second)
+	if withProm {
+		l.prom = startPrometheus(t, l.Upstream, l.Nodes)
+	}
 	return l
 }
 
@@ -239,6 +254,16 @@ func (l *Lab) TimelineSteps(t netlab.TB, hold time.Duration, wait bool, maxOutag
 			_, back := l.Backend.WaitFIB(st, topo.Pseudo, conv, "via osaka", topo.Multipath(topo.Gateways6(osaka)...))
 			say("the upstream's FIB dropped tokyo after %.0f ms, the backend's after %.0f ms",
 				up.Sub(at).Seconds()*1e3, back.Sub(at).Seconds()*1e3)
+			if l.prom == nil {
+				return nil
+			}
+			say("tokyo stays dead until Prometheus's %s alert for it fires", deadAlert)
+			res, err := l.prom.waitAlert(tokyo.Name, at)
+			if err != nil {
+				return fmt.Errorf("prometheus: %w", err)
+			}
+			l.Alert = &res
+			say("%s", res)
 			return nil
 		}}
 	if l.BFD {

@@ -29,6 +29,8 @@ var Packages = map[string]string{
 	"bird":       "bird2",
 	"birdc":      "bird2",
 	"vtysh":      "frr",
+	"prometheus": "prometheus",
+	"promtool":   "prometheus",
 }
 
 var install struct {

@@ -105,7 +105,8 @@ func TestMap646(t *testing.T) {
 		!strings.Contains(got, "64:ff9b::/96 dev map646 ") {
 		t.Errorf("routes: %s", got)
 	}
-	if v := m.Metrics(t).Get("map646_mappings"); v != 1 {
+	before := m.Metrics(t)
+	if v := before.Get("map646_mappings"); v != 1 {
 		t.Errorf("map646_mappings %v, want 1", v)
 	}
 	c.Mappings = append(c.Mappings, Mapping{"198.51.100.11", "2001:db8:1::11"})
@@ -115,6 +116,11 @@ func TestMap646(t *testing.T) {
 	met := m.Metrics(t)
 	if met.Get("map646_mappings") != 2 || met.Get("map646_reloads_total", "result", "ok") != 1 {
 		t.Errorf("after the reload: mappings %v, reloads ok %v", met.Get("map646_mappings"), met.Get("map646_reloads_total", "result", "ok"))
+	}
+	// The start counts as the first load; the reload moves both times.
+	const attempt, success = "map646_reload_last_attempt_timestamp_seconds", "map646_reload_last_success_timestamp_seconds"
+	if a0, s0, a1, s1 := before.Get(attempt), before.Get(success), met.Get(attempt), met.Get(success); a0 == 0 || s0 != a0 || a1 <= a0 || s1 != a1 {
+		t.Errorf("last attempt, last success: %v, %v at start, %v, %v after the reload; want equal, set, and later after", a0, s0, a1, s1)
 	}
 	m.Terminate(t)
 }

@@ -31,6 +31,10 @@ type NodeConfig struct {
 	ControlSocket string // [control] socket
 
 	LogLevel string // "info" unless set
+	// MetricsListen is [metrics] listen; "" is a free loopback port.
+	// netlab finds the address in the log either way. Another address
+	// than a loopback one is allowed (allow_remote).
+	MetricsListen string
 	// Extra is raw TOML appended to the file (sections of its own).
 	Extra string
 }
@@ -107,9 +111,14 @@ func (c NodeConfig) TOML() string {
 	if level == "" {
 		level = "info"
 	}
-	// StartMap646's conventions: metrics on a free loopback port (logged),
-	// JSON logs (read by WaitLog).
-	w("\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n[log]\nformat = \"json\"\nlevel = %q\n", level)
+	// StartMap646's conventions: metrics on a free loopback port unless
+	// set (logged either way), JSON logs (read by WaitLog).
+	if c.MetricsListen == "" {
+		w("\n[metrics]\nlisten = \"127.0.0.1:0\"\n")
+	} else {
+		w("\n[metrics]\nlisten = %q\nallow_remote = true\n", c.MetricsListen)
+	}
+	w("\n[log]\nformat = \"json\"\nlevel = %q\n", level)
 	for _, m := range c.Mappings {
 		w("\n[[mapping]]\nipv4 = %q\nipv6 = %q\n", m.IPv4, m.IPv6)
 	}

@@ -54,6 +54,10 @@ type CheckStatus struct {
 	Passes   int `json:"passes"`
 	Failures int `json:"failures"`
 	Checked  int `json:"checked"`
+	// Rises and Falls count its transitions up and down since it was
+	// added.
+	Rises uint64 `json:"rises"`
+	Falls uint64 `json:"falls"`
 }
 
 // NeighborStatus is one BGP neighbor (routing.NeighborStatus).

@@ -12,7 +12,16 @@
 // turns it into announcements; a drain (drain.go) is a state the loop
 // drives; the drained flag (drainflag.go) keeps it across a restart.
 // Other goroutines read the node only through the view the loop publishes
-// (lifecycle.Status).
+// (lifecycle.Status), and its transition counts (Node.Entered, atomic).
+//
+// The metrics (metrics.go, wiring.go): what /metrics serves is collectors
+// plus, once the speaker runs, GoBGP's own collectors (routing's
+// Speaker.Collectors). State and check transitions are counters, so that a
+// node or a check that fails and recovers between two scrapes leaves a
+// trace the gauges cannot. The alerting rules and the Grafana dashboard of
+// config/examples/monitoring use these names; monitoring_test.go checks
+// each name they use against what the collectors describe, and runs
+// promtool on the rules.
 //
 // It imports the project's config, translator, translator/dataplane,
 // translator/tun, routing and health, and cmd/map646/control for the

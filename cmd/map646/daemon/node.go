@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/map646/map646/routing"
@@ -28,6 +29,12 @@ const (
 	// Failed: a health check withdrew one side or both.
 	Failed
 )
+
+// numStates is the number of states; States lists them.
+const numStates = int(Failed) + 1
+
+// States lists every state, in their order.
+var States = [numStates]State{Starting, Serving, Draining, Drained, Failed}
 
 func (s State) String() string {
 	switch s {
@@ -55,7 +62,7 @@ const (
 )
 
 // Node is the node state machine. It is pure: it does no I/O and keeps no
-// lock (the caller serializes), it logs each transition once, and Desired
+// lock (the caller serializes; only Entered may be called concurrently), it logs each transition once, and Desired
 // turns its state into the announcements the speaker is to make.
 type Node struct {
 	state State
@@ -66,6 +73,11 @@ type Node struct {
 	healthy4, healthy6 bool // Monitor.Healthy
 	healthCause        string
 	phase              drainPhase
+
+	// entered counts the transitions into each state, for the metrics:
+	// a state left again between two scrapes shows there, not in the
+	// state itself. Read from any goroutine (Entered).
+	entered [numStates]atomic.Uint64
 
 	log *slog.Logger
 	now func() time.Time
@@ -89,7 +101,12 @@ func (n *Node) set(s State, cause string) {
 	}
 	n.log.Info("node state", "state", s.String(), "from", n.state.String(), "cause", cause)
 	n.state, n.since, n.cause = s, n.now(), cause
+	n.entered[s].Add(1)
 }
+
+// Entered returns how many times the node entered s (its start in Starting
+// not counted). Safe from any goroutine.
+func (n *Node) Entered(s State) uint64 { return n.entered[s].Load() }
 
 // Ready records that the data plane runs and its kernel routes are in.
 func (n *Node) Ready(cause string) {

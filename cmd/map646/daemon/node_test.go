@@ -64,7 +64,8 @@ func prefixesOf(as []routing.Announcement) []string {
 }
 
 // TestNodeTransitions drives the node through every transition and checks
-// the state, the announcements and the log after each step.
+// the state, the announcements and the log after each step, and the
+// transitions counted for the metrics at the end.
 func TestNodeTransitions(t *testing.T) {
 	type step struct {
 		name  string
@@ -143,6 +144,17 @@ func TestNodeTransitions(t *testing.T) {
 			}
 			if got := rec.transitions(t); !reflect.DeepEqual(got, tc.log) {
 				t.Errorf("logged transitions %q, want %q", got, tc.log)
+			}
+			// Entered (the metrics' counters) counts each logged
+			// transition into its state, the start left out.
+			want := map[string]uint64{}
+			for _, tr := range tc.log[1:] {
+				want[tr[strings.Index(tr, ">")+1:]]++
+			}
+			for _, st := range States {
+				if got := n.Entered(st); got != want[st.String()] {
+					t.Errorf("Entered(%s) = %d, want %d (%q)", st, got, want[st.String()], tc.log)
+				}
 			}
 		})
 	}

@@ -100,7 +100,8 @@ type openedDevice struct {
 // device, off the loop: creating it runs the offload self-test, which waits
 // up to selfTestWait for each packet its loop loses, and the daemon loop
 // must meanwhile answer the control socket and the drain's timers. The
-// goroutine touches nothing of the daemon's: it opens a device from a copy
+// goroutine touches nothing of the daemon's but the self-test's metric
+// (safe from any goroutine): it opens a device from a copy
 // of [tun] and hands it over (deviceOpened). Until then the node is as
 // between two attempts: withdrawn, the data plane stopped, no routes.
 func (d *daemon) recoverDataPlane() {
@@ -112,11 +113,11 @@ func (d *daemon) recoverDataPlane() {
 		d.routes.Close()
 		d.routes = nil
 	}
-	tc, log := d.cfg.Tun, d.log
+	tc, log, selfTestFailed := d.cfg.Tun, d.log, d.offloadSelfTest
 	opened := make(chan openedDevice, 1)
 	d.openedC = opened
 	go func() {
-		dev, err := openDevice(tc, log)
+		dev, err := openDevice(tc, log, selfTestFailed)
 		opened <- openedDevice{dev, err}
 	}()
 }

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vishvananda/netlink"
 
@@ -85,7 +84,12 @@ type daemon struct {
 	dpDone  chan error
 	routes  *dataplane.Routes
 	metrics *http.Server
-	reloads *prometheus.CounterVec
+	// registry is what /metrics serves (nil with metrics off).
+	registry *prometheus.Registry
+	reloads  *reloadMetrics
+	// offloadSelfTest is map646_tun_offload_selftest_failed, which each
+	// device creation sets (openDevice), the recovery's too.
+	offloadSelfTest *prometheus.GaugeVec
 
 	lc        *lifecycle
 	nsLock    *net.UnixListener // this network namespace's map646 (claimNamespace)
@@ -254,7 +258,8 @@ func (d *daemon) start() error {
 	if err != nil {
 		return fmt.Errorf("dataplane: %w", err)
 	}
-	dev, err := openDevice(cfg.Tun, d.log)
+	d.offloadSelfTest = newOffloadSelfTestMetric()
+	dev, err := openDevice(cfg.Tun, d.log, d.offloadSelfTest)
 	if err != nil {
 		return err
 	}
@@ -275,10 +280,7 @@ func (d *daemon) start() error {
 			"busy_poll", cfg.Tun.BusyPoll, "queues", dev.Queues(), "cpus", runtime.NumCPU())
 	}
 
-	d.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "map646_reloads_total",
-		Help: "Reloads (SIGHUP or map646 reload) by result: ok, invalid (configuration refused, the running one kept), failed (not every change applied).",
-	}, []string{"result"})
+	d.reloads = newReloadMetrics(start)
 	metricsAt := "off"
 	if cfg.Metrics.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
@@ -304,6 +306,9 @@ func (d *daemon) start() error {
 			return err
 		}
 		d.lc.setSpeaker(bgpSpeaker{d.bgp}, cfg.BGP.RouterID)
+		if d.registry != nil {
+			d.registry.MustRegister(d.bgp.Collectors()...)
+		}
 	}
 	var sessions health.Sessions // a nil *routing.Speaker must stay a nil interface
 	if d.bgp != nil {
@@ -339,7 +344,7 @@ func (d *daemon) newTranslator(cfg *config.Config) (*translator.Translator, erro
 
 // openDevice creates the tun device, turning the tun package's errors into
 // the operator's terms, and self-tests the offload device's offloads.
-func openDevice(t config.Tun, log *slog.Logger) (tun.Device, error) {
+func openDevice(t config.Tun, log *slog.Logger, selfTestFailed *prometheus.GaugeVec) (tun.Device, error) {
 	var dev tun.Device
 	var err error
 	if t.Offload {
@@ -358,7 +363,7 @@ func openDevice(t config.Tun, log *slog.Logger) (tun.Device, error) {
 	switch {
 	case err == nil:
 		dev.SetBusyPoll(t.BusyPoll)
-		selfTestOffloads(dev, log)
+		selfTestOffloads(dev, log, selfTestFailed)
 		return dev, nil
 	case errors.Is(err, tun.ErrNameTaken):
 		return nil, nameTaken(t.Name, "")
@@ -375,14 +380,19 @@ type offloadSelfTester interface {
 
 // selfTestOffloads runs the offload device's self-test before the device
 // serves and logs what it found: an offload that failed is off from now on
-// (map646_tun_offload_enabled shows it), and the node works without it.
-func selfTestOffloads(dev tun.Device, log *slog.Logger) {
+// (map646_tun_offload_enabled shows it, and map646_tun_offload_selftest_failed
+// in failed why), and the node works without it.
+func selfTestOffloads(dev tun.Device, log *slog.Logger, failedMetric *prometheus.GaugeVec) {
+	for _, name := range tun.OffloadNames {
+		failedMetric.WithLabelValues(name).Set(0)
+	}
 	st, ok := dev.(offloadSelfTester)
 	if !ok {
 		return
 	}
 	failed, skipped, err := st.SelfTest()
 	for _, f := range failed {
+		failedMetric.WithLabelValues(f.Offload).Set(1)
 		log.Warn("offload self-test failed: offload switched off", "device", dev.Name(), "offload", f.Offload, "err", f.Err)
 	}
 	for _, why := range skipped {
@@ -452,21 +462,16 @@ func newMetricsServer(h http.Handler, tm metricsTimeouts, errLog *log.Logger) *h
 
 // serveMetrics serves /metrics on ln until stop.
 func (d *daemon) serveMetrics(ln net.Listener) {
-	reg := prometheus.NewRegistry()
-	for _, r := range []string{"ok", "invalid", "failed"} {
-		d.reloads.WithLabelValues(r)
-	}
-	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "map646_build_info",
-		Help: "Always 1: the map646 version and the Go version that built it.",
-	}, []string{"version", "goversion"})
-	info.WithLabelValues(d.version, runtime.Version()).Set(1)
-	reg.MustRegister(d.dp.Collector(d.cfg.Metrics.MappingSeries), d.reloads, info, nodeCollector{d.lc},
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.registry = prometheus.NewRegistry()
+	d.registry.MustRegister(d.collectors()...)
 
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	mux.Handle("/metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelError),
+		// A collector that fails (GoBGP's, between the speaker's close
+		// and the metrics server's at shutdown) costs its own metrics,
+		// not the scrape.
+		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
@@ -498,14 +503,14 @@ func (d *daemon) warnExposure(cfg *config.Config) {
 // the checks change, and the announcements follow the new table.
 func (d *daemon) reload() (string, error) {
 	start := time.Now()
-	count := func(result string) { d.reloads.WithLabelValues(result).Inc() }
+	count := func(result string) { d.reloads.record(result, time.Now()) }
 	cfg, err := config.Load(d.path)
 	var tr *translator.Translator
 	if err == nil {
 		tr, err = d.newTranslator(cfg)
 	}
 	if err != nil {
-		count("invalid")
+		count(reloadInvalid)
 		d.log.Error("reload refused: the configuration is invalid; the running one is kept",
 			"config", d.path, "err", strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; "))
 		return "", fmt.Errorf("reload refused: the configuration is invalid; the running one is kept:\n%w", err)
@@ -556,11 +561,11 @@ func (d *daemon) reload() (string, error) {
 		"routes_added", len(add), "routes_removed", len(del), "took", time.Since(start).Round(time.Millisecond)}
 	msg := fmt.Sprintf("reloaded %s: %d mappings, %d routes added, %d removed", d.path, tr.Table().Len(), len(add), len(del))
 	if err := errors.Join(errRemove, errAdd, errBGP, errHealth, errAnnounce); err != nil {
-		count("failed")
+		count(reloadFailed)
 		d.log.Error("reloaded, but not every change was applied", append(args, "err", err)...)
 		return "", fmt.Errorf("%s, but not every change was applied: %w", msg, err)
 	}
-	count("ok")
+	count(reloadOK)
 	d.log.Info("reloaded", args...)
 	return msg, nil
 }

@@ -21,7 +21,8 @@ import (
 // device map646 opens has it off, and uso4 with it (the kernel takes UDP
 // segmentation for both IP versions or neither), the log says so at WARN
 // naming the offload and what failed, and map646_tun_offload_enabled
-// shows both at 0, the others at 1. (That the device still forwards without it is
+// shows both at 0, the others at 1 (map646_tun_offload_selftest_failed the
+// reverse). (That the device still forwards without it is
 // TestSelfTestFailureSwitchesOff in package tun.)
 func TestOffloadSelfTestFailure(t *testing.T) {
 	netlab.RequireRoot(t)
@@ -40,8 +41,9 @@ func TestOffloadSelfTestFailure(t *testing.T) {
 	t.Cleanup(func() { tun.SetSelfTestHook(nil) })
 	var logs bytes.Buffer
 	var dev tun.Device
+	selfTestFailed := newOffloadSelfTestMetric()
 	if err := ns.Do(func() (err error) {
-		dev, err = openDevice(cfg.Tun, slog.New(slog.NewJSONHandler(&logs, nil)))
+		dev, err = openDevice(cfg.Tun, slog.New(slog.NewJSONHandler(&logs, nil)), selfTestFailed)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -75,22 +77,26 @@ func TestOffloadSelfTestFailure(t *testing.T) {
 	dp := dataplane.New(tr, dev, dataplane.Options{ICMPErrorRate: cfg.Translator.ICMPErrorRate, ICMPErrorBurst: cfg.Translator.ICMPErrorBurst})
 	defer dp.Close()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(dp.Collector(0))
+	reg.MustRegister(dp.Collector(0), selfTestFailed)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]float64{}
+	got := map[string]map[string]float64{}
 	for _, mf := range mfs {
-		if mf.GetName() != "map646_tun_offload_enabled" {
-			continue
-		}
+		got[mf.GetName()] = map[string]float64{}
 		for _, m := range mf.GetMetric() {
-			got[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+			if len(m.GetLabel()) == 1 {
+				got[mf.GetName()][m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+			}
 		}
 	}
 	want := map[string]float64{"csum": 1, "tso4": 1, "tso6": 1, "uso4": 0, "uso6": 0}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("map646_tun_offload_enabled %v, want %v", got, want)
+	if g := got["map646_tun_offload_enabled"]; fmt.Sprint(g) != fmt.Sprint(want) {
+		t.Errorf("map646_tun_offload_enabled %v, want %v", g, want)
+	}
+	want = map[string]float64{"csum": 0, "tso4": 0, "tso6": 0, "uso4": 1, "uso6": 1}
+	if g := got["map646_tun_offload_selftest_failed"]; fmt.Sprint(g) != fmt.Sprint(want) {
+		t.Errorf("map646_tun_offload_selftest_failed %v, want %v", g, want)
 	}
 }

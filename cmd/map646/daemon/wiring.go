@@ -45,7 +45,7 @@ func (m healthMonitor) Status() []control.CheckStatus {
 		out = append(out, control.CheckStatus{
 			Name: s.Name, Kind: s.Kind, Target: s.Target, Withdraws: s.Withdraws, Up: s.Up, Since: s.Since,
 			LastError: s.LastError, LastDurationMS: float64(s.LastDuration.Microseconds()) / 1000,
-			Passes: s.Passes, Failures: s.Failures, Checked: s.Checked,
+			Passes: s.Passes, Failures: s.Failures, Checked: s.Checked, Rises: s.Rises, Falls: s.Falls,
 		})
 	}
 	return out
@@ -81,6 +81,13 @@ var (
 		"1 while the BGP session with the neighbor is established.", []string{"neighbor"}, nil)
 	announcedDesc = prometheus.NewDesc("map646_announced_prefixes",
 		"Prefixes the speaker announces now.", nil, nil)
+	// The transitions are counters so that a state left again between two
+	// scrapes (a check down for 200 ms) still shows: the gauges above
+	// only say where the node is at the scrape.
+	stateTransitionsDesc = prometheus.NewDesc("map646_node_state_transitions_total",
+		"Transitions of the node into each state (to: starting, serving, draining, drained, failed) since the process started.", []string{"to"}, nil)
+	checkTransitionsDesc = prometheus.NewDesc("map646_health_check_transitions_total",
+		"Transitions of the health check (to: up, down) since it was added (its first rise counts: every check starts down); a check redefined by a reload keeps its counts.", []string{"check", "to"}, nil)
 )
 
 func (nodeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -88,6 +95,8 @@ func (nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- checkUpDesc
 	ch <- neighborUpDesc
 	ch <- announcedDesc
+	ch <- stateTransitionsDesc
+	ch <- checkTransitionsDesc
 }
 
 func (n nodeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -98,11 +107,14 @@ func (n nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		return 0
 	}
-	for _, st := range []State{Starting, Serving, Draining, Drained, Failed} {
+	for _, st := range States {
 		ch <- prometheus.MustNewConstMetric(nodeStateDesc, prometheus.GaugeValue, b(s.Node.State == st.String()), st.String())
+		ch <- prometheus.MustNewConstMetric(stateTransitionsDesc, prometheus.CounterValue, float64(n.c.node.Entered(st)), st.String())
 	}
 	for _, c := range s.Health {
 		ch <- prometheus.MustNewConstMetric(checkUpDesc, prometheus.GaugeValue, b(c.Up), c.Name)
+		ch <- prometheus.MustNewConstMetric(checkTransitionsDesc, prometheus.CounterValue, float64(c.Rises), c.Name, "up")
+		ch <- prometheus.MustNewConstMetric(checkTransitionsDesc, prometheus.CounterValue, float64(c.Falls), c.Name, "down")
 	}
 	for _, nb := range s.Neighbors {
 		ch <- prometheus.MustNewConstMetric(neighborUpDesc, prometheus.GaugeValue, b(nb.Established), nb.Address)
