@@ -17,9 +17,9 @@ import (
 func TestKeepRestartOnly(t *testing.T) {
 	running := config.Config{Tun: config.Tun{Name: "map646", MTU: 1500, Offload: true, TxQueueLen: 10000}}
 	for _, tc := range []struct {
-		name     string
-		change   func(*config.Tun)
-		restart  []string
+		name    string
+		change  func(*config.Tun)
+		restart []string
 	}{
 		{"busy_poll only", func(t *config.Tun) { t.BusyPoll = 5 * time.Millisecond }, nil},
 		{"busy_poll and mtu", func(t *config.Tun) { t.BusyPoll = 5 * time.Millisecond; t.MTU = 9000 }, []string{"[tun] mtu"}},

@@ -95,8 +95,8 @@ type daemon struct {
 	control   *control.Server
 	statusLn  *net.UnixListener // [control] status_socket, as controlLn
 	status    *control.Server   // the read-only status socket; nil without one
-	requests  requests         // the control socket's commands, for the loop
-	bgp       *routing.Speaker // nil without [bgp]
+	requests  requests          // the control socket's commands, for the loop
+	bgp       *routing.Speaker  // nil without [bgp]
 	hm        *health.Monitor
 	stopHM    context.CancelFunc
 	hmDone    chan error
