@@ -18,7 +18,9 @@ Run the translator. map646 run, as root:
   2. creates the control socket [control] socket (default
      /run/map646.sock, mode 0600, at most 16 connections served at
      once), refusing to start when another map646 answers on it (a stale
-     one is removed), and reads the drained flag in [node] state_dir;
+     one is removed), and the read-only [control] status_socket if set
+     (mode 0660, group [control] status_group: status only, 16 more
+     connections of its own); reads the drained flag in [node] state_dir;
   3. creates the tun device [tun] name (default map646) with its MTU,
      offloads, queues and txqueuelen, and brings it up; with offload =
      true it self-tests each offload it enabled (csum, tso4, tso6, uso4,
@@ -83,8 +85,9 @@ Signals:
                    before it is read whole. The rest of [tun],
                    [metrics], [log], [control], [node] state_dir, adding or
                    removing [bgp], and the speaker's AS, router id,
-                   listener and grpc_socket need a restart (a warning or
-                   error says so).
+                   listener and grpc_socket need a restart: the reload
+                   applies the rest, logs the keys it left and counts as
+                   failed (map646 reload exits 1 naming them).
                    'map646 reload' does the same and prints the result.
   SIGTERM, SIGINT  stop: withdraw every announcement; keep translating for
                    [node] linger (default 2s) while routers converge (not
