@@ -42,7 +42,10 @@ Run the translator. map646 run, as root:
      prefix into the device: 'ip route show proto 246' lists them;
   7. with [bgp], starts the BGP speaker (GoBGP v4) and its neighbors; then
      the [health] checks (without [health]: one dataplane check), and logs
-     "serving".
+     "started" (with the device, its queues and offloads, the mappings,
+     the routes and the time it took). The node is starting still: it
+     serves, and logs "node state" state=serving, once every check has
+     risen (with the default dataplane check, about 3 s later).
 The kernel routes the translated packets: enable forwarding
 (sysctl net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1) for packets
 that leave the node; map646 warns at start when it is off.

@@ -30,7 +30,7 @@ func TestRunBounds(t *testing.T) {
 	writeConfig(t, conf, "m646b0", false, "")
 	sock := filepath.Join(dir, "map646.sock")
 	p := startMap646(t, bin, ns, conf)
-	serving, next := p.wait("serving", 0)
+	serving, next := p.wait("started", 0)
 
 	// Control: 16 idle connections hold every slot (each until the 5 s
 	// request timeout); map646 status on a 17th is refused.

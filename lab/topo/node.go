@@ -88,7 +88,7 @@ func (l *Lab) nodeConfig(n *Node) NodeConfig {
 }
 
 // Start writes the node's Config and starts `map646 run` with it; it waits
-// (30 s at most) until map646 logs "serving" (device up, kernel routes in).
+// (30 s at most) until map646 logs "started" (device up, kernel routes in).
 // Whether routers route over it yet is WaitRouted's to say.
 func (n *Node) Start(t netlab.TB) {
 	t.Helper()
@@ -110,8 +110,8 @@ func (n *Node) Start(t netlab.TB) {
 	m.Proc = n.NS.Start(t, n.lab.Bin, "run", "-config", n.ConfigPath)
 	n.M = m
 	m.LogOnFailure(t, "map646 log ("+n.Name+")")
-	rec, _ := m.WaitLog(t, 30*time.Second, "serving")
-	m.Serving = rec
+	rec, _ := m.WaitLog(t, 30*time.Second, "started")
+	m.Started = rec
 	m.Device, _ = rec["device"].(string)
 	if addr, _ := rec["metrics"].(string); addr != "" {
 		m.MetricsURL = "http://" + addr + "/metrics"

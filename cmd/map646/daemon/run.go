@@ -339,7 +339,11 @@ func (d *daemon) start() error {
 		d.statusLn = nil
 	}
 
-	d.log.Info("serving", "config", d.path, "device", dev.Name(), "mtu", cfg.Tun.MTU,
+	// Not "serving": the node serves once every check has risen, which
+	// its "node state" line says (a data-plane check's rise takes
+	// seconds); until then it is starting, or drained.
+	st, _, _ := d.lc.node.State()
+	d.log.Info("started", "state", st.String(), "config", d.path, "device", dev.Name(), "mtu", cfg.Tun.MTU,
 		"queues", dev.Queues(), "offloads", offloads, "busy_poll", cfg.Tun.BusyPoll.String(),
 		"mappings", d.dp.Translator().Table().Len(), "routes", len(want),
 		"routes_took", routeTime.Round(time.Millisecond), "metrics", metricsAt,
