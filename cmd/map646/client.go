@@ -21,15 +21,18 @@ const socketHelp = "the daemon's control `PATH` ([control] socket)"
 
 const statusUsage = `Usage: map646 status [-v | -json] [-socket PATH]
 
-Show what the running map646 is doing, asked over its control socket, one
-line per part as 'birdc show protocols' does:
-  node       map646: the state (starting, serving, draining, drained,
-             failed), since when, why, and how many prefixes it announces;
-  each check check: up or down, since when, what it withdraws;
-  each BGP neighbor
-             bgp: the session state, since when, prefixes sent and
-             received, BFD, the last error;
-  dataplane  traffic: packets read and forwarded, dropped, per direction.
+Show what the running map646 is doing, asked over its control socket: one
+line per part, as 'birdc show protocols' does (Name, Type, State, Since,
+Info):
+  node           type map646: starting, serving, draining, drained or
+                 failed; since when, why, how many prefixes it announces;
+  each check     type check: up or down, since when, what it withdraws
+                 (and the last error while down);
+  each neighbor  type bgp: the session state, since when, prefixes sent
+                 and received, BFD (and the last error while not
+                 established);
+  traffic        type dataplane: packets read, forwarded and dropped, per
+                 direction.
 -v adds the detail (as 'birdc show protocols all' does): the probes and
 last errors of the checks, each announced prefix with its MED and
 communities (65535:0 is GRACEFUL_SHUTDOWN), every traffic counter.
@@ -322,7 +325,7 @@ func writeStatusBrief(w io.Writer, s control.Status) error {
 		d := s.Traffic.Directions[dir]
 		parts = append(parts, fmt.Sprintf("%s read %d, forwarded %d, dropped %d", dir, d.Packets, d.Forwarded, d.Dropped))
 	}
-	row("dataplane", "traffic", "-", "-", strings.Join(parts, "; "))
+	row("traffic", "dataplane", "-", "-", strings.Join(parts, "; "))
 	return tw.Flush()
 }
 

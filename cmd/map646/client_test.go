@@ -55,11 +55,11 @@ func startFakeDaemon(t *testing.T) (fakeDaemon, string) {
 func TestStatusCommand(t *testing.T) {
 	d, path := startFakeDaemon(t)
 	code, stdout, stderr := runCmd(t, "status", "-socket", path)
-	want := `Name         Type     State        Since                Info
-node         map646   serving      2026-05-04 12:00:00  because; 1 prefixes announced
-dp           check    up           2026-05-04 12:00:00  dataplane; withdraws all
-192.0.2.254  bgp      established  2026-05-04 12:00:00  AS65000 router; sent 2, received 0; bfd up
-dataplane    traffic  -            -                    4to6 read 5, forwarded 4, dropped 1; 6to4 read 0, forwarded 0, dropped 0
+	want := `Name         Type       State        Since                Info
+node         map646     serving      2026-05-04 12:00:00  because; 1 prefixes announced
+dp           check      up           2026-05-04 12:00:00  dataplane; withdraws all
+192.0.2.254  bgp        established  2026-05-04 12:00:00  AS65000 router; sent 2, received 0; bfd up
+traffic      dataplane  -            -                    4to6 read 5, forwarded 4, dropped 1; 6to4 read 0, forwarded 0, dropped 0
 `
 	if code != statusOK || stdout != want || stderr != "" {
 		t.Errorf("status: exit %d, stderr %q, stdout:\n%s\nwant:\n%s", code, stderr, stdout, want)
