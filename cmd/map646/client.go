@@ -285,7 +285,11 @@ func writeStatusBrief(w io.Writer, s control.Status) error {
 	n := s.Node
 	info := n.Cause
 	if n.BGP {
-		info += fmt.Sprintf("; %d prefixes announced", len(s.Announced))
+		noun := "prefixes"
+		if len(s.Announced) == 1 {
+			noun = "prefix"
+		}
+		info += fmt.Sprintf("; %d %s announced", len(s.Announced), noun)
 	}
 	if n.Drain != "" {
 		info += "; drain: " + n.Drain

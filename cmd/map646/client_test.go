@@ -56,7 +56,7 @@ func TestStatusCommand(t *testing.T) {
 	d, path := startFakeDaemon(t)
 	code, stdout, stderr := runCmd(t, "status", "-socket", path)
 	want := `Name         Type       State        Since                Info
-node         map646     serving      2026-05-04 12:00:00  because; 1 prefixes announced
+node         map646     serving      2026-05-04 12:00:00  because; 1 prefix announced
 dp           check      up           2026-05-04 12:00:00  dataplane; withdraws all
 192.0.2.254  bgp        established  2026-05-04 12:00:00  AS65000 router; sent 2, received 0; bfd up
 traffic      dataplane  -            -                    4to6 read 5, forwarded 4, dropped 1; 6to4 read 0, forwarded 0, dropped 0

@@ -104,7 +104,7 @@ func listen(what, key, path string, perm os.FileMode, gid int, log *slog.Logger)
 	if gid >= 0 {
 		if err := os.Lchown(path, -1, gid); err != nil {
 			ln.Close()
-			return nil, fmt.Errorf("%s %s: set its group: %w", what, path, err)
+			return nil, fmt.Errorf("%s %s: give it the group %d: %w (a map646 that is not root needs CAP_CHOWN, or to be a member of the group)", what, path, gid, err)
 		}
 	}
 	// Belt and braces for the control socket (the mode must be 0600
