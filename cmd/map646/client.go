@@ -44,8 +44,9 @@ the view:
   0  OK        serving, every BGP neighbor established, [node] state_dir
                writable;
   1  WARNING   serving with a neighbor not established or state_dir not
-               writable (a drain would be refused); or starting, draining
-               or drained (deliberately out of service);
+               writable (a drain would be refused); or starting (the
+               checks are rising); or draining or drained (out of service
+               on purpose);
   2  CRITICAL  failed: a health check withdrew one side or both, or the
                data plane is down;
   3  UNKNOWN   no map646 answers (not running, permission denied, a
