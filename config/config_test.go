@@ -445,6 +445,9 @@ test.toml:4: translator.ipv6_address = "64:ff9b::7f00:1": lies in the pseudo pre
 			`test.toml:7: mapping[0].ipv4 = "192.0.0.0/2": overlaps 224.0.0.0/4 (multicast); accepted: unicast addresses only`},
 		{"mapped IPv6 on the IPv4 side", base + m + "ipv4 = \"2001:db8:1::1\"\nipv6 = \"2001:db8:1::1\"\n", nil,
 			`test.toml:7: mapping[0].ipv4 = "2001:db8:1::1": is not IPv4; accepted: an IPv4 address or prefix, e.g. 198.51.100.10 or 198.51.100.16/28`},
+		// Jool's order (IPv6 first) gets one problem that says so, not two.
+		{"mapped sides swapped", base + m + "ipv4 = \"2001:db8:1::10\"\nipv6 = \"198.51.100.10\"\n", nil,
+			`test.toml:7: mapping[0].ipv4 = "2001:db8:1::10": ipv4 and ipv6 are swapped: this is an IPv6 value and ipv6 holds the IPv4 one (198.51.100.10); write ipv4 = "198.51.100.10", ipv6 = "2001:db8:1::10"`},
 		{"mapped IPv4 host bits", base + m + "ipv4 = \"198.51.100.17/28\"\nipv6 = \"2001:db8:2::/124\"\n", nil,
 			`test.toml:7: mapping[0].ipv4 = "198.51.100.17/28": has host bits set; did you mean 198.51.100.16/28?`},
 		{"mapped garbage", base + m + "ipv4 = \"198.51.100\"\nipv6 = \"2001:db8:1::1\"\n", nil,
@@ -516,15 +519,8 @@ DIR/m.txt:5: 64:ff9b::1: overlaps the pseudo prefix 64:ff9b::/96 (translator.pse
 DIR/m.txt:6: 198.51.100.5/33: not an IPv4 address or prefix; accepted: e.g. 198.51.100.10 or 198.51.100.16/28
 DIR/m.txt:6: 2001:db8:1::5/129: not an IPv6 address or prefix; accepted: e.g. 2001:db8:1::10 or 2001:db8:2::/124`},
 
-		// Jool prints its table IPv6 first; only a line with both fields of
-		// the other family is called swapped.
-		{"mapping file in Jool's order", base + "mapping_file = \"m.txt\"\n", []string{"m.txt", `2001:db8:1::10 198.51.100.10
-2001:db8:2::/124   198.51.100.16/28
-198.51.100.3 2001:db8:1::3
-2001:db8:1::4 2001:db8:1::5`},
-			`DIR/m.txt:1: 2001:db8:1::10 198.51.100.10: the fields are swapped (IPv6 first, the order of jool_siit eamt display); accepted: "IPV4[/LEN] IPV6[/LEN]", here "198.51.100.10 2001:db8:1::10"
-DIR/m.txt:2: 2001:db8:2::/124 198.51.100.16/28: the fields are swapped (IPv6 first, the order of jool_siit eamt display); accepted: "IPV4[/LEN] IPV6[/LEN]", here "198.51.100.16/28 2001:db8:2::/124"
-DIR/m.txt:4: 2001:db8:1::4: is not IPv4; accepted: an IPv4 address or prefix, e.g. 198.51.100.10 or 198.51.100.16/28`},
+		{"mapping file in Jool's order", base + "mapping_file = \"m.txt\"\n", []string{"m.txt", "198.51.100.1 2001:db8:1::1\n2001:db8:2::/124  198.51.100.16/28 # jool eamt add order\n"},
+			`DIR/m.txt:2: 2001:db8:2::/124  198.51.100.16/28: the fields are swapped: a line is "IPV4[/LEN] IPV6[/LEN]", IPv4 first (Jool's EAMT order, IPv6 first, is the other way round); write "198.51.100.16/28 2001:db8:2::/124"`},
 
 		// [[mapping]] lines are given only when the headers can be found
 		// for certain: here a multi-line string holds a fake one.
@@ -630,7 +626,7 @@ map646 run
   log                  text, level info
   state directory      /var/lib/map646 (the drained flag survives restarts there)
   drain                withdraw when tun traffic is at or under 10 packets/s, or after 30s; then translate on for 2s
-  control socket       /run/map646.sock
+  control socket       /run/map646.sock (mode 0600: status, drain, undrain, reload)
 
 bgp: off (no [bgp] section: nothing is announced)
 

@@ -164,7 +164,14 @@ func (c *Config) describeLifeCycle(w io.Writer, line func(name, format string, a
 	line("state directory", "%s (the drained flag survives restarts there)", n.StateDir)
 	line("drain", "withdraw when tun traffic is at or under %d packets/s, or after %s; then translate on for %s",
 		n.DrainIdlePPS, fmtDuration(n.DrainTimeout), fmtDuration(n.Linger))
-	line("control socket", "%s", c.Control.Socket)
+	line("control socket", "%s (mode 0600: status, drain, undrain, reload)", c.Control.Socket)
+	if c.Control.StatusSocket != "" {
+		group := "the daemon's group"
+		if c.Control.StatusGroup != "" {
+			group = "group " + c.Control.StatusGroup
+		}
+		line("status socket", "%s (mode 0660, %s: status only)", c.Control.StatusSocket, group)
+	}
 
 	b := &c.BGP
 	if !b.Enabled {

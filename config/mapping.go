@@ -45,6 +45,11 @@ func (c *Config) decodeMappings(ts *section, entries []*section) {
 	var ms []translator.Mapping
 	pseudo := c.Translator.PseudoPrefix
 	for i, s := range entries {
+		if v4, v6, ok := s.swappedSides(); ok {
+			s.bad("ipv4", v4, "ipv4 and ipv6 are swapped: this is an IPv6 value and ipv6 holds the IPv4 one (%s); write ipv4 = %q, ipv6 = %q", v6, v6, v4)
+			s.done()
+			continue
+		}
 		var m translator.Mapping
 		ok := decodeSide(s, "ipv4", "IPv4", example4, pseudo, &m.IPv4)
 		ok = decodeSide(s, "ipv6", "IPv6", example6, pseudo, &m.IPv6) && ok
@@ -93,6 +98,42 @@ func decodeSide(s *section, key, family, example string, pseudo netip.Prefix, ds
 	}
 	*dst = p
 	return true
+}
+
+// swapped reports whether v4 is an IPv6 address or prefix and v6 an IPv4
+// one: a mapping written the other way round, as Jool's EAMT and
+// `jool eamt add` write it (IPv6 first).
+func swapped(v4, v6 string) bool {
+	return familyOf(v4) == 6 && familyOf(v6) == 4
+}
+
+// familyOf returns 4 or 6, the family of the address or prefix s, or 0
+// when s is neither.
+func familyOf(s string) int {
+	a, err := netip.ParseAddr(s)
+	if p, perr := netip.ParsePrefix(s); perr == nil {
+		a, err = p.Addr(), nil
+	}
+	switch {
+	case err != nil:
+		return 0
+	case a.Is4():
+		return 4
+	}
+	return 6
+}
+
+// swappedSides reports whether the [[mapping]] entry has its ipv4 and ipv6
+// values swapped (swapped), and returns them as written.
+func (s *section) swappedSides() (v4, v6 string, ok bool) {
+	if !s.has("ipv4") || !s.has("ipv6") {
+		return "", "", false
+	}
+	r4, _ := s.raw("ipv4")
+	r6, _ := s.raw("ipv6")
+	v4, ok4 := r4.(string)
+	v6, ok6 := r6.(string)
+	return v4, v6, ok4 && ok6 && swapped(v4, v6)
 }
 
 // parseSide parses one side of a mapping and checks it on its own.
@@ -173,7 +214,7 @@ func (c *Config) readMappingFile(d *decoder, ts *section, ms []translator.Mappin
 			continue
 		}
 		if swapped(v4, v6) {
-			bad(line, v4+" "+v6, fmt.Sprintf(`the fields are swapped (IPv6 first, the order of jool_siit eamt display); accepted: "IPV4[/LEN] IPV6[/LEN]", here %q`, v6+" "+v4))
+			bad(line, strings.TrimSpace(s), fmt.Sprintf(`the fields are swapped: a line is "IPV4[/LEN] IPV6[/LEN]", IPv4 first (Jool's EAMT order, IPv6 first, is the other way round); write "%s %s"`, v6, v4))
 			continue
 		}
 		var m translator.Mapping
@@ -192,25 +233,6 @@ func (c *Config) readMappingFile(d *decoder, ts *section, ms []translator.Mappin
 		}
 	}
 	return ms
-}
-
-// swapped reports a mapping line written IPv6 first, as Jool prints its
-// table (jool_siit eamt display): an operator moving from Jool would
-// otherwise get two "not IPv4"/"not IPv6" errors that do not say why.
-func swapped(first, second string) bool {
-	a, ok1 := lineAddr(first)
-	b, ok2 := lineAddr(second)
-	return ok1 && ok2 && a.Is6() && b.Is4()
-}
-
-// lineAddr parses a mapping line's field, an address or a prefix, for
-// swapped: its family only, without the checks parseSide makes.
-func lineAddr(s string) (netip.Addr, bool) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Addr(), true
-	}
-	a, err := netip.ParseAddr(s)
-	return a, err == nil
 }
 
 // tooLarge is readLimited's refusal: size is the file's size, 0 when only

@@ -50,10 +50,17 @@ type Node struct {
 }
 
 // Control is the [control] section: the unix socket of `map646 status`,
-// `drain`, `undrain` and `reload`.
+// `drain`, `undrain` and `reload`, and the read-only one of status alone.
 type Control struct {
 	// Socket is the path of the control socket, created mode 0600.
 	Socket string
+	// StatusSocket is the path of the read-only status socket, created
+	// mode 0660: it answers status and refuses every other command, for a
+	// monitoring user who must not drain the node. "": none.
+	StatusSocket string
+	// StatusGroup is the group that owns StatusSocket (its members may
+	// ask for the status); "": the daemon's own group.
+	StatusGroup string
 }
 
 // Defaults of [bgp], [health], [node] and [control].
@@ -119,5 +126,46 @@ func (c *Config) decodeControl(s *section) {
 	if c.Control.Socket == c.BGP.GRPCSocket {
 		s.bad("socket", c.Control.Socket, "is also bgp.grpc_socket; the control socket and the gRPC API need a path each")
 	}
+	if v, ok := s.str("status_socket"); ok {
+		switch msg := checkSocketPath(v); {
+		case msg != "":
+			s.bad("status_socket", v, "%s", msg)
+		case v == c.Control.Socket:
+			s.bad("status_socket", v, "is also control.socket; the read-only socket needs a path of its own")
+		case v == c.BGP.GRPCSocket:
+			s.bad("status_socket", v, "is also bgp.grpc_socket; the status socket and the gRPC API need a path each")
+		default:
+			c.Control.StatusSocket = v
+		}
+	}
+	if v, ok := s.str("status_group"); ok {
+		switch {
+		case !s.has("status_socket"):
+			s.bad("status_group", v, `has no effect without status_socket; set status_socket = "/run/map646-status.sock" too, or leave it out`)
+		case !validGroupName(v):
+			s.bad("status_group", v, `not a group name; accepted: a group of the system (letters, digits, "_", "-", "."; not starting with "-"), e.g. "map646-status"`)
+		default:
+			c.Control.StatusGroup = v
+		}
+	}
 	s.done()
+}
+
+// validGroupName reports whether v can name a group (the portable
+// characters of POSIX user and group names; numeric ids are not taken).
+func validGroupName(v string) bool {
+	if v == "" || len(v) > 32 || v[0] == '-' {
+		return false
+	}
+	digits := true
+	for _, r := range v {
+		switch {
+		case r >= '0' && r <= '9':
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r == '_', r == '-', r == '.':
+			digits = false
+		default:
+			return false
+		}
+	}
+	return !digits
 }

@@ -34,6 +34,8 @@ drain_idle_pps = 0
 
 [control]
 socket = "/run/map646/control.sock"
+status_socket = "/run/map646/status.sock"
+status_group = "nagios"
 `)
 	if msg != "" {
 		t.Fatal(msg)
@@ -41,7 +43,7 @@ socket = "/run/map646/control.sock"
 	if want := (Node{StateDir: "/srv/map646/state", Linger: 0, DrainTimeout: 150 * time.Second, DrainIdlePPS: 0}); c.Node != want {
 		t.Errorf("[node] %+v, want %+v", c.Node, want)
 	}
-	if want := (Control{Socket: "/run/map646/control.sock"}); c.Control != want {
+	if want := (Control{Socket: "/run/map646/control.sock", StatusSocket: "/run/map646/status.sock", StatusGroup: "nagios"}); c.Control != want {
 		t.Errorf("[control] %+v, want %+v", c.Control, want)
 	}
 }
@@ -78,7 +80,17 @@ func TestNodeControlProblems(t *testing.T) {
 		{"socket too long", "\n[control]\nsocket = \"/run/" + strings.Repeat("m", 103) + "\"\n",
 			`test.toml:7: control.socket = "/run/` + strings.Repeat("m", 103) + `": is 108 bytes long; a unix socket path holds at most 107`},
 		{"control unknown key", "\n[control]\nmode = \"0600\"\n",
-			`test.toml:7: control.mode = "0600": unknown key; accepted: socket`},
+			`test.toml:7: control.mode = "0600": unknown key; accepted: socket, status_socket, status_group`},
+		{"status_socket relative", "\n[control]\nstatus_socket = \"status.sock\"\n",
+			`test.toml:7: control.status_socket = "status.sock": not an absolute path; accepted: the path of a unix socket, e.g. "/run/map646.sock"`},
+		{"status_socket is the control socket", "\n[control]\nstatus_socket = \"/run/map646.sock\"\n",
+			`test.toml:7: control.status_socket = "/run/map646.sock": is also control.socket; the read-only socket needs a path of its own`},
+		{"status_group without status_socket", "\n[control]\nstatus_group = \"nagios\"\n",
+			`test.toml:7: control.status_group = "nagios": has no effect without status_socket; set status_socket = "/run/map646-status.sock" too, or leave it out`},
+		{"status_group numeric", "\n[control]\nstatus_socket = \"/run/s.sock\"\nstatus_group = \"1000\"\n",
+			`test.toml:8: control.status_group = "1000": not a group name; accepted: a group of the system (letters, digits, "_", "-", "."; not starting with "-"), e.g. "map646-status"`},
+		{"status_group spaces", "\n[control]\nstatus_socket = \"/run/s.sock\"\nstatus_group = \"a b\"\n",
+			`test.toml:8: control.status_group = "a b": not a group name; accepted: a group of the system (letters, digits, "_", "-", "."; not starting with "-"), e.g. "map646-status"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, got := parse(t, base+tc.conf)
@@ -218,6 +230,8 @@ drain_idle_pps = 0
 
 [control]
 socket = "/run/map646/ctl.sock"
+status_socket = "/run/map646/status.sock"
+status_group = "nagios"
 `)
 	if msg != "" {
 		t.Fatal(msg)
@@ -232,7 +246,8 @@ socket = "/run/map646/ctl.sock"
 	}
 	want := `  state directory      /var/lib/map646 (the drained flag survives restarts there)
   drain                withdraw when tun traffic is at or under 0 packets/s, or after 30s; then translate on for 500ms
-  control socket       /run/map646/ctl.sock
+  control socket       /run/map646/ctl.sock (mode 0600: status, drain, undrain, reload)
+  status socket        /run/map646/status.sock (mode 0660, group nagios: status only)
 
 bgp: AS 64512, router id 192.0.2.2, listening on 192.0.2.2 port 179
   announcements        MED 100, communities 64512:100, 65535:65281; draining: MED 1000 and GRACEFUL_SHUTDOWN

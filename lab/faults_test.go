@@ -154,7 +154,7 @@ func faultTunDeleted(t *testing.T, l *topo.Lab) {
 		last := "no answer"
 		defer func() { seen <- last }()
 		for {
-			if out, err := n.Ctl(5*time.Second, "status", "-json"); err == nil {
+			if out, err := n.Ctl(5*time.Second, "status", "-json"); topo.StatusAnswered(err) {
 				var ns control.Status
 				if json.Unmarshal([]byte(out), &ns) == nil {
 					last = ns.Node.State + " (" + ns.Node.Cause + ")"

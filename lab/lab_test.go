@@ -169,8 +169,8 @@ func newLab(t *testing.T, bin string, offload bool, queues int, busyPoll time.Du
 		BusyPoll:    busyPoll,
 	}
 	l.m = netlab.StartMap646(t, l.xlat, bin, l.cfg)
-	if got := l.m.Serving["busy_poll"]; got != busyPoll.String() {
-		t.Fatalf("map646 serves with busy_poll %v, want %v", got, busyPoll)
+	if got := l.m.Started["busy_poll"]; got != busyPoll.String() {
+		t.Fatalf("map646 started with busy_poll %v, want %v", got, busyPoll)
 	}
 	want := []string{"198.51.100.10/31 dev map646 scope link", "64:ff9b::/96 dev map646 metric 1024 pref medium"}
 	if got := l.m.Routes(t); strings.Join(got, ";") != strings.Join(want, ";") {

@@ -12,7 +12,8 @@ import (
 // outgoing connection to a neighbor failed ("failed to connect", logged at
 // debug level by the peer's FSM, whose logger carries the neighbor address
 // as the "Key" attribute). It also rate-limits GoBGP's line about each
-// refused connection (refused.go).
+// refused connection (refused.go), and drops GoBGP's lines about the
+// events the speaker logs itself (gobgpDuplicates).
 type captureHandler struct {
 	inner slog.Handler
 	level *slog.LevelVar
@@ -33,7 +34,25 @@ func (h *captureHandler) forward(ctx context.Context, l slog.Level) bool {
 	return l >= h.level.Level() && h.inner.Enabled(ctx, l)
 }
 
+// gobgpDuplicates are GoBGP's lines about events the speaker logs itself
+// (onPeerEvent, addPeer, deletePeer, Close), by GoBGP's message, with the
+// speaker's line that says it: the speaker's says more (the state it came
+// from, why a session went down, at WARN when it was not our doing), so
+// GoBGP's is dropped and each event makes one line. GoBGP's other lines
+// (notifications sent and received, hold timer expiry, malformed
+// messages) say what the speaker's do not, and pass.
+var gobgpDuplicates = map[string]string{
+	"Peer Up":                     "neighbor up",
+	"Peer Down":                   "neighbor down",
+	"Add a peer configuration":    "neighbor added",
+	"Delete a peer configuration": "neighbor removed, or speaker stopped",
+	"shutting down":               "speaker stopped",
+}
+
 func (h *captureHandler) Handle(ctx context.Context, r slog.Record) error {
+	if _, dup := gobgpDuplicates[r.Message]; dup {
+		return nil
+	}
 	if h.handleRefused(ctx, r) {
 		return nil
 	}

@@ -73,6 +73,10 @@
 //     and gRPC socket need a restart and are refused.
 //   - Close sends a Cease NOTIFICATION to every neighbor (they withdraw our
 //     routes at once) and stops GoBGP; it is safe to call twice.
+//   - Logs: GoBGP logs through the logger given to New (component bgp),
+//     but for its lines about events the speaker logs itself, with more to
+//     say (neighbor added, up, down, removed; speaker stopped): those of
+//     GoBGP are dropped, one line per event (capture.go).
 //
 // # Inspecting the speaker with the gobgp CLI
 //

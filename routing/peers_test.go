@@ -1144,3 +1144,39 @@ func TestHelperDialUnix(t *testing.T) {
 	c.Close()
 	fmt.Println("connected")
 }
+
+// TestOneLinePerPeerEvent: each neighbor event makes one log line, the
+// speaker's, not GoBGP's too: a neighbor added, its session up, down (the
+// router went away), the neighbor removed by a reconfiguration, the
+// speaker stopped.
+func TestOneLinePerPeerEvent(t *testing.T) {
+	port := freePort(t)
+	rp := routerPeer{Neighbor: testNeighbor(addrS, 65001, port), families: []Family{IPv4Unicast}}
+	r := newTestRouter(t, addrR4, 65000, port, rp)
+	cfg := Config{LocalAS: 65001, RouterID: addrS, ListenAddresses: []netip.Addr{addrS}, ListenPort: port,
+		Neighbors: []Neighbor{testNeighbor(addrR4, 65000, port, IPv4Unicast)}}
+	s, log := newLoggedSpeaker(t, cfg)
+	waitEstablished(t, s, addrR4)
+	log.await("neighbor up")
+	if err := r.s.DeletePeer(context.Background(), &api.DeletePeerRequest{Address: addrS.String()}); err != nil {
+		t.Fatal(err)
+	}
+	log.await("neighbor down")
+	cfg.Neighbors = nil
+	if err := s.Reconfigure(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"neighbor added", "neighbor up", "neighbor down", "neighbor removed", "speaker stopped"} {
+		if got := log.grep("msg=\"" + want + "\""); len(got) != 1 {
+			t.Errorf("%d lines %q, want 1:\n%s", len(got), want, strings.Join(got, "\n"))
+		}
+	}
+	for gobgp, ours := range gobgpDuplicates {
+		if got := log.grep("msg=\"" + gobgp + "\""); len(got) != 0 {
+			t.Errorf("GoBGP's %q logged beside the speaker's %q:\n%s", gobgp, ours, strings.Join(got, "\n"))
+		}
+	}
+}

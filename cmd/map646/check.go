@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/user"
 	"strings"
 
 	"github.com/map646/map646/config"
@@ -20,7 +21,8 @@ reload. No message shows the value of a password, nor of an unknown key
 whose name looks like a secret (a misspelling of password, or a name
 holding pass, pwd, secret, token, key, cred or auth). A file holding a
 password that users other than its owner may read gets a warning on stderr
-(the exit code stays 0).
+(the exit code stays 0), and so does a [control] status_group that is no
+group of this system (map646 run would refuse to start).
 
 Example:
   map646 check -config /etc/map646/map646.toml
@@ -41,6 +43,12 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	if w := cfg.Exposure(); w != "" {
 		fmt.Fprintln(stderr, "map646: warning: "+w)
+	}
+	if g := cfg.Control.StatusGroup; g != "" {
+		// The file may be checked elsewhere than where it runs: a warning.
+		if _, err := user.LookupGroup(g); err != nil {
+			fmt.Fprintf(stderr, "map646: warning: [control] status_group %q: %v: map646 run refuses to start on this system until the group exists (groupadd --system %s)\n", g, err, g)
+		}
 	}
 	cfg.Describe(stdout)
 	return exitOK

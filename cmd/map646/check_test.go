@@ -67,3 +67,30 @@ func TestCheckMissingFile(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }
+
+// A status_group that is no group of this system is a warning (the file
+// may be checked elsewhere than where it runs); one that is, nothing.
+func TestCheckStatusGroup(t *testing.T) {
+	for _, tc := range []struct{ group, warn string }{
+		{"m646-no-such-group", `map646: warning: [control] status_group "m646-no-such-group": group: unknown group m646-no-such-group: map646 run refuses to start on this system until the group exists (groupadd --system m646-no-such-group)` + "\n"},
+		{"root", ""},
+	} {
+		path := filepath.Join(t.TempDir(), "m.toml")
+		conf := `[translator]
+pseudo_prefix = "64:ff9b::/96"
+ipv4_address = "192.0.2.1"
+ipv6_address = "2001:db8:64::1"
+
+[control]
+status_socket = "/run/map646-status.sock"
+status_group = "` + tc.group + `"
+`
+		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := runCmd(t, "check", "-config", path)
+		if code != exitOK || stderr != tc.warn || !strings.Contains(stdout, "status socket") {
+			t.Errorf("group %s: exit %d, stderr %q, want %q; stdout:\n%s", tc.group, code, stderr, tc.warn, stdout)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,26 +19,46 @@ const ctlTimeout = 5 * time.Minute
 
 const socketHelp = "the daemon's control `PATH` ([control] socket)"
 
-const statusUsage = `Usage: map646 status [-json] [-socket PATH]
+const statusUsage = `Usage: map646 status [-v | -json] [-socket PATH]
 
-Show what the running map646 is doing, asked over its control socket:
-  node       the state (starting, serving, draining, drained, failed),
-             since when and why;
-  health     each check: up or down, since when, probes, last error;
-  bgp        each neighbor: session state and for how long, prefixes sent
-             and received, BFD;
-  announced  each prefix announced now, with its MED and communities
-             (65535:0 is GRACEFUL_SHUTDOWN);
-  traffic    packets and bytes read and sent per direction, drops, ICMP
-             errors, device drops.
--json prints the same as one JSON object (the Status type of
+Show what the running map646 is doing, asked over its control socket: one
+line per part, as 'birdc show protocols' does (Name, Type, State, Since,
+Info):
+  node           type map646: starting, serving, draining, drained or
+                 failed; since when, why, how many prefixes it announces;
+  each check     type check: up or down, since when, what it withdraws
+                 (and the last error while down);
+  each neighbor  type bgp: the session state, since when, prefixes sent
+                 and received, BFD (and the last error while not
+                 established);
+  traffic        type dataplane: packets read, forwarded and dropped, per
+                 direction.
+-v adds the detail (as 'birdc show protocols all' does): the probes and
+last errors of the checks, each announced prefix with its MED and
+communities (65535:0 is GRACEFUL_SHUTDOWN), every traffic counter.
+-json prints it all as one JSON object (the Status type of
 cmd/map646/control/status.go: fields are added, never renamed).
 
-The control socket is root's (mode 0600): run as root. Exit 1 when no
-map646 answers.
+Exit codes, those of a monitoring plugin (Nagios, Icinga, Sensu), whatever
+the view:
+  0  OK        serving, every BGP neighbor established, [node] state_dir
+               writable;
+  1  WARNING   serving with a neighbor not established or state_dir not
+               writable (a drain would be refused); or starting (the
+               checks are rising); or draining or drained (out of service
+               on purpose);
+  2  CRITICAL  failed: a health check withdrew one side or both, or the
+               data plane is down;
+  3  UNKNOWN   no map646 answers (not running, permission denied, a
+               garbled answer), or a usage error.
+
+The control socket is root's (mode 0600). A monitoring user asks the
+read-only [control] status_socket instead (mode 0660, its status_group),
+which answers status only: map646 status -socket /run/map646-status.sock.
 
 Example:
   map646 status
+  map646 status -v
   map646 status -json | jq .node.state
 `
 
@@ -98,7 +119,13 @@ routes), the ICMP error rate, [tun] busy_poll, the BGP neighbors, the
 health checks and the announcements; if not, keep the running
 configuration and print its problems (exit 1). A valid file of which a part
 could not be applied (a [bgp] change the speaker refuses, a route the
-kernel refuses) also exits 1, naming what was not applied.
+kernel refuses) also exits 1, naming what was not applied; so does a file
+that changes keys only a restart applies: the rest of it is applied, and
+the message names them ("restart map646 to apply [tun] mtu, [metrics]
+listen"). Those keys are the rest of [tun] but busy_poll, [metrics],
+[log], [control], [node] state_dir, adding or removing [bgp], and [bgp]
+local_as, router_id, listen_port, listen_addresses and grpc_socket (which
+keep the whole [bgp] change from being applied).
 
 Example:
   map646 check -config /etc/map646/map646.toml && map646 reload
@@ -115,13 +142,29 @@ func ctlFlags(name, usage string, args []string, stdout, stderr io.Writer, extra
 	return *s, code, done
 }
 
+// Exit codes of map646 status: those of a monitoring plugin (statusUsage).
+const (
+	statusOK       = 0
+	statusWarning  = 1
+	statusCritical = 2
+	statusUnknown  = 3
+)
+
 func runStatus(args []string, stdout, stderr io.Writer) int {
-	var asJSON bool
+	var asJSON, verbose bool
 	socket, code, done := ctlFlags("status", statusUsage, args, stdout, stderr, func(add func(*bool, string, string)) {
 		add(&asJSON, "json", "print the status as JSON")
+		add(&verbose, "v", "print every detail: probes, last errors, announced prefixes, every counter")
 	})
 	if done {
+		if code == exitUsage {
+			return statusUnknown
+		}
 		return code
+	}
+	if asJSON && verbose {
+		usageError(stderr, "status", "-json and -v are two views; choose one")
+		return statusUnknown
 	}
 	r, err := control.Call(socket, control.Request{Command: "status"}, ctlTimeout, func(string) {})
 	if err == nil && !*r.OK {
@@ -132,20 +175,43 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "map646 status: %v\n", err)
-		return exitError
+		return statusUnknown
 	}
-	if asJSON {
+	switch {
+	case asJSON:
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		err = enc.Encode(r.Status)
-	} else {
+	case verbose:
 		err = writeStatusText(stdout, *r.Status, time.Now())
+	default:
+		err = writeStatusBrief(stdout, *r.Status)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "map646 status: %v\n", err)
-		return exitError
+		return statusUnknown
 	}
-	return exitOK
+	return statusExit(*r.Status)
+}
+
+// statusExit is map646 status's exit code for s (statusUsage).
+func statusExit(s control.Status) int {
+	switch s.Node.State {
+	case "serving":
+	case "failed":
+		return statusCritical
+	default: // starting, draining, drained
+		return statusWarning
+	}
+	for _, nb := range s.Neighbors {
+		if !nb.Established {
+			return statusWarning
+		}
+	}
+	if s.Node.StateDir != "" && s.Node.StateDir != "ok" {
+		return statusWarning
+	}
+	return statusOK
 }
 
 func runDrain(args []string, stdout, stderr io.Writer) int {
@@ -200,7 +266,75 @@ func ago(now, t time.Time) string {
 	return now.Sub(t).Round(time.Second).String()
 }
 
-// writeStatusText prints s for people.
+// briefTime is when a part's state began, as birdc prints it (timeformat
+// iso long), in the daemon's time zone.
+func briefTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format("2006-01-02 15:04:05")
+}
+
+// writeStatusBrief prints s one line per part, as 'birdc show protocols'
+// does: name, type, state, since, and a word on it.
+func writeStatusBrief(w io.Writer, s control.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(name, typ, state, since, info string) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, typ, state, since, info)
+	}
+	row("Name", "Type", "State", "Since", "Info")
+	n := s.Node
+	info := n.Cause
+	if n.BGP {
+		noun := "prefixes"
+		if len(s.Announced) == 1 {
+			noun = "prefix"
+		}
+		info += fmt.Sprintf("; %d %s announced", len(s.Announced), noun)
+	}
+	if n.Drain != "" {
+		info += "; drain: " + n.Drain
+	}
+	if n.StateDir != "" && n.StateDir != "ok" {
+		info += "; state_dir " + n.StateDir
+	}
+	row("node", "map646", n.State, briefTime(n.Since), info)
+	for _, c := range s.Health {
+		up := "down"
+		if c.Up {
+			up = "up"
+		}
+		info := c.Kind
+		if c.Target != "" {
+			info += " " + c.Target
+		}
+		info += "; withdraws " + c.Withdraws
+		if !c.Up && c.LastError != "" {
+			info += "; " + c.LastError
+		}
+		row(c.Name, "check", up, briefTime(c.Since), info)
+	}
+	for _, nb := range s.Neighbors {
+		info := fmt.Sprintf("AS%d %s", nb.PeerAS, nb.Role)
+		if nb.Description != "" {
+			info += " " + strconv.Quote(nb.Description)
+		}
+		info += fmt.Sprintf("; sent %d, received %d; bfd %s", nb.Sent, nb.Received, nb.BFD)
+		if !nb.Established && nb.LastError != "" {
+			info += "; " + nb.LastError
+		}
+		row(nb.Address, "bgp", nb.State, briefTime(nb.Since), info)
+	}
+	var parts []string
+	for _, dir := range []string{"4to6", "6to4"} {
+		d := s.Traffic.Directions[dir]
+		parts = append(parts, fmt.Sprintf("%s read %d, forwarded %d, dropped %d", dir, d.Packets, d.Forwarded, d.Dropped))
+	}
+	row("traffic", "dataplane", "-", "-", strings.Join(parts, "; "))
+	return tw.Flush()
+}
+
+// writeStatusText prints s for people, every detail (status -v).
 func writeStatusText(w io.Writer, s control.Status, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	p := func(format string, a ...any) { fmt.Fprintf(tw, format, a...) }

@@ -41,7 +41,7 @@ func startFakeDaemon(t *testing.T) (fakeDaemon, string) {
 	}
 	d := fakeDaemon{status: control.Status{Version: "test",
 		Node:      control.NodeStatus{State: "serving", Since: statusSince, Cause: "because", BGP: true},
-		Health:    []control.CheckStatus{{Name: "dp", Kind: "dataplane", Up: true, Since: statusSince, Checked: 7}},
+		Health:    []control.CheckStatus{{Name: "dp", Kind: "dataplane", Withdraws: "all", Up: true, Since: statusSince, Checked: 7}},
 		Neighbors: []control.NeighborStatus{{Address: "192.0.2.254", PeerAS: 65000, Role: "router", Families: []string{"ipv4-unicast"}, State: "established", Established: true, Since: statusSince, Sent: 2, BFD: "up"}},
 		Announced: []control.AnnouncedStatus{{Prefix: "198.51.100.0/28", MED: 10, Communities: []string{"65535:0"}}},
 		Traffic:   control.TrafficStatus{Directions: map[string]control.DirectionStatus{"4to6": {Packets: 5, Bytes: 500, Forwarded: 4, Dropped: 1}, "6to4": {}}}}}
@@ -50,23 +50,68 @@ func startFakeDaemon(t *testing.T) (fakeDaemon, string) {
 	return d, path
 }
 
-// TestStatusCommand: map646 status shows each part of the status for
-// people; -json prints the daemon's status unchanged.
+// TestStatusCommand: map646 status shows one line per part, as birdc show
+// protocols does; -v every detail; -json the daemon's status unchanged.
 func TestStatusCommand(t *testing.T) {
 	d, path := startFakeDaemon(t)
 	code, stdout, stderr := runCmd(t, "status", "-socket", path)
+	want := `Name         Type       State        Since                Info
+node         map646     serving      2026-05-04 12:00:00  because; 1 prefix announced
+dp           check      up           2026-05-04 12:00:00  dataplane; withdraws all
+192.0.2.254  bgp        established  2026-05-04 12:00:00  AS65000 router; sent 2, received 0; bfd up
+traffic      dataplane  -            -                    4to6 read 5, forwarded 4, dropped 1; 6to4 read 0, forwarded 0, dropped 0
+`
+	if code != statusOK || stdout != want || stderr != "" {
+		t.Errorf("status: exit %d, stderr %q, stdout:\n%s\nwant:\n%s", code, stderr, stdout, want)
+	}
+	code, stdout, stderr = runCmd(t, "status", "-v", "-socket", path)
 	for _, want := range []string{"serving for", "because", "dp", "192.0.2.254", "established", "198.51.100.0/28", "med 10", "65535:0", "read 5 packets 500 bytes"} {
 		if !strings.Contains(stdout, want) {
-			t.Errorf("status text lacks %q:\n%s", want, stdout)
+			t.Errorf("status -v lacks %q:\n%s", want, stdout)
 		}
 	}
-	if code != exitOK || stderr != "" {
-		t.Errorf("status: exit %d, stderr %q", code, stderr)
+	if code != statusOK || stderr != "" {
+		t.Errorf("status -v: exit %d, stderr %q", code, stderr)
 	}
 	code, stdout, _ = runCmd(t, "status", "-json", "-socket", path)
 	var s control.Status
-	if err := json.Unmarshal([]byte(stdout), &s); err != nil || code != exitOK || !reflect.DeepEqual(s, d.status) {
+	if err := json.Unmarshal([]byte(stdout), &s); err != nil || code != statusOK || !reflect.DeepEqual(s, d.status) {
 		t.Errorf("status -json: exit %d, %v\n%s", code, err, stdout)
+	}
+	if code, _, stderr := runCmd(t, "status", "-json", "-v", "-socket", path); code != statusUnknown || !strings.Contains(stderr, "-json and -v are two views") {
+		t.Errorf("status -json -v: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, _ := runCmd(t, "status", "-frobnicate"); code != statusUnknown {
+		t.Errorf("status with a bad flag: exit %d, want %d (UNKNOWN)", code, statusUnknown)
+	}
+	if code, _, _ := runCmd(t, "status", "-socket", filepath.Join(t.TempDir(), "none.sock")); code != statusUnknown {
+		t.Errorf("status without a daemon: exit %d, want %d (UNKNOWN)", code, statusUnknown)
+	}
+}
+
+// TestStatusExit: map646 status exits as a monitoring plugin does, by the
+// node's state, its neighbors and its state_dir.
+func TestStatusExit(t *testing.T) {
+	up := control.NeighborStatus{State: "established", Established: true}
+	down := control.NeighborStatus{State: "active"}
+	for _, tc := range []struct {
+		name string
+		s    control.Status
+		want int
+	}{
+		{"serving", control.Status{Node: control.NodeStatus{State: "serving", StateDir: "ok"}, Neighbors: []control.NeighborStatus{up, up}}, statusOK},
+		{"serving without bgp", control.Status{Node: control.NodeStatus{State: "serving", StateDir: "ok"}}, statusOK},
+		{"serving, a neighbor down", control.Status{Node: control.NodeStatus{State: "serving", StateDir: "ok"}, Neighbors: []control.NeighborStatus{up, down}}, statusWarning},
+		{"serving, state_dir full", control.Status{Node: control.NodeStatus{State: "serving", StateDir: "not writable: no space left on device"}}, statusWarning},
+		{"starting", control.Status{Node: control.NodeStatus{State: "starting", StateDir: "ok"}}, statusWarning},
+		{"draining", control.Status{Node: control.NodeStatus{State: "draining", StateDir: "ok"}}, statusWarning},
+		{"drained", control.Status{Node: control.NodeStatus{State: "drained", StateDir: "ok"}, Neighbors: []control.NeighborStatus{up}}, statusWarning},
+		{"failed", control.Status{Node: control.NodeStatus{State: "failed", StateDir: "ok"}, Neighbors: []control.NeighborStatus{up}}, statusCritical},
+		{"failed, a neighbor down", control.Status{Node: control.NodeStatus{State: "failed", StateDir: "ok"}, Neighbors: []control.NeighborStatus{down}}, statusCritical},
+	} {
+		if got := statusExit(tc.s); got != tc.want {
+			t.Errorf("%s: exit %d, want %d", tc.name, got, tc.want)
+		}
 	}
 }
 
@@ -86,7 +131,11 @@ func TestControlCommands(t *testing.T) {
 	gone := filepath.Join(t.TempDir(), "none.sock")
 	for _, cmd := range []string{"status", "drain", "undrain", "reload"} {
 		code, _, stderr := runCmd(t, cmd, "-socket", gone)
-		if code != exitError || !strings.HasPrefix(stderr, "map646 "+cmd+": no control socket at "+gone+": map646 run is not running") {
+		want := exitError
+		if cmd == "status" {
+			want = statusUnknown
+		}
+		if code != want || !strings.HasPrefix(stderr, "map646 "+cmd+": no control socket at "+gone+": map646 run is not running") {
 			t.Errorf("%s without a daemon: exit %d, stderr %q", cmd, code, stderr)
 		}
 	}

@@ -18,7 +18,9 @@ Run the translator. map646 run, as root:
   2. creates the control socket [control] socket (default
      /run/map646.sock, mode 0600, at most 16 connections served at
      once), refusing to start when another map646 answers on it (a stale
-     one is removed), and reads the drained flag in [node] state_dir;
+     one is removed), and the read-only [control] status_socket if set
+     (mode 0660, group [control] status_group: status only, 16 more
+     connections of its own); reads the drained flag in [node] state_dir;
   3. creates the tun device [tun] name (default map646) with its MTU,
      offloads, queues and txqueuelen, and brings it up; with offload =
      true it self-tests each offload it enabled (csum, tso4, tso6, uso4,
@@ -40,7 +42,10 @@ Run the translator. map646 run, as root:
      prefix into the device: 'ip route show proto 246' lists them;
   7. with [bgp], starts the BGP speaker (GoBGP v4) and its neighbors; then
      the [health] checks (without [health]: one dataplane check), and logs
-     "serving".
+     "started" (with the device, its queues and offloads, the mappings,
+     the routes and the time it took). The node is starting still: it
+     serves, and logs "node state" state=serving, once every check has
+     risen (with the default dataplane check, about 3 s later).
 The kernel routes the translated packets: enable forwarding
 (sysctl net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1) for packets
 that leave the node; map646 warns at start when it is off.
@@ -83,8 +88,9 @@ Signals:
                    before it is read whole. The rest of [tun],
                    [metrics], [log], [control], [node] state_dir, adding or
                    removing [bgp], and the speaker's AS, router id,
-                   listener and grpc_socket need a restart (a warning or
-                   error says so).
+                   listener and grpc_socket need a restart: the reload
+                   applies the rest, logs the keys it left and counts as
+                   failed (map646 reload exits 1 naming them).
                    'map646 reload' does the same and prints the result.
   SIGTERM, SIGINT  stop: withdraw every announcement; keep translating for
                    [node] linger (default 2s) while routers converge (not

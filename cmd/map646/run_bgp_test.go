@@ -103,7 +103,7 @@ func TestRunPartners(t *testing.T) {
 	a := mk(nsA, "203.0.113.1", "203.0.113.2", "0s")
 	b := mk(nsB, "203.0.113.2", "203.0.113.1", "2s")
 	for _, n := range []*node{a, b} {
-		n.p.wait("serving", 0)
+		n.p.wait("started", 0)
 		waitStatus(t, n.sock, "serving with both prefixes sent to and received from the partner", func(s control.Status) bool {
 			return s.Node.State == "serving" && len(s.Announced) == 2 && received(s) == 2
 		})
@@ -132,7 +132,7 @@ func TestRunPartners(t *testing.T) {
 	a.p.signal(syscall.SIGTERM)
 	<-a.p.done
 	a.p = startMap646(t, bin, nsA.Name, a.conf)
-	a.p.wait("serving", 0)
+	a.p.wait("started", 0)
 	s := waitStatus(t, a.sock, "up again", func(s control.Status) bool { return received(s) == 2 })
 	if s.Node.State != "drained" || !strings.HasPrefix(s.Node.Cause, "drained by an operator at ") || len(s.Announced) != 0 {
 		t.Errorf("a after the restart: %+v, announcing %v", s.Node, s.Announced)

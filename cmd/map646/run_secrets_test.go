@@ -85,7 +85,7 @@ func TestRunSecrets(t *testing.T) {
 	if pr, _ := warn["problem"].(string); !strings.Contains(pr, "holds a BGP password and is readable by its group and all users (mode 0644)") {
 		t.Errorf("the warning: %v", warn)
 	}
-	_, next = p.wait("serving", next)
+	_, next = p.wait("started", next)
 
 	b, err := os.ReadFile(conf)
 	if err != nil {

@@ -369,7 +369,7 @@ func testRunInNetns(t *testing.T, bin string, offload bool) {
 	}
 	write(mappingTOML("198.51.100.10", "2001:db8:1::10", "198.51.100.11", "2001:db8:1::11"))
 	p := startMap646(t, bin, ns, conf)
-	serving, next := p.wait("serving", 0)
+	serving, next := p.wait("started", 0)
 	queues := 2
 	kind := "tun type tun pi off vnet_hdr on multi_queue numqueues 2"
 	if !offload {
@@ -609,7 +609,7 @@ func TestOneMap646PerNamespace(t *testing.T) {
 	writeConfig(t, confB, "m646b0", false, mappingTOML("198.51.100.40", "2001:db8:1::40"))
 
 	a := startMap646(t, bin, ns, confA)
-	a.wait("serving", 0)
+	a.wait("started", 0)
 	before := strings.Join(routes(t, ns), ",")
 
 	// A second map646 that is not refused runs on: 10 s end it (by PID:
@@ -631,11 +631,11 @@ func TestOneMap646PerNamespace(t *testing.T) {
 	a.signal(syscall.SIGTERM)
 	<-a.done
 	b := startMap646(t, bin, ns, confB)
-	b.wait("serving", 0)
+	b.wait("started", 0)
 	b.cmd.Process.Kill() // kill -9, by PID: the process this test started
 	<-b.done
 	a = startMap646(t, bin, ns, confA)
-	a.wait("serving", 0)
+	a.wait("started", 0)
 	if got := strings.Join(routes(t, ns), ","); got != before {
 		t.Errorf("routes after the restart: %s, want %s", got, before)
 	}

@@ -134,14 +134,14 @@ type Map646 struct {
 	// Socket and StateDir are the instance's own [control] socket and
 	// [node] state_dir (see Config).
 	Socket, StateDir string
-	Device           string // the tun device
-	MetricsURL       string // http://127.0.0.1:PORT/metrics, inside NS
-	Serving          map[string]any
-	logNext          int // log lines up to here have been waited for
+	Device           string         // the tun device
+	MetricsURL       string         // http://127.0.0.1:PORT/metrics, inside NS
+	Started          map[string]any // the "started" log record: device, mtu, queues, metrics address...
+	logNext          int            // log lines up to here have been waited for
 }
 
 // StartMap646 writes c to a file, starts `map646 run` (bin, from
-// BuildMap646) in ns, and waits (30 s at most) until it logs "serving" and
+// BuildMap646) in ns, and waits (30 s at most) until it logs "started" and
 // its device is up with its routes (protocol 246) installed. map646 is
 // stopped with SIGTERM when t ends; if t failed, its log is printed.
 func StartMap646(t TB, ns *NS, bin string, c Config) *Map646 {
@@ -158,20 +158,20 @@ func StartMap646(t TB, ns *NS, bin string, c Config) *Map646 {
 	m.writeConfig(t, c)
 	m.Proc = ns.Start(t, bin, "run", "-config", m.ConfigPath)
 	m.LogOnFailure(t, "map646 log ("+ns.Role+")")
-	rec, _ := m.WaitLog(t, 30*time.Second, "serving")
-	m.Serving = rec
+	rec, _ := m.WaitLog(t, 30*time.Second, "started")
+	m.Started = rec
 	m.Device, _ = rec["device"].(string)
 	addr, _ := rec["metrics"].(string)
 	if m.Device == "" || addr == "" {
-		t.Fatalf("netlab: map646 logged serving without device or metrics address: %v", rec)
+		t.Fatalf("netlab: map646 logged started without device or metrics address: %v", rec)
 	}
 	m.MetricsURL = "http://" + addr + "/metrics"
 	link := ns.IP(t, "link", "show", "dev", m.Device)
 	if !strings.Contains(link, ",UP") {
-		t.Fatalf("netlab: map646 serving, but its device is not up:\n%s", link)
+		t.Fatalf("netlab: map646 started, but its device is not up:\n%s", link)
 	}
 	if r := m.Routes(t); len(r) == 0 {
-		t.Fatalf("netlab: map646 serving, but no route of protocol 246 in %s", ns.Role)
+		t.Fatalf("netlab: map646 started, but no route of protocol 246 in %s", ns.Role)
 	}
 	return m
 }

@@ -2,8 +2,10 @@ package topo
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -86,7 +88,7 @@ func (l *Lab) nodeConfig(n *Node) NodeConfig {
 }
 
 // Start writes the node's Config and starts `map646 run` with it; it waits
-// (30 s at most) until map646 logs "serving" (device up, kernel routes in).
+// (30 s at most) until map646 logs "started" (device up, kernel routes in).
 // Whether routers route over it yet is WaitRouted's to say.
 func (n *Node) Start(t netlab.TB) {
 	t.Helper()
@@ -108,8 +110,8 @@ func (n *Node) Start(t netlab.TB) {
 	m.Proc = n.NS.Start(t, n.lab.Bin, "run", "-config", n.ConfigPath)
 	n.M = m
 	m.LogOnFailure(t, "map646 log ("+n.Name+")")
-	rec, _ := m.WaitLog(t, 30*time.Second, "serving")
-	m.Serving = rec
+	rec, _ := m.WaitLog(t, 30*time.Second, "started")
+	m.Started = rec
 	m.Device, _ = rec["device"].(string)
 	if addr, _ := rec["metrics"].(string); addr != "" {
 		m.MetricsURL = "http://" + addr + "/metrics"
@@ -225,7 +227,7 @@ func (s Status) Announces(prefix string) bool {
 func (n *Node) Status(t netlab.TB) Status {
 	t.Helper()
 	out, err := n.Ctl(30*time.Second, "status", "-json")
-	if err != nil {
+	if !StatusAnswered(err) {
 		t.Fatalf("topo: %s: map646 status -json: %v\n%s", n.Name, err, out)
 	}
 	var s Status
@@ -234,6 +236,17 @@ func (n *Node) Status(t netlab.TB) Status {
 	}
 	s.Raw = out
 	return s
+}
+
+// StatusAnswered tells, from the error of a `map646 status` run, whether
+// the node answered: status exits 0, 1 (WARNING) or 2 (CRITICAL) by the
+// node's state, 3 (UNKNOWN) when no answer came.
+func StatusAnswered(err error) bool {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode() == 1 || ee.ExitCode() == 2
+	}
+	return err == nil
 }
 
 // WaitState waits until the node's state is state, asking every 50 ms

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -18,7 +19,9 @@ import (
 // (force only with drain), and the daemon answers with zero or more
 // progress lines {"progress": "..."} and one final line, either
 // {"ok": true, "message": "...", "status": {...}} or
-// {"ok": false, "error": "..."}; then it closes the connection.
+// {"ok": false, "error": "...", "restart_needed": [...]} (restart_needed
+// only for a reload that left keys to a restart); then it closes the
+// connection.
 type Request struct {
 	Command string `json:"command"`
 	Force   bool   `json:"force,omitempty"`
@@ -31,7 +34,21 @@ type Reply struct {
 	OK       *bool   `json:"ok,omitempty"`
 	Message  string  `json:"message,omitempty"`
 	Error    string  `json:"error,omitempty"`
-	Status   *Status `json:"status,omitempty"`
+	// RestartNeeded: the keys a reload did not apply, as "[section] key"
+	// (with ok false: the rest was applied).
+	RestartNeeded []string `json:"restart_needed,omitempty"`
+	Status        *Status  `json:"status,omitempty"`
+}
+
+// RestartNeeded is a reload's error when the file changed keys that only a
+// restart applies (config.RestartNeeded). The control socket's answer
+// carries the keys in Reply.RestartNeeded.
+type RestartNeeded struct {
+	Keys []string
+}
+
+func (e *RestartNeeded) Error() string {
+	return "restart map646 to apply " + strings.Join(e.Keys, ", ") + " (a reload leaves them as they run)"
 }
 
 const (

@@ -38,11 +38,14 @@ type Handler interface {
 	Reload(ctx context.Context) (string, error)
 }
 
-// Server serves the control socket.
+// Server serves the control socket, or the read-only status socket.
 type Server struct {
 	ln  *net.UnixListener
 	h   Handler
 	log *slog.Logger
+	// readOnly: the status socket, which answers status and refuses every
+	// command that changes the node.
+	readOnly bool
 
 	ctx    context.Context // cancelled by Close: running commands stop
 	cancel context.CancelFunc
@@ -61,41 +64,76 @@ type Server struct {
 // another user could connect). It refuses when a live map646 answers on
 // path and removes a stale socket left by a process that died.
 func Listen(path string, log *slog.Logger) (*net.UnixListener, error) {
+	return listen("control socket", "[control] socket", path, 0o600, -1, log)
+}
+
+// ListenStatus creates the read-only status socket at path as Listen
+// does, mode 0660 and owned by the group gid: its members may connect,
+// and what they reach is NewStatusServer's, which changes nothing.
+func ListenStatus(path string, gid int, log *slog.Logger) (*net.UnixListener, error) {
+	return listen("status socket", "[control] status_socket", path, 0o660, gid, log)
+}
+
+// listen creates the socket what (configured as key) at path with the
+// permissions perm and, unless gid is -1, the group gid.
+func listen(what, key, path string, perm os.FileMode, gid int, log *slog.Logger) (*net.UnixListener, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != fs.ModeSocket {
-			return nil, fmt.Errorf("control socket %s: the path exists and is not a socket; choose another [control] socket or remove the file", path)
+			return nil, fmt.Errorf("%s %s: the path exists and is not a socket; choose another %s or remove the file", what, path, key)
 		}
 		c, err := net.DialTimeout("unix", path, time.Second)
 		if err == nil {
 			c.Close()
-			return nil, fmt.Errorf("control socket %s: another map646 answers on it; stop it first, or give this one another [control] socket", path)
+			return nil, fmt.Errorf("%s %s: another map646 answers on it; stop it first, or give this one another %s", what, path, key)
 		}
 		if !errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, fmt.Errorf("control socket %s: cannot tell whether another map646 uses it: %w", path, err)
+			return nil, fmt.Errorf("%s %s: cannot tell whether another map646 uses it: %w", what, path, err)
 		}
 		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("control socket %s: remove the stale socket: %w", path, err)
+			return nil, fmt.Errorf("%s %s: remove the stale socket: %w", what, path, err)
 		}
-		log.Warn("removed a stale control socket (left by a map646 that did not stop cleanly)", "socket", path)
+		log.Warn("removed a stale "+what+" (left by a map646 that did not stop cleanly)", "socket", path)
 	}
+	// Until the group is set, the socket is the owner's only.
 	old := syscall.Umask(0o177)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	syscall.Umask(old)
 	if err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	// Belt and braces: the mode must be 0600 whatever the umask did.
-	if err := os.Chmod(path, 0o600); err != nil {
+	if gid >= 0 {
+		if err := os.Lchown(path, -1, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("%s %s: give it the group %d: %w (a map646 that is not root needs CAP_CHOWN, or to be a member of the group)", what, path, gid, err)
+		}
+	}
+	// Belt and braces for the control socket (the mode must be 0600
+	// whatever the umask did); the status socket's group gets its access
+	// only now that the group is right.
+	if err := os.Chmod(path, perm); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("control socket %s: %w", path, err)
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	ln.SetUnlinkOnClose(true)
 	return ln, nil
 }
 
+// NewServer serves the control socket ln (Listen): every command.
 func NewServer(ln *net.UnixListener, h Handler, log *slog.Logger) *Server {
+	return newServer(ln, h, log, false)
+}
+
+// NewStatusServer serves the read-only status socket ln (ListenStatus):
+// status, and an error for every other command. Its connections are
+// bounded apart from the control socket's: a monitoring user cannot take
+// the slots an operator's drain needs.
+func NewStatusServer(ln *net.UnixListener, h Handler, log *slog.Logger) *Server {
+	return newServer(ln, h, log, true)
+}
+
+func newServer(ln *net.UnixListener, h Handler, log *slog.Logger, readOnly bool) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{ln: ln, h: h, log: log, ctx: ctx, cancel: cancel, slots: make(chan struct{}, maxConns)}
+	s := &Server{ln: ln, h: h, log: log, readOnly: readOnly, ctx: ctx, cancel: cancel, slots: make(chan struct{}, maxConns)}
 	s.wg.Add(1)
 	go s.serve()
 	return s
@@ -171,11 +209,21 @@ func (s *Server) handle(conn *net.UnixConn) {
 	}
 	fail := func(err error) {
 		f := false
-		send(Reply{OK: &f, Error: err.Error()})
+		r := Reply{OK: &f, Error: err.Error()}
+		var rn *RestartNeeded
+		if errors.As(err, &rn) {
+			r.RestartNeeded = rn.Keys
+		}
+		send(r)
 	}
 	if err != nil {
 		s.log.Warn("control socket: bad request", "err", err)
 		fail(err)
+		return
+	}
+	if s.readOnly && req.Command != "status" {
+		s.log.Warn("status socket: command refused", "command", req.Command)
+		fail(fmt.Errorf("%s refused: this is map646's read-only status socket ([control] status_socket), which answers status only; %s is taken on the control socket ([control] socket, root's)", req.Command, req.Command))
 		return
 	}
 	var msg string

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -268,4 +270,77 @@ func TestControlRequestTimeout(t *testing.T) {
 	if len(h.Calls()) != 0 {
 		t.Error("a silent client reached a command")
 	}
+}
+
+// TestStatusSocket: the read-only socket is mode 0660 with the group it
+// was given, answers status as the control socket does, and refuses
+// drain, undrain and reload with an error naming the control socket,
+// without reaching the handler.
+func TestStatusSocket(t *testing.T) {
+	_, h, _ := newTestServer(t)
+	path := filepath.Join(t.TempDir(), "status.sock")
+	gid := os.Getegid()
+	if os.Geteuid() == 0 {
+		gid = 65534 // another group than the process's: proves the chown
+	}
+	ln, err := ListenStatus(path, gid, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStatusServer(ln, h, slog.New(slog.DiscardHandler))
+	t.Cleanup(s.Close)
+
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o660 {
+		t.Errorf("status socket mode %v, want a socket with 0660", fi.Mode())
+	}
+	if got := int(fi.Sys().(*syscall.Stat_t).Gid); got != gid {
+		t.Errorf("status socket group %d, want %d", got, gid)
+	}
+
+	r, err := Call(path, Request{Command: "status"}, time.Minute, nil)
+	if err != nil || !*r.OK || r.Status == nil || !reflect.DeepEqual(*r.Status, h.status) {
+		t.Fatalf("status on the status socket: %+v, %v", r, err)
+	}
+	for _, req := range []Request{{Command: "drain"}, {Command: "drain", Force: true}, {Command: "undrain"}, {Command: "reload"}} {
+		r, err := Call(path, req, time.Minute, func(p string) { t.Errorf("%s: progress %q", req.Command, p) })
+		want := req.Command + " refused: this is map646's read-only status socket ([control] status_socket), which answers status only; " +
+			req.Command + " is taken on the control socket ([control] socket, root's)"
+		if err != nil || *r.OK || r.Error != want || r.Status != nil {
+			t.Errorf("%+v on the status socket: %+v, %v; want the error %q", req, r, err, want)
+		}
+	}
+	if calls := h.Calls(); len(calls) != 0 {
+		t.Errorf("the status socket reached commands: %q", calls)
+	}
+}
+
+// TestReloadRestartNeeded: a reload that left keys to a restart answers
+// ok false, its message, and the keys as a list.
+func TestReloadRestartNeeded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "map646.sock")
+	ln, err := Listen(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(ln, restartHandler{&fakeHandler{}}, slog.New(slog.DiscardHandler))
+	t.Cleanup(s.Close)
+	got := rawCall(t, path, `{"command":"reload"}`+"\n")
+	want := []map[string]any{{"ok": false,
+		"error":          "reloaded x, but not every change was applied: restart map646 to apply [tun] mtu, [metrics] listen (a reload leaves them as they run)",
+		"restart_needed": []any{"[tun] mtu", "[metrics] listen"}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("reload answer %v\nwant %v", got, want)
+	}
+}
+
+// restartHandler's reload applies all but two restart-only keys.
+type restartHandler struct{ *fakeHandler }
+
+func (restartHandler) Reload(context.Context) (string, error) {
+	return "", fmt.Errorf("reloaded x, but not every change was applied: %w",
+		errors.Join(&RestartNeeded{Keys: []string{"[tun] mtu", "[metrics] listen"}}))
 }

@@ -2,8 +2,8 @@
 // to the BGP speaker and the health checks by the node's life cycle.
 //
 // It owns the running node: the device, the data plane and its recovery
-// (recover.go), the kernel routes, the metrics server, the control socket's
-// server, the speaker, the health monitor, and the node's state. One
+// (recover.go), the kernel routes, the metrics server, the servers of the
+// control socket and of the read-only status socket, the speaker, the health monitor, and the node's state. One
 // goroutine owns all of it: the daemon loop (run.go), which handles every
 // event that changes it, one at a time (signals, the control socket's
 // commands, health and BGP changes, the data plane stopping, the drain's

@@ -130,7 +130,7 @@ socket = %q
 		return r.Status.Node.State
 	}
 	logged := func(msg string) bool { return strings.Contains(logs.String(), `"msg":"`+msg+`"`) }
-	if !poll.Until(20*time.Second, 20*time.Millisecond, func() bool { return logged("serving") }) {
+	if !poll.Until(20*time.Second, 20*time.Millisecond, func() bool { return logged("started") }) {
 		t.Fatalf("not started after 20 s (state %q)", state())
 	}
 	armed.Store(true)

@@ -11,7 +11,9 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"os/user"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -95,8 +97,10 @@ type daemon struct {
 	nsLock    *net.UnixListener // this network namespace's map646 (claimNamespace)
 	controlLn *net.UnixListener // bound early, served once the node runs
 	control   *control.Server
-	requests  requests         // the control socket's commands, for the loop
-	bgp       *routing.Speaker // nil without [bgp]
+	statusLn  *net.UnixListener // [control] status_socket, as controlLn
+	status    *control.Server   // the read-only status socket; nil without one
+	requests  requests          // the control socket's commands, for the loop
+	bgp       *routing.Speaker  // nil without [bgp]
 	hm        *health.Monitor
 	stopHM    context.CancelFunc
 	hmDone    chan error
@@ -229,6 +233,15 @@ func (d *daemon) start() error {
 	if d.controlLn, err = control.Listen(cfg.Control.Socket, d.log); err != nil {
 		return err
 	}
+	if cfg.Control.StatusSocket != "" {
+		gid, err := statusGroup(cfg.Control.StatusGroup)
+		if err != nil {
+			return err
+		}
+		if d.statusLn, err = control.ListenStatus(cfg.Control.StatusSocket, gid, d.log); err != nil {
+			return err
+		}
+	}
 	flag := drainFlag{cfg.Node.StateDir}
 	drainedAt, drained, err := flag.Load()
 	if err != nil {
@@ -326,8 +339,16 @@ func (d *daemon) start() error {
 	}
 	d.control = control.NewServer(d.controlLn, controlHandler{d.lc, d.requests}, d.log.With("component", "control"))
 	d.controlLn = nil
+	if d.statusLn != nil {
+		d.status = control.NewStatusServer(d.statusLn, controlHandler{d.lc, d.requests}, d.log.With("component", "control"))
+		d.statusLn = nil
+	}
 
-	d.log.Info("serving", "config", d.path, "device", dev.Name(), "mtu", cfg.Tun.MTU,
+	// Not "serving": the node serves once every check has risen, which
+	// its "node state" line says (a data-plane check's rise takes
+	// seconds); until then it is starting, or drained.
+	st, _, _ := d.lc.node.State()
+	d.log.Info("started", "state", st.String(), "config", d.path, "device", dev.Name(), "mtu", cfg.Tun.MTU,
 		"queues", dev.Queues(), "offloads", offloads, "busy_poll", cfg.Tun.BusyPoll.String(),
 		"mappings", d.dp.Translator().Table().Len(), "routes", len(want),
 		"routes_took", routeTime.Round(time.Millisecond), "metrics", metricsAt,
@@ -515,7 +536,10 @@ func (d *daemon) reload() (string, error) {
 			"config", d.path, "err", strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; "))
 		return "", fmt.Errorf("reload refused: the configuration is invalid; the running one is kept:\n%w", err)
 	}
-	d.keepRestartOnly(cfg)
+	var errRestart error
+	if keys := d.keepRestartOnly(cfg); len(keys) > 0 {
+		errRestart = &control.RestartNeeded{Keys: keys}
+	}
 	d.warnExposure(cfg)
 
 	// While the data plane is being recovered there are no routes: the
@@ -560,7 +584,7 @@ func (d *daemon) reload() (string, error) {
 	args := []any{"config", d.path, "mappings", tr.Table().Len(),
 		"routes_added", len(add), "routes_removed", len(del), "took", time.Since(start).Round(time.Millisecond)}
 	msg := fmt.Sprintf("reloaded %s: %d mappings, %d routes added, %d removed", d.path, tr.Table().Len(), len(add), len(del))
-	if err := errors.Join(errRemove, errAdd, errBGP, errHealth, errAnnounce); err != nil {
+	if err := errors.Join(errRemove, errAdd, errBGP, errHealth, errAnnounce, errRestart); err != nil {
 		count(reloadFailed)
 		d.log.Error("reloaded, but not every change was applied", append(args, "err", err)...)
 		return "", fmt.Errorf("%s, but not every change was applied: %w", msg, err)
@@ -570,40 +594,24 @@ func (d *daemon) reload() (string, error) {
 	return msg, nil
 }
 
-// keepRestartOnly keeps the running [tun] (but busy_poll, which a reload
-// applies), [metrics], [log], [control] and [node] state_dir in cfg,
-// warning about the changes that need a restart.
-func (d *daemon) keepRestartOnly(cfg *config.Config) {
-	var changed []string
-	busyPoll := cfg.Tun.BusyPoll
-	cfg.Tun.BusyPoll = d.cfg.Tun.BusyPoll
-	if cfg.Tun != d.cfg.Tun {
-		changed = append(changed, "tun")
-	}
-	if cfg.Metrics != d.cfg.Metrics {
-		changed = append(changed, "metrics")
-	}
-	if cfg.Log != d.cfg.Log {
-		changed = append(changed, "log")
-	}
-	if cfg.Control != d.cfg.Control {
-		changed = append(changed, "control")
-	}
-	if cfg.Node.StateDir != d.cfg.Node.StateDir {
-		changed = append(changed, "node.state_dir")
-	}
-	if cfg.BGP.Enabled != d.cfg.BGP.Enabled {
-		changed = append(changed, "bgp (added or removed)")
-	}
+// keepRestartOnly keeps in cfg what the running process was built around
+// (config.RestartNeeded: the rest of [tun] but busy_poll, which a reload
+// applies, [metrics], [log], [control], [node] state_dir, [bgp] added or
+// removed) and returns the keys that changed, which need a restart. The
+// speaker's identity and listener are routing.Reconfigure's to refuse.
+func (d *daemon) keepRestartOnly(cfg *config.Config) []string {
+	changed := config.RestartNeeded(d.cfg, cfg)
 	if len(changed) > 0 {
-		d.log.Warn("changes to these sections need a restart; they are not applied", "sections", strings.Join(changed, ", "))
+		d.log.Warn("changes that need a restart are not applied", "keys", strings.Join(changed, ", "))
 	}
+	busyPoll := cfg.Tun.BusyPoll
 	cfg.Tun, cfg.Metrics, cfg.Log, cfg.Control = d.cfg.Tun, d.cfg.Metrics, d.cfg.Log, d.cfg.Control
 	cfg.Tun.BusyPoll = busyPoll
 	cfg.Node.StateDir = d.cfg.Node.StateDir
 	if cfg.BGP.Enabled != d.cfg.BGP.Enabled {
 		cfg.BGP = d.cfg.BGP
 	}
+	return changed
 }
 
 // shutdown takes the daemon down. This is the one place its order is
@@ -648,6 +656,11 @@ func (d *daemon) shutdown(sigs <-chan os.Signal) error {
 		d.control.Close()
 	} else if d.controlLn != nil {
 		d.controlLn.Close()
+	}
+	if d.status != nil {
+		d.status.Close()
+	} else if d.statusLn != nil {
+		d.statusLn.Close()
 	}
 	if d.bgp != nil { // 4
 		if err := d.bgp.Close(ctx); err != nil {
@@ -697,6 +710,19 @@ func (d *daemon) shutdown(sigs <-chan os.Signal) error {
 		d.nsLock.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// statusGroup returns the gid of the group that gets the status socket:
+// name's, or the process's own group when name is "".
+func statusGroup(name string) (int, error) {
+	if name == "" {
+		return os.Getegid(), nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, fmt.Errorf("[control] status_group %q: %w (create the group, e.g. groupadd --system %s, or name another)", name, err, name)
+	}
+	return strconv.Atoi(g.Gid)
 }
 
 // nsLockName is the abstract unix socket that a running map646 holds in
