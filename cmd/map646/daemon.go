@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 
 	"github.com/map646/map646/cmd/map646/daemon"
 	"github.com/map646/map646/config"
@@ -156,8 +155,8 @@ Example:
 
 // Preconditions, replaced by tests.
 var (
-	geteuid   = os.Geteuid
-	tunDevice = "/dev/net/tun"
+	effectiveCaps = daemon.EffectiveCaps
+	tunDevice     = "/dev/net/tun"
 )
 
 // runRun is `map646 run`: the flags, the configuration, the preflight,
@@ -175,7 +174,12 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitError
 	}
-	if err := daemon.Preflight(cfg, geteuid(), tunDevice); err != nil {
+	caps, err := effectiveCaps()
+	if err != nil {
+		fmt.Fprintln(stderr, "map646 run:", err)
+		return exitError
+	}
+	if err := daemon.Preflight(cfg, caps, tunDevice); err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitError
 	}

@@ -31,11 +31,12 @@ import (
 )
 
 // Preflight refuses to start, with a message an operator can act on, where
-// starting would fail half-way: euid is the process's effective user id,
-// tunDevice the path of the tun clone device (/dev/net/tun).
-func Preflight(cfg *config.Config, euid int, tunDevice string) error {
-	if euid != 0 {
-		return errors.New("map646 run must run as root (it creates a tun device and routes)")
+// starting would fail half-way: caps is the process's effective
+// capability set (EffectiveCaps), tunDevice the path of the tun clone
+// device (/dev/net/tun).
+func Preflight(cfg *config.Config, caps CapSet, tunDevice string) error {
+	if missing := missingCaps(cfg, caps, currentNetPolicy()); missing != "" {
+		return errors.New(missing)
 	}
 	if _, err := os.Stat(tunDevice); err != nil {
 		return fmt.Errorf("map646 run: %s is missing: the kernel has no tun support or the device node is absent (modprobe tun; mknod %s c 10 200): %v",
