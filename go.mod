@@ -4,6 +4,7 @@ go 1.26
 
 require (
 	github.com/BurntSushi/toml v1.6.0
+	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/gopacket/gopacket v1.3.1
 	github.com/osrg/gobgp/v4 v4.9.0
 	github.com/prometheus/client_golang v1.23.2

@@ -226,8 +226,17 @@ type proc struct {
 
 func startMap646(t *testing.T, bin, ns, conf string) *proc {
 	t.Helper()
+	return startMap646Env(t, bin, ns, conf, nil)
+}
+
+// startMap646Env is startMap646 with more environment variables (KEY=VALUE).
+func startMap646Env(t *testing.T, bin, ns, conf string, env []string) *proc {
+	t.Helper()
 	p := &proc{t: t, done: make(chan struct{})}
 	p.cmd = exec.Command("ip", "netns", "exec", ns, bin, "run", "-config", conf) // ip execs map646: same PID
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -97,6 +97,7 @@ type daemon struct {
 	hm        *health.Monitor
 	stopHM    context.CancelFunc
 	hmDone    chan error
+	sd        *serviceManager // systemd's notifications (systemd.go)
 
 	// The data plane's recovery (recover.go): the next attempt's timer
 	// and how many attempts failed since the device was lost.
@@ -127,6 +128,7 @@ func (d *daemon) run() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	d.ctx = ctx
+	d.sd = newServiceManager(d.log)
 
 	if err := d.start(); err != nil {
 		d.log.Error("cannot start", "err", err)
@@ -135,6 +137,7 @@ func (d *daemon) run() error {
 		}
 		return err
 	}
+	d.sd.ready(d.lc.statusLine())
 	return d.loop(sigs)
 }
 
@@ -150,13 +153,16 @@ func (d *daemon) loop(sigs chan os.Signal) error {
 	}
 	retry := time.NewTicker(retryEvery)
 	defer retry.Stop()
+	watchdog, stopWatchdog := d.sd.watchdogTick()
+	defer stopWatchdog()
 	ctx := d.ctx
 	d.checkStateDir()
 	for {
+		d.sd.setStatus(d.lc.statusLine())
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				d.reload()
+				d.reloadNotifying()
 				continue
 			}
 			d.log.Info("stopping", "signal", sig.String())
@@ -168,7 +174,7 @@ func (d *daemon) loop(sigs chan os.Signal) error {
 			return nil
 		case r := <-d.requests:
 			if r.command == "reload" {
-				r.answer(d.reload())
+				r.answer(d.reloadNotifying())
 			} else {
 				d.lc.handle(ctx, r)
 			}
@@ -180,6 +186,8 @@ func (d *daemon) loop(sigs chan os.Signal) error {
 			d.lc.reconcile(ctx)
 		case <-bgpChanges:
 			d.lc.reconcile(ctx)
+		case <-watchdog:
+			d.sd.watchdog(d.dp.Alive())
 		case <-retry.C:
 			if d.lc.needsRetry() {
 				d.lc.reconcile(ctx)
@@ -624,6 +632,9 @@ func (d *daemon) keepRestartOnly(cfg *config.Config) {
 // and no linger. It undoes whatever part of start was done, and returns
 // everything that failed on the way.
 func (d *daemon) shutdown(sigs <-chan os.Signal) error {
+	if d.sd != nil {
+		d.sd.stopping()
+	}
 	var errs []error
 	ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
 	defer cancel()
