@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -144,4 +145,23 @@ func currentNetPolicy() netPolicy {
 		}
 	}
 	return p
+}
+
+// canOpen checks that this process may open the tun clone device
+// read-write, as creating the device does first: a node that is not root
+// needs the file's permission too (udev makes it 0666 on most systems).
+// Opening it creates nothing: a device appears only with TUNSETIFF.
+func canOpen(tunDevice string) error {
+	f, err := os.OpenFile(tunDevice, os.O_RDWR, 0)
+	if err == nil {
+		return f.Close()
+	}
+	mode := ""
+	if fi, serr := os.Stat(tunDevice); serr == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			mode = fmt.Sprintf(" (mode %04o, owner uid %d gid %d)", fi.Mode().Perm(), st.Uid, st.Gid)
+		}
+	}
+	return fmt.Errorf("map646 run: cannot open %s%s as uid %d: %w: the user map646 runs as must be able to read and write it (most systems make it 0666: udev's default rule)",
+		tunDevice, mode, os.Geteuid(), err)
 }

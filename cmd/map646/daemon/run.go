@@ -42,6 +42,9 @@ func Preflight(cfg *config.Config, caps CapSet, tunDevice string) error {
 		return fmt.Errorf("map646 run: %s is missing: the kernel has no tun support or the device node is absent (modprobe tun; mknod %s c 10 200): %v",
 			tunDevice, tunDevice, err)
 	}
+	if err := canOpen(tunDevice); err != nil {
+		return err
+	}
 	if l, err := netlink.LinkByName(cfg.Tun.Name); err == nil {
 		return nameTaken(cfg.Tun.Name, l.Type())
 	}
