@@ -28,6 +28,8 @@ var Packages = map[string]string{
 	"sysctl":     "procps",
 	"bird":       "bird2",
 	"birdc":      "bird2",
+	"setpriv":    "util-linux",
+	"unshare":    "util-linux",
 }
 
 var install struct {
