@@ -67,7 +67,7 @@ type Config struct {
 	// ControlSocket ([control] socket) and StateDir ([node] state_dir):
 	// StartMap646 puts them in a directory of the instance's own when
 	// empty, so that instances never share map646's defaults
-	// (/run/map646.sock, /var/lib/map646) with each other or with the host.
+	// (/run/map646/map646.sock, /var/lib/map646) with each other or with the host.
 	ControlSocket string
 	StateDir      string
 }

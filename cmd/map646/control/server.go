@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -61,6 +62,13 @@ type Server struct {
 // another user could connect). It refuses when a live map646 answers on
 // path and removes a stale socket left by a process that died.
 func Listen(path string, log *slog.Logger) (*net.UnixListener, error) {
+	// The default lives in a directory of its own, /run/map646, which
+	// systemd makes for the unit (RuntimeDirectory=map646), owned by the
+	// user it runs as; run by hand, map646 makes it (not its parents: a
+	// path whose grandparent is missing is a mistake).
+	if err := os.Mkdir(filepath.Dir(path), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("control socket %s: create its directory: %w", path, err)
+	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != fs.ModeSocket {
 			return nil, fmt.Errorf("control socket %s: the path exists and is not a socket; choose another [control] socket or remove the file", path)

@@ -269,3 +269,23 @@ func TestControlRequestTimeout(t *testing.T) {
 		t.Error("a silent client reached a command")
 	}
 }
+
+// TestListenMakesItsDirectory: the socket's directory is made when missing
+// (the default /run/map646, outside systemd); a missing grandparent is an
+// error naming the path.
+func TestListenMakesItsDirectory(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "run", "map646.sock")
+	ln, err := Listen(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+		t.Errorf("the socket's directory: %v, %v", fi, err)
+	}
+	far := filepath.Join(dir, "no", "such", "map646.sock")
+	if _, err := Listen(far, slog.New(slog.DiscardHandler)); err == nil || !strings.HasPrefix(err.Error(), "control socket "+far+": create its directory: ") {
+		t.Errorf("a missing grandparent: %v", err)
+	}
+}
