@@ -30,6 +30,8 @@ var Packages = map[string]string{
 	"birdc":      "bird2",
 	"setpriv":    "util-linux",
 	"unshare":    "util-linux",
+
+	"systemd-analyze": "systemd",
 }
 
 var install struct {
