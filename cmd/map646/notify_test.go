@@ -109,7 +109,8 @@ func monotonicUsec(t *testing.T) int64 {
 
 // TestRunNotify runs map646 as systemd runs a Type=notify service with
 // WatchdogSec: NOTIFY_SOCKET and WATCHDOG_USEC in its environment. It must
-// send READY=1 once started (the control socket answers by then), ping
+// send READY=1 once started (the control socket answers by then), STATUS=
+// with the node's state when it changes, ping
 // WATCHDOG=1 every half of WATCHDOG_USEC, wrap each reload (SIGHUP, and
 // 'map646 reload' of an invalid file, which exits 1) in RELOADING=1 with
 // MONOTONIC_USEC and READY=1, and say STOPPING=1 at SIGTERM, after which
@@ -119,6 +120,11 @@ func TestRunNotify(t *testing.T) {
 	netlab.Need(t, "ip")
 	bin := buildMap646(t)
 	ns := newNetns(t)
+	// An IPv4 address for the data plane's probe: the node can serve.
+	ip(t, "-n", ns, "link", "add", "m646v0", "type", "veth", "peer", "name", "m646v1")
+	ip(t, "-n", ns, "link", "set", "m646v0", "up")
+	ip(t, "-n", ns, "link", "set", "m646v1", "up")
+	ip(t, "-n", ns, "addr", "add", "192.0.2.100/24", "dev", "m646v0")
 	notify := newNotifySocket(t)
 	conf := filepath.Join(t.TempDir(), "map646.toml")
 	writeConfig(t, conf, "m646n0", false, "")
@@ -136,6 +142,9 @@ func TestRunNotify(t *testing.T) {
 	if m := notify.all()[ready]; !strings.Contains(m, "\nSTATUS=") {
 		t.Errorf("READY=1 without STATUS=: %q", m)
 	}
+
+	// The node's state follows, as STATUS=, once its check has risen.
+	notify.wait(t, "STATUS=serving", ready, 20*time.Second)
 
 	// The pings: every 200 ms, so at least 3 in 1.2 s on a loaded machine.
 	time.Sleep(1200 * time.Millisecond)
