@@ -172,3 +172,62 @@ socket = %q
 	}
 	t.Logf("pings: %d before the deletion, %d in 600 ms with the data plane dead, %d since (the data plane back)", before, during, pings.Load()-back)
 }
+
+// TestPingDuring: while the loop is busy (a long reload), the watchdog is
+// pinged from a goroutine, as long as the data plane is alive; stop ends
+// the pings.
+func TestPingDuring(t *testing.T) {
+	dir, err := os.MkdirTemp("", "m646p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "notify")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var pings atomic.Int64
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			k, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			if string(buf[:k]) == "WATCHDOG=1" {
+				pings.Add(1)
+			}
+		}
+	}()
+	t.Setenv("NOTIFY_SOCKET", path)
+	t.Setenv("WATCHDOG_USEC", "20000") // a ping every 10 ms
+	s := newServiceManager(slog.New(slog.DiscardHandler))
+	var dead atomic.Bool
+	alive := func() error {
+		if dead.Load() {
+			return fmt.Errorf("dead")
+		}
+		return nil
+	}
+	stop := s.pingDuring(alive)
+	if !poll.Until(5*time.Second, time.Millisecond, func() bool { return pings.Load() >= 3 }) {
+		t.Fatalf("%d pings in 5 s from pingDuring with the data plane alive", pings.Load())
+	}
+	dead.Store(true)
+	time.Sleep(20 * time.Millisecond) // a ping under way arrives
+	before := pings.Load()
+	time.Sleep(100 * time.Millisecond)
+	if n := pings.Load() - before; n != 0 {
+		t.Errorf("%d pings in 100 ms with the data plane dead", n)
+	}
+	dead.Store(false)
+	stop()
+	time.Sleep(20 * time.Millisecond)
+	before = pings.Load()
+	time.Sleep(100 * time.Millisecond)
+	if n := pings.Load() - before; n != 0 {
+		t.Errorf("%d pings in 100 ms after stop", n)
+	}
+}
