@@ -2,6 +2,7 @@ package lab
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,7 +35,8 @@ func unprivileged(caps ...string) []string {
 // CAP_NET_BIND_SERVICE only (the packaged unit's), on the first lab's
 // topology (offload device, two queues), passes its ping, TCP, UDP, path
 // MTU (ICMP errors translated and generated) and traceroute tests, sets
-// accept_local on its device, and stops cleanly. With CAP_NET_RAW alone
+// accept_local on its device, answers root's status and its own user's
+// reload on its control socket, and stops cleanly. With CAP_NET_RAW alone
 // it refuses to start, naming CAP_NET_ADMIN.
 func TestNonRoot(t *testing.T) {
 	netlab.RequireRoot(t)
@@ -73,6 +75,18 @@ func TestNonRoot(t *testing.T) {
 	}
 	if out := l.m.Output(); strings.Contains(out, "may be dropped") || strings.Contains(out, "permission denied") || strings.Contains(out, "not permitted") {
 		t.Errorf("map646 met a permission problem:\n%s", out)
+	}
+
+	// The control socket is nobody's, mode 0600: root's client and one
+	// of the same user (the unit's ExecReload runs as User=map646) reach
+	// it.
+	if out, err := l.xlat.Exec(30*time.Second, bin, "status", "-socket", l.m.Socket); err != nil {
+		t.Errorf("map646 status as root: %v\n%s", err, out)
+	}
+	reload := append([]string{"setpriv", "--reuid=" + strconv.Itoa(nobody), "--regid=" + strconv.Itoa(nobody), "--clear-groups", "--"},
+		filepath.Join(filepath.Dir(l.m.ConfigPath), "map646"), "reload", "-socket", l.m.Socket)
+	if out, err := l.xlat.Exec(30*time.Second, reload...); err != nil || !strings.Contains(out, "reloaded") {
+		t.Errorf("map646 reload as nobody: %v\n%s", err, out)
 	}
 
 	t.Run("Ping", l.testPing)
