@@ -626,7 +626,7 @@ map646 run
   log                  text, level info
   state directory      /var/lib/map646 (the drained flag survives restarts there)
   drain                withdraw when tun traffic is at or under 10 packets/s, or after 30s; then translate on for 2s
-  control socket       /run/map646.sock (mode 0600: status, drain, undrain, reload)
+  control socket       /run/map646/map646.sock (mode 0600: status, drain, undrain, reload)
 
 bgp: off (no [bgp] section: nothing is announced)
 

@@ -79,7 +79,7 @@ const (
 	DefaultLinger        = 2 * time.Second
 	DefaultDrainTimeout  = 30 * time.Second
 	DefaultDrainIdlePPS  = 10
-	DefaultControlSocket = "/run/map646.sock"
+	DefaultControlSocket = "/run/map646/map646.sock" // the directory: systemd's RuntimeDirectory=map646
 )
 
 // Limits of [node].

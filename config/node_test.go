@@ -19,7 +19,7 @@ func TestNodeControlDefaults(t *testing.T) {
 	if want := (Node{StateDir: "/var/lib/map646", Linger: 2 * time.Second, DrainTimeout: 30 * time.Second, DrainIdlePPS: 10}); c.Node != want {
 		t.Errorf("[node] defaults %+v, want %+v", c.Node, want)
 	}
-	if want := (Control{Socket: "/run/map646.sock"}); c.Control != want {
+	if want := (Control{Socket: "/run/map646/map646.sock"}); c.Control != want {
 		t.Errorf("[control] defaults %+v, want %+v", c.Control, want)
 	}
 }

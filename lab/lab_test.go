@@ -143,6 +143,12 @@ func TestLab(t *testing.T) {
 }
 
 func newLab(t *testing.T, bin string, offload bool, queues int, busyPoll time.Duration) *lab {
+	return newLabWith(t, bin, offload, queues, busyPoll, netlab.StartMap646)
+}
+
+// newLabWith is newLab with map646 started by start.
+func newLabWith(t *testing.T, bin string, offload bool, queues int, busyPoll time.Duration,
+	start func(t netlab.TB, ns *netlab.NS, bin string, c netlab.Config) *netlab.Map646) *lab {
 	// The links (topo.Single) are named as in the drawing.
 	s := topo.NewSingle(t, topo.SingleOptions{Servers: 2})
 	l := &lab{offload: offload, client: s.Client, xlat: s.Node, srv: s.Servers[0], srvB: s.Servers[1]}
@@ -168,7 +174,7 @@ func newLab(t *testing.T, bin string, offload bool, queues int, busyPoll time.Du
 		Queues:      queues,
 		BusyPoll:    busyPoll,
 	}
-	l.m = netlab.StartMap646(t, l.xlat, bin, l.cfg)
+	l.m = start(t, l.xlat, bin, l.cfg)
 	if got := l.m.Started["busy_poll"]; got != busyPoll.String() {
 		t.Fatalf("map646 started with busy_poll %v, want %v", got, busyPoll)
 	}

@@ -52,7 +52,8 @@ the view:
   3  UNKNOWN   no map646 answers (not running, permission denied, a
                garbled answer), or a usage error.
 
-The control socket is root's (mode 0600). A monitoring user asks the
+The control socket is the daemon user's (mode 0600: root, or map646
+under the packaged unit). A monitoring user asks the
 read-only [control] status_socket instead (mode 0660, its status_group),
 which answers status only: map646 status -socket /run/map646-status.sock.
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 
 	"github.com/map646/map646/cmd/map646/daemon"
 	"github.com/map646/map646/config"
@@ -12,13 +11,14 @@ import (
 
 const runUsage = `Usage: map646 run -config FILE
 
-Run the translator. map646 run, as root:
+Run the translator. map646 run, as root or as a user with the capabilities
+below (the packaged unit runs it as user map646):
   1. loads and checks FILE as 'map646 check' does (a problem: exit 1; a
      FILE holding a BGP password that others may read: a WARN line);
   2. creates the control socket [control] socket (default
-     /run/map646.sock, mode 0600, at most 16 connections served at
-     once), refusing to start when another map646 answers on it (a stale
-     one is removed), and the read-only [control] status_socket if set
+     /run/map646/map646.sock, mode 0600, at most 16 connections served at
+     once; its directory is made when missing), refusing to start when
+     another map646 answers on it (a stale one is removed), and the read-only [control] status_socket if set
      (mode 0660, group [control] status_group: status only, 16 more
      connections of its own); reads the drained flag in [node] state_dir;
   3. creates the tun device [tun] name (default map646) with its MTU,
@@ -50,11 +50,37 @@ The kernel routes the translated packets: enable forwarding
 (sysctl net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1) for packets
 that leave the node; map646 warns at start when it is off.
 
-It refuses to start, with a message saying why, when it is not root, when
-/dev/net/tun is missing, when a network interface of the device's name
-exists already (map646 creates its own device and never takes one over),
-or when another map646 runs in the same network namespace (it holds the
-abstract unix socket @map646 there; two would remove each other's routes).
+It refuses to start, with a message saying why, when it lacks a capability
+it needs, when /dev/net/tun is missing or it cannot open it read-write, when
+a network interface of the device's name exists already (map646 creates its
+own device and never takes one over), or when another map646 runs in the
+same network namespace (it holds the abstract unix socket @map646 there;
+two would remove each other's routes).
+
+Capabilities (root has them all; a missing one is named with its reason):
+  CAP_NET_ADMIN         always: the tun device, its routes, and the sysctl
+                        net.ipv4.conf.DEVICE.accept_local (a holder of
+                        CAP_NET_ADMIN may write its namespace's sysctls)
+  CAP_NET_RAW           with an icmp6 check, unless map646's group is in
+                        net.ipv4.ping_group_range (a ping socket then does)
+  CAP_NET_BIND_SERVICE  when bgp.listen_port (default 179) or the port of
+                        [metrics] listen is under
+                        net.ipv4.ip_unprivileged_port_start (1024)
+As another user than root it also needs read-write access to /dev/net/tun
+(mode 0666 under udev), read access to FILE, and write access to the
+control socket's directory and [node] state_dir: the unit's
+RuntimeDirectory=map646 and StateDirectory=map646 (/run/map646,
+/var/lib/map646) are the defaults.
+
+systemd (Type=notify, with NOTIFY_SOCKET set; nothing is sent without it):
+READY=1 once started (the node itself may still be starting, drained or
+failed: STATUS= and 'map646 status' say which); RELOADING=1 and READY=1
+around each reload; STOPPING=1 when the shutdown begins; STATUS= the node's
+state and cause as they change; with WatchdogSec= (WATCHDOG_USEC),
+WATCHDOG=1 every half of it from the daemon loop, only while every data
+plane worker runs and none is stuck in a batch: a hung daemon or a dead
+data plane that the recovery (below) does not bring back within WatchdogSec
+gets map646 killed and restarted by systemd.
 
 The node's states (logged as "node state" with state, from and cause;
 'map646 status' shows them):
@@ -174,8 +200,8 @@ Example:
 
 // Preconditions, replaced by tests.
 var (
-	geteuid   = os.Geteuid
-	tunDevice = "/dev/net/tun"
+	effectiveCaps = daemon.EffectiveCaps
+	tunDevice     = "/dev/net/tun"
 )
 
 // runRun is `map646 run`: the flags, the configuration, the preflight,
@@ -193,7 +219,12 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitError
 	}
-	if err := daemon.Preflight(cfg, geteuid(), tunDevice); err != nil {
+	caps, err := effectiveCaps()
+	if err != nil {
+		fmt.Fprintln(stderr, "map646 run:", err)
+		return exitError
+	}
+	if err := daemon.Preflight(cfg, caps, tunDevice); err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitError
 	}

@@ -34,7 +34,7 @@ func init() {
 	commands = []command{
 		{"check", "validate a configuration and describe what it would do", runCheck},
 		{"translate", "run the translator on a pcap capture", runTranslate},
-		{"run", "run the translator on a tun device (the daemon; as root)", runRun},
+		{"run", "run the translator on a tun device (the daemon)", runRun},
 		{"status", "show the running daemon's state, checks, BGP sessions, routes and traffic", runStatus},
 		{"drain", "take the node out of service without losing a packet", runDrain},
 		{"undrain", "put a drained node back in service", runUndrain},

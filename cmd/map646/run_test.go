@@ -27,7 +27,9 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
+	"github.com/map646/map646/cmd/map646/daemon"
 	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/lab/poll"
 )
@@ -90,19 +92,29 @@ func mappingTOML(pairs ...string) string {
 func TestRunRefusals(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "map646.toml")
 	writeConfig(t, path, "map646", true, "")
-	restore := func(uid func() int, dev string) { geteuid, tunDevice = uid, dev }
-	defer restore(geteuid, tunDevice)
-
-	geteuid = func() int { return 1000 }
-	code, stdout, stderr := runCmd(t, "run", "-config", path)
-	if code != exitError || stdout != "" || stderr != "map646 run must run as root (it creates a tun device and routes)\n" {
-		t.Errorf("not root: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	restore := func(caps func() (daemon.CapSet, error), dev string) { effectiveCaps, tunDevice = caps, dev }
+	defer restore(effectiveCaps, tunDevice)
+	capsOf := func(caps ...int) func() (daemon.CapSet, error) {
+		var s daemon.CapSet
+		for _, c := range caps {
+			s |= 1 << c
+		}
+		return func() (daemon.CapSet, error) { return s, nil }
 	}
 
-	geteuid = func() int { return 0 }
+	// Not root is not a refusal; a missing capability is, named.
+	effectiveCaps = capsOf(unix.CAP_NET_RAW)
+	code, stdout, stderr := runCmd(t, "run", "-config", path)
+	want := "map646 run: missing capability CAP_NET_ADMIN: needed to create the tun device and route the mapped prefixes into it\n" +
+		"  run it as root, or grant them: systemd AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE (the packaged unit does), or setpriv --inh-caps=+net_admin,+net_raw,+net_bind_service --ambient-caps=+net_admin,+net_raw,+net_bind_service\n"
+	if code != exitError || stdout != "" || stderr != want {
+		t.Errorf("without CAP_NET_ADMIN: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
+	effectiveCaps = capsOf(unix.CAP_NET_ADMIN, unix.CAP_NET_RAW, unix.CAP_NET_BIND_SERVICE)
 	tunDevice = filepath.Join(t.TempDir(), "tun")
 	code, _, stderr = runCmd(t, "run", "-config", path)
-	want := "map646 run: " + tunDevice + " is missing: the kernel has no tun support or the device node is absent (modprobe tun; mknod " + tunDevice + " c 10 200): "
+	want = "map646 run: " + tunDevice + " is missing: the kernel has no tun support or the device node is absent (modprobe tun; mknod " + tunDevice + " c 10 200): "
 	if code != exitError || !strings.HasPrefix(stderr, want) {
 		t.Errorf("no tun device: exit %d, stderr %q", code, stderr)
 	}
@@ -121,7 +133,7 @@ func TestRunRefusals(t *testing.T) {
 	if err := os.WriteFile(path, []byte("[translator]\npseudo_prefix = \"64:ff9b::/80\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	geteuid = func() int { return 1000 }
+	effectiveCaps = capsOf()
 	code, _, stderr = runCmd(t, "run", "-config", path)
 	if code != exitError || !strings.HasPrefix(stderr, "map646: config "+path+" is invalid:\n") ||
 		!strings.Contains(stderr, "\n"+path+`:2: translator.pseudo_prefix = "64:ff9b::/80": RFC 6052 allows`) {
@@ -214,8 +226,17 @@ type proc struct {
 
 func startMap646(t *testing.T, bin, ns, conf string) *proc {
 	t.Helper()
+	return startMap646Env(t, bin, ns, conf, nil)
+}
+
+// startMap646Env is startMap646 with more environment variables (KEY=VALUE).
+func startMap646Env(t *testing.T, bin, ns, conf string, env []string) *proc {
+	t.Helper()
 	p := &proc{t: t, done: make(chan struct{})}
 	p.cmd = exec.Command("ip", "netns", "exec", ns, bin, "run", "-config", conf) // ip execs map646: same PID
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,10 @@ var Packages = map[string]string{
 	"vtysh":      "frr",
 	"prometheus": "prometheus",
 	"promtool":   "prometheus",
+	"setpriv":    "util-linux",
+	"unshare":    "util-linux",
+
+	"systemd-analyze": "systemd",
 }
 
 var install struct {

@@ -67,7 +67,7 @@ type Config struct {
 	// ControlSocket ([control] socket) and StateDir ([node] state_dir):
 	// StartMap646 puts them in a directory of the instance's own when
 	// empty, so that instances never share map646's defaults
-	// (/run/map646.sock, /var/lib/map646) with each other or with the host.
+	// (/run/map646/map646.sock, /var/lib/map646) with each other or with the host.
 	ControlSocket string
 	StateDir      string
 }
@@ -146,6 +146,27 @@ type Map646 struct {
 // stopped with SIGTERM when t ends; if t failed, its log is printed.
 func StartMap646(t TB, ns *NS, bin string, c Config) *Map646 {
 	t.Helper()
+	return startMap646(t, ns, bin, c, nil)
+}
+
+// RunAs is how StartMap646As starts map646: as the user UID:GID, under the
+// command line Wrap (map646's own follows), which switches to that user.
+type RunAs struct {
+	UID, GID int
+	Wrap     []string
+}
+
+// StartMap646As is StartMap646 with map646 run started as another user
+// (as). That user owns the instance's directory, which holds the
+// configuration file, the control socket, state_dir and a copy of bin: a
+// test's temporary directories are root's, mode 0700.
+func StartMap646As(t TB, ns *NS, bin string, c Config, as RunAs) *Map646 {
+	t.Helper()
+	return startMap646(t, ns, bin, c, &as)
+}
+
+func startMap646(t TB, ns *NS, bin string, c Config, as *RunAs) *Map646 {
+	t.Helper()
 	m := &Map646{NS: ns, ConfigPath: filepath.Join(t.TempDir(), "map646.toml")}
 	// A short directory of its own: a unix socket path has at most 107
 	// bytes, which a test's TempDir can exceed.
@@ -155,8 +176,13 @@ func StartMap646(t TB, ns *NS, bin string, c Config) *Map646 {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	m.Socket, m.StateDir = filepath.Join(dir, "control.sock"), filepath.Join(dir, "state")
+	args := []string{bin, "run", "-config", m.ConfigPath}
+	if as != nil {
+		m.ConfigPath = filepath.Join(dir, "map646.toml")
+		args = append(append([]string(nil), as.Wrap...), giveTo(t, dir, bin, *as), "run", "-config", m.ConfigPath)
+	}
 	m.writeConfig(t, c)
-	m.Proc = ns.Start(t, bin, "run", "-config", m.ConfigPath)
+	m.Proc = ns.Start(t, args...)
 	m.LogOnFailure(t, "map646 log ("+ns.Role+")")
 	rec, _ := m.WaitLog(t, 30*time.Second, "started")
 	m.Started = rec
@@ -174,6 +200,24 @@ func StartMap646(t TB, ns *NS, bin string, c Config) *Map646 {
 		t.Fatalf("netlab: map646 started, but no route of protocol 246 in %s", ns.Role)
 	}
 	return m
+}
+
+// giveTo makes dir the user's and copies bin into it; it returns the
+// copy's path.
+func giveTo(t TB, dir, bin string, as RunAs) string {
+	t.Helper()
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatalf("netlab: %v", err)
+	}
+	own := filepath.Join(dir, filepath.Base(bin))
+	if err := os.WriteFile(own, b, 0o755); err != nil {
+		t.Fatalf("netlab: %v", err)
+	}
+	if err := os.Chown(dir, as.UID, as.GID); err != nil {
+		t.Fatalf("netlab: %v", err)
+	}
+	return own
 }
 
 func (m *Map646) writeConfig(t TB, c Config) {

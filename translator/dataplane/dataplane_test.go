@@ -701,3 +701,25 @@ ipv6 = "2001:db8:1::20"
 	t.Logf("%d packets in %d batches: %d batches as table A, %d as B, %d the same in both; %d forwarded, %d dropped",
 		inTotal.Load(), s.Batches, fromA, fromB, both, fwd, drop)
 }
+
+// TestAlive: Alive fails before Run and after the workers stop, naming the
+// queues, and holds while they run.
+func TestAlive(t *testing.T) {
+	dev := newFakeDevice(2, nil, nil)
+	d := newDataPlane(t, newConfig(t, "", ""), dev)
+	notRunning := "dataplane probe: the worker of queue 0 is not running; the worker of queue 1 is not running"
+	if err := d.Alive(); err == nil || err.Error() != notRunning {
+		t.Fatalf("before Run: %v, want %q", err, notRunning)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	if !poll.Until(5*time.Second, time.Millisecond, func() bool { return d.Alive() == nil }) {
+		t.Fatalf("running: %v", d.Alive())
+	}
+	cancel()
+	<-done
+	if err := d.Alive(); err == nil || err.Error() != notRunning {
+		t.Fatalf("after Run: %v, want %q", err, notRunning)
+	}
+}

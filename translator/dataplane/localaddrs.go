@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"slices"
 	"time"
 
@@ -46,19 +47,40 @@ func FollowLocalAddrs(ctx context.Context, set *translator.LocalAddrs, log *slog
 	if err != nil {
 		return fmt.Errorf("dataplane: local addresses: %w", err)
 	}
-	h, err := netlink.NewHandleAt(ns)
+	enter := !processIn(ns)
+	var h *netlink.Handle
+	if enter {
+		h, err = netlink.NewHandleAt(ns)
+	} else {
+		h, err = netlink.NewHandle()
+	}
 	if err != nil {
 		ns.Close()
 		return fmt.Errorf("dataplane: local addresses: netlink: %w", err)
 	}
-	f := &addrFollower{ns: ns, h: h, set: set, log: log}
+	f := &addrFollower{ns: ns, enter: enter, h: h, set: set, log: log}
 	f.subscribe = f.subscribeKernel
 	return f.start(ctx)
+}
+
+// processIn reports whether the process (its first thread) is in the
+// network namespace ns. The caller's thread is, unless it moved to another
+// namespace (tests do); then netlink must enter ns for each socket it makes
+// (setns, which needs CAP_SYS_ADMIN). map646 run never moves a thread, so
+// it follows its namespace with CAP_NET_ADMIN alone.
+func processIn(ns netns.NsHandle) bool {
+	self, err := netns.GetFromPid(os.Getpid())
+	if err != nil {
+		return false
+	}
+	defer self.Close()
+	return ns.Equal(self)
 }
 
 // addrFollower is FollowLocalAddrs' goroutine and what it reads with.
 type addrFollower struct {
 	ns        netns.NsHandle  // the namespace followed
+	enter     bool            // netlink enters ns for its sockets: it is not the process's (processIn)
 	h         *netlink.Handle // in ns
 	set       *translator.LocalAddrs
 	log       *slog.Logger
@@ -101,14 +123,18 @@ func (f *addrFollower) subscribeKernel(ctx context.Context) (*subscription, erro
 	ctx, cancel := context.WithCancel(ctx)
 	addrs := make(chan netlink.AddrUpdate, 64)
 	routes := make(chan netlink.RouteUpdate, 64)
+	var in *netns.NsHandle // nil: the caller's, which is ns (no setns)
+	if f.enter {
+		in = &f.ns
+	}
 	err := netlink.AddrSubscribeWithOptions(addrs, ctx.Done(), netlink.AddrSubscribeOptions{
-		Namespace: &f.ns, ReceiveBufferSize: 1 << 20})
+		Namespace: in, ReceiveBufferSize: 1 << 20})
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("subscribe to addresses: %w", err)
 	}
 	err = netlink.RouteSubscribeWithOptions(routes, ctx.Done(), netlink.RouteSubscribeOptions{
-		Namespace: &f.ns, ReceiveBufferSize: 1 << 20})
+		Namespace: in, ReceiveBufferSize: 1 << 20})
 	if err != nil {
 		cancel()
 		go discard(addrs)

@@ -175,6 +175,12 @@ func (d *DataPlane) deviceUp() (netlink.Link, error) {
 	return l, nil
 }
 
+// Alive reports whether every worker runs and none has been inside one
+// batch for longer than StuckAfter: Probe's second step alone. It reads
+// the workers' heartbeats and sends nothing, so a watchdog may call it at
+// any rate (map646 run ties systemd's WATCHDOG=1 to it).
+func (d *DataPlane) Alive() error { return d.workersAlive() }
+
 // workersAlive checks every worker's heartbeat.
 func (d *DataPlane) workersAlive() error {
 	now := d.probe.now()

@@ -93,8 +93,8 @@ var (
 	// container without the device node).
 	ErrNoTun = errors.New("tun: /dev/net/tun missing")
 	// ErrNotPermitted: creating or configuring the device needs
-	// CAP_NET_ADMIN.
-	ErrNotPermitted = errors.New("tun: not permitted (needs CAP_NET_ADMIN: run as root)")
+	// CAP_NET_ADMIN, and opening /dev/net/tun read-write access to it.
+	ErrNotPermitted = errors.New("tun: not permitted (needs CAP_NET_ADMIN and read-write access to /dev/net/tun)")
 	// ErrUnsupported: the kernel lacks a feature the device needs
 	// (IFF_VNET_HDR, multiqueue, checksum or TCP segmentation offload).
 	ErrUnsupported = errors.New("tun: kernel lacks a feature")

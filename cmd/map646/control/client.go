@@ -61,7 +61,7 @@ func dialError(path string, err error) error {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("no control socket at %s: map646 run is not running, or its [control] socket is elsewhere (-socket PATH)", path)
 	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("permission denied on %s: the control socket ([control] socket) is root's only (mode 0600), the read-only status socket ([control] status_socket) its status_group's (0660); run as root, or ask the status socket as a member of its group", path)
+		return fmt.Errorf("permission denied on %s: the control socket ([control] socket) is the daemon user's only (mode 0600: root's, or map646's under the packaged unit), the read-only status socket ([control] status_socket) its status_group's (0660); run as that user or root, or ask the status socket as a member of its group", path)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("nothing answers on %s: map646 is not running (the socket was left by a process that died)", path)
 	}

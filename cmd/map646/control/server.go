@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -77,6 +78,13 @@ func ListenStatus(path string, gid int, log *slog.Logger) (*net.UnixListener, er
 // listen creates the socket what (configured as key) at path with the
 // permissions perm and, unless gid is -1, the group gid.
 func listen(what, key, path string, perm os.FileMode, gid int, log *slog.Logger) (*net.UnixListener, error) {
+	// The default lives in a directory of its own, /run/map646, which
+	// systemd makes for the unit (RuntimeDirectory=map646), owned by the
+	// user it runs as; run by hand, map646 makes it (not its parents: a
+	// path whose grandparent is missing is a mistake).
+	if err := os.Mkdir(filepath.Dir(path), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("%s %s: create its directory: %w", what, path, err)
+	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != fs.ModeSocket {
 			return nil, fmt.Errorf("%s %s: the path exists and is not a socket; choose another %s or remove the file", what, path, key)
@@ -223,7 +231,7 @@ func (s *Server) handle(conn *net.UnixConn) {
 	}
 	if s.readOnly && req.Command != "status" {
 		s.log.Warn("status socket: command refused", "command", req.Command)
-		fail(fmt.Errorf("%s refused: this is map646's read-only status socket ([control] status_socket), which answers status only; %s is taken on the control socket ([control] socket, root's)", req.Command, req.Command))
+		fail(fmt.Errorf("%s refused: this is map646's read-only status socket ([control] status_socket), which answers status only; %s is taken on the control socket ([control] socket, the daemon user's)", req.Command, req.Command))
 		return
 	}
 	var msg string

@@ -308,7 +308,7 @@ func TestStatusSocket(t *testing.T) {
 	for _, req := range []Request{{Command: "drain"}, {Command: "drain", Force: true}, {Command: "undrain"}, {Command: "reload"}} {
 		r, err := Call(path, req, time.Minute, func(p string) { t.Errorf("%s: progress %q", req.Command, p) })
 		want := req.Command + " refused: this is map646's read-only status socket ([control] status_socket), which answers status only; " +
-			req.Command + " is taken on the control socket ([control] socket, root's)"
+			req.Command + " is taken on the control socket ([control] socket, the daemon user's)"
 		if err != nil || *r.OK || r.Error != want || r.Status != nil {
 			t.Errorf("%+v on the status socket: %+v, %v; want the error %q", req, r, err, want)
 		}
@@ -343,4 +343,24 @@ type restartHandler struct{ *fakeHandler }
 func (restartHandler) Reload(context.Context) (string, error) {
 	return "", fmt.Errorf("reloaded x, but not every change was applied: %w",
 		errors.Join(&RestartNeeded{Keys: []string{"[tun] mtu", "[metrics] listen"}}))
+}
+
+// TestListenMakesItsDirectory: the socket's directory is made when missing
+// (the default /run/map646, outside systemd); a missing grandparent is an
+// error naming the path.
+func TestListenMakesItsDirectory(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "run", "map646.sock")
+	ln, err := Listen(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+		t.Errorf("the socket's directory: %v, %v", fi, err)
+	}
+	far := filepath.Join(dir, "no", "such", "map646.sock")
+	if _, err := Listen(far, slog.New(slog.DiscardHandler)); err == nil || !strings.HasPrefix(err.Error(), "control socket "+far+": create its directory: ") {
+		t.Errorf("a missing grandparent: %v", err)
+	}
 }

@@ -23,6 +23,12 @@
 // each name they use against what the collectors describe, and runs
 // promtool on the rules.
 //
+// It needs capabilities, not root (caps.go: Preflight names a missing one
+// and why), and speaks systemd's notify protocol (systemd.go): READY,
+// RELOADING, STOPPING, STATUS, and a watchdog pinged from the loop only
+// while the data plane's workers run (dataplane.Alive). The unit is
+// cmd/map646/package/map646.service.
+//
 // It imports the project's config, translator, translator/dataplane,
 // translator/tun, routing and health, and cmd/map646/control for the
 // socket's protocol and the status schema; nothing imports it but the

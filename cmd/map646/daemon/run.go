@@ -32,15 +32,19 @@ import (
 )
 
 // Preflight refuses to start, with a message an operator can act on, where
-// starting would fail half-way: euid is the process's effective user id,
-// tunDevice the path of the tun clone device (/dev/net/tun).
-func Preflight(cfg *config.Config, euid int, tunDevice string) error {
-	if euid != 0 {
-		return errors.New("map646 run must run as root (it creates a tun device and routes)")
+// starting would fail half-way: caps is the process's effective
+// capability set (EffectiveCaps), tunDevice the path of the tun clone
+// device (/dev/net/tun).
+func Preflight(cfg *config.Config, caps CapSet, tunDevice string) error {
+	if missing := missingCaps(cfg, caps, currentNetPolicy()); missing != "" {
+		return errors.New(missing)
 	}
 	if _, err := os.Stat(tunDevice); err != nil {
 		return fmt.Errorf("map646 run: %s is missing: the kernel has no tun support or the device node is absent (modprobe tun; mknod %s c 10 200): %v",
 			tunDevice, tunDevice, err)
+	}
+	if err := canOpen(tunDevice); err != nil {
+		return err
 	}
 	if l, err := netlink.LinkByName(cfg.Tun.Name); err == nil {
 		return nameTaken(cfg.Tun.Name, l.Type())
@@ -104,6 +108,7 @@ type daemon struct {
 	hm        *health.Monitor
 	stopHM    context.CancelFunc
 	hmDone    chan error
+	sd        *serviceManager // systemd's notifications (systemd.go)
 
 	// The data plane's recovery (recover.go): the next attempt's timer
 	// and how many attempts failed since the device was lost.
@@ -134,6 +139,7 @@ func (d *daemon) run() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	d.ctx = ctx
+	d.sd = newServiceManager(d.log)
 
 	if err := d.start(); err != nil {
 		d.log.Error("cannot start", "err", err)
@@ -142,6 +148,7 @@ func (d *daemon) run() error {
 		}
 		return err
 	}
+	d.sd.ready(d.lc.statusLine())
 	return d.loop(sigs)
 }
 
@@ -157,13 +164,16 @@ func (d *daemon) loop(sigs chan os.Signal) error {
 	}
 	retry := time.NewTicker(retryEvery)
 	defer retry.Stop()
+	watchdog, stopWatchdog := d.sd.watchdogTick()
+	defer stopWatchdog()
 	ctx := d.ctx
 	d.checkStateDir()
 	for {
+		d.sd.setStatus(d.lc.statusLine())
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				d.reload()
+				d.reloadNotifying()
 				continue
 			}
 			d.log.Info("stopping", "signal", sig.String())
@@ -175,7 +185,7 @@ func (d *daemon) loop(sigs chan os.Signal) error {
 			return nil
 		case r := <-d.requests:
 			if r.command == "reload" {
-				r.answer(d.reload())
+				r.answer(d.reloadNotifying())
 			} else {
 				d.lc.handle(ctx, r)
 			}
@@ -187,6 +197,8 @@ func (d *daemon) loop(sigs chan os.Signal) error {
 			d.lc.reconcile(ctx)
 		case <-bgpChanges:
 			d.lc.reconcile(ctx)
+		case <-watchdog:
+			d.sd.watchdog(d.dp.Alive())
 		case <-retry.C:
 			if d.lc.needsRetry() {
 				d.lc.reconcile(ctx)
@@ -636,6 +648,9 @@ func (d *daemon) keepRestartOnly(cfg *config.Config) []string {
 // and no linger. It undoes whatever part of start was done, and returns
 // everything that failed on the way.
 func (d *daemon) shutdown(sigs <-chan os.Signal) error {
+	if d.sd != nil {
+		d.sd.stopping()
+	}
 	var errs []error
 	ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
 	defer cancel()
