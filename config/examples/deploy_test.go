@@ -96,7 +96,7 @@ func TestTwoNodeDeploymentRuns(t *testing.T) {
 		m := &netlab.Map646{NS: nodes[name], ConfigPath: path}
 		m.Proc = nodes[name].Start(t, bin, "run", "-config", path)
 		m.LogOnFailure(t, "map646 log ("+name+")")
-		m.WaitLog(t, 60*time.Second, "serving")
+		m.WaitLog(t, 60*time.Second, "started")
 	}
 
 	for _, p := range []string{"tokyo4", "tokyo6", "osaka4", "osaka6"} {

@@ -129,7 +129,7 @@ socket = %q
 		}
 	}()
 	logged := func(msg string) bool { return strings.Contains(logs.String(), `"msg":"`+msg) }
-	if !poll.Until(20*time.Second, 20*time.Millisecond, func() bool { return logged("serving") }) {
+	if !poll.Until(20*time.Second, 20*time.Millisecond, func() bool { return logged("started") }) {
 		t.Fatal("not started after 20 s")
 	}
 	if !poll.Until(5*time.Second, 10*time.Millisecond, func() bool { return pings.Load() >= 3 }) {
