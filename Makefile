@@ -10,12 +10,22 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: all build test lab bench soak microbench fuzz vet clean
+.PHONY: all build test lab bench soak microbench fuzz vet clean generate
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/map646
+
+# The fast path's eBPF object and its Go bindings (translator/fastpath),
+# rebuilt from xlat.c with bpf2go and Debian's clang; both are committed, so
+# that `go build` never needs clang. TestObjectMatchesSource (in make test)
+# fails when the committed files are not what the source compiles to.
+# Installs clang, llvm (llvm-strip) and libbpf-dev if missing.
+generate:
+	@command -v clang >/dev/null && command -v llvm-strip >/dev/null && test -e /usr/include/bpf/bpf_helpers.h || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang llvm libbpf-dev
+	$(GO) generate ./translator/fastpath/
 
 vet:
 	$(GO) vet ./...
