@@ -278,21 +278,32 @@ func (fp *FastPath) Counters() (map[string]uint64, error) {
 	return out, nil
 }
 
-// MapMemory returns the memory the kernel charges for each map (memlock in
-// /proc/self/fdinfo), in bytes, by map name.
-func (fp *FastPath) MapMemory() (map[string]uint64, error) {
-	maps := map[string]*ebpf.Map{
-		xlatMapTable4: fp.objs.Table4, xlatMapTable6: fp.objs.Table6,
-		xlatMapLocal4: fp.objs.Local4, xlatMapLocal6: fp.objs.Local6,
-		xlatMapSettingsMap: fp.objs.SettingsMap, xlatMapCounters: fp.objs.Counters,
-	}
-	out := make(map[string]uint64, len(maps))
-	for name, m := range maps {
-		n, err := memlock(m.FD())
+// MapMemory is what one map takes.
+type MapMemory struct {
+	Name               string
+	MaxEntries         uint32
+	KeySize, ValueSize uint32
+	Charged            uint64 // bytes, as the kernel accounts them (memlock)
+}
+
+// MapMemory returns what each map takes: its size and the memory the
+// kernel charges for it (memlock in /proc/self/fdinfo).
+func (fp *FastPath) MapMemory() ([]MapMemory, error) {
+	var out []MapMemory
+	for _, m := range []struct {
+		name string
+		m    *ebpf.Map
+	}{
+		{xlatMapTable4, fp.objs.Table4}, {xlatMapTable6, fp.objs.Table6},
+		{xlatMapLocal4, fp.objs.Local4}, {xlatMapLocal6, fp.objs.Local6},
+		{xlatMapSettingsMap, fp.objs.SettingsMap}, {xlatMapCounters, fp.objs.Counters},
+	} {
+		n, err := memlock(m.m.FD())
 		if err != nil {
-			return nil, fmt.Errorf("fastpath: memory of map %s: %w", name, err)
+			return nil, fmt.Errorf("fastpath: memory of map %s: %w", m.name, err)
 		}
-		out[name] = n
+		out = append(out, MapMemory{Name: m.name, MaxEntries: m.m.MaxEntries(),
+			KeySize: m.m.KeySize(), ValueSize: m.m.ValueSize(), Charged: n})
 	}
 	return out, nil
 }
