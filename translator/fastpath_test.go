@@ -18,6 +18,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,6 +30,7 @@ import (
 	"github.com/map646/map646/translator"
 	"github.com/map646/map646/translator/fastpath"
 	"github.com/map646/map646/translator/fastpath/fastpathtest"
+	"github.com/map646/map646/translator/packettest"
 )
 
 // fastPathHarness loads one program per configuration and table and runs
@@ -156,6 +158,48 @@ func TestFastPathHostile(t *testing.T) {
 	h.report(t, "hostile cases")
 	if h.taken != 0 {
 		t.Errorf("%d hostile packets translated by the program; each is one Translate drops", h.taken)
+	}
+}
+
+// TestFastPathPrefixes runs TCP, UDP and ICMP echo both ways under a pseudo
+// prefix of every RFC 6052 length, and a packet to an address of the prefix
+// whose u-octet is not zero (not one RFC 6052 builds: punted, and dropped
+// by Translate).
+func TestFastPathPrefixes(t *testing.T) {
+	h := newFastPathHarness(t)
+	for _, p := range []string{"3fff::/32", "3fff:100::/40", "3fff:122::/48", "3fff:122:300::/56", "3fff:122:344::/64", "3fff:122:344::/96", "64:ff9b::/96"} {
+		prefix := netip.MustParsePrefix(p)
+		u := h.unit(t, func(c *translator.Config) { c.PseudoPrefix = prefix }, nil)
+		c6, ok := translator.EmbedIPv4(prefix, client4)
+		if !ok {
+			t.Fatalf("%v: %v cannot be embedded", prefix, client4)
+		}
+		in4 := packettest.IPv4{TTL: 64, Src: client4, Dst: server4}
+		in6 := packettest.IPv6{Hop: 64, Src: server6, Dst: c6}
+		tcp := packettest.TCP{Sport: 40000, Dport: 443, Seq: 1, Flags: packettest.ACK, Window: 512}
+		data := []byte("prefix " + p)
+		before := h.must
+		for _, pkt := range [][]byte{
+			packettest.UDP4(in4, 40000, 53, data), packettest.UDP6(in6, 53, 40000, data),
+			packettest.TCP4(in4, tcp, data), packettest.TCP6(in6, tcp, data),
+			packettest.ICMP4(in4, 8, 0, packettest.Rest16(7, 1), data), packettest.ICMP6(in6, 129, 0, packettest.Rest16(7, 1), data),
+		} {
+			h.check(t, u, p, pkt)
+		}
+		if h.must-before != 6 {
+			t.Errorf("%v: %d of 6 packets of the fast path's classes", prefix, h.must-before)
+		}
+		if prefix.Bits() < 96 {
+			a := c6.As16()
+			a[8] = 1 // the u-octet
+			in6.Dst = netip.AddrFrom16(a)
+			h.check(t, u, p+" u-octet", packettest.UDP6(in6, 53, 40000, data))
+		}
+	}
+	h.noInternalErrors(t)
+	h.report(t, "RFC 6052 prefixes")
+	if h.taken != h.must {
+		t.Errorf("%d taken, %d of the fast path's classes", h.taken, h.must)
 	}
 }
 

@@ -114,7 +114,8 @@ func (fp *FastPath) fill(cfg translator.Config, table *translator.Table) error {
 func settingsFor(cfg translator.Config, table *translator.Table) (s xlatSettings, lens4, lens6 []uint8) {
 	p := cfg.PseudoPrefix.Addr().As16()
 	s.PseudoHi = binary.BigEndian.Uint64(p[:8])
-	s.PseudoLo32 = binary.BigEndian.Uint32(p[8:12])
+	s.PseudoLo = binary.BigEndian.Uint64(p[8:])
+	s.PseudoLen = uint32(cfg.PseudoPrefix.Bits())
 	s.Ipv6Mtu = uint32(cfg.IPv6MTU)
 	s.Ipv4Mtu = uint32(cfg.IPv4MTU)
 	s.LowestIpv6Mtu = uint32(cfg.LowestIPv6MTU)
@@ -142,8 +143,6 @@ func settingsFor(cfg translator.Config, table *translator.Table) (s xlatSettings
 // disabledReason says why the program cannot translate under cfg, or "".
 func disabledReason(cfg translator.Config, lens4, lens6 []uint8) string {
 	switch {
-	case cfg.PseudoPrefix.Bits() != 96:
-		return fmt.Sprintf("pseudo prefix %v: the fast path supports /96 prefixes only", cfg.PseudoPrefix)
 	case len(lens4) > MaxLengths:
 		return fmt.Sprintf("the table has %d IPv4 prefix lengths; the fast path probes at most %d", len(lens4), MaxLengths)
 	case len(lens6) > MaxLengths:

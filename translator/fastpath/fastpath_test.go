@@ -146,16 +146,28 @@ func TestCounters(t *testing.T) {
 	}
 }
 
-// TestDisabled: a configuration the program does not cover makes it punt
-// every packet, counted as punt-disabled.
+// TestDisabled: a table the program does not cover, with more than
+// MaxLengths prefix lengths on a side, makes it punt every packet, counted
+// as punt-disabled.
 func TestDisabled(t *testing.T) {
 	r := newRunner(t)
-	cfg := testConfig()
-	cfg.PseudoPrefix = netip.MustParsePrefix("2001:db8:64::/64")
-	fp, tr := load(t, cfg, testTable(t))
-	if fp.Disabled() == "" {
-		t.Fatal("a /64 pseudo prefix is not reported as disabling the fast path")
+	var ms []translator.Mapping
+	for l := 32; l > 32-fastpath.MaxLengths-1; l-- {
+		ms = append(ms, translator.Mapping{
+			IPv4: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, byte(100 + 32 - l), 0}), l).Masked(),
+			IPv6: netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, byte(32 - l)}), 96+l),
+		})
 	}
+	ms[0].IPv4 = netip.PrefixFrom(server4, 32)
+	table, err := translator.NewTable(ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, tr := load(t, testConfig(), table)
+	if fp.Disabled() == "" {
+		t.Fatalf("%d prefix lengths are not reported as disabling the fast path", len(ms))
+	}
+	t.Log(fp.Disabled())
 	pkt := pt.UDP4(pt.IPv4{TTL: 64, Src: client4, Dst: server4}, 1, 2, []byte("x"))
 	oc, err := r.Compare(fp.Program(), tr, pkt)
 	if err != nil || oc.Taken {

@@ -249,16 +249,48 @@ static __always_inline int local6_has(struct a128 a)
 	return bpf_map_lookup_elem(&local6, &k) != 0;
 }
 
-// The pseudo prefix, /96 only (settings.pseudo_ok).
+// The pseudo prefix (RFC 6052 §2.2, translator/addr.go): of length 96, or
+// 32 to 64 with the IPv4 address split around bits 64-71, the u-octet,
+// which is zero. hi_bits of the IPv4 address end the upper half; the other
+// lo_bits start the lower half after the u-octet.
 static __always_inline int in_pseudo(const struct settings *s, struct a128 a)
 {
-	return a.hi == s->pseudo_hi && (a.lo >> 32) == s->pseudo_lo32;
+	if (s->pseudo_len == 96)
+		return a.hi == s->pseudo_hi && (a.lo >> 32) == (s->pseudo_lo >> 32);
+	__u64 mask = ~0ULL << ((64 - s->pseudo_len) & 63);
+	return ((a.hi ^ s->pseudo_hi) & mask) == 0;
 }
 
 static __always_inline struct a128 embed(const struct settings *s, __u32 v4)
 {
-	struct a128 r = {s->pseudo_hi, (__u64)s->pseudo_lo32 << 32 | v4};
+	struct a128 r = {s->pseudo_hi, s->pseudo_lo};
+	if (s->pseudo_len == 96) {
+		r.lo |= v4;
+		return r;
+	}
+	__u32 hi_bits = (64 - s->pseudo_len) & 63, lo_bits = 32 - hi_bits;
+	if (hi_bits)
+		r.hi |= (__u64)v4 >> ((32 - hi_bits) & 31);
+	if (lo_bits)
+		r.lo |= ((__u64)v4 & ((1ULL << (lo_bits & 63)) - 1)) << ((56 - lo_bits) & 63);
 	return r;
+}
+
+// extract returns the IPv4 address in a, inside the pseudo prefix, or 0
+// when its u-octet is not zero: RFC 6052 did not build it.
+static __always_inline int extract(const struct settings *s, struct a128 a, __u32 *v4)
+{
+	if (s->pseudo_len == 96) {
+		*v4 = (__u32)a.lo;
+		return 1;
+	}
+	if (a.lo >> 56)
+		return 0;
+	__u32 hi_bits = (64 - s->pseudo_len) & 63, lo_bits = 32 - hi_bits;
+	__u64 hi_part = hi_bits ? (a.hi & ((1ULL << hi_bits) - 1)) << (lo_bits & 63) : 0;
+	__u64 lo_part = lo_bits ? (a.lo >> ((56 - lo_bits) & 63)) & ((1ULL << (lo_bits & 63)) - 1) : 0;
+	*v4 = (__u32)(hi_part | lo_part);
+	return 1;
 }
 
 // One's complement arithmetic, as translator/internal/checksum.
@@ -483,9 +515,8 @@ static __always_inline int xlat6(struct __sk_buff *skb, const struct settings *s
 	__u32 src, dst;
 	if (!map6(s, src6, &src))
 		return punt(C_PUNT_NO_MAPPING);
-	if (!in_pseudo(s, dst6))
+	if (!in_pseudo(s, dst6) || !extract(s, dst6, &dst))
 		return punt(C_PUNT_NO_MAPPING);
-	dst = (__u32)dst6.lo;
 	if (martian4(dst))
 		return punt(C_PUNT_MARTIAN);
 	if (s->wkp && nonglobal4(dst))

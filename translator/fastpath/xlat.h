@@ -14,8 +14,9 @@
 #define LOCAL_MAX 65536
 
 struct settings {
-	__u64 pseudo_hi;   // the pseudo prefix (a /96), high half, host order
-	__u32 pseudo_lo32; // bits 64-95 of the pseudo prefix, host order
+	__u64 pseudo_hi; // the pseudo prefix, high half, host order
+	__u64 pseudo_lo; // its low half (zero but for a /96)
+	__u32 pseudo_len; // 32, 40, 48, 56, 64 or 96
 	__u32 ipv6_mtu;
 	__u32 ipv4_mtu;
 	__u32 lowest_ipv6_mtu;

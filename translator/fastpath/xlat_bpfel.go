@@ -69,7 +69,8 @@ type xlatLpm6 struct {
 type xlatSettings struct {
 	_             structs.HostLayout
 	PseudoHi      uint64
-	PseudoLo32    uint32
+	PseudoLo      uint64
+	PseudoLen     uint32
 	Ipv6Mtu       uint32
 	Ipv4Mtu       uint32
 	LowestIpv6Mtu uint32

@@ -214,7 +214,7 @@ func (r *Runner) Compare(prog *ebpf.Program, tr *translator.Translator, pkt []by
 // fail Compare on these.
 func Eligible(tr *translator.Translator, pkt []byte, res translator.Result, o *translator.Out) bool {
 	cfg := tr.Config()
-	if res.Verdict != translator.Forward || len(o.Pkts) != 1 || res.Entry < 0 || cfg.PseudoPrefix.Bits() != 96 {
+	if res.Verdict != translator.Forward || len(o.Pkts) != 1 || res.Entry < 0 {
 		return false
 	}
 	out := o.Pkts[0]
