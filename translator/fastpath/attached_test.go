@@ -26,10 +26,11 @@ import (
 // with translator.Translate and writes back, as map646's data plane does.
 // An IPv4 UDP client and an IPv6 UDP server on the node's loopback talk
 // through the translator both ways, then a TCP connection carries a small
-// exchange (taken by the program) and 1 MB (GSO super-packets, punted and
-// translated by the tun path after the kernel segments them). The kernel
-// verifies the UDP checksums on delivery: a datagram with a wrong one
-// would never arrive.
+// exchange and 1 MB each way: GSO super-packets, taken by the program when
+// each of their segments would be, else punted, segmented by the kernel and
+// translated by the tun path. The kernel verifies the UDP checksums on
+// delivery: a datagram with a wrong one would never arrive (TCP's, which
+// stay partial on this path, TestAttachedGSO checks segment by segment).
 func TestAttachedTun(t *testing.T) {
 	netlab.RequireRoot(t)
 	netlab.Need(t, "ip")
@@ -144,9 +145,6 @@ func TestAttachedTun(t *testing.T) {
 	}
 	if c["translated-4to6"] < 4 || c["translated-6to4"] < 4 {
 		t.Errorf("the TCP connection did not take the fast path (translated %d, %d)", c["translated-4to6"], c["translated-6to4"])
-	}
-	if c["punt-gso"] == 0 || punted.n() == 0 {
-		t.Errorf("1 MB of TCP went without a GSO super-packet punted (%d) and translated by the tun path (%d)", c["punt-gso"], punted.n())
 	}
 }
 

@@ -14,8 +14,13 @@
 //
 // The fast path takes, in either direction:
 //   - TCP, UDP with a non-zero checksum, ICMP echo request and reply;
-//   - without IPv4 options, IPv6 extension headers, or fragmentation, and
-//     not a GSO super-packet (this first version punts those);
+//   - without IPv4 options, IPv6 extension headers, or fragmentation;
+//   - TCP and UDP GSO super-packets too, when Translate would turn each of
+//     their segments into one packet with the same header, as the tun path
+//     decides (translator.TranslateGSO): every segment fits the next MTU
+//     and, from IPv6, every one is larger than 1260 bytes once translated
+//     (so that each gets DF and the Identification zero; the kernel then
+//     numbers the segments it cuts, the one difference, as on the tun path);
 //   - with a TTL or hop limit above 1;
 //   - under any pseudo prefix length of RFC 6052 (/32 to /96);
 //   - from IPv4: to a mapped destination, from an ordinary source (not
@@ -29,9 +34,9 @@
 //
 // Everything else is punted, and counted per reason: ICMP errors and other
 // ICMP types, fragments, zero UDP checksums, hairpins, misses, spoofs,
-// packets that Translate would fragment or answer with Packet Too Big, GSO
-// super-packets (the kernel segments them after the program, before the tun
-// device). With ipv4_identification = "generate", IPv6 packets that would
+// packets that Translate would fragment or answer with Packet Too Big, the
+// other GSO super-packets (the kernel segments them after the program, before
+// the tun device). With ipv4_identification = "generate", IPv6 packets that would
 // get a generated Identification (89 to 1280 bytes once translated) are
 // punted; so is an ICMPv6 echo whose ICMPv4 checksum would be a zero (0x0000
 // or 0xffff), where Translate and the kernel's helper may pick different
@@ -56,5 +61,10 @@
 // same with random packets. The test run gives a tc program an Ethernet
 // frame, so those tests load it with LinkEthernet (the same code, reading
 // the IP header 14 bytes on); TestAttachedTun attaches it as map646 will,
-// LinkTun at a tun device's egress, and runs UDP and TCP through it.
+// LinkTun at a tun device's egress, and runs UDP and TCP through it, and
+// TestAttachedGSO checks GSO super-packets, which a test run cannot make,
+// segment by segment against Translate.
+//
+// Counters count packets as they are on the wire: a translated GSO
+// super-packet as its segments, a punted one as one.
 package fastpath

@@ -314,7 +314,7 @@ static __always_inline __u64 sum128(struct a128 a)
 // unfragmented packet; l4len is the number of bytes after the IP header.
 // Returns 0 or a punt reason.
 static __always_inline __u32 check_l4(struct __sk_buff *skb, __u32 l4off, __u32 l4len, __u8 proto,
-				      __u16 *csum, __u8 *typ)
+				      __u16 *csum, __u8 *typ, __u32 *hl)
 {
 	__u8 h[20];
 	switch (proto) {
@@ -324,6 +324,7 @@ static __always_inline __u32 check_l4(struct __sk_buff *skb, __u32 l4off, __u32 
 		if ((h[12] >> 4) < 5 || (__u32)(h[12] >> 4) * 4 > l4len)
 			return C_PUNT_BAD_TRANSPORT;
 		*csum = (__u16)h[16] << 8 | h[17];
+		*hl = (__u32)(h[12] >> 4) * 4;
 		return 0;
 	case PROTO_UDP:
 		if (l4len < 8 || bpf_skb_load_bytes(skb, l4off, h, 8))
@@ -333,12 +334,14 @@ static __always_inline __u32 check_l4(struct __sk_buff *skb, __u32 l4off, __u32 
 		*csum = (__u16)h[6] << 8 | h[7];
 		if (*csum == 0)
 			return C_PUNT_UDP_ZERO_CHECKSUM;
+		*hl = 8;
 		return 0;
 	default: // ICMP or ICMPv6
 		if (l4len < 8 || bpf_skb_load_bytes(skb, l4off, h, 8))
 			return C_PUNT_BAD_TRANSPORT;
 		*typ = h[0];
 		*csum = (__u16)h[2] << 8 | h[3];
+		*hl = 8;
 		return 0;
 	}
 }
@@ -357,11 +360,30 @@ static __always_inline int set_ethertype(struct __sk_buff *skb, __u32 l2, __be16
 	return bpf_skb_store_bytes(skb, 12, &proto, 2, 0);
 }
 
-// A packet that is GSO, or carries bytes after its IP datagram, is left to
-// the tun path (which segments and trims it).
-static __always_inline int plain(struct __sk_buff *skb)
+// segments returns the transport payload of the largest and of the
+// smallest segment the kernel will cut from a GSO super-packet whose
+// payload of n bytes goes in segments of gso bytes (translator.segmentSpan):
+// the rules that depend on a segment's size hold for all when they hold for
+// these two. A plain packet is its own one segment.
+static __always_inline void segments(__u32 n, __u32 gso, __u32 *largest, __u32 *smallest)
 {
-	return skb->gso_segs <= 1 && skb->gso_size == 0;
+	*largest = n;
+	*smallest = n;
+	if (gso == 0 || n <= gso)
+		return;
+	*largest = gso;
+	__u32 last = n % gso;
+	*smallest = last ? last : gso;
+}
+
+// count_packets counts a translated packet as the packets it is on the
+// wire: a GSO super-packet as its segments.
+static __always_inline void count_packets(__u32 i, struct __sk_buff *skb)
+{
+	__u64 n = skb->gso_size && skb->gso_segs > 1 ? skb->gso_segs : 1;
+	__u64 *c = bpf_map_lookup_elem(&counters, &i);
+	if (c)
+		*c += n;
 }
 
 static __always_inline int xlat4(struct __sk_buff *skb, const struct settings *s)
@@ -380,8 +402,7 @@ static __always_inline int xlat4(struct __sk_buff *skb, const struct settings *s
 		hs += (__u32)h[i] << 8 | h[i + 1];
 	if (fold(hs) != 0xffff)
 		return punt(C_PUNT_MALFORMED);
-	if (!plain(skb))
-		return punt(C_PUNT_GSO);
+	const __u32 gso = skb->gso_size;
 	__u16 fl = (__u16)h[6] << 8 | h[7];
 	if (fl & 0x3fff) // MF or an offset
 		return punt(C_PUNT_FRAGMENT);
@@ -415,9 +436,12 @@ static __always_inline int xlat4(struct __sk_buff *skb, const struct settings *s
 	__u32 l4len = tlen - 20;
 	__u16 csum = 0;
 	__u8 typ = 0;
-	__u32 r = check_l4(skb, l2 + 20, l4len, proto, &csum, &typ);
+	__u32 hl = 0;
+	__u32 r = check_l4(skb, l2 + 20, l4len, proto, &csum, &typ, &hl);
 	if (r)
 		return punt(r);
+	if (gso && proto == PROTO_ICMP)
+		return punt(C_PUNT_GSO);
 	__u8 ntyp = 0;
 	if (proto == PROTO_ICMP) {
 		if (typ == 8)
@@ -427,10 +451,15 @@ static __always_inline int xlat4(struct __sk_buff *skb, const struct settings *s
 		else
 			return punt(C_PUNT_ICMP);
 	}
-	__u32 size = 40 + l4len;
+	// Every packet, every segment of a super-packet, must become one IPv6
+	// packet without a Fragment header (translator.whole6): the largest
+	// decides.
+	__u32 largest, smallest;
+	segments(l4len - hl, gso, &largest, &smallest);
+	__u32 size = 40 + hl + largest;
 	int df = fl & 0x4000;
 	if (!(size <= s->lowest_ipv6_mtu || (df && size <= s->ipv6_mtu)))
-		return punt(C_PUNT_TOO_BIG);
+		return punt(gso ? C_PUNT_GSO : C_PUNT_TOO_BIG);
 
 	// Every check passed: build the IPv6 header and the checksum update.
 	__u8 tc = s->zero_tc ? 0 : h[1];
@@ -487,7 +516,7 @@ static __always_inline int xlat4(struct __sk_buff *skb, const struct settings *s
 		return fail();
 	if (bpf_l4_csum_replace(skb, csum_at, 0, diff, csum_flags))
 		return fail();
-	count(C_TRANSLATED_4TO6);
+	count_packets(C_TRANSLATED_4TO6, skb);
 	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
 }
 
@@ -502,8 +531,7 @@ static __always_inline int xlat6(struct __sk_buff *skb, const struct settings *s
 	__u32 plen = (__u32)h[4] << 8 | h[5];
 	if (l2 + 40 + plen != skb->len)
 		return punt(C_PUNT_MALFORMED);
-	if (!plain(skb))
-		return punt(C_PUNT_GSO);
+	const __u32 gso = skb->gso_size;
 	__u8 proto = h[6];
 	if (proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_ICMPV6)
 		return punt(C_PUNT_PROTOCOL); // extension headers and everything else
@@ -532,9 +560,12 @@ static __always_inline int xlat6(struct __sk_buff *skb, const struct settings *s
 	__u32 l4len = plen;
 	__u16 csum = 0;
 	__u8 typ = 0;
-	__u32 r = check_l4(skb, l2 + 40, l4len, proto, &csum, &typ);
+	__u32 hl = 0;
+	__u32 r = check_l4(skb, l2 + 40, l4len, proto, &csum, &typ, &hl);
 	if (r)
 		return punt(r);
+	if (gso && proto == PROTO_ICMPV6)
+		return punt(C_PUNT_GSO);
 	__u8 ntyp = 0;
 	if (proto == PROTO_ICMPV6) {
 		if (typ == 128)
@@ -553,10 +584,21 @@ static __always_inline int xlat6(struct __sk_buff *skb, const struct settings *s
 			return punt(C_PUNT_CHECKSUM_ZERO);
 	}
 	__u32 tlen = 20 + l4len;
-	if (tlen > s->ipv4_mtu)
-		return punt(C_PUNT_TOO_BIG);
-	if (s->generate_id && tlen > 88 && tlen <= 1280)
+	__u32 largest, smallest;
+	segments(l4len - hl, gso, &largest, &smallest);
+	if (20 + hl + largest > s->ipv4_mtu)
+		return punt(gso ? C_PUNT_GSO : C_PUNT_TOO_BIG);
+	if (gso) {
+		// The IPv4 header is copied into every segment: each must be one
+		// Translate gives DF and the Identification zero (translator.atomic4;
+		// the kernel then numbers the segments 0, 1, 2, ..., the one
+		// difference, as on the tun path: translator.gso6).
+		__u32 small = 20 + hl + smallest;
+		if (small <= 1260 || (s->generate_id && small <= 1280))
+			return punt(C_PUNT_GSO);
+	} else if (s->generate_id && tlen > 88 && tlen <= 1280) {
 		return punt(C_PUNT_GENERATE_ID);
+	}
 
 	__u8 tos = s->zero_tc ? 0 : (__u8)(h[0] << 4 | h[1] >> 4);
 	__u8 p4 = proto == PROTO_ICMPV6 ? PROTO_ICMP : proto;
@@ -608,7 +650,7 @@ static __always_inline int xlat6(struct __sk_buff *skb, const struct settings *s
 		return fail();
 	if (bpf_l4_csum_replace(skb, csum_at, 0, diff, csum_flags))
 		return fail();
-	count(C_TRANSLATED_6TO4);
+	count_packets(C_TRANSLATED_6TO4, skb);
 	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
 }
 
