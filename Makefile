@@ -32,8 +32,9 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
-# Every test: a short fuzzing run of each direction of the translator
-# (CIFUZZTIME each), then unit, golden (CONFORMANCE.md rows), config, CLI,
+# Every test: a short fuzzing run of each direction of the translator and
+# of the eBPF fast path against it (CIFUZZTIME each; the fast path's as
+# root), then unit, golden (CONFORMANCE.md rows), config, CLI,
 # the committed fuzz corpora as regression seeds, and the labs (as root;
 # under CI=true or MAP646_REQUIRE_LABS=1 a lab that cannot run fails).
 # -p 1: one package at a time, so that the labs, which measure timings
@@ -45,6 +46,7 @@ CIFUZZTIME ?= 10s
 test: vet
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate4$$' -fuzztime $(CIFUZZTIME) ./translator/
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate6$$' -fuzztime $(CIFUZZTIME) ./translator/
+	$(GO) test -run '^$$' -fuzz '^FuzzFastPath$$' -fuzztime $(CIFUZZTIME) -parallel 1 ./translator/
 	$(GO) build -o bin/testsum ./lab/testsum
 	set -o pipefail; $(GO) test -json -count=1 -p 1 -timeout 30m ./... | ./bin/testsum -label 'make test'
 
@@ -113,6 +115,7 @@ microbench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate4$$' -fuzztime $(FUZZTIME) ./translator/
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate6$$' -fuzztime $(FUZZTIME) ./translator/
+	$(GO) test -run '^$$' -fuzz '^FuzzFastPath$$' -fuzztime $(FUZZTIME) -parallel 1 ./translator/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./routing/
 	$(GO) test -run '^$$' -fuzz '^FuzzReceive$$' -fuzztime $(FUZZTIME) -parallel 1 ./routing/
 
