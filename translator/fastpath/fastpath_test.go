@@ -36,7 +36,7 @@ func testConfig() translator.Config {
 	}
 }
 
-func testTable(t *testing.T) *translator.Table {
+func testTable(t testing.TB) *translator.Table {
 	t.Helper()
 	table, err := translator.NewTable([]translator.Mapping{
 		{IPv4: netip.PrefixFrom(server4, 32), IPv6: netip.PrefixFrom(server6, 128)},
