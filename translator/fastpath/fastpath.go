@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/map646/map646/translator"
 )
@@ -27,6 +28,7 @@ const MaxLengths = 8
 type FastPath struct {
 	objs     xlatObjects
 	disabled string
+	own      []netip.Prefix // the translator's own addresses; nil: local destinations allowed
 }
 
 // Link says what precedes the IP header of the packets the program sees.
@@ -211,25 +213,85 @@ func (fp *FastPath) fillLocal(cfg translator.Config) error {
 	if cfg.AllowLocalDestinations {
 		return nil
 	}
-	ps := []netip.Prefix{netip.PrefixFrom(cfg.IPv4Addr, 32), netip.PrefixFrom(cfg.IPv6Addr, 128)}
+	fp.own = []netip.Prefix{netip.PrefixFrom(cfg.IPv4Addr, 32), netip.PrefixFrom(cfg.IPv6Addr, 128)}
 	for _, a := range cfg.RFC6791Pool {
-		ps = append(ps, netip.PrefixFrom(a, 32))
+		fp.own = append(fp.own, netip.PrefixFrom(a, 32))
 	}
+	var node []netip.Prefix
 	if cfg.LocalAddrs != nil {
-		ps = append(ps, cfg.LocalAddrs.Prefixes()...)
+		node = cfg.LocalAddrs.Prefixes()
 	}
-	for _, p := range ps {
-		var err error
+	return fp.SetLocalAddrs(node)
+}
+
+// SetLocalAddrs replaces the node's addresses the program refuses to
+// translate toward (translator.LocalAddrs, which the daemon keeps current):
+// call it with the same prefixes whenever they change. The translator's own
+// addresses stay. Under AllowLocalDestinations it does nothing. Between
+// its removals and additions a packet may see a mix of both sets; the tun
+// path's Translate, which sees the new set at once, refuses anything the
+// program punts.
+func (fp *FastPath) SetLocalAddrs(node []netip.Prefix) error {
+	if fp.own == nil {
+		return nil // local destinations allowed
+	}
+	want4, want6 := map[xlatLpm4]bool{}, map[xlatLpm6]bool{}
+	for _, p := range append(slices.Clone(fp.own), node...) {
+		p = p.Masked()
 		if p.Addr().Is4() {
-			err = fp.objs.Local4.Put(xlatLpm4{Prefixlen: uint32(p.Bits()), Addr: be32(p.Addr().As4())}, uint8(1))
-		} else {
-			err = fp.objs.Local6.Put(xlatLpm6{Prefixlen: uint32(p.Bits()), Addr: p.Addr().As16()}, uint8(1))
+			want4[xlatLpm4{Prefixlen: uint32(p.Bits()), Addr: be32(p.Addr().As4())}] = true
+		} else if p.Addr().Is6() {
+			want6[xlatLpm6{Prefixlen: uint32(p.Bits()), Addr: p.Addr().As16()}] = true
 		}
-		if err != nil {
-			return fmt.Errorf("fastpath: local address %v: %w", p, err)
+	}
+	if err := syncSet(fp.objs.Local4, want4); err != nil {
+		return fmt.Errorf("fastpath: local IPv4 addresses: %w", err)
+	}
+	if err := syncSet(fp.objs.Local6, want6); err != nil {
+		return fmt.Errorf("fastpath: local IPv6 addresses: %w", err)
+	}
+	return nil
+}
+
+// syncSet makes the keys of m exactly want: new ones added first, so that
+// an address staying in the set is never missing from it.
+func syncSet[K comparable](m *ebpf.Map, want map[K]bool) error {
+	for k := range want {
+		if err := m.Put(k, uint8(1)); err != nil {
+			return err
+		}
+	}
+	var stale []K
+	var k K
+	var v uint8
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		if !want[k] {
+			stale = append(stale, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return err
+	}
+	for _, k := range stale {
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return err
 		}
 	}
 	return nil
+}
+
+// Attach attaches the program at the egress of the device ifindex, the tun
+// device of map646 (tcx: Linux 6.6 and later), in the network namespace of
+// the calling thread. Closing the returned link detaches it; packets then
+// all go to the tun path again. A FastPath loaded for another configuration
+// replaces this one without a gap with the link's Update.
+func (fp *FastPath) Attach(ifindex int) (link.Link, error) {
+	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: fp.objs.Map646Fastpath, Attach: ebpf.AttachTCXEgress})
+	if err != nil {
+		return nil, fmt.Errorf("fastpath: attaching at the egress of device %d: %w", ifindex, err)
+	}
+	return l, nil
 }
 
 // Counter names, in the order of enum counter in xlat.h.

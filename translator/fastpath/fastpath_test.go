@@ -203,3 +203,40 @@ func TestGenerateID(t *testing.T) {
 		}
 	}
 }
+
+// TestSetLocalAddrs: the node's addresses change, in the translator's
+// LocalAddrs and in the program alike, and the program follows.
+func TestSetLocalAddrs(t *testing.T) {
+	r := newRunner(t)
+	cfg := testConfig()
+	fp, tr := load(t, cfg, testTable(t))
+	to := func(dst netip.Addr) []byte {
+		return pt.UDP4(pt.IPv4{TTL: 64, Src: client4, Dst: dst}, 1, 2, []byte("local?"))
+	}
+	for _, step := range []struct {
+		local         []netip.Prefix
+		toNode, toSrv bool // taken
+	}{
+		{nil, true, true},
+		{[]netip.Prefix{netip.PrefixFrom(server6, 128)}, true, false},
+		{[]netip.Prefix{netip.MustParsePrefix("2001:db8:1::/64")}, false, false},
+		{[]netip.Prefix{netip.PrefixFrom(node6, 128)}, false, true},
+	} {
+		cfg.LocalAddrs.Set(step.local)
+		if err := fp.SetLocalAddrs(step.local); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			dst   netip.Addr
+			taken bool
+		}{{node4, step.toNode}, {server4, step.toSrv}} {
+			oc, err := r.Compare(fp.Program(), tr, to(c.dst))
+			if err != nil {
+				t.Fatalf("local %v, to %v: %v", step.local, c.dst, err)
+			}
+			if oc.Taken != c.taken {
+				t.Errorf("local %v, to %v: taken %v, want %v", step.local, c.dst, oc.Taken, c.taken)
+			}
+		}
+	}
+}

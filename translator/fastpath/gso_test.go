@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
@@ -84,7 +83,7 @@ func TestAttachedGSO(t *testing.T) {
 	t.Cleanup(func() { fp.Close() })
 	var l link.Link
 	if err := ns.Do(func() (err error) {
-		l, err = link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: fp.Program(), Attach: ebpf.AttachTCXEgress})
+		l, err = fp.Attach(ifindex)
 		return err
 	}); err != nil {
 		t.Fatalf("attach: %v", err)
