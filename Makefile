@@ -10,20 +10,31 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: all build test lab bench soak microbench fuzz vet clean
+.PHONY: all build test lab bench soak microbench fuzz vet clean generate
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/map646
 
+# The fast path's eBPF object and its Go bindings (translator/fastpath),
+# rebuilt from xlat.c with bpf2go and Debian's clang; both are committed, so
+# that `go build` never needs clang. TestObjectMatchesSource (in make test)
+# fails when the committed files are not what the source compiles to.
+# Installs clang, llvm (llvm-strip) and libbpf-dev if missing.
+generate:
+	@command -v clang >/dev/null && command -v llvm-strip >/dev/null && test -e /usr/include/bpf/bpf_helpers.h || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang llvm libbpf-dev
+	$(GO) generate ./translator/fastpath/
+
 vet:
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
-# Every test: a short fuzzing run of each direction of the translator
-# (CIFUZZTIME each), then unit, golden (CONFORMANCE.md rows), config, CLI,
+# Every test: a short fuzzing run of each direction of the translator and
+# of the eBPF fast path against it (CIFUZZTIME each; the fast path's as
+# root), then unit, golden (CONFORMANCE.md rows), config, CLI,
 # the committed fuzz corpora as regression seeds, and the labs (as root;
 # under CI=true or MAP646_REQUIRE_LABS=1 a lab that cannot run fails).
 # -p 1: one package at a time, so that the labs, which measure timings
@@ -35,6 +46,7 @@ CIFUZZTIME ?= 10s
 test: vet
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate4$$' -fuzztime $(CIFUZZTIME) ./translator/
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate6$$' -fuzztime $(CIFUZZTIME) ./translator/
+	$(GO) test -run '^$$' -fuzz '^FuzzFastPath$$' -fuzztime $(CIFUZZTIME) -parallel 1 ./translator/
 	$(GO) build -o bin/testsum ./lab/testsum
 	set -o pipefail; $(GO) test -json -count=1 -p 1 -timeout 30m ./... | ./bin/testsum -label 'make test'
 
@@ -105,6 +117,7 @@ microbench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate4$$' -fuzztime $(FUZZTIME) ./translator/
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate6$$' -fuzztime $(FUZZTIME) ./translator/
+	$(GO) test -run '^$$' -fuzz '^FuzzFastPath$$' -fuzztime $(FUZZTIME) -parallel 1 ./translator/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./routing/
 	$(GO) test -run '^$$' -fuzz '^FuzzReceive$$' -fuzztime $(FUZZTIME) -parallel 1 ./routing/
 
