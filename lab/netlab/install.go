@@ -28,6 +28,9 @@ var Packages = map[string]string{
 	"sysctl":     "procps",
 	"bird":       "bird2",
 	"birdc":      "bird2",
+	"dpkg-deb":   "dpkg",
+	"groff":      "groff-base",
+	"man":        "man-db",
 }
 
 var install struct {
