@@ -150,6 +150,7 @@ func TestDeb(t *testing.T) {
 	}
 	t.Run("contents", func(t *testing.T) { checkContents(t, deb) })
 	t.Run("lintian", func(t *testing.T) { checkLintian(t, deb) })
+	t.Run("maintainer-scripts", func(t *testing.T) { checkScripts(t, deb) })
 
 	x := t.TempDir()
 	run(t, "dpkg-deb", "-x", deb, x)
@@ -212,6 +213,85 @@ func checkContents(t *testing.T, deb string) {
 	if !strings.Contains(string(postinst), "adduser --quiet --system --group --no-create-home --home /var/lib/map646 map646") {
 		t.Errorf("postinst does not create the map646 system user:\n%s", postinst)
 	}
+}
+
+// stub stands for every command the maintainer scripts run: it logs its
+// arguments, and answers getent passwd and dpkg-statoverride --list as the
+// test says (not found: 2 and 1).
+const stub = `#!/bin/sh
+name=${0##*/}
+echo "$name $*" >>"$STUB_LOG"
+case "$name $1" in
+"getent passwd") exit ${STUB_GETENT:-0} ;;
+"dpkg-statoverride --list") exit ${STUB_LIST:-0} ;;
+esac
+exit 0
+`
+
+// checkScripts runs the maintainer scripts as dpkg would, with a PATH of
+// stubs only (nothing is installed, no user made, nothing removed), and
+// checks what they ask: a first install creates the user, sets the
+// configuration's owner and mode, enables and starts the unit; an upgrade
+// restarts it and keeps the user and an administrator's statoverrides; a
+// purge removes the user, the statoverrides and the state.
+func checkScripts(t *testing.T, deb string) {
+	ctl, bin := t.TempDir(), t.TempDir()
+	run(t, "dpkg-deb", "-e", deb, ctl)
+	for _, c := range []string{"getent", "adduser", "deluser", "dpkg-statoverride", "deb-systemd-helper", "deb-systemd-invoke", "systemctl", "rm"} {
+		if err := os.WriteFile(filepath.Join(bin, c), []byte(stub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// dh_installsystemd's part runs only where systemd runs.
+	_, err := os.Stat("/run/systemd/system")
+	systemd := err == nil
+	script := func(env []string, name string, args ...string) string {
+		t.Helper()
+		log := filepath.Join(t.TempDir(), "log")
+		cmd := exec.Command("/bin/sh", append([]string{"-e", filepath.Join(ctl, name)}, args...)...)
+		cmd.Env = append([]string{"PATH=" + bin, "STUB_LOG=" + log}, env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		got, _ := os.ReadFile(log)
+		return string(got)
+	}
+	expect := func(what, log string, want, wantNot []string) {
+		t.Helper()
+		for _, w := range want {
+			if !strings.Contains(log, w+"\n") {
+				t.Errorf("%s: ran\n%s\nwithout %q", what, log, w)
+			}
+		}
+		for _, w := range wantNot {
+			if strings.Contains(log, w) {
+				t.Errorf("%s: ran\n%s\nwith %q", what, log, w)
+			}
+		}
+	}
+	started, restarted := []string{}, []string{}
+	if systemd {
+		started = []string{"deb-systemd-invoke start map646.service"}
+		restarted = []string{"deb-systemd-invoke restart map646.service"}
+	}
+	expect("postinst configure (first install)", script([]string{"STUB_GETENT=2", "STUB_LIST=1"}, "postinst", "configure"),
+		append([]string{
+			"adduser --quiet --system --group --no-create-home --home /var/lib/map646 map646",
+			"dpkg-statoverride --update --add root map646 0750 /etc/map646",
+			"dpkg-statoverride --update --add root map646 0640 /etc/map646/map646.toml",
+			"deb-systemd-helper enable map646.service",
+		}, started...), []string{"restart"})
+	expect("postinst configure 1.0 (upgrade)", script(nil, "postinst", "configure", "1.0-1"),
+		restarted, []string{"adduser", "--add", "invoke start"})
+	expect("prerm remove", script(nil, "prerm", "remove"), nil, []string{"adduser", "deluser", "rm "})
+	expect("postrm purge", script(nil, "postrm", "purge"), []string{
+		"deb-systemd-helper purge map646.service",
+		"dpkg-statoverride --remove /etc/map646/map646.toml",
+		"dpkg-statoverride --remove /etc/map646",
+		"rm -rf /var/lib/map646",
+		"deluser --quiet --system map646",
+	}, nil)
+	expect("postrm remove", script(nil, "postrm", "remove"), nil, []string{"deluser", "rm ", "--remove"})
 }
 
 // checkLintian fails on any error lintian reports; its warnings are
