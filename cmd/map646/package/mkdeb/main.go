@@ -85,7 +85,7 @@ func build(root, describe, outDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	modules, err := linkedModules(binary)
+	modules, err := linkedModules(root, binary)
 	if err != nil {
 		return "", err
 	}
@@ -209,20 +209,77 @@ func writeFile(path string, data []byte, mode fs.FileMode) error {
 	return os.Chmod(path, mode) // WriteFile's mode is masked by the umask
 }
 
-// linkedModules lists the modules linked into the binary, "path version".
-func linkedModules(binary string) ([]string, error) {
+// linkedModules lists the modules linked into the binary with their
+// licenses, "path version (license)", from each module's own LICENSE
+// file in the module cache: a module under a license not recognized
+// (one not yet in the copyright file) stops the build.
+func linkedModules(root, binary string) ([]string, error) {
 	info, err := buildinfo.ReadFile(binary)
 	if err != nil {
 		return nil, fmt.Errorf("mkdeb: %s: %v", binary, err)
 	}
+	args := []string{"list", "-m", "-f", "{{.Path}} {{.Dir}}"}
+	for _, d := range info.Deps {
+		args = append(args, d.Path)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("mkdeb: go list -m: %v", err)
+	}
+	dirs := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		path, dir, _ := strings.Cut(l, " ")
+		dirs[path] = dir
+	}
 	var mods []string
 	for _, d := range info.Deps {
+		license, err := moduleLicense(dirs[d.Path])
+		if err != nil {
+			return nil, fmt.Errorf("mkdeb: module %s %s: %v", d.Path, d.Version, err)
+		}
 		if d.Replace != nil {
 			d = d.Replace
 		}
-		mods = append(mods, d.Path+" "+d.Version)
+		mods = append(mods, fmt.Sprintf("%s %s (%s)", d.Path, d.Version, license))
 	}
 	return mods, nil
+}
+
+// licenseMarks tell the licenses of the linked modules apart by a phrase
+// of their text.
+var licenseMarks = []struct{ phrase, license string }{
+	{"Apache License", "Apache-2.0"},
+	{"Permission is hereby granted, free of charge", "MIT"},
+	{"Neither the name", "BSD-3-Clause"},
+}
+
+// moduleLicense names the license of the module in dir by its LICENSE
+// (or COPYING) file.
+func moduleLicense(dir string) (string, error) {
+	var files []string
+	for _, name := range []string{"LICENSE*", "LICENCE*", "COPYING*"} {
+		more, _ := filepath.Glob(filepath.Join(dir, name))
+		files = append(files, more...)
+	}
+	if len(files) == 0 {
+		return "", fmt.Errorf("no LICENSE or COPYING file in %s", dir)
+	}
+	text, err := os.ReadFile(files[0])
+	if err != nil {
+		return "", err
+	}
+	var licenses []string // several: a module under two licenses
+	for _, m := range licenseMarks {
+		if bytes.Contains(text, []byte(m.phrase)) {
+			licenses = append(licenses, m.license)
+		}
+	}
+	if len(licenses) > 0 {
+		return strings.Join(licenses, " and "), nil
+	}
+	return "", fmt.Errorf("%s: a license mkdeb does not know (licenseMarks); add it to the copyright file", files[0])
 }
 
 // copyright is debian/copyright.in with the linked modules listed.
