@@ -139,7 +139,7 @@ func needTools(t *testing.T, commands ...string) {
 // configuration; both man pages render without a warning; the bash
 // completion completes the commands and the flags the binary has.
 func TestDeb(t *testing.T) {
-	needTools(t, "go", "dpkg-deb", "lintian", "man", "groff", "bash")
+	needTools(t, "dpkg-deb", "lintian", "man", "groff", "bash")
 	const describe = "v1.2.3-4-gabcdef0"
 	deb, err := build(root, describe, t.TempDir())
 	if err != nil {
@@ -151,6 +151,7 @@ func TestDeb(t *testing.T) {
 	t.Run("contents", func(t *testing.T) { checkContents(t, deb) })
 	t.Run("lintian", func(t *testing.T) { checkLintian(t, deb) })
 	t.Run("maintainer-scripts", func(t *testing.T) { checkScripts(t, deb) })
+	t.Run("install", func(t *testing.T) { checkInstall(t, deb) })
 
 	x := t.TempDir()
 	run(t, "dpkg-deb", "-x", deb, x)
@@ -278,7 +279,7 @@ func checkScripts(t *testing.T, deb string) {
 		append([]string{
 			"adduser --quiet --system --group --no-create-home --home /var/lib/map646 map646",
 			"dpkg-statoverride --update --add root map646 0750 /etc/map646",
-			"dpkg-statoverride --update --add root map646 0640 /etc/map646/map646.toml",
+			"dpkg-statoverride --update --add map646 map646 0600 /etc/map646/map646.toml",
 			"deb-systemd-helper enable map646.service",
 		}, started...), []string{"restart"})
 	expect("postinst configure 1.0 (upgrade)", script(nil, "postinst", "configure", "1.0-1"),
@@ -292,6 +293,59 @@ func checkScripts(t *testing.T, deb string) {
 		"deluser --quiet --system map646",
 	}, nil)
 	expect("postrm remove", script(nil, "postrm", "remove"), nil, []string{"deluser", "rm ", "--remove"})
+}
+
+// installScript installs the package ($1) with dpkg in a chroot of an
+// overlay of / in a mount namespace of its own (every write lands in a
+// tmpfs under $2, dropped at the end: the machine gets no user, file or package),
+// installs it again (an upgrade), purges it, and prints what it finds on
+// the way as "WHAT: ANSWER" lines.
+const installScript = `set -e
+d=$(mktemp -d -p "$2")
+mount -t tmpfs tmpfs "$d"
+mkdir "$d/upper" "$d/work" "$d/root"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$d/upper,workdir=$d/work" "$d/root"
+mount --bind /proc "$d/root/proc"
+mount --bind /dev "$d/root/dev"
+cp "$1" "$d/root/tmp/map646.deb"
+chroot "$d/root" /bin/sh -c '
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+dpkg -i /tmp/map646.deb >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; exit 1; }
+echo "user: $(getent passwd map646 | cut -d: -f1,6,7)"
+echo "directory: $(stat -c "%U:%G %a" /etc/map646)"
+echo "config: $(stat -c "%U:%G %a" /etc/map646/map646.toml)"
+echo "enabled: $(readlink /etc/systemd/system/multi-user.target.wants/map646.service)"
+echo "check as map646: $(setpriv --reuid map646 --regid map646 --clear-groups /usr/sbin/map646 check -config /etc/map646/map646.toml 2>&1 | head -1)"
+dpkg -i /tmp/map646.deb >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; exit 1; }
+echo "upgraded: $(dpkg-query -W -f "\${db:Status-Status}" map646)"
+dpkg --purge map646 >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; exit 1; }
+echo "purged user: $(getent passwd map646 || echo none)"
+echo "purged files: $(ls -d /etc/map646 /var/lib/map646 /etc/systemd/system/multi-user.target.wants/map646.service 2>/dev/null || echo none)"
+echo "purged statoverrides: $(dpkg-statoverride --list | grep map646 || echo none)"
+'
+`
+
+// checkInstall installs, upgrades and purges the package for real, in a
+// throwaway overlay of the machine (installScript).
+func checkInstall(t *testing.T, deb string) {
+	labreq.Root(t, "install the package in a chroot of an overlay of /")
+	needTools(t, "adduser", "unshare", "chroot", "setpriv")
+	out := run(t, "unshare", "--mount", "--propagation", "private", "sh", "-c", installScript, "sh", deb, t.TempDir())
+	for _, want := range []string{
+		"user: map646:/var/lib/map646:/usr/sbin/nologin",
+		"directory: root:map646 750",
+		"config: map646:map646 600",
+		"enabled: /lib/systemd/system/map646.service",
+		"check as map646: /etc/map646/map646.toml: valid",
+		"upgraded: installed",
+		"purged user: none",
+		"purged files: none",
+		"purged statoverrides: none",
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("install, upgrade and purge in a chroot:\n%s\nwithout %q", out, want)
+		}
+	}
 }
 
 // checkLintian fails on any error lintian reports; its warnings are
