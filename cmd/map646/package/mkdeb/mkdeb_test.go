@@ -297,9 +297,9 @@ func checkScripts(t *testing.T, deb string) {
 
 // installScript installs the package ($1) with dpkg in a chroot of an
 // overlay of / in a mount namespace of its own (every write lands in a
-// tmpfs under $2, dropped at the end: the machine gets no user, file or package),
-// installs it again (an upgrade), purges it, and prints what it finds on
-// the way as "WHAT: ANSWER" lines.
+// tmpfs under $2, dropped at the end: the machine gets no user, file or
+// package), installs it again (an upgrade), purges it, and prints what it
+// finds on the way as "WHAT: ANSWER" lines.
 const installScript = `set -e
 d=$(mktemp -d -p "$2")
 mount -t tmpfs tmpfs "$d"
