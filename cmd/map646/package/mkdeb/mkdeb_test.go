@@ -163,6 +163,22 @@ func TestDeb(t *testing.T) {
 				t.Errorf("map646 check of the packaged configuration says\n%s\nwithout %q", out, want)
 			}
 		}
+		// Its commented-out examples ([[mapping]], [bgp]) are valid too.
+		packaged, err := os.ReadFile(filepath.Join(x, "etc/map646/map646.toml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		examples := regexp.MustCompile(`(?m)^# (\[\[?[a-z.]+\]\]?|[a-z0-9_]+ = .+)$`)
+		if n := len(examples.FindAll(packaged, -1)); n < 8 {
+			t.Errorf("%d commented-out lines of TOML in the packaged configuration, want the [[mapping]] and [bgp] examples (8 or more)", n)
+		}
+		uncommented := filepath.Join(t.TempDir(), "uncommented.toml")
+		if err := os.WriteFile(uncommented, examples.ReplaceAll(packaged, []byte("$1")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out := run(t, binary, "check", "-config", uncommented); !strings.Contains(out, "bgp") || !strings.Contains(out, "mappings: 1") {
+			t.Errorf("map646 check of the packaged configuration, uncommented, says\n%s\nwithout its [bgp] and its mapping", out)
+		}
 		// The commit follows when the go command stamped it (-buildvcs).
 		if out := run(t, binary, "version"); !regexp.MustCompile(`^map646 ` + regexp.QuoteMeta(describe) + `[+ ]`).MatchString(out) {
 			t.Errorf("the packaged map646 says %q, want the version it was built as, %s", out, describe)
