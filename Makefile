@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: all build test lab bench soak microbench fuzz vet clean generate
+.PHONY: all build test lab bench soak microbench fuzz vet deb clean generate
 
 all: build
 
@@ -49,6 +49,19 @@ test: vet
 	$(GO) test -run '^$$' -fuzz '^FuzzFastPath$$' -fuzztime $(CIFUZZTIME) -parallel 1 ./translator/
 	$(GO) build -o bin/testsum ./lab/testsum
 	set -o pipefail; $(GO) test -json -count=1 -p 1 -timeout 30m ./... | ./bin/testsum -label 'make test'
+
+# The Debian package, bin/map646_VERSION_ARCH.deb (VERSION: git describe
+# made a Debian version, 1.2.3+4.gabc1234-1): map646 built static and
+# position-independent as /usr/sbin/map646, the systemd unit, the packaged
+# configuration /etc/map646/map646.toml (a conffile), man pages map646(8)
+# and map646.toml(5) generated from the binary's -h texts and
+# config/example.toml, the bash completion generated from the same -h
+# texts, and maintainer scripts that create the map646 system user. Needs
+# dpkg-deb only (no debhelper). cmd/map646/package/mkdeb builds it;
+# `make test` builds it too and checks it with lintian, man and the
+# extracted binary (TestDeb).
+deb:
+	$(GO) run ./cmd/map646/package/mkdeb -version '$(VERSION)' -out bin
 
 # The lab: validate the example config, then the paper's failover
 # experiment (its Figure 4, extended) on the two-node lab, as root, in about

@@ -35,6 +35,9 @@ var Packages = map[string]string{
 	"unshare":    "util-linux",
 
 	"systemd-analyze": "systemd",
+	"dpkg-deb":        "dpkg",
+	"groff":           "groff-base",
+	"man":             "man-db",
 }
 
 var install struct {
