@@ -232,9 +232,14 @@ func (s *Source) BadEntries() []BadEntry {
 // cache while that fails, then watches; a compacted watch reads the whole
 // prefix again. It returns ctx's error.
 func (s *Source) Run(ctx context.Context) error {
-	go s.probe(ctx)
+	// The probe and the publisher end with ctx, and Run waits for them:
+	// the publisher revokes the node's lease on its way out, before the
+	// caller closes the client.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { s.probe(ctx) })
 	if s.cfg.NodeID != "" {
-		go s.publish(ctx)
+		wg.Go(func() { s.publish(ctx) })
 	}
 	cacheTried := false
 	needRead := true

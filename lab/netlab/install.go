@@ -28,6 +28,8 @@ var Packages = map[string]string{
 	"sysctl":     "procps",
 	"bird":       "bird2",
 	"birdc":      "bird2",
+	"etcd":       "etcd-server",
+	"etcdctl":    "etcd-client",
 }
 
 var install struct {
