@@ -143,7 +143,7 @@ func Parse(data []byte, name, dir string) (*Config, error) {
 	ts := root.table("translator")
 	c.decodeTranslator(ts, dir)
 	entries := root.tables("mapping")
-	c.decodeMappingSource(root.table("mappings"), len(entries), dir)
+	c.decodeMappingSource(mappingsSection(root), len(entries), dir)
 	c.decodeMappings(ts, entries)
 	c.decodeTun(root.table("tun"))
 	c.decodeMetrics(root.table("metrics"))

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/map646/map646/translator"
 )
 
@@ -58,6 +60,21 @@ const (
 	DefaultEtcdLeaseTTL       = 10 * time.Second
 	maxEtcdTimeout            = 5 * time.Minute
 )
+
+// mappingsSection returns the [mappings] table. [[mappings]] is far more
+// likely a misspelt [[mapping]] entry than a mistaken source section, and
+// is reported as such.
+func mappingsSection(root *section) *section {
+	if r, ok := root.raw("mappings"); ok {
+		if _, isArray := r.([]map[string]any); isArray {
+			root.bad("mappings", nil, "[[mappings]] is not a mapping entry; did you mean [[mapping]]? ([mappings] without the double brackets says where the mappings come from)")
+			t := &section{d: root.d, name: "mappings", keys: map[string]toml.Primitive{}, broken: true}
+			t.line = t.keyLine
+			return t
+		}
+	}
+	return root.table("mappings")
+}
 
 // decodeMappingSource reads [mappings]; it follows [translator] and the
 // [[mapping]] entries, which the etcd source excludes. dir resolves the

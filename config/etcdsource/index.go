@@ -166,38 +166,46 @@ func (x *index) mappings() []translator.Mapping {
 	return ms
 }
 
-// candidate is an entry read from etcd at start-up, waiting for build.
-type candidate struct {
-	rec record
-	rev int64 // ModRevision: of two overlapping entries, the older wins
+// lostEntry is an entry build refused: it overlaps the older entry to.
+type lostEntry struct {
+	rec, to record
+	rev     int64
 }
 
-// build replaces the index with the candidates that do not conflict,
-// and returns the others' positions in cands with the position of the one
-// each lost to. Older entries win, as they would have arriving one by one
-// through the watch: the candidates that overlap nothing (all of them in
-// a sane table) are taken in two sorts, and only those that overlap
-// something are inserted one by one, oldest first.
-func (x *index) build(cands []candidate) (lost [][2]int) {
-	involved := make([]bool, len(cands))
-	order := make([]int32, len(cands))
+// build makes the index of recs, entries read at start-up whose
+// ModRevisions are revs, and returns those it refused. It takes recs over
+// as its own storage (a million records are not copied). Older entries win,
+// as they would have arriving one by one through the watch: the entries
+// that overlap nothing (all of them in a sane table) are taken in two
+// sorts, and only those that overlap something are inserted one by one,
+// oldest first.
+func (x *index) build(recs []record, revs []int64) []lostEntry {
+	involved := make([]bool, len(recs))
+	order := make([]int32, len(recs))
 	for i := range order {
 		order[i] = int32(i)
 	}
-	markNested(cands, order, involved, false)
-	markNested(cands, order, involved, true)
+	markNested(recs, order, involved, false)
+	markNested(recs, order, involved, true)
+	order = nil
 
-	*x = index{recs: make([]record, 0, len(cands))}
-	var later []int32
-	for i := range cands {
+	type later struct {
+		rec record
+		rev int64
+	}
+	var late []later
+	n := 0
+	for i, r := range recs {
 		if involved[i] {
-			later = append(later, int32(i))
+			late = append(late, later{r, revs[i]})
 			continue
 		}
-		x.recs = append(x.recs, cands[i].rec)
+		recs[n] = r
+		n++
 	}
-	x.by4 = make([]int32, len(x.recs))
-	x.by6 = make([]int32, len(x.recs))
+	*x = index{recs: recs[:n]}
+	x.by4 = make([]int32, n)
+	x.by6 = make([]int32, n)
 	for i := range x.by4 {
 		x.by4[i], x.by6[i] = int32(i), int32(i)
 	}
@@ -206,16 +214,14 @@ func (x *index) build(cands []candidate) (lost [][2]int) {
 		return cmp128(x.recs[a].hi, x.recs[a].lo, x.recs[b].hi, x.recs[b].lo)
 	})
 
-	slices.SortFunc(later, func(a, b int32) int { return cmp.Compare(cands[a].rev, cands[b].rev) })
-	winner := map[record]int{}
-	for _, i := range later {
-		c := cands[i]
-		if r, bad := x.conflict(c.rec); bad {
-			lost = append(lost, [2]int{int(i), winner[r]})
+	slices.SortStableFunc(late, func(a, b later) int { return cmp.Compare(a.rev, b.rev) })
+	var lost []lostEntry
+	for _, l := range late {
+		if w, bad := x.conflict(l.rec); bad {
+			lost = append(lost, lostEntry{rec: l.rec, to: w, rev: l.rev})
 			continue
 		}
-		x.insert(c.rec)
-		winner[c.rec] = int(i)
+		x.insert(l.rec)
 	}
 	return lost
 }
@@ -224,7 +230,7 @@ func (x *index) build(cands []candidate) (lost [][2]int) {
 // sorted by first address then length, a prefix follows those that
 // contain it, and since two prefixes either nest or are disjoint, each
 // one that overlaps anything overlaps the top of a stack of open ones.
-func markNested(cands []candidate, order []int32, involved []bool, six bool) {
+func markNested(recs []record, order []int32, involved []bool, six bool) {
 	first := func(r record) (uint64, uint64, uint8) {
 		if six {
 			return r.hi, r.lo, r.len6
@@ -232,8 +238,8 @@ func markNested(cands []candidate, order []int32, involved []bool, six bool) {
 		return uint64(r.v4), 0, r.len4
 	}
 	slices.SortFunc(order, func(a, b int32) int {
-		ahi, alo, al := first(cands[a].rec)
-		bhi, blo, bl := first(cands[b].rec)
+		ahi, alo, al := first(recs[a])
+		bhi, blo, bl := first(recs[b])
 		if c := cmp128(ahi, alo, bhi, blo); c != 0 {
 			return c
 		}
@@ -241,9 +247,9 @@ func markNested(cands []candidate, order []int32, involved []bool, six bool) {
 	})
 	var stack []int32
 	for _, i := range order {
-		hi, lo, _ := first(cands[i].rec)
+		hi, lo, _ := first(recs[i])
 		for len(stack) > 0 {
-			top := cands[stack[len(stack)-1]].rec
+			top := recs[stack[len(stack)-1]]
 			var ehi, elo uint64
 			if six {
 				ehi, elo = top.last6()

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -44,8 +45,8 @@ type Config struct {
 	// from a network namespace).
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// PageSize is how many keys one request of the start-up read returns
-	// (default 10000): the read's memory is one page of etcd's answers
-	// plus the table's compact form, whatever the table's size.
+	// (default DefaultPageSize): the read's memory is one page of etcd's
+	// answers plus the table's compact form, whatever the table's size.
 	PageSize int
 	// ProbeInterval is how often etcd is asked whether it is reachable and
 	// how far the watch has come (default 1s); CacheDelay how long after a
@@ -53,6 +54,19 @@ type Config struct {
 	// one write).
 	ProbeInterval, CacheDelay time.Duration
 }
+
+// DefaultPageSize is the start-up read's page: 100,000 keys, about 6 MB
+// of answer. etcd 3.4 walks every key from a page's start to the range's
+// end to serve a limited range (3.5 stops at the limit), so each page
+// costs as much as the rest of the table: pages of 10,000 made a million
+// keys take 21 s to read, pages of 100,000 take TODO.
+const DefaultPageSize = 100000
+
+// minPageTimeout bounds a page of the start-up read, however short
+// request_timeout is: on etcd 3.4 a page of a million-key range takes
+// about half a second of the server's time (see DefaultPageSize), and a
+// timeout that cuts it would retry it forever.
+const minPageTimeout = 30 * time.Second
 
 // Source follows the mappings under Prefix+"/mappings/" in etcd and hands
 // their changes to an Applier: a snapshot, then deltas. It refuses bad
@@ -94,7 +108,7 @@ type badEntry struct {
 // and keeps trying.
 func New(cfg Config, apply Applier) (*Source, error) {
 	if cfg.PageSize <= 0 {
-		cfg.PageSize = 10000
+		cfg.PageSize = DefaultPageSize
 	}
 	if cfg.ProbeInterval <= 0 {
 		cfg.ProbeInterval = time.Second
@@ -299,15 +313,15 @@ func (s *Source) serveCache() {
 		s.log.Error("etcd unreachable and the cached table is of another prefix", "cached", c.prefix, "prefix", s.cfg.Prefix)
 		return
 	}
-	cands := make([]candidate, 0, len(c.recs))
+	recs := c.recs[:0]
 	for _, r := range c.recs {
 		if s.cfg.PseudoPrefix.IsValid() && r.mapping().IPv6.Overlaps(s.cfg.PseudoPrefix) {
 			continue // the pseudo prefix changed since: the entry would be refused
 		}
-		cands = append(cands, candidate{rec: r})
+		recs = append(recs, r)
 	}
 	s.mu.Lock()
-	s.idx.build(cands) // a cache from this package has no overlaps
+	s.idx.build(recs, make([]int64, len(recs))) // a cache from this package has no overlaps
 	s.watchRev = c.revision
 	s.setState(FromCache)
 	s.status.Revision = c.revision
@@ -325,7 +339,8 @@ func (s *Source) readAll(ctx context.Context) error {
 	start := time.Now()
 	dir := s.cfg.Prefix + mappingsDir
 	end := clientv3.GetPrefixRangeEnd(dir)
-	var cands []candidate
+	var recs []record // the valid entries, and their ModRevisions
+	var revs []int64
 	bad := map[string]*badEntry{}
 	var rev int64
 	from := dir
@@ -334,7 +349,7 @@ func (s *Source) readAll(ctx context.Context) error {
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev)) // every page at the first one's revision
 		}
-		rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		rctx, cancel := context.WithTimeout(ctx, max(s.cfg.RequestTimeout, minPageTimeout))
 		resp, err := s.client.Get(rctx, from, opts...)
 		cancel()
 		if err != nil {
@@ -342,6 +357,10 @@ func (s *Source) readAll(ctx context.Context) error {
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
+			// Count is every key of the range: room for all of them at
+			// once, not a million-entry slice grown by doubling.
+			n := min(resp.Count, int64(s.cfg.MaxMappings)+1)
+			recs, revs = make([]record, 0, n), make([]int64, 0, n)
 		}
 		for _, kv := range resp.Kvs {
 			m, msg := parseEntry(s.cfg.Prefix, kv.Key, kv.Value, s.cfg.PseudoPrefix)
@@ -349,10 +368,11 @@ func (s *Source) readAll(ctx context.Context) error {
 				bad[string(kv.Key)] = newBad(kv.Key, kv.Value, msg, kv.ModRevision)
 				continue
 			}
-			if len(cands) >= s.cfg.MaxMappings {
+			if len(recs) >= s.cfg.MaxMappings {
 				return fmt.Errorf("more than translator.max_mappings (%d) mappings under %s: not applied; raise max_mappings", s.cfg.MaxMappings, dir)
 			}
-			cands = append(cands, candidate{rec: toRecord(m), rev: kv.ModRevision})
+			recs = append(recs, toRecord(m))
+			revs = append(revs, kv.ModRevision)
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
 			break
@@ -361,15 +381,19 @@ func (s *Source) readAll(ctx context.Context) error {
 	}
 
 	var idx index
-	for _, l := range idx.build(cands) {
-		loser, winner := cands[l[0]].rec, cands[l[1]].rec
-		key := MappingKey(s.cfg.Prefix, loser.mapping().IPv4)
-		wkey := MappingKey(s.cfg.Prefix, winner.mapping().IPv4)
-		b := newBad([]byte(key), []byte(MappingValue(loser.mapping())), overlapReason(loser.mapping(), winner.mapping(), wkey), cands[l[0]].rev)
-		b.m, b.lostTo = loser.mapping(), wkey
+	for _, l := range idx.build(recs, revs) {
+		m, w := l.rec.mapping(), l.to.mapping()
+		key, wkey := MappingKey(s.cfg.Prefix, m.IPv4), MappingKey(s.cfg.Prefix, w.IPv4)
+		b := newBad([]byte(key), []byte(MappingValue(m)), overlapReason(m, w, wkey), l.rev)
+		b.m, b.lostTo = m, wkey
 		bad[key] = b
 	}
-	cands = nil
+	recs, revs = nil, nil
+	// A whole read leaves its pages and candidates to the collector (tens
+	// of MB at a million keys) just before the Applier builds its table,
+	// the peak of a node's memory: collected now, the heap's next goal is
+	// set by what is live, not by what the read left behind.
+	runtime.GC()
 	ms := idx.mappings()
 
 	s.mu.Lock()
