@@ -256,7 +256,14 @@ func (s *Source) Run(ctx context.Context) error {
 	if s.cfg.NodeID != "" {
 		wg.Go(func() { s.publish(ctx) })
 	}
+	// A page of the whole read may take long (minPageTimeout); whether
+	// etcd answers at all is known within request_timeout, and a node
+	// that cannot reach it serves its cache at once.
 	cacheTried := false
+	if !s.reachable(ctx) {
+		cacheTried = true
+		s.serveCache()
+	}
 	needRead := true
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -293,6 +300,15 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 	s.flushCache()
 	return ctx.Err()
+}
+
+// reachable reports whether etcd answers a linearizable read (which needs
+// its quorum) within request_timeout.
+func (s *Source) reachable(ctx context.Context) bool {
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	_, err := s.client.Get(rctx, s.cfg.Prefix+"/", clientv3.WithCountOnly())
+	return err == nil
 }
 
 var errCompacted = errors.New("required revision has been compacted")

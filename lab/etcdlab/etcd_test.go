@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/map646/map646/config/etcdsource"
@@ -112,6 +113,26 @@ func del(t *testing.T, cli *clientv3.Client, key string) int64 {
 	return r.Header.Revision
 }
 
+// metric returns the value of the gauge or counter name in reg.
+func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			m := mf.GetMetric()[0]
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
 func key(prefix string, n int) string { return etcdsource.MappingKey(prefix, mappingN(n).IPv4) }
 
 // TestEtcdSource runs the source against a real three-member cluster with
@@ -160,6 +181,17 @@ func TestEtcdSource(t *testing.T) {
 		}
 		if st := n.src.Status(); st.BadEntries != len(bad) || st.Mappings != 2500 {
 			t.Errorf("status %s: want 2500 mappings and %d bad entries", st, len(bad))
+		}
+		reg := prometheus.NewPedanticRegistry()
+		if err := n.src.Register(reg); err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range map[string]float64{"map646_etcd_mappings": 2500, "map646_etcd_bad_entries": float64(len(bad)),
+			"map646_etcd_table": 1, "map646_etcd_from_cache": 0, "map646_etcd_stale_seconds": 0, "map646_etcd_snapshots_total": 1,
+			"map646_etcd_revision": float64(n.src.Status().Revision)} {
+			if got := metric(t, reg, name); got != want {
+				t.Errorf("%s = %v, want %v", name, got, want)
+			}
 		}
 
 		// Deleting the winner of the overlap lets the loser in.
@@ -228,6 +260,13 @@ func TestEtcdSource(t *testing.T) {
 			t.Logf("stale %v after the cut: %s", time.Since(cut).Round(time.Millisecond), st)
 			if st.StaleSince.After(cut) || st.StaleSince.Before(cut.Add(-time.Second)) {
 				t.Errorf("stale since %v, want the last contact before the cut at %v", st.StaleSince, cut)
+			}
+			reg := prometheus.NewRegistry()
+			if err := n.src.Register(reg); err != nil {
+				t.Fatal(err)
+			}
+			if got := metric(t, reg, "map646_etcd_stale_seconds"); got < 0.5 {
+				t.Errorf("map646_etcd_stale_seconds = %v, stale since its last contact before the cut, a second (the probe's timeout) or more ago", got)
 			}
 			if len(n.src.BadEntries()) != 0 || n.src.Status().Mappings != 300 {
 				t.Errorf("the table changed while cut off: %s", n.src.Status())

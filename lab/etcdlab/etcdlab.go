@@ -33,6 +33,7 @@ import (
 
 // Cluster is a running etcd cluster and its switch.
 type Cluster struct {
+	t          netlab.TB // Start's: the members live as long as it
 	dir        string
 	pki        *pki
 	sw         *netlab.NS
@@ -69,7 +70,7 @@ func Start(t netlab.TB, n int) *Cluster {
 	t.Helper()
 	netlab.RequireRoot(t)
 	netlab.Need(t, "ip", "etcd")
-	c := &Cluster{dir: t.TempDir(), serial: 10}
+	c := &Cluster{t: t, dir: t.TempDir(), serial: 10}
 	var err error
 	if c.pki, err = newPKI(c.dir); err != nil {
 		t.Fatalf("etcdlab: CA: %v", err)
@@ -221,10 +222,15 @@ func (c *Cluster) Kill(t netlab.TB, m *Member) {
 	<-m.Proc.Done()
 }
 
-// Restart starts a killed member again on its data.
+// Restart starts a killed member again on its data. The process is
+// registered for cleanup on the cluster's test, not on t: a subtest that
+// restarts a member must not take it down when it ends.
 func (c *Cluster) Restart(t netlab.TB, m *Member) {
 	t.Helper()
-	c.startMember(t, m, "existing")
+	if !isExited(m.Proc) {
+		t.Fatalf("etcdlab: restart %s: it is running", m.Name)
+	}
+	c.startMember(c.t, m, "existing")
 }
 
 // CutClient takes the client's port down (its link to the cluster) and
