@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -159,4 +161,20 @@ func ReadNodes(ctx context.Context, c *clientv3.Client, prefix string) ([]NodeSt
 	}
 	slices.SortFunc(nodes, func(a, b NodeStatus) int { return strings.Compare(a.Node, b.Node) })
 	return nodes, rev, nil
+}
+
+// WriteCluster writes the nodes' records as `map646 status -cluster`
+// shows them: etcd's revision, then a line per node.
+func WriteCluster(w io.Writer, nodes []NodeStatus, etcdRevision int64) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "etcd revision %d, %d nodes\n", etcdRevision, len(nodes))
+	fmt.Fprintf(tw, "NODE\tSTATE\tSINCE\tREVISION\tLAG\tMAPPINGS\tBAD\tVERSION\n")
+	for _, n := range nodes {
+		since := "-"
+		if !n.Since.IsZero() {
+			since = n.Since.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", n.Node, n.State, since, n.Revision, n.Lag, n.Mappings, n.BadEntries, n.Version)
+	}
+	return tw.Flush()
 }

@@ -72,6 +72,10 @@ func AddMapping(ctx context.Context, c *clientv3.Client, prefix string, m transl
 	return 0, fmt.Errorf("etcdsource: add %s: %w to %q; remove it first to change it", key, ErrMapped, got)
 }
 
+// KeyOf returns the key of the mapping of the IPv4 prefix p: where a
+// mapping of this source comes from (`map646 lookup`).
+func (s *Source) KeyOf(p netip.Prefix) string { return MappingKey(s.cfg.Prefix, p) }
+
 // Remove deletes the mapping of the IPv4 prefix p from etcd and returns
 // the revision of the deletion.
 func (s *Source) Remove(ctx context.Context, p netip.Prefix) (int64, error) {

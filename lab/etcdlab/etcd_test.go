@@ -417,6 +417,9 @@ func TestEtcdSource(t *testing.T) {
 		if len(nodes) != 2 || nodes[0].Node != "192.0.2.1" || nodes[1].Node != "192.0.2.2" {
 			t.Fatalf("node records %+v, want 192.0.2.1 and 192.0.2.2", nodes)
 		}
+		var out strings.Builder
+		etcdsource.WriteCluster(&out, nodes, cur)
+		t.Logf("map646 status -cluster:\n%s", out.String())
 		for _, n := range nodes {
 			t.Logf("node %s: revision %d (etcd %d, lag %d), %s since %s", n.Node, n.Revision, cur, n.Lag, n.State, n.Since.Format(time.RFC3339))
 			if n.Revision < rev || n.State != "synced" || n.Mappings != 1 || n.Version != "lab" {
