@@ -19,6 +19,9 @@ type Config struct {
 	// Translator is the [translator] section.
 	Translator Translator
 
+	// Mappings says where the table comes from: the file (Table) or etcd.
+	Mappings Mappings
+
 	// Tun, Metrics and Log are the daemon's sections, read by `map646 run`.
 	Tun     Tun
 	Metrics Metrics
@@ -139,7 +142,9 @@ func Parse(data []byte, name, dir string) (*Config, error) {
 	// one (the mappings are checked against the pseudo prefix).
 	ts := root.table("translator")
 	c.decodeTranslator(ts, dir)
-	c.decodeMappings(ts, root.tables("mapping"))
+	entries := root.tables("mapping")
+	c.decodeMappingSource(mappingsSection(root), len(entries), dir)
+	c.decodeMappings(ts, entries)
 	c.decodeTun(root.table("tun"))
 	c.decodeMetrics(root.table("metrics"))
 	c.decodeLog(root.table("log"))

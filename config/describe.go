@@ -60,6 +60,17 @@ func (c *Config) Describe(w io.Writer) {
 	if t.MappingFile != "" {
 		line("mapping file", "%s", t.MappingFile)
 	}
+	if e := c.Mappings.Etcd; c.Mappings.Source == SourceEtcd {
+		tls := "no TLS"
+		switch {
+		case e.CertFile != "":
+			tls = "TLS with client certificate " + e.CertFile
+		case strings.HasPrefix(e.Endpoints[0], "https://"):
+			tls = "TLS without a client certificate"
+		}
+		line("mapping source", "etcd %s, keys %s/mappings/, %s; cached in %s (the table below is empty: it is read at run time)",
+			strings.Join(e.Endpoints, " "), e.Prefix, tls, c.Node.StateDir)
+	}
 
 	fmt.Fprintf(w, "\nmap646 run\n")
 	c.describeDaemon(line)

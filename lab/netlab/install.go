@@ -38,6 +38,8 @@ var Packages = map[string]string{
 	"dpkg-deb":        "dpkg",
 	"groff":           "groff-base",
 	"man":             "man-db",
+	"etcd":            "etcd-server",
+	"etcdctl":         "etcd-client",
 }
 
 var install struct {

@@ -1,0 +1,270 @@
+package etcdsource
+
+import (
+	"cmp"
+	"encoding/binary"
+	"net/netip"
+	"slices"
+
+	"github.com/map646/map646/translator"
+)
+
+// record is one accepted mapping, 24 bytes without pointers: a million of
+// them cost 24 MB, and the collector does not scan them.
+type record struct {
+	hi, lo     uint64 // IPv6 prefix
+	v4         uint32 // IPv4 prefix
+	len4, len6 uint8
+}
+
+func toRecord(m translator.Mapping) record {
+	a4, a6 := m.IPv4.Addr().As4(), m.IPv6.Addr().As16()
+	return record{
+		hi: binary.BigEndian.Uint64(a6[:8]), lo: binary.BigEndian.Uint64(a6[8:]),
+		v4: binary.BigEndian.Uint32(a4[:]), len4: uint8(m.IPv4.Bits()), len6: uint8(m.IPv6.Bits()),
+	}
+}
+
+func (r record) mapping() translator.Mapping {
+	var a6 [16]byte
+	binary.BigEndian.PutUint64(a6[:8], r.hi)
+	binary.BigEndian.PutUint64(a6[8:], r.lo)
+	return translator.Mapping{
+		IPv4: netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(r.v4 >> 24), byte(r.v4 >> 16), byte(r.v4 >> 8), byte(r.v4)}), int(r.len4)),
+		IPv6: netip.PrefixFrom(netip.AddrFrom16(a6), int(r.len6)),
+	}
+}
+
+// last4 and last6 are the last addresses of the record's prefixes.
+func (r record) last4() uint32 { return r.v4 | ^uint32(0)>>r.len4 }
+
+func (r record) last6() (hi, lo uint64) {
+	mhi, mlo := mask128(int(r.len6))
+	return r.hi | ^mhi, r.lo | ^mlo
+}
+
+func mask128(l int) (hi, lo uint64) {
+	switch {
+	case l == 0:
+		return 0, 0
+	case l <= 64:
+		return ^uint64(0) << (64 - l), 0
+	case l == 128:
+		return ^uint64(0), ^uint64(0)
+	}
+	return ^uint64(0), ^uint64(0) << (128 - l)
+}
+
+func cmp128(ahi, alo, bhi, blo uint64) int {
+	if c := cmp.Compare(ahi, bhi); c != 0 {
+		return c
+	}
+	return cmp.Compare(alo, blo)
+}
+
+// index holds the accepted mappings, which never overlap on either side,
+// sorted by first address on each side: a new mapping overlaps one of them
+// only if it overlaps its neighbour in that order, so the check is two
+// binary searches. Inserting or removing one moves the 4-byte positions
+// after it (about 2 MB at a million: a fraction of a millisecond), which
+// is cheaper in memory than a tree and fast enough for a controller's
+// rate of changes; a whole table is built at once by build.
+type index struct {
+	recs []record
+	free []int32 // recs slots free for reuse
+	by4  []int32 // recs positions sorted by IPv4 prefix
+	by6  []int32 // recs positions sorted by IPv6 prefix
+}
+
+func (x *index) len() int { return len(x.by4) }
+
+// search4 returns the position in by4 of the first record whose IPv4
+// prefix starts at or after a.
+func (x *index) search4(a uint32) int {
+	i, _ := slices.BinarySearchFunc(x.by4, a, func(r int32, a uint32) int { return cmp.Compare(x.recs[r].v4, a) })
+	return i
+}
+
+func (x *index) search6(hi, lo uint64) int {
+	i, _ := slices.BinarySearchFunc(x.by6, [2]uint64{hi, lo}, func(r int32, a [2]uint64) int {
+		return cmp128(x.recs[r].hi, x.recs[r].lo, a[0], a[1])
+	})
+	return i
+}
+
+// conflict returns an accepted record that overlaps n on either side.
+func (x *index) conflict(n record) (record, bool) {
+	i := x.search4(n.v4)
+	if i < len(x.by4) && x.recs[x.by4[i]].v4 <= n.last4() {
+		return x.recs[x.by4[i]], true
+	}
+	if i > 0 && x.recs[x.by4[i-1]].last4() >= n.v4 {
+		return x.recs[x.by4[i-1]], true
+	}
+	j := x.search6(n.hi, n.lo)
+	nhi, nlo := n.last6()
+	if j < len(x.by6) {
+		r := x.recs[x.by6[j]]
+		if cmp128(r.hi, r.lo, nhi, nlo) <= 0 {
+			return r, true
+		}
+	}
+	if j > 0 {
+		r := x.recs[x.by6[j-1]]
+		if hi, lo := r.last6(); cmp128(hi, lo, n.hi, n.lo) >= 0 {
+			return r, true
+		}
+	}
+	return record{}, false
+}
+
+// insert adds n, which must not conflict (see conflict).
+func (x *index) insert(n record) {
+	var at int32
+	if k := len(x.free); k > 0 {
+		at, x.free = x.free[k-1], x.free[:k-1]
+		x.recs[at] = n
+	} else {
+		at = int32(len(x.recs))
+		x.recs = append(x.recs, n)
+	}
+	x.by4 = slices.Insert(x.by4, x.search4(n.v4), at)
+	x.by6 = slices.Insert(x.by6, x.search6(n.hi, n.lo), at)
+}
+
+// find returns the accepted record whose IPv4 prefix is exactly p.
+func (x *index) find(v4 uint32, len4 uint8) (record, bool) {
+	i := x.search4(v4)
+	if i < len(x.by4) && x.recs[x.by4[i]].v4 == v4 && x.recs[x.by4[i]].len4 == len4 {
+		return x.recs[x.by4[i]], true
+	}
+	return record{}, false
+}
+
+// remove deletes the accepted record whose IPv4 prefix is exactly
+// (v4, len4), and returns it.
+func (x *index) remove(v4 uint32, len4 uint8) (record, bool) {
+	i := x.search4(v4)
+	if i >= len(x.by4) || x.recs[x.by4[i]].v4 != v4 || x.recs[x.by4[i]].len4 != len4 {
+		return record{}, false
+	}
+	at := x.by4[i]
+	r := x.recs[at]
+	x.by4 = slices.Delete(x.by4, i, i+1)
+	j := x.search6(r.hi, r.lo) // unique first addresses: the record itself
+	x.by6 = slices.Delete(x.by6, j, j+1)
+	x.free = append(x.free, at)
+	return r, true
+}
+
+// mappings returns every accepted mapping in IPv4 order.
+func (x *index) mappings() []translator.Mapping {
+	ms := make([]translator.Mapping, len(x.by4))
+	for i, r := range x.by4 {
+		ms[i] = x.recs[r].mapping()
+	}
+	return ms
+}
+
+// lostEntry is an entry build refused: it overlaps the older entry to.
+type lostEntry struct {
+	rec, to record
+	rev     int64
+}
+
+// build makes the index of recs, entries read at start-up whose
+// ModRevisions are revs, and returns those it refused. It takes recs over
+// as its own storage (a million records are not copied). Older entries win,
+// as they would have arriving one by one through the watch: the entries
+// that overlap nothing (all of them in a sane table) are taken in two
+// sorts, and only those that overlap something are inserted one by one,
+// oldest first.
+func (x *index) build(recs []record, revs []int64) []lostEntry {
+	involved := make([]bool, len(recs))
+	order := make([]int32, len(recs))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	markNested(recs, order, involved, false)
+	markNested(recs, order, involved, true)
+	order = nil
+
+	type later struct {
+		rec record
+		rev int64
+	}
+	var late []later
+	n := 0
+	for i, r := range recs {
+		if involved[i] {
+			late = append(late, later{r, revs[i]})
+			continue
+		}
+		recs[n] = r
+		n++
+	}
+	*x = index{recs: recs[:n]}
+	x.by4 = make([]int32, n)
+	x.by6 = make([]int32, n)
+	for i := range x.by4 {
+		x.by4[i], x.by6[i] = int32(i), int32(i)
+	}
+	slices.SortFunc(x.by4, func(a, b int32) int { return cmp.Compare(x.recs[a].v4, x.recs[b].v4) })
+	slices.SortFunc(x.by6, func(a, b int32) int {
+		return cmp128(x.recs[a].hi, x.recs[a].lo, x.recs[b].hi, x.recs[b].lo)
+	})
+
+	slices.SortStableFunc(late, func(a, b later) int { return cmp.Compare(a.rev, b.rev) })
+	var lost []lostEntry
+	for _, l := range late {
+		if w, bad := x.conflict(l.rec); bad {
+			lost = append(lost, lostEntry{rec: l.rec, to: w, rev: l.rev})
+			continue
+		}
+		x.insert(l.rec)
+	}
+	return lost
+}
+
+// markNested marks every candidate that overlaps another on one side:
+// sorted by first address then length, a prefix follows those that
+// contain it, and since two prefixes either nest or are disjoint, each
+// one that overlaps anything overlaps the top of a stack of open ones.
+func markNested(recs []record, order []int32, involved []bool, six bool) {
+	first := func(r record) (uint64, uint64, uint8) {
+		if six {
+			return r.hi, r.lo, r.len6
+		}
+		return uint64(r.v4), 0, r.len4
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		ahi, alo, al := first(recs[a])
+		bhi, blo, bl := first(recs[b])
+		if c := cmp128(ahi, alo, bhi, blo); c != 0 {
+			return c
+		}
+		return cmp.Compare(al, bl)
+	})
+	var stack []int32
+	for _, i := range order {
+		hi, lo, _ := first(recs[i])
+		for len(stack) > 0 {
+			top := recs[stack[len(stack)-1]]
+			var ehi, elo uint64
+			if six {
+				ehi, elo = top.last6()
+			} else {
+				ehi = uint64(top.last4())
+			}
+			if cmp128(ehi, elo, hi, lo) >= 0 {
+				break
+			}
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > 0 {
+			involved[i] = true
+			involved[stack[len(stack)-1]] = true
+		}
+		stack = append(stack, i)
+	}
+}
