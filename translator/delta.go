@@ -184,6 +184,24 @@ func (t *Table) All() iter.Seq2[int, Mapping] {
 	}
 }
 
+// Lookup4 returns the id of the entry whose IPv4 prefix holds a.
+func (t *Table) Lookup4(a netip.Addr) (int, bool) {
+	if !a.Is4() {
+		return -1, false
+	}
+	_, e, ok := t.Map4(a.As4())
+	return int(e), ok
+}
+
+// Lookup6 returns the id of the entry whose IPv6 prefix holds a.
+func (t *Table) Lookup6(a netip.Addr) (int, bool) {
+	if !a.Is6() || a.Is4In6() {
+		return -1, false
+	}
+	_, e, ok := t.Map6(a.As16())
+	return int(e), ok
+}
+
 // NeedsCompaction says whether the changes since NewTable are many enough
 // to make Compact worth its cost: each Apply would otherwise grow slower.
 func (t *Table) NeedsCompaction() bool {

@@ -33,8 +33,8 @@ func Prefixes(tr *translator.Translator) []netip.Prefix {
 	t := tr.Table()
 	type span struct{ lo, hi uint64 }
 	spans := make([]span, 0, t.Len())
-	for i := range t.Len() {
-		p := t.Mapping(i).IPv4
+	for _, m := range t.All() {
+		p := m.IPv4
 		lo := uint64(v4(p.Addr()))
 		spans = append(spans, span{lo, lo + 1<<(32-p.Bits()) - 1})
 	}
