@@ -32,6 +32,10 @@ func (c *Config) ParseMapping(v4, v6 string) (translator.Mapping, error) {
 	return m, errors.Join(errs...)
 }
 
+// FormatSide writes one side of a mapping as a mapping file line writes
+// it: a single address without its length.
+func FormatSide(p netip.Prefix) string { return single(p) }
+
 // FormatMapping writes m as a mapping file line writes it.
 func FormatMapping(m translator.Mapping) string { return showMapping(m, false) }
 

@@ -306,6 +306,22 @@ func (d *DataPlane) Lookup(fn func(tr *translator.Translator) int) (MappingCount
 	return st.counts(id), true
 }
 
+// Snapshot is the table in use at one moment and its counters, read
+// without a lock: the table is immutable, and the counters, read
+// atomically, go on counting (after a later swap they are those of the
+// table the snapshot holds, which counts no more).
+type Snapshot struct{ st *state }
+
+// Snapshot returns the table in use now and its counters.
+func (d *DataPlane) Snapshot() Snapshot { return Snapshot{d.state.Load()} }
+
+// Table returns the snapshot's table.
+func (s Snapshot) Table() *translator.Table { return s.st.tr.Table() }
+
+// Counts returns the counters of the mapping of id id of the snapshot's
+// table.
+func (s Snapshot) Counts(id int) MappingCounts { return s.st.counts(id) }
+
 func (st *state) counts(id int) MappingCounts {
 	if id < 0 || (id+1)*entryWords > len(st.entries) {
 		return MappingCounts{}

@@ -178,6 +178,9 @@ func (s *Server) handle(conn *net.UnixConn) {
 		fail(err)
 		return
 	}
+	if s.mappingCommand(conn, req, send, fail) {
+		return
+	}
 	var msg string
 	switch req.Command {
 	case "status":

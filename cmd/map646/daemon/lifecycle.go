@@ -218,6 +218,14 @@ func (c *lifecycle) setPlan(ctx context.Context, p Plan, tm drainTiming, flag dr
 	return c.announce(ctx)
 }
 
+// setIPv4 replaces the IPv4 prefixes announced at full health (a change
+// of the mapping table) and announces accordingly: the speaker changes
+// only the paths that differ.
+func (c *lifecycle) setIPv4(ctx context.Context, ipv4 []netip.Prefix) error {
+	c.plan.IPv4 = ipv4
+	return c.announce(ctx)
+}
+
 // setSpeaker attaches the speaker, which runs as routerID, once it runs.
 func (c *lifecycle) setSpeaker(s speaker, routerID netip.Addr) {
 	c.bgp, c.routerID = s, routerID

@@ -136,7 +136,7 @@ func newTestCtl(t *testing.T, stateDir string) *testCtl {
 		log:     log, now: now,
 	}
 	tc.publish()
-	tc.handler = controlHandler{tc.lifecycle, make(requests)}
+	tc.handler = controlHandler{tc.lifecycle, make(requests), nil}
 	ctx, cancel := context.WithCancel(context.Background())
 	tc.stopped = make(chan struct{})
 	go tc.serve(ctx)

@@ -103,6 +103,13 @@ type daemon struct {
 	openedC  <-chan openedDevice // the device an attempt creates
 	provenC  <-chan error        // the proof of a re-created device
 	recovery recovery
+
+	// tables is what the mapping commands read outside the loop
+	// (mappings.go); compactC brings back the table compacted in the
+	// background, compacting says one is being built.
+	tables     *tableView
+	compactC   <-chan compaction
+	compacting bool
 }
 
 // The daemon loop: one goroutine owns the node's state (the lifecycle, the
@@ -166,11 +173,16 @@ func (d *daemon) loop(sigs chan os.Signal) error {
 			d.log.Info("stopped")
 			return nil
 		case r := <-d.requests:
-			if r.command == "reload" {
+			switch r.command {
+			case "reload":
 				r.answer(d.reload())
-			} else {
+			case "mapping":
+				r.answer(d.ApplyMappings(r.changes, true))
+			default:
 				d.lc.handle(ctx, r)
 			}
+		case c := <-d.compactC:
+			d.compacted(c)
 		case now := <-d.lc.drainTick():
 			d.lc.drainSample(ctx, now)
 		case <-d.lc.drainTimer():
@@ -319,7 +331,9 @@ func (d *daemon) start() error {
 	if err := d.lc.ready(d.ctx, planOf(cfg, d.dp.Translator())); err != nil {
 		d.log.Warn("the first announcement failed; it is retried", "err", err)
 	}
-	d.control = control.NewServer(d.controlLn, controlHandler{d.lc, d.requests}, d.log.With("component", "control"))
+	d.tables = &tableView{dp: d.dp}
+	d.tables.cfg.Store(cfg)
+	d.control = control.NewServer(d.controlLn, controlHandler{d.lc, d.requests, d.tables}, d.log.With("component", "control"))
 	d.controlLn = nil
 
 	d.log.Info("serving", "config", d.path, "device", dev.Name(), "mtu", cfg.Tun.MTU,
@@ -548,6 +562,7 @@ func (d *daemon) reload() (string, error) {
 		errHealth = fmt.Errorf("[health] not applied, the running checks are kept: %w", errHealth)
 	}
 	d.cfg = cfg
+	d.tables.cfg.Store(cfg)
 	errAnnounce := d.lc.setPlan(ctx, planOf(cfg, tr), timingOf(cfg.Node), drainFlag{cfg.Node.StateDir})
 	if errAnnounce != nil {
 		errAnnounce = fmt.Errorf("announce (retried): %w", errAnnounce)
@@ -761,7 +776,7 @@ func (d *daemon) linger(wait time.Duration, sigs <-chan os.Signal) {
 			d.log.Warn("linger cut short", "signal", sig.String())
 			return
 		case r := <-d.requests:
-			if r.command == "reload" {
+			if r.command == "reload" || r.command == "mapping" {
 				r.answer("", errStopping)
 			} else {
 				d.lc.handle(d.ctx, r)

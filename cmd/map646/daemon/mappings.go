@@ -1,0 +1,352 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/map646/map646/cmd/map646/control"
+	"github.com/map646/map646/config"
+	"github.com/map646/map646/translator"
+	"github.com/map646/map646/translator/dataplane"
+)
+
+// The mapping table at run time (issue 15): lookups and listings are
+// served from a snapshot, outside the loop, so that a client reading a
+// million rows slowly holds nothing up; a change is an event of the loop,
+// like a reload: ApplyMappings.
+//
+// ApplyMappings is also the entry point of a mapping source other than
+// the file (etcd): it applies the changes with their origin and writes
+// nothing; the source is the durable copy.
+
+// tableView is what the control socket's mapping commands read outside
+// the loop: the configuration in use (its mapping file, [[mapping]]
+// entries and pseudo prefix), published by the loop, and the data plane,
+// whose table and counters are safe to read from any goroutine.
+type tableView struct {
+	cfg atomic.Pointer[config.Config]
+	dp  *dataplane.DataPlane
+}
+
+// Lookup says what the running table does with addr.
+func (h controlHandler) Lookup(addr string) (control.LookupResult, error) {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return control.LookupResult{}, fmt.Errorf("lookup: %q is not an IPv4 or IPv6 address", addr)
+	}
+	a = a.Unmap()
+	cfg := h.tv.cfg.Load()
+	r := control.LookupResult{Address: a.String()}
+	var m translator.Mapping
+	counts, found := h.tv.dp.Lookup(func(tr *translator.Translator) int {
+		t := tr.Table()
+		var id int
+		var ok bool
+		if a.Is4() {
+			id, ok = t.Lookup4(a)
+		} else {
+			id, ok = t.Lookup6(a)
+		}
+		if !ok {
+			return -1
+		}
+		m = t.Mapping(id)
+		r.Mapping = &control.MappingRow{ID: id, IPv4: config.FormatSide(m.IPv4), IPv6: config.FormatSide(m.IPv6)}
+		return id
+	})
+	if found {
+		setCounts(r.Mapping, counts)
+		r.Origin = originOf(cfg, m)
+		r.Translated, r.Note = mappedForm(m, a)
+		return r, nil
+	}
+	r.Mapping = nil
+	r.Translated, r.Note = pseudoForm(cfg.Translator.Config, a)
+	return r, nil
+}
+
+func setCounts(row *control.MappingRow, c dataplane.MappingCounts) {
+	row.Packets4to6, row.Bytes4to6 = c.Packets4to6, c.Bytes4to6
+	row.Packets6to4, row.Bytes6to4 = c.Packets6to4, c.Bytes6to4
+}
+
+// mappedForm translates a, which m holds, to the other side.
+func mappedForm(m translator.Mapping, a netip.Addr) (string, string) {
+	t, err := translator.NewTable([]translator.Mapping{m})
+	if err != nil {
+		return "", "mapped"
+	}
+	if a.Is4() {
+		v6, _, _ := t.Map4(a.As4())
+		return netip.AddrFrom16(v6).String(), "mapped: translated to and from IPv6 through this mapping"
+	}
+	v4, _, _ := t.Map6(a.As16())
+	return netip.AddrFrom4(v4).String(), "mapped: translated to and from IPv4 through this mapping"
+}
+
+// pseudoForm says what the policy does with an address no mapping holds.
+func pseudoForm(tc translator.Config, a netip.Addr) (string, string) {
+	pseudo := tc.PseudoPrefix
+	siit := tc.Policy == translator.PolicySIIT
+	if a.Is4() {
+		v6, ok := translator.EmbedIPv4(pseudo, a)
+		if !ok {
+			return "", "not mapped, and without a form in the pseudo prefix " + pseudo.String() + " (RFC 6052 §3.1: a non-global address behind 64:ff9b::/96): not translated"
+		}
+		if siit {
+			return v6.String(), "not mapped: translated through the pseudo prefix " + pseudo.String() + " as source and as destination (policy siit)"
+		}
+		return v6.String(), "not mapped: as a source (a client) it becomes " + v6.String() + " in the pseudo prefix " + pseudo.String() + "; as a destination it is not translated (policy datacenter: only mapped destinations)"
+	}
+	if v4, ok := translator.ExtractIPv4(pseudo, a); ok {
+		if siit {
+			return v4.String(), "in the pseudo prefix " + pseudo.String() + ": translated to and from " + v4.String() + " (policy siit)"
+		}
+		return v4.String(), "in the pseudo prefix " + pseudo.String() + ": as a destination it stands for the IPv4 client " + v4.String() + "; as a source it is dropped (policy datacenter: only mapped sources)"
+	}
+	if siit {
+		return "", "neither mapped nor in the pseudo prefix " + pseudo.String() + ": not translated"
+	}
+	return "", "neither mapped nor in the pseudo prefix " + pseudo.String() + ": not translated (policy datacenter: an unmapped IPv6 source is dropped)"
+}
+
+// originOf says where m is written: a [[mapping]] entry, a line of the
+// mapping file (read anew: the file changes at run time).
+func originOf(cfg *config.Config, m translator.Mapping) string {
+	if src := cfg.InlineSource(m); src != "" {
+		return src
+	}
+	line, err := cfg.MappingFileLine(m)
+	switch {
+	case err != nil:
+		return "unknown (" + err.Error() + ")"
+	case line > 0:
+		return cfg.MappingOrigin(line)
+	}
+	return "not in the configuration nor in the mapping file (applied at run time by another source)"
+}
+
+// Mappings streams the mappings of a snapshot of the table overlapping
+// prefix ("": all). The snapshot is the translator in use when it starts:
+// immutable, it needs no lock while a slow client reads it, and a change
+// meanwhile makes a new table without touching it.
+func (h controlHandler) Mappings(prefix string, row func(control.MappingRow) error) (int, error) {
+	var filter netip.Prefix
+	if prefix != "" {
+		p, err := netip.ParsePrefix(prefix)
+		if err != nil {
+			a, aerr := netip.ParseAddr(prefix)
+			if aerr != nil {
+				return 0, fmt.Errorf("mappings: %q is not a prefix or an address", prefix)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		filter = p.Masked()
+	}
+	snap := h.tv.dp.Snapshot()
+	n := 0
+	for id, m := range snap.Table().All() {
+		if filter.IsValid() && !m.IPv4.Overlaps(filter) && !m.IPv6.Overlaps(filter) {
+			continue
+		}
+		r := control.MappingRow{ID: id, IPv4: config.FormatSide(m.IPv4), IPv6: config.FormatSide(m.IPv6)}
+		setCounts(&r, snap.Counts(id))
+		if err := row(r); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// ChangeMapping parses the mapping and hands the change to the loop.
+func (h controlHandler) ChangeMapping(ctx context.Context, del bool, ipv4, ipv6 string) (string, error) {
+	cfg := h.tv.cfg.Load()
+	m, err := cfg.ParseMapping(ipv4, ipv6)
+	if err != nil {
+		return "", fmt.Errorf("refused: %w", err)
+	}
+	op := translator.Add
+	if del {
+		op = translator.Del
+	}
+	r := newRequest("mapping", false)
+	r.changes = []translator.MappingChange{{Op: op, Mapping: m, Origin: "control"}}
+	return h.q.ask(ctx, r, func(string) {})
+}
+
+// ApplyMappings applies changes to the running table as one delta, all or
+// none, and says what it did. durable: write them to the mapping file
+// first (a change from the control socket); a source that keeps its own
+// copy (etcd) passes false. It runs on the loop.
+//
+// Only what the changes touch changes: the table's affected entries
+// (translator.Table.Apply; the counters of the others stay where they
+// are), the kernel routes of the spans they join or leave
+// (dataplane.RouteDelta: removed before the table changes, added after,
+// as a reload orders them), and the announcements those routes make.
+func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool) (string, error) {
+	start := time.Now()
+	cur := d.dp.Translator()
+	next, err := cur.Apply(changes)
+	if err != nil {
+		return "", refusal(cur.Table(), changes, err)
+	}
+	if durable {
+		if err := d.cfg.ChangeMappingFile(changes); err != nil {
+			return "", fmt.Errorf("refused, nothing changed: %w", err)
+		}
+	}
+	var add, del []netip.Prefix
+	var errRemove, errAdd error
+	if d.routes != nil {
+		add, del = netRouteChanges(d.routes.Has, changes)
+		errRemove = d.routes.Remove(del)
+	}
+	d.dp.Apply(next)
+	if d.routes != nil {
+		errAdd = d.routes.Add(add)
+	}
+	errAnnounce := d.lc.setIPv4(d.ctx, announcedAfter(d.lc.plan.IPv4, d.cfg.BGP.Aggregates, next, changes))
+	d.compactLater(next.Table())
+	var words []string
+	for _, c := range changes {
+		words = append(words, c.Op.String()+" "+config.FormatMapping(c.Mapping))
+	}
+	msg := fmt.Sprintf("%s: %d mappings, %d routes added, %d removed", strings.Join(words, ", "), next.Table().Len(), len(add), len(del))
+	d.log.Info("mappings changed", "changes", strings.Join(words, ", "), "durable", durable, "mappings", next.Table().Len(),
+		"routes_added", len(add), "routes_removed", len(del), "took", time.Since(start).Round(time.Microsecond))
+	if err := errors.Join(errRemove, errAdd, errAnnounce); err != nil {
+		return "", fmt.Errorf("%s, but not every change was applied: %w", msg, err)
+	}
+	return msg, nil
+}
+
+// refusal writes the table's refusal of changes, naming each change and,
+// for a conflict, the mapping in the way.
+func refusal(t *translator.Table, changes []translator.MappingChange, err error) error {
+	var te *translator.TableError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("refused, nothing changed: %w", err)
+	}
+	var lines []string
+	for _, p := range te.Problems {
+		c := changes[p.Index]
+		line := fmt.Sprintf("%s %s: %s", c.Op, config.FormatMapping(c.Mapping), p.Msg)
+		if p.Other >= 0 && t.Live(p.Other) {
+			line += fmt.Sprintf(" (mapping %d is %s)", p.Other, config.FormatMapping(t.Mapping(p.Other)))
+		}
+		lines = append(lines, line)
+	}
+	return fmt.Errorf("refused, nothing changed: %s", strings.Join(lines, "; "))
+}
+
+// netRouteChanges returns the routes to add and to remove for changes,
+// given the routes there are (has): each change's RouteDelta against the
+// routes as the changes before it left them.
+func netRouteChanges(has func(netip.Prefix) bool, changes []translator.MappingChange) (add, del []netip.Prefix) {
+	added, removed := map[netip.Prefix]bool{}, map[netip.Prefix]bool{}
+	now := func(p netip.Prefix) bool {
+		switch {
+		case added[p]:
+			return true
+		case removed[p]:
+			return false
+		}
+		return has(p)
+	}
+	for _, c := range changes {
+		a, r := dataplane.RouteDelta(now, c.Mapping.IPv4, c.Op == translator.Add)
+		for _, p := range r {
+			if added[p] {
+				delete(added, p)
+			} else {
+				removed[p] = true
+			}
+		}
+		for _, p := range a {
+			if removed[p] {
+				delete(removed, p)
+			} else {
+				added[p] = true
+			}
+		}
+	}
+	return slices.SortedFunc(maps.Keys(added), netip.Prefix.Compare), slices.SortedFunc(maps.Keys(removed), netip.Prefix.Compare)
+}
+
+// announcedAfter returns the IPv4 prefixes to announce after changes
+// made next from a table whose announced prefixes were ipv4. Without
+// aggregates they are the routes, changed as the routes change, in place
+// (the loop owns the plan); with aggregates, whether an aggregate is still
+// needed depends on every mapping it covers, so they are computed anew
+// from the table (planOf).
+func announcedAfter(ipv4, aggregates []netip.Prefix, next *translator.Translator, changes []translator.MappingChange) []netip.Prefix {
+	if len(aggregates) > 0 {
+		return ipv4Announced(dataplane.Prefixes(next), aggregates)
+	}
+	has := func(p netip.Prefix) bool {
+		_, ok := slices.BinarySearchFunc(ipv4, p, netip.Prefix.Compare)
+		return ok
+	}
+	add, del := netRouteChanges(has, changes)
+	for _, p := range del {
+		if i, ok := slices.BinarySearchFunc(ipv4, p, netip.Prefix.Compare); ok {
+			ipv4 = slices.Delete(ipv4, i, i+1)
+		}
+	}
+	for _, p := range add {
+		if i, ok := slices.BinarySearchFunc(ipv4, p, netip.Prefix.Compare); !ok {
+			ipv4 = slices.Insert(ipv4, i, p)
+		}
+	}
+	return ipv4
+}
+
+// compactLater builds a fresh table of t's entries in the background when
+// its changes ask for it (translator.Table.NeedsCompaction); compacted
+// swaps it in.
+func (d *daemon) compactLater(t *translator.Table) {
+	if d.compacting || !t.NeedsCompaction() {
+		return
+	}
+	d.compacting = true
+	done := make(chan compaction, 1)
+	d.compactC = done
+	go func() {
+		start := time.Now()
+		nt, err := t.Compact()
+		done <- compaction{from: t, to: nt, err: err, took: time.Since(start)}
+	}()
+}
+
+// compaction is a table built anew in the background.
+type compaction struct {
+	from, to *translator.Table
+	err      error
+	took     time.Duration
+}
+
+// compacted swaps in the compacted table if the table has not changed
+// since it was started (else it starts again from the table in use). The
+// swap carries the counters over, as a reload does.
+func (d *daemon) compacted(c compaction) {
+	d.compacting, d.compactC = false, nil
+	cur := d.dp.Translator()
+	switch {
+	case c.err != nil:
+		d.log.Error("compacting the mapping table failed; the changes stay in its overlay", "err", c.err)
+	case cur.Table() != c.from:
+		d.compactLater(cur.Table())
+	default:
+		d.dp.Swap(cur.WithTable(c.to))
+		d.log.Info("mapping table compacted", "mappings", c.to.Len(), "took", c.took.Round(time.Millisecond))
+	}
+}
