@@ -42,16 +42,20 @@ func FormatMapping(m translator.Mapping) string { return showMapping(m, false) }
 // InlineSource says where m is written if it is one of the configuration's
 // [[mapping]] entries ("map646.toml:12: mapping[0]"), else "".
 func (c *Config) InlineSource(m translator.Mapping) string {
-	if c.table == nil {
-		return ""
-	}
-	for i := range c.origins.inline {
-		if c.table.Mapping(i) == m {
+	for i, o := range c.origins.inline {
+		if o.m == m {
 			return c.MappingSource(i)
 		}
 	}
 	return ""
 }
+
+// ReleaseTable drops the Config's reference to its table once the daemon
+// has taken it (or applied it to the running table as a delta): a running
+// table changes and is rebuilt (compaction), and a Config kept for its
+// settings must not keep an old million-entry table alive. Table and
+// NewTranslator return nil and an empty table after it; the origins stay.
+func (c *Config) ReleaseTable() { c.table = nil }
 
 // MappingFileLine returns the line of the mapping file that holds m, 0 if
 // none does; it reads the file anew (the daemon changes it at run time).

@@ -231,6 +231,9 @@ func (t *Table) Compact() (*Table, error) {
 // whose prefix is shorter, by more than 12 bits, than prefixes of its
 // family already in the table: it scans the slots of those lengths.
 func (t *Table) Apply(changes []MappingChange) (*Table, error) {
+	if len(changes) == 0 {
+		return t, nil
+	}
 	o := t.ov
 	if o == nil {
 		base := *t
@@ -474,4 +477,32 @@ func (t *Table) overlap6(hi, lo uint64, b int, live func(meta uint32) (int, bool
 		}
 	}
 	return 0, false
+}
+
+// Diff returns the changes that make a table of from's entries into one
+// of to's, deletions first (a mapping whose IPv6 side changed is deleted,
+// then added), or false when there are more than max: a reload applies a
+// small difference as a delta (Apply) and swaps a large one whole. It
+// costs a lookup per entry of each table.
+func Diff(from, to *Table, max int) ([]MappingChange, bool) {
+	var dels, adds []MappingChange
+	missing := func(t *Table, m Mapping) bool {
+		id, ok := t.Lookup4(m.IPv4.Addr())
+		return !ok || t.Mapping(id) != m
+	}
+	for _, m := range from.All() {
+		if missing(to, m) {
+			if dels = append(dels, MappingChange{Op: Del, Mapping: m}); len(dels) > max {
+				return nil, false
+			}
+		}
+	}
+	for _, m := range to.All() {
+		if missing(from, m) {
+			if adds = append(adds, MappingChange{Op: Add, Mapping: m}); len(dels)+len(adds) > max {
+				return nil, false
+			}
+		}
+	}
+	return append(dels, adds...), true
 }

@@ -237,3 +237,44 @@ func BenchmarkApply(b *testing.B) {
 		})
 	}
 }
+
+// TestDiff: the changes Diff finds, applied, give a table with the
+// entries of the target; past max it declines.
+func TestDiff(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 200 {
+		var a, b []Mapping
+		for range 20 {
+			m := randMapping(r)
+			if _, err := NewTable(append(slices.Clone(a), m)); err == nil {
+				a = append(a, m)
+			}
+			m = randMapping(r)
+			if _, err := NewTable(append(slices.Clone(b), m)); err == nil {
+				b = append(b, m)
+			}
+		}
+		ta, _ := NewTable(a)
+		tb, _ := NewTable(b)
+		changes, ok := Diff(ta, tb, 100)
+		if !ok {
+			t.Fatal("declined under max")
+		}
+		got, err := ta.Apply(changes)
+		if err != nil {
+			t.Fatalf("Apply(Diff) = %v", err)
+		}
+		var all []Mapping
+		for _, m := range got.All() {
+			all = append(all, m)
+		}
+		if !sameSet(all, b) {
+			t.Fatalf("Apply(Diff(%v, %v)) = %v", a, b, all)
+		}
+		if n := len(changes); n > 1 {
+			if _, ok := Diff(ta, tb, n-1); ok {
+				t.Fatalf("%d changes accepted under max %d", n, n-1)
+			}
+		}
+	}
+}

@@ -137,6 +137,23 @@ func TestMappingAtRunTime(t *testing.T) {
 		t.Errorf("lookup of an unmapped address: %+v", l)
 	}
 
+	// A reload of the file, changed by hand, applies as a delta: the
+	// counters stay where they are.
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("198.51.100.40 2001:db8:1::40\n")
+	f.Close()
+	p.signal(syscall.SIGHUP)
+	reloaded, next := p.wait("reloaded", next)
+	if reloaded["as_delta"] != true || reloaded["delta"] != float64(1) || reloaded["mappings"] != float64(4) {
+		t.Errorf("reloaded: %v; want one change applied as a delta", reloaded)
+	}
+	if c := lookup("198.51.100.10").Mapping; c.ID != after.ID || c.Packets4to6 != after.Packets4to6 {
+		t.Errorf("198.51.100.10 after the reload: %+v, before %+v", c, after)
+	}
+
 	// A restart keeps it: it is in the file.
 	p.signal(syscall.SIGTERM)
 	p.wait("stopped", next)
@@ -152,11 +169,11 @@ func TestMappingAtRunTime(t *testing.T) {
 	if l := lookup("198.51.100.11"); l.Mapping != nil {
 		t.Errorf("lookup after del: %+v", l.Mapping)
 	}
-	if got, _ := os.ReadFile(file); string(got) != "# web\n198.51.100.10 2001:db8:1::10\n" {
+	if got, _ := os.ReadFile(file); string(got) != "# web\n198.51.100.10 2001:db8:1::10\n198.51.100.40 2001:db8:1::40\n" {
 		t.Errorf("mapping file after del: %q", got)
 	}
 	// The /31 splits back: .11 has no route into the device any more.
-	want = "198.51.100.10 dev m646r0,198.51.100.16/28 dev m646r0,64:ff9b::/96 dev m646r0"
+	want = "198.51.100.10 dev m646r0,198.51.100.16/28 dev m646r0,198.51.100.40 dev m646r0,64:ff9b::/96 dev m646r0"
 	if got := strings.Join(routes(t, ns), ","); got != want {
 		t.Errorf("routes after del %s, want %s", got, want)
 	}

@@ -310,6 +310,11 @@ func announcedAfter(ipv4, aggregates []netip.Prefix, next *translator.Translator
 	return ipv4
 }
 
+// maxReloadDelta is the largest difference a reload applies as a delta;
+// past it the table just loaded is swapped in whole (the overlay would
+// ask for a compaction at once).
+const maxReloadDelta = 1024
+
 // compactLater builds a fresh table of t's entries in the background when
 // its changes ask for it (translator.Table.NeedsCompaction); compacted
 // swaps it in.

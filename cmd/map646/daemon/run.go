@@ -266,6 +266,7 @@ func (d *daemon) start() error {
 	if err != nil {
 		return fmt.Errorf("dataplane: %w", err)
 	}
+	cfg.ReleaseTable() // the data plane's from now on: see reload
 	dev, err := openDevice(cfg.Tun, d.log)
 	if err != nil {
 		return err
@@ -526,6 +527,17 @@ func (d *daemon) reload() (string, error) {
 	}
 	d.keepRestartOnly(cfg)
 	d.warnExposure(cfg)
+	// A small difference from the running table is applied to it as a
+	// delta: the counters stay in place, and the table just loaded is
+	// dropped rather than kept beside the running one.
+	cur := d.dp.Translator()
+	delta, applied := 0, false
+	if changes, ok := translator.Diff(cur.Table(), tr.Table(), maxReloadDelta); ok {
+		if t, err := cur.Table().Apply(changes); err == nil {
+			tr, delta, applied = tr.WithTable(t), len(changes), true
+		}
+	}
+	cfg.ReleaseTable()
 
 	// While the data plane is being recovered there are no routes: the
 	// recovery installs those of the table in use, the new one.
@@ -535,7 +547,11 @@ func (d *daemon) reload() (string, error) {
 		add, del = d.routes.Diff(dataplane.Prefixes(tr))
 		errRemove = d.routes.Remove(del)
 	}
-	d.dp.Swap(tr)
+	if applied {
+		d.dp.Apply(tr)
+	} else {
+		d.dp.Swap(tr)
+	}
 	d.dp.SetICMPLimit(cfg.Translator.ICMPErrorRate, cfg.Translator.ICMPErrorBurst)
 	d.dp.SetPMTULimit(cfg.Translator.ICMPPMTUErrorRate, cfg.Translator.ICMPPMTUErrorBurst)
 	if cfg.Tun.BusyPoll != d.cfg.Tun.BusyPoll {
@@ -567,7 +583,8 @@ func (d *daemon) reload() (string, error) {
 	if errAnnounce != nil {
 		errAnnounce = fmt.Errorf("announce (retried): %w", errAnnounce)
 	}
-	args := []any{"config", d.path, "mappings", tr.Table().Len(),
+	d.compactLater(tr.Table())
+	args := []any{"config", d.path, "mappings", tr.Table().Len(), "delta", delta, "as_delta", applied,
 		"routes_added", len(add), "routes_removed", len(del), "took", time.Since(start).Round(time.Millisecond)}
 	msg := fmt.Sprintf("reloaded %s: %d mappings, %d routes added, %d removed", d.path, tr.Table().Len(), len(add), len(del))
 	if err := errors.Join(errRemove, errAdd, errBGP, errHealth, errAnnounce); err != nil {
