@@ -199,6 +199,9 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 	if err != nil {
 		return "", refusal(cur.Table(), changes, err)
 	}
+	if n, max := next.Table().Len(), d.cfg.Translator.MaxMappings; n > max && n > cur.Table().Len() {
+		return "", fmt.Errorf("refused, nothing changed: %d mappings, more than translator.max_mappings (%d)", n, max)
+	}
 	if durable {
 		if err := d.cfg.ChangeMappingFile(changes); err != nil {
 			return "", fmt.Errorf("refused, nothing changed: %w", err)
