@@ -1,8 +1,10 @@
 package config
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -64,38 +66,67 @@ func (c *Config) MappingFileLine(m translator.Mapping) (int, error) {
 	if path == "" {
 		return 0, nil
 	}
-	data, err := readLimited(path, c.Translator.MaxMappingFileBytes)
+	f, err := os.Open(path)
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", path, err)
+		return 0, err
 	}
-	line, _, _ := findLine(string(data), m, c.Translator.PseudoPrefix)
-	return line, nil
+	defer f.Close()
+	line, _, _, err := findLine(f, m, c.Translator.PseudoPrefix)
+	return line, err
 }
 
-// findLine returns the line of text (a mapping file) that holds m and
-// that line's byte range, the newline included; line 0 if none.
-func findLine(text string, m translator.Mapping, pseudo netip.Prefix) (line, start, end int) {
-	for line, at := 1, 0; at < len(text); line++ {
-		s, _, found := strings.Cut(text[at:], "\n")
-		next := at + len(s)
-		if found {
-			next++
+// findLine returns the line of a mapping file that holds m and that
+// line's byte range, the newline included; line 0 if none. It reads the
+// file as a stream, and parses only the lines whose IPv4 field is m's
+// written as netip writes it (the only way to write it, with or without
+// its length).
+func findLine(r io.Reader, m translator.Mapping, pseudo netip.Prefix) (line int, start, end int64, err error) {
+	want4, want4len := single(m.IPv4), m.IPv4.String()
+	br := bufio.NewReaderSize(r, 64<<10)
+	var at int64
+	for line = 1; ; line++ {
+		b, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than the buffer holds no mapping the loader
+			// accepted as ours: skip it.
+			n := int64(len(b))
+			for errors.Is(err, bufio.ErrBufferFull) {
+				b, err = br.ReadSlice('\n')
+				n += int64(len(b))
+			}
+			at += n
+			if err != nil {
+				break
+			}
+			continue
 		}
+		next := at + int64(len(b))
+		s := strings.TrimSuffix(string(b), "\n")
 		if i := strings.IndexByte(s, '#'); i >= 0 {
 			s = s[:i]
 		}
 		v4, rest := nextField(s)
-		v6, rest := nextField(rest)
-		if extra, _ := nextField(rest); v4 != "" && v6 != "" && extra == "" {
-			p4, msg4 := parseSide(v4, "IPv4", example4, pseudo)
-			p6, msg6 := parseSide(v6, "IPv6", example6, pseudo)
-			if msg4 == "" && msg6 == "" && p4 == m.IPv4 && p6 == m.IPv6 {
-				return line, at, next
+		if v4 == want4 || v4 == want4len {
+			v6, rest := nextField(rest)
+			if extra, _ := nextField(rest); v6 != "" && extra == "" {
+				p6, msg6 := parseSide(v6, "IPv6", example6, pseudo)
+				if msg6 == "" && p6 == m.IPv6 {
+					return line, at, next, nil
+				}
 			}
 		}
 		at = next
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return 0, 0, 0, nil
+			}
+			return 0, 0, 0, err
+		}
 	}
-	return 0, 0, 0
+	if errors.Is(err, io.EOF) {
+		return 0, 0, 0, nil
+	}
+	return 0, 0, 0, err
 }
 
 // ErrNoDurableSource refuses a runtime change that nothing would keep.
@@ -107,10 +138,12 @@ var ErrNoDurableSource = errors.New("no translator.mapping_file to write the cha
 // comments and blank lines included, stays as it is. A mapping that is a
 // [[mapping]] entry cannot be deleted here: the refusal names its place.
 //
-// The file is replaced atomically: written whole to a temporary file in
-// its directory, synced, renamed over it, and the directory synced, so a
-// crash leaves the old file or the new one, never a mix. Its mode is kept.
-// It costs a read and a write of the file (a million lines: about 30 MB).
+// The file is replaced atomically: copied to a temporary file in its
+// directory with the changes (the kernel copies the unchanged runs:
+// copy_file_range, nothing of it in the daemon's memory), synced, renamed
+// over it, and the directory synced, so a crash leaves the old file or the
+// new one, never a mix. Its mode is kept. A million lines (30 MB) cost a
+// read to find a deleted line and a copy.
 func (c *Config) ChangeMappingFile(changes []translator.MappingChange) error {
 	for _, ch := range changes {
 		if ch.Op == translator.Del {
@@ -123,35 +156,75 @@ func (c *Config) ChangeMappingFile(changes []translator.MappingChange) error {
 	if path == "" {
 		return ErrNoDurableSource
 	}
-	data, err := readLimited(path, c.Translator.MaxMappingFileBytes)
+	// One change at a time, each a rewrite: a batch from the control
+	// socket is one change, and a source that sends many (etcd) keeps its
+	// own copy and does not write here.
+	for _, ch := range changes {
+		if err := c.changeFile(path, ch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) changeFile(path string, ch translator.MappingChange) error {
+	src, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	text := string(data)
-	for _, ch := range changes {
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	size := fi.Size()
+	if size > int64(c.Translator.MaxMappingFileBytes) {
+		return fmt.Errorf("%s is %d bytes, more than translator.max_mapping_file_bytes (%d)", path, size, c.Translator.MaxMappingFileBytes)
+	}
+	return writeAtomic(path, fi.Mode().Perm(), func(dst *os.File) error {
 		if ch.Op == translator.Del {
-			line, start, end := findLine(text, ch.Mapping, c.Translator.PseudoPrefix)
-			if line == 0 {
+			line, start, end, err := findLine(src, ch.Mapping, c.Translator.PseudoPrefix)
+			switch {
+			case err != nil:
+				return err
+			case line == 0:
 				return fmt.Errorf("%s is not in %s (changed by hand since the last reload?); reload to resynchronize", FormatMapping(ch.Mapping), path)
 			}
-			text = text[:start] + text[end:]
-			continue
+			if err := copyRange(dst, src, 0, start); err != nil {
+				return err
+			}
+			return copyRange(dst, src, end, size-end)
 		}
-		if text != "" && !strings.HasSuffix(text, "\n") {
-			text += "\n"
+		if err := copyRange(dst, src, 0, size); err != nil {
+			return err
 		}
-		text += FormatMapping(ch.Mapping) + "\n"
-	}
-	return writeAtomic(path, []byte(text))
+		line := FormatMapping(ch.Mapping) + "\n"
+		if size > 0 {
+			var last [1]byte
+			if _, err := src.ReadAt(last[:], size-1); err != nil {
+				return err
+			}
+			if last[0] != '\n' {
+				line = "\n" + line
+			}
+		}
+		_, err := dst.WriteString(line)
+		return err
+	})
 }
 
-// writeAtomic replaces the file at path with data: temporary file, fsync,
-// rename, fsync of the directory.
-func writeAtomic(path string, data []byte) error {
-	mode := os.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil {
-		mode = fi.Mode().Perm()
+// copyRange copies n bytes of src from offset off to the end of dst.
+func copyRange(dst, src *os.File, off, n int64) error {
+	if _, err := src.Seek(off, io.SeekStart); err != nil {
+		return err
 	}
+	_, err := io.Copy(dst, io.LimitReader(src, n))
+	return err
+}
+
+// writeAtomic replaces the file at path with what fill writes: temporary
+// file, fsync, rename, fsync of the directory.
+func writeAtomic(path string, mode os.FileMode, fill func(*os.File) error) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".new-*")
 	if err != nil {
@@ -163,7 +236,7 @@ func writeAtomic(path string, data []byte) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if _, err := f.Write(data); err != nil {
+	if err := fill(f); err != nil {
 		return fail(err)
 	}
 	if err := f.Chmod(mode); err != nil {
