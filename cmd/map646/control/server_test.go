@@ -146,7 +146,7 @@ func TestControlBadRequests(t *testing.T) {
 	_, h, path := newTestServer(t)
 	for _, tc := range []struct{ req, want string }{
 		{"hello\n", "request is not a JSON object"},
-		{`{"command":"frobnicate"}` + "\n", `unknown command "frobnicate": status, drain, undrain or reload`},
+		{`{"command":"frobnicate"}` + "\n", `unknown command "frobnicate": status, drain, undrain, reload, lookup, mappings, mapping-add or mapping-del`},
 		{`{"command":"reload","force":true}` + "\n", "force applies to drain only"},
 		{`{"command":"drain","extra":1}` + "\n", `unknown field "extra"`},
 		{`{}` + "\n", `request has no "command"`},
