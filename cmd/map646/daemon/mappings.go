@@ -358,3 +358,66 @@ func (d *daemon) compacted(c compaction) {
 		d.log.Info("mapping table compacted", "mappings", c.to.Len(), "took", c.took.Round(time.Millisecond))
 	}
 }
+
+// MappingUpdate is what a mapping source other than the file (etcd) sends
+// the daemon loop: a delta (Changes, each with its Origin) or the whole
+// table (Snapshot non-nil: after a start or a compacted watch). Result, if
+// not nil, gets the outcome (buffered by the sender: the loop never waits
+// on it).
+type MappingUpdate struct {
+	Changes  []translator.MappingChange
+	Snapshot []translator.Mapping
+	Result   chan<- error
+}
+
+// applyUpdate applies u on the loop; the source keeps its own durable
+// copy, so nothing is written to the mapping file.
+func (d *daemon) applyUpdate(u MappingUpdate) {
+	var err error
+	if u.Snapshot != nil {
+		err = d.ApplySnapshot(u.Snapshot)
+	} else {
+		_, err = d.ApplyMappings(u.Changes, false)
+	}
+	if err != nil {
+		d.log.Error("mapping update refused; the running table is kept", "err", err)
+	}
+	if u.Result != nil {
+		u.Result <- err
+	}
+}
+
+// ApplySnapshot makes ms the running table: as a delta when it differs by
+// at most maxReloadDelta mappings (translator.Diff), else swapped whole
+// with the routes and announcements recomputed, as a reload does.
+func (d *daemon) ApplySnapshot(ms []translator.Mapping) error {
+	table, err := translator.NewTable(ms)
+	if err != nil {
+		return fmt.Errorf("snapshot refused: %w", err)
+	}
+	cur := d.dp.Translator()
+	if changes, ok := translator.Diff(cur.Table(), table, maxReloadDelta); ok {
+		if len(changes) == 0 {
+			return nil
+		}
+		_, err := d.ApplyMappings(changes, false)
+		return err
+	}
+	tr, err := translator.New(cur.Config(), table)
+	if err != nil {
+		return fmt.Errorf("snapshot refused: %w", err)
+	}
+	var add, del []netip.Prefix
+	var errRemove, errAdd error
+	if d.routes != nil {
+		add, del = d.routes.Diff(dataplane.Prefixes(tr))
+		errRemove = d.routes.Remove(del)
+	}
+	d.dp.Swap(tr)
+	if d.routes != nil {
+		errAdd = d.routes.Add(add)
+	}
+	errAnnounce := d.lc.setIPv4(d.ctx, planOf(d.cfg, tr).IPv4)
+	d.log.Info("mapping table replaced", "mappings", table.Len(), "routes_added", len(add), "routes_removed", len(del))
+	return errors.Join(errRemove, errAdd, errAnnounce)
+}

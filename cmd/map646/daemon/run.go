@@ -110,6 +110,9 @@ type daemon struct {
 	tables     *tableView
 	compactC   <-chan compaction
 	compacting bool
+	// updates brings the changes of a mapping source other than the file
+	// (etcd); nil without one.
+	updates <-chan MappingUpdate
 }
 
 // The daemon loop: one goroutine owns the node's state (the lifecycle, the
@@ -183,6 +186,8 @@ func (d *daemon) loop(sigs chan os.Signal) error {
 			}
 		case c := <-d.compactC:
 			d.compacted(c)
+		case u := <-d.updates:
+			d.applyUpdate(u)
 		case now := <-d.lc.drainTick():
 			d.lc.drainSample(ctx, now)
 		case <-d.lc.drainTimer():

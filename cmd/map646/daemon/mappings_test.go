@@ -1,0 +1,149 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/map646/map646/config"
+	"github.com/map646/map646/routing"
+	"github.com/map646/map646/translator"
+	"github.com/map646/map646/translator/dataplane"
+	"github.com/map646/map646/translator/tun"
+)
+
+// idleDevice is a tun device that is never read: the data plane is not
+// run, only its table changed.
+type idleDevice struct{}
+
+func (idleDevice) Name() string                             { return "idle0" }
+func (idleDevice) Queues() int                              { return 1 }
+func (idleDevice) ReadBatch(int, []tun.Packet) (int, error) { select {} }
+func (idleDevice) WriteBatch(int, []tun.Packet) error       { return nil }
+func (idleDevice) Dropped() uint64                          { return 0 }
+func (idleDevice) SetBusyPoll(time.Duration)                {}
+func (idleDevice) Close() error                             { return nil }
+
+const updatesConfig = `[translator]
+pseudo_prefix = "64:ff9b::/96"
+ipv4_address = "192.0.2.1"
+ipv6_address = "2001:db8:64::1"
+
+[[mapping]]
+ipv4 = "198.51.100.10"
+ipv6 = "2001:db8:1::10"
+
+[[mapping]]
+ipv4 = "198.51.100.11"
+ipv6 = "2001:db8:1::11"
+`
+
+// newUpdateDaemon returns a daemon with a data plane that is not run, no
+// kernel routes and a fake speaker: enough for the table's updates.
+func newUpdateDaemon(t *testing.T) (*daemon, *fakeSpeaker) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(updatesConfig), "test.toml", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := cfg.NewTranslator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := &fakeSpeaker{}
+	var log logRecorder
+	lc := &lifecycle{node: NewNode(log.logger(), time.Now), bgp: sp, hm: allHealthy{}, log: log.logger(), now: time.Now}
+	d := &daemon{cfg: cfg, log: log.logger(), ctx: context.Background(), lc: lc,
+		dp: dataplane.New(tr, idleDevice{}, dataplane.Options{ICMPErrorRate: 1, ICMPErrorBurst: 1})}
+	if err := lc.ready(d.ctx, planOf(cfg, tr)); err != nil {
+		t.Fatal(err)
+	}
+	return d, sp
+}
+
+// announcedIPv4 returns the IPv4 prefixes the fake speaker announces.
+func announcedIPv4(sp *fakeSpeaker) []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range sp.Announced() {
+		if a.Prefix.Addr().Is4() {
+			out = append(out, a.Prefix)
+		}
+	}
+	slices.SortFunc(out, netip.Prefix.Compare)
+	return out
+}
+
+// TestApplyUpdates: deltas and snapshots from a mapping source change the
+// table, and the announcements follow exactly as if computed anew from
+// the table (planOf); a small snapshot goes as a delta (the ids of the
+// mappings kept stay), a large one is swapped whole; a conflict is
+// refused naming the mapping in the way.
+func TestApplyUpdates(t *testing.T) {
+	d, sp := newUpdateDaemon(t)
+	check := func(step string) {
+		t.Helper()
+		var want []netip.Prefix
+		for _, p := range planOf(d.cfg, d.dp.Translator()).IPv4 {
+			want = append(want, p)
+		}
+		slices.SortFunc(want, netip.Prefix.Compare)
+		if got := announcedIPv4(sp); !slices.Equal(got, want) {
+			t.Errorf("%s: announced %v, the table calls for %v", step, got, want)
+		}
+	}
+	check("start")
+	mp := func(a, b string) translator.Mapping {
+		m, err := d.cfg.ParseMapping(a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	id10, _ := d.dp.Translator().Table().Lookup4(netip.MustParseAddr("198.51.100.10"))
+
+	if _, err := d.ApplyMappings([]translator.MappingChange{
+		{Op: translator.Add, Mapping: mp("198.51.100.12/30", "2001:db8:2::/126"), Origin: "etcd /m/1"},
+		{Op: translator.Del, Mapping: mp("198.51.100.11", "2001:db8:1::11"), Origin: "etcd /m/2"},
+	}, false); err != nil {
+		t.Fatal(err)
+	}
+	check("delta")
+	_, err := d.ApplyMappings([]translator.MappingChange{{Op: translator.Add, Mapping: mp("198.51.100.13", "2001:db8:3::13")}}, false)
+	if err == nil || !strings.Contains(err.Error(), "overlaps mapping") || !strings.Contains(err.Error(), "is 198.51.100.12/30 2001:db8:2::/126)") {
+		t.Errorf("an overlap: %v", err)
+	}
+
+	snap := []translator.Mapping{mp("198.51.100.10", "2001:db8:1::10"), mp("203.0.113.0/24", "2001:db8:5::/120")}
+	u := make(chan error, 1)
+	d.applyUpdate(MappingUpdate{Snapshot: snap, Result: u})
+	if err := <-u; err != nil {
+		t.Fatal(err)
+	}
+	check("small snapshot")
+	if id, ok := d.dp.Translator().Table().Lookup4(netip.MustParseAddr("198.51.100.10")); !ok || id != id10 {
+		t.Errorf("a small snapshot moved 198.51.100.10 from id %d to %d", id10, id)
+	}
+
+	snap = snap[:0]
+	for i := range 2000 {
+		snap = append(snap, mp(fmt.Sprintf("100.64.%d.%d", i/250, i%250+1), fmt.Sprintf("2001:db8:9::%x", i+1)))
+	}
+	if err := d.ApplySnapshot(snap); err != nil {
+		t.Fatal(err)
+	}
+	check("large snapshot")
+	if n := d.dp.Translator().Table().Len(); n != 2000 {
+		t.Errorf("%d mappings after the large snapshot, want 2000", n)
+	}
+	var calls [][]routing.Announcement
+	sp.mu.Lock()
+	calls = sp.calls
+	sp.mu.Unlock()
+	if len(calls) < 4 {
+		t.Errorf("%d announcements, want one per update", len(calls))
+	}
+}
