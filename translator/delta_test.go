@@ -278,3 +278,35 @@ func TestDiff(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTableLookupOverlay is BenchmarkTableLookup's 1M case on a table
+// with changes pending in its overlay (compactAdds additions and as many
+// deletions): what a lookup costs between a change and the compaction.
+func BenchmarkTableLookupOverlay(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	ms := dcMappings(1_000_000, rng)
+	t, err := NewTable(ms)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var changes []MappingChange
+	for i := range compactAdds {
+		changes = append(changes, MappingChange{Op: Add, Mapping: rackMapping(11<<24|uint32(i), 1<<22+i)}, MappingChange{Op: Del, Mapping: ms[i]})
+	}
+	if t, err = t.Apply(changes); err != nil {
+		b.Fatal(err)
+	}
+	q4 := make([][4]byte, 1<<16)
+	for i := range q4 {
+		q4[i] = ms[compactAdds+rng.IntN(len(ms)-compactAdds)].IPv4.Addr().As4()
+	}
+	hits := 0
+	for i := 0; b.Loop(); i++ {
+		if _, _, ok := t.Map4(q4[i&(len(q4)-1)]); ok {
+			hits++
+		}
+	}
+	if hits == 0 {
+		b.Fatal("no hit")
+	}
+}
