@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,23 @@ import (
 type tableView struct {
 	cfg atomic.Pointer[config.Config]
 	dp  *dataplane.DataPlane
+	// origins says where the mappings applied by a source other than the
+	// file come from (an etcd key), by mapping; written by the loop.
+	origins sync.Map
+}
+
+// record keeps the origins of changes applied without the file.
+func (tv *tableView) record(changes []translator.MappingChange) {
+	if tv == nil {
+		return
+	}
+	for _, c := range changes {
+		if c.Op == translator.Del {
+			tv.origins.Delete(c.Mapping)
+		} else if c.Origin != "" {
+			tv.origins.Store(c.Mapping, c.Origin)
+		}
+	}
 }
 
 // Lookup says what the running table does with addr.
@@ -64,6 +82,9 @@ func (h controlHandler) Lookup(addr string) (control.LookupResult, error) {
 	if found {
 		setCounts(r.Mapping, counts)
 		r.Origin = originOf(cfg, m)
+		if o, ok := h.tv.origins.Load(m); ok {
+			r.Origin = o.(string)
+		}
 		r.Translated, r.Note = mappedForm(m, a)
 		return r, nil
 	}
@@ -206,6 +227,8 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 		if err := d.cfg.ChangeMappingFile(changes); err != nil {
 			return "", fmt.Errorf("refused, nothing changed: %w", err)
 		}
+	} else {
+		d.tables.record(changes)
 	}
 	var add, del []netip.Prefix
 	var errRemove, errAdd error
@@ -359,14 +382,24 @@ func (d *daemon) compacted(c compaction) {
 	}
 }
 
+// recordAll makes snap's origins the only ones recorded.
+func (d *daemon) recordAll(snap []translator.MappingChange) {
+	if d.tables == nil {
+		return
+	}
+	d.tables.origins.Clear()
+	d.tables.record(snap)
+}
+
 // MappingUpdate is what a mapping source other than the file (etcd) sends
 // the daemon loop: a delta (Changes, each with its Origin) or the whole
 // table (Snapshot non-nil: after a start or a compacted watch). Result, if
 // not nil, gets the outcome (buffered by the sender: the loop never waits
 // on it).
 type MappingUpdate struct {
-	Changes  []translator.MappingChange
-	Snapshot []translator.Mapping
+	Changes []translator.MappingChange
+	// Snapshot is the whole table, every change an Add with its Origin.
+	Snapshot []translator.MappingChange
 	Result   chan<- error
 }
 
@@ -390,7 +423,11 @@ func (d *daemon) applyUpdate(u MappingUpdate) {
 // ApplySnapshot makes ms the running table: as a delta when it differs by
 // at most maxReloadDelta mappings (translator.Diff), else swapped whole
 // with the routes and announcements recomputed, as a reload does.
-func (d *daemon) ApplySnapshot(ms []translator.Mapping) error {
+func (d *daemon) ApplySnapshot(snap []translator.MappingChange) error {
+	ms := make([]translator.Mapping, len(snap))
+	for i, c := range snap {
+		ms[i] = c.Mapping
+	}
 	table, err := translator.NewTable(ms)
 	if err != nil {
 		return fmt.Errorf("snapshot refused: %w", err)
@@ -401,6 +438,7 @@ func (d *daemon) ApplySnapshot(ms []translator.Mapping) error {
 			return nil
 		}
 		_, err := d.ApplyMappings(changes, false)
+		d.recordAll(snap)
 		return err
 	}
 	tr, err := translator.New(cur.Config(), table)
@@ -418,6 +456,7 @@ func (d *daemon) ApplySnapshot(ms []translator.Mapping) error {
 		errAdd = d.routes.Add(add)
 	}
 	errAnnounce := d.lc.setIPv4(d.ctx, planOf(d.cfg, tr).IPv4)
+	d.recordAll(snap)
 	d.log.Info("mapping table replaced", "mappings", table.Len(), "routes_added", len(add), "routes_removed", len(del))
 	return errors.Join(errRemove, errAdd, errAnnounce)
 }

@@ -59,6 +59,8 @@ func newUpdateDaemon(t *testing.T) (*daemon, *fakeSpeaker) {
 	lc := &lifecycle{node: NewNode(log.logger(), time.Now), bgp: sp, hm: allHealthy{}, log: log.logger(), now: time.Now}
 	d := &daemon{cfg: cfg, log: log.logger(), ctx: context.Background(), lc: lc,
 		dp: dataplane.New(tr, idleDevice{}, dataplane.Options{ICMPErrorRate: 1, ICMPErrorBurst: 1})}
+	d.tables = &tableView{dp: d.dp}
+	d.tables.cfg.Store(cfg)
 	if err := lc.ready(d.ctx, planOf(cfg, tr)); err != nil {
 		t.Fatal(err)
 	}
@@ -117,20 +119,27 @@ func TestApplyUpdates(t *testing.T) {
 		t.Errorf("an overlap: %v", err)
 	}
 
-	snap := []translator.Mapping{mp("198.51.100.10", "2001:db8:1::10"), mp("203.0.113.0/24", "2001:db8:5::/120")}
+	snap := []translator.MappingChange{{Mapping: mp("198.51.100.10", "2001:db8:1::10"), Origin: "etcd /m/10"}, {Mapping: mp("203.0.113.0/24", "2001:db8:5::/120"), Origin: "etcd /m/5"}}
 	u := make(chan error, 1)
 	d.applyUpdate(MappingUpdate{Snapshot: snap, Result: u})
 	if err := <-u; err != nil {
 		t.Fatal(err)
 	}
 	check("small snapshot")
+	h := controlHandler{tv: d.tables}
+	if l, err := h.Lookup("203.0.113.9"); err != nil || l.Origin != "etcd /m/5" || l.Translated != "2001:db8:5::9" {
+		t.Errorf("lookup of a mapping from the snapshot: %+v, %v", l, err)
+	}
+	if l, err := h.Lookup("198.51.100.10"); err != nil || l.Origin != "etcd /m/10" {
+		t.Errorf("lookup of a mapping the snapshot kept: %+v, %v", l, err)
+	}
 	if id, ok := d.dp.Translator().Table().Lookup4(netip.MustParseAddr("198.51.100.10")); !ok || id != id10 {
 		t.Errorf("a small snapshot moved 198.51.100.10 from id %d to %d", id10, id)
 	}
 
 	snap = snap[:0]
 	for i := range 2000 {
-		snap = append(snap, mp(fmt.Sprintf("100.64.%d.%d", i/250, i%250+1), fmt.Sprintf("2001:db8:9::%x", i+1)))
+		snap = append(snap, translator.MappingChange{Mapping: mp(fmt.Sprintf("100.64.%d.%d", i/250, i%250+1), fmt.Sprintf("2001:db8:9::%x", i+1))})
 	}
 	if err := d.ApplySnapshot(snap); err != nil {
 		t.Fatal(err)
