@@ -220,9 +220,11 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 	if err != nil {
 		return "", refusal(cur.Table(), changes, err)
 	}
+	tableTook := time.Since(start)
 	if n, max := next.Table().Len(), d.cfg.Translator.MaxMappings; n > max && n > cur.Table().Len() {
 		return "", fmt.Errorf("refused, nothing changed: %d mappings, more than translator.max_mappings (%d)", n, max)
 	}
+	fileStart := time.Now()
 	if durable {
 		if err := d.cfg.ChangeMappingFile(changes); err != nil {
 			return "", fmt.Errorf("refused, nothing changed: %w", err)
@@ -230,6 +232,7 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 	} else {
 		d.tables.record(changes)
 	}
+	fileTook := time.Since(fileStart)
 	var add, del []netip.Prefix
 	var errRemove, errAdd error
 	if d.routes != nil {
@@ -248,7 +251,8 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 	}
 	msg := fmt.Sprintf("%s: %d mappings, %d routes added, %d removed", strings.Join(words, ", "), next.Table().Len(), len(add), len(del))
 	d.log.Info("mappings changed", "changes", strings.Join(words, ", "), "durable", durable, "mappings", next.Table().Len(),
-		"routes_added", len(add), "routes_removed", len(del), "took", time.Since(start).Round(time.Microsecond))
+		"routes_added", len(add), "routes_removed", len(del), "table_took", tableTook.Round(time.Microsecond),
+		"file_took", fileTook.Round(time.Microsecond), "took", time.Since(start).Round(time.Microsecond))
 	if err := errors.Join(errRemove, errAdd, errAnnounce); err != nil {
 		return "", fmt.Errorf("%s, but not every change was applied: %w", msg, err)
 	}
