@@ -16,7 +16,7 @@ import (
 // The design: the table NewTable built (the base) stays immutable, and a
 // delta makes a new Table that shares the base's slots and adds an
 // overlay: the mappings added since (a small table of their own, rebuilt
-// by NewTable at each delta) and a bitmap of the base entries deleted
+// at each delta, each entry checked once) and a bitmap of the base entries deleted
 // since (tombstones). A lookup tries the base, then, if it missed or hit a
 // tombstone, the overlay. Readers stay lock-free and allocation-free: a
 // Table is still immutable, and the data plane swaps the pointer.
@@ -26,14 +26,17 @@ import (
 // and deleting from a linear-probing hash moves other keys back along
 // their runs, so a concurrent reader could miss a key that is in the
 // table. Copy-on-write of the base's slot arrays costs their size (48 MB
-// per direction at a million) per delta. The overlay costs, per delta, a
+// per direction at a million) per delta; cut into shards, copied one at a
+// time, it would cost less per delta but add a dependent load (the shard's
+// pointer) to every lookup, hit or miss. The overlay costs, per delta, a
 // rebuild of at most compactAdds entries and a copy of the tombstone
 // bitmap (128 KB at a million): well under a millisecond (see
 // BenchmarkApply), and lookups on a table without changes pay one
 // predictable branch (Map4, Map6).
 //
-// The overlay grows with the changes; past compactAdds additions or
-// compactDead deletions, NeedsCompaction says so, and the owner builds a
+// The overlay grows with the changes; past compactAdds additions, or
+// deletions of more than an eighth of the base (at least compactDeadMin),
+// NeedsCompaction says so, and the owner builds a
 // fresh base with Compact, away from the hot path (the daemon does it in
 // the background and swaps the result in like a reload).
 //
