@@ -16,9 +16,9 @@ import (
 // The design: the table NewTable built (the base) stays immutable, and a
 // delta makes a new Table that shares the base's slots and adds an
 // overlay: the mappings added since (a small table of their own, rebuilt
-// at each delta, each entry checked once) and a bitmap of the base entries deleted
-// since (tombstones). A lookup tries the base, then, if it missed or hit a
-// tombstone, the overlay. Readers stay lock-free and allocation-free: a
+// at each delta, each entry checked once) and a bitmap of the base
+// entries deleted since (tombstones). A lookup tries the base, then, if
+// it missed or hit a tombstone, the overlay. Readers stay lock-free and allocation-free: a
 // Table is still immutable, and the data plane swaps the pointer.
 //
 // Why not make the base itself mutable under a single writer: a slot is 24
@@ -36,9 +36,9 @@ import (
 //
 // The overlay grows with the changes; past compactAdds additions, or
 // deletions of more than an eighth of the base (at least compactDeadMin),
-// NeedsCompaction says so, and the owner builds a
-// fresh base with Compact, away from the hot path (the daemon does it in
-// the background and swaps the result in like a reload).
+// NeedsCompaction says so, and the owner builds a fresh base with
+// Compact, away from the hot path (the daemon does it in the background
+// and swaps the result in like a reload).
 //
 // Entry indexes ("ids") stay stable across deltas, so that the data
 // plane's per-mapping counters, indexed by them, need not move: the
