@@ -240,6 +240,7 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 		errRemove = d.routes.Remove(del)
 	}
 	d.dp.Apply(next)
+	d.changedSinceCompact(changes)
 	if d.routes != nil {
 		errAdd = d.routes.Add(add)
 	}
@@ -352,7 +353,7 @@ func (d *daemon) compactLater(t *translator.Table) {
 	if d.compacting || !t.NeedsCompaction() {
 		return
 	}
-	d.compacting = true
+	d.compacting, d.sinceCompact, d.compactStale = true, nil, false
 	done := make(chan compaction, 1)
 	d.compactC = done
 	go func() {
@@ -362,6 +363,13 @@ func (d *daemon) compactLater(t *translator.Table) {
 	}()
 }
 
+// changedSinceCompact records changes applied while a compaction runs.
+func (d *daemon) changedSinceCompact(changes []translator.MappingChange) {
+	if d.compacting {
+		d.sinceCompact = append(d.sinceCompact, changes...)
+	}
+}
+
 // compaction is a table built anew in the background.
 type compaction struct {
 	from, to *translator.Table
@@ -369,21 +377,34 @@ type compaction struct {
 	took     time.Duration
 }
 
-// compacted swaps in the compacted table if the table has not changed
-// since it was started (else it starts again from the table in use). The
-// swap carries the counters over, as a reload does.
+// compacted swaps in the compacted table, with the changes made since it
+// was started applied to it: a stream of changes (a controller adding
+// mappings one by one) must not keep a compaction from ever landing. A
+// table replaced whole meanwhile (a large reload or snapshot) makes it
+// stale: it is dropped, and one is started from the table in use if that
+// asks for it. The swap carries the counters over, as a reload does.
 func (d *daemon) compacted(c compaction) {
 	d.compacting, d.compactC = false, nil
+	since, stale := d.sinceCompact, d.compactStale
+	d.sinceCompact = nil
 	cur := d.dp.Translator()
+	to := c.to
+	var err error
 	switch {
 	case c.err != nil:
 		d.log.Error("compacting the mapping table failed; the changes stay in its overlay", "err", c.err)
-	case cur.Table() != c.from:
+		return
+	case stale:
 		d.compactLater(cur.Table())
-	default:
-		d.dp.Swap(cur.WithTable(c.to))
-		d.log.Info("mapping table compacted", "mappings", c.to.Len(), "took", c.took.Round(time.Millisecond))
+		return
+	case len(since) > 0:
+		if to, err = to.Apply(since); err != nil { // they applied to the same entries: a bug
+			d.log.Error("the changes made while compacting do not apply to the compacted table; it is dropped", "err", err)
+			return
+		}
 	}
+	d.dp.Swap(cur.WithTable(to))
+	d.log.Info("mapping table compacted", "mappings", to.Len(), "changes_since", len(since), "took", c.took.Round(time.Millisecond))
 }
 
 // recordAll makes snap's origins the only ones recorded.
@@ -456,6 +477,7 @@ func (d *daemon) ApplySnapshot(snap []translator.MappingChange) error {
 		errRemove = d.routes.Remove(del)
 	}
 	d.dp.Swap(tr)
+	d.compactStale = true
 	if d.routes != nil {
 		errAdd = d.routes.Add(add)
 	}

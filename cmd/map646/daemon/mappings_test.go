@@ -156,3 +156,39 @@ func TestApplyUpdates(t *testing.T) {
 		t.Errorf("%d announcements, want one per update", len(calls))
 	}
 }
+
+// TestCompactionUnderChanges: past the overlay's bound a compaction
+// starts in the background; changes made while it runs are applied to
+// its result, which lands: nothing is lost, the overlay is gone.
+func TestCompactionUnderChanges(t *testing.T) {
+	d, _ := newUpdateDaemon(t)
+	add := func(i int) {
+		t.Helper()
+		m := translator.Mapping{IPv4: netip.MustParsePrefix(fmt.Sprintf("100.64.%d.%d/32", i/250, i%250+1)),
+			IPv6: netip.MustParsePrefix(fmt.Sprintf("2001:db8:9::%x/128", i+1))}
+		if _, err := d.ApplyMappings([]translator.MappingChange{{Op: translator.Add, Mapping: m}}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	i := 0
+	for ; !d.compacting; i++ {
+		if i > 5000 {
+			t.Fatal("no compaction started after 5000 additions")
+		}
+		add(i)
+	}
+	for range 10 { // while it runs
+		add(i)
+		i++
+	}
+	d.compacted(<-d.compactC)
+	tab := d.dp.Translator().Table()
+	if tab.Len() != 2+i || tab.Span() != tab.Len() || tab.NeedsCompaction() {
+		t.Errorf("after the compaction: %d mappings, span %d, needs compaction %v; want %d, the 10 changes since in its overlay", tab.Len(), tab.Span(), tab.NeedsCompaction(), 2+i)
+	}
+	for j := range i {
+		if _, ok := tab.Lookup4(netip.MustParseAddr(fmt.Sprintf("100.64.%d.%d", j/250, j%250+1))); !ok {
+			t.Fatalf("mapping %d lost by the compaction", j)
+		}
+	}
+}

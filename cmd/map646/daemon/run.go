@@ -110,6 +110,11 @@ type daemon struct {
 	tables     *tableView
 	compactC   <-chan compaction
 	compacting bool
+	// sinceCompact are the changes applied while it is built, applied to
+	// it when it comes back; compactStale says the table was replaced
+	// whole meanwhile.
+	sinceCompact []translator.MappingChange
+	compactStale bool
 	// updates brings the changes of a mapping source other than the file
 	// (etcd); nil without one.
 	updates <-chan MappingUpdate
@@ -540,6 +545,7 @@ func (d *daemon) reload() (string, error) {
 	if changes, ok := translator.Diff(cur.Table(), tr.Table(), maxReloadDelta); ok {
 		if t, err := cur.Table().Apply(changes); err == nil {
 			tr, delta, applied = tr.WithTable(t), len(changes), true
+			d.changedSinceCompact(changes)
 		}
 	}
 	cfg.ReleaseTable()
@@ -556,6 +562,7 @@ func (d *daemon) reload() (string, error) {
 		d.dp.Apply(tr)
 	} else {
 		d.dp.Swap(tr)
+		d.compactStale = true
 	}
 	d.dp.SetICMPLimit(cfg.Translator.ICMPErrorRate, cfg.Translator.ICMPErrorBurst)
 	d.dp.SetPMTULimit(cfg.Translator.ICMPPMTUErrorRate, cfg.Translator.ICMPPMTUErrorBurst)
