@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -309,4 +311,58 @@ func BenchmarkTableLookupOverlay(b *testing.B) {
 	if hits == 0 {
 		b.Fatal("no hit")
 	}
+}
+
+// TestApplyConcurrentReaders: readers look the table up while a writer
+// applies changes and publishes each new table through an atomic pointer,
+// as the data plane does: an entry no change touches is always found,
+// unchanged, and one being added and removed is either absent or right.
+// Run with -race, it also shows the tables are published whole.
+func TestApplyConcurrentReaders(t *testing.T) {
+	mp := func(a, b string) Mapping { return Mapping{netip.MustParsePrefix(a), netip.MustParsePrefix(b)} }
+	kept, toggled := mp("198.51.100.10/32", "2001:db8:1::10/128"), mp("198.51.100.11/32", "2001:db8:1::11/128")
+	base, err := NewTable([]Mapping{kept})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cur atomic.Pointer[Table]
+	cur.Store(base)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tab := cur.Load()
+				v6, _, ok := tab.Map4([4]byte{198, 51, 100, 10})
+				if !ok || netip.AddrFrom16(v6) != kept.IPv6.Addr() {
+					t.Errorf("the kept mapping: %v %v", netip.AddrFrom16(v6), ok)
+					return
+				}
+				if v6, _, ok := tab.Map4([4]byte{198, 51, 100, 11}); ok && netip.AddrFrom16(v6) != toggled.IPv6.Addr() {
+					t.Errorf("the toggled mapping: %v", netip.AddrFrom16(v6))
+					return
+				}
+			}
+		}()
+	}
+	tab := base
+	for i := range 2000 {
+		op := Add
+		if i%2 == 1 {
+			op = Del
+		}
+		if tab, err = tab.Apply([]MappingChange{{Op: op, Mapping: toggled}}); err != nil {
+			t.Fatal(err)
+		}
+		cur.Store(tab)
+	}
+	close(stop)
+	wg.Wait()
 }
