@@ -65,3 +65,22 @@ func TestRouteDelta(t *testing.T) {
 		}
 	}
 }
+
+// TestAnyWithin against a scan of the routes.
+func TestAnyWithin(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 500 {
+		rs := &Routes{}
+		var ps []netip.Prefix
+		for range r.IntN(20) {
+			ps = append(ps, netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, byte(r.IntN(4)), byte(r.IntN(256))}), 20+r.IntN(13)).Masked())
+		}
+		ps = append(ps, netip.MustParsePrefix("64:ff9b::/96"))
+		rs.insert(slices.Clone(ps))
+		a := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, byte(r.IntN(4)), byte(r.IntN(256))}), 16+r.IntN(17)).Masked()
+		want := slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Addr().Is4() && p.Bits() >= a.Bits() && a.Contains(p.Addr()) })
+		if got := rs.AnyWithin(a); got != want {
+			t.Fatalf("AnyWithin(%v) = %v in %v", a, got, ps)
+		}
+	}
+}

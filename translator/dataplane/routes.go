@@ -432,3 +432,20 @@ func routeContaining(has func(netip.Prefix) bool, a uint64) (lo, hi uint64, ok b
 
 // Has says whether the route to p is installed.
 func (r *Routes) Has(p netip.Prefix) bool { return r.has(p) }
+
+// AnyWithin says whether an installed route lies inside a (or is a):
+// whether an aggregate covering it is still needed. The routes are sorted
+// by length, then address: one binary search per length from a's on.
+func (r *Routes) AnyWithin(a netip.Prefix) bool {
+	for l := a.Bits(); l <= a.Addr().BitLen(); l++ {
+		first := netip.PrefixFrom(a.Addr(), l)
+		i, _ := slices.BinarySearchFunc(r.installed, first, netip.Prefix.Compare)
+		if i < len(r.installed) {
+			p := r.installed[i]
+			if p.Bits() == l && p.Addr().Is4() == a.Addr().Is4() && a.Contains(p.Addr()) {
+				return true
+			}
+		}
+	}
+	return false
+}

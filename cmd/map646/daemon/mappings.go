@@ -244,7 +244,7 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 	if d.routes != nil {
 		errAdd = d.routes.Add(add)
 	}
-	errAnnounce := d.lc.setIPv4(d.ctx, announcedAfter(d.lc.plan.IPv4, d.cfg.BGP.Aggregates, next, changes))
+	errAnnounce := d.lc.setIPv4(d.ctx, d.announcedAfter(next, changes, add, del))
 	d.compactLater(next.Table())
 	var words []string
 	for _, c := range changes {
@@ -313,29 +313,74 @@ func netRouteChanges(has func(netip.Prefix) bool, changes []translator.MappingCh
 	return slices.SortedFunc(maps.Keys(added), netip.Prefix.Compare), slices.SortedFunc(maps.Keys(removed), netip.Prefix.Compare)
 }
 
-// announcedAfter returns the IPv4 prefixes to announce after changes
-// made next from a table whose announced prefixes were ipv4. Without
-// aggregates they are the routes, changed as the routes change, in place
-// (the loop owns the plan); with aggregates, whether an aggregate is still
-// needed depends on every mapping it covers, so they are computed anew
-// from the table (planOf).
-func announcedAfter(ipv4, aggregates []netip.Prefix, next *translator.Translator, changes []translator.MappingChange) []netip.Prefix {
-	if len(aggregates) > 0 {
-		return ipv4Announced(dataplane.Prefixes(next), aggregates)
+// announcedAfter returns the IPv4 prefixes to announce once changes have
+// made next and the kernel routes changed by radd and rdel (nil without
+// kernel routes), changing the plan's list in place (the loop owns it) by
+// what the changes touch, as ipv4Announced would compute it anew:
+// without aggregates, the routes themselves; with aggregates, a route
+// covered by some aggregate brings the aggregate instead, and an
+// aggregate stays while a route lies inside it (Routes.AnyWithin).
+// Without kernel routes (the data plane being recovered) and with
+// aggregates, the list is computed anew from the table.
+func (d *daemon) announcedAfter(next *translator.Translator, changes []translator.MappingChange, radd, rdel []netip.Prefix) []netip.Prefix {
+	ipv4, aggs := d.lc.plan.IPv4, d.cfg.BGP.Aggregates
+	insert := func(p netip.Prefix) {
+		if i, ok := slices.BinarySearchFunc(ipv4, p, netip.Prefix.Compare); !ok {
+			ipv4 = slices.Insert(ipv4, i, p)
+		}
 	}
-	has := func(p netip.Prefix) bool {
-		_, ok := slices.BinarySearchFunc(ipv4, p, netip.Prefix.Compare)
-		return ok
-	}
-	add, del := netRouteChanges(has, changes)
-	for _, p := range del {
+	remove := func(p netip.Prefix) {
 		if i, ok := slices.BinarySearchFunc(ipv4, p, netip.Prefix.Compare); ok {
 			ipv4 = slices.Delete(ipv4, i, i+1)
 		}
 	}
-	for _, p := range add {
-		if i, ok := slices.BinarySearchFunc(ipv4, p, netip.Prefix.Compare); !ok {
-			ipv4 = slices.Insert(ipv4, i, p)
+	if len(aggs) == 0 {
+		// The announced prefixes are the routes: the same walk on them.
+		has := func(p netip.Prefix) bool {
+			_, ok := slices.BinarySearchFunc(ipv4, p, netip.Prefix.Compare)
+			return ok
+		}
+		add, del := netRouteChanges(has, changes)
+		for _, p := range del {
+			remove(p)
+		}
+		for _, p := range add {
+			insert(p)
+		}
+		return ipv4
+	}
+	if d.routes == nil {
+		return ipv4Announced(dataplane.Prefixes(next), aggs)
+	}
+	covering := func(p netip.Prefix) []netip.Prefix {
+		var out []netip.Prefix
+		for _, a := range aggs {
+			if a.Bits() <= p.Bits() && a.Contains(p.Addr()) {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	var recheck []netip.Prefix
+	for _, p := range rdel {
+		if c := covering(p); len(c) > 0 {
+			recheck = append(recheck, c...)
+		} else {
+			remove(p)
+		}
+	}
+	for _, p := range radd {
+		if c := covering(p); len(c) > 0 {
+			for _, a := range c {
+				insert(a)
+			}
+		} else {
+			insert(p)
+		}
+	}
+	for _, a := range recheck {
+		if !d.routes.AnyWithin(a) {
+			remove(a)
 		}
 	}
 	return ipv4

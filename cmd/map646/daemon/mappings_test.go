@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/map646/map646/config"
+	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/routing"
 	"github.com/map646/map646/translator"
 	"github.com/map646/map646/translator/dataplane"
@@ -190,5 +192,87 @@ func TestCompactionUnderChanges(t *testing.T) {
 		if _, ok := tab.Lookup4(netip.MustParseAddr(fmt.Sprintf("100.64.%d.%d", j/250, j%250+1))); !ok {
 			t.Fatalf("mapping %d lost by the compaction", j)
 		}
+	}
+}
+
+// TestDeltaRoutesAndAnnouncements: random additions and deletions on a
+// node with kernel routes (a veth in a namespace) and nested
+// aggregates: after each, the kernel routes are exactly those the table
+// calls for (dataplane.Prefixes) and the announced IPv4 prefixes those
+// ipv4Announced computes anew, though both were changed by the delta only.
+func TestDeltaRoutesAndAnnouncements(t *testing.T) {
+	netlab.RequireRoot(t)
+	ns := netlab.NewNS(t, "delta")
+	ns.IP(t, "link", "add", "m646a", "type", "veth", "peer", "name", "m646b")
+	ns.IP(t, "link", "set", "m646a", "up")
+	d, sp := newUpdateDaemon(t)
+	d.cfg.BGP.Aggregates = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("198.51.100.0/26"), netip.MustParsePrefix("203.0.113.0/25")}
+	err := ns.Do(func() error {
+		r, err := dataplane.NewRoutes("m646a", nil)
+		if err != nil {
+			return err
+		}
+		d.routes = r
+		return r.Add(dataplane.Prefixes(d.dp.Translator()))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.routes.Close()
+	d.lc.setIPv4(d.ctx, ipv4Announced(dataplane.Prefixes(d.dp.Translator()), d.cfg.BGP.Aggregates))
+
+	r := rand.New(rand.NewPCG(9, 10))
+	var live []translator.Mapping
+	for _, m := range d.dp.Translator().Table().All() {
+		live = append(live, m)
+	}
+	applied, withAgg, withoutAgg := 0, 0, 0
+	for step := range 300 {
+		var c translator.MappingChange
+		if len(live) > 0 && r.IntN(2) == 0 {
+			c = translator.MappingChange{Op: translator.Del, Mapping: live[r.IntN(len(live))]}
+		} else {
+			third := []byte{100, 100, 101}[r.IntN(3)]
+			first := []byte{198, 198, 203}[r.IntN(3)]
+			second := map[byte]byte{198: 51, 203: 0}[first]
+			if first == 203 {
+				third = 113
+			}
+			l := 27 + r.IntN(6)
+			p4 := netip.PrefixFrom(netip.AddrFrom4([4]byte{first, second, third, byte(r.IntN(256))}), l).Masked()
+			p6 := netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0x7, 0, byte(step), 14: byte(step >> 8)}), 96+l)
+			c = translator.MappingChange{Op: translator.Add, Mapping: translator.Mapping{IPv4: p4, IPv6: p6.Masked()}}
+		}
+		if _, err := d.ApplyMappings([]translator.MappingChange{c}, false); err != nil {
+			if strings.Contains(err.Error(), "overlaps") || strings.Contains(err.Error(), "duplicates") {
+				continue
+			}
+			t.Fatalf("step %d: %v", step, err)
+		}
+		applied++
+		if c.Op == translator.Del {
+			live = slices.DeleteFunc(live, func(m translator.Mapping) bool { return m == c.Mapping })
+		} else {
+			live = append(live, c.Mapping)
+		}
+		tr := d.dp.Translator()
+		want := dataplane.Prefixes(tr)
+		slices.SortFunc(want, netip.Prefix.Compare)
+		if got := d.routes.Installed(); !slices.Equal(got, want) {
+			t.Fatalf("step %d (%s %v): kernel routes %v, the table calls for %v", step, c.Op, c.Mapping, got, want)
+		}
+		wantAnn := ipv4Announced(dataplane.Prefixes(tr), d.cfg.BGP.Aggregates)
+		if got := announcedIPv4(sp); !slices.Equal(got, wantAnn) {
+			t.Fatalf("step %d (%s %v): announced %v, want %v", step, c.Op, c.Mapping, got, wantAnn)
+		}
+		if slices.Contains(wantAnn, d.cfg.BGP.Aggregates[2]) {
+			withAgg++
+		} else {
+			withoutAgg++
+		}
+	}
+	// The aggregate 203.0.113.0/25 must have come and gone.
+	if applied < 100 || withAgg < 10 || withoutAgg < 10 {
+		t.Errorf("%d of 300 changes applied; 203.0.113.0/25 announced after %d, not after %d: too few to test", applied, withAgg, withoutAgg)
 	}
 }
