@@ -244,7 +244,12 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 	if d.routes != nil {
 		errAdd = d.routes.Add(add)
 	}
-	errAnnounce := d.lc.setIPv4(d.ctx, d.announcedAfter(next, changes, add, del))
+	var errAnnounce error
+	if ipv4, aadd, adel, whole := d.announcedAfter(next, changes, add, del); whole {
+		errAnnounce = d.lc.setIPv4(d.ctx, ipv4)
+	} else {
+		errAnnounce = d.lc.changeIPv4(d.ctx, ipv4, aadd, adel)
+	}
 	d.compactLater(next.Table())
 	var words []string
 	for _, c := range changes {
@@ -322,16 +327,21 @@ func netRouteChanges(has func(netip.Prefix) bool, changes []translator.MappingCh
 // aggregate stays while a route lies inside it (Routes.AnyWithin).
 // Without kernel routes (the data plane being recovered) and with
 // aggregates, the list is computed anew from the table.
-func (d *daemon) announcedAfter(next *translator.Translator, changes []translator.MappingChange, radd, rdel []netip.Prefix) []netip.Prefix {
+//
+// It returns the new list and the prefixes added to it and removed from
+// it, or whole when it was computed anew.
+func (d *daemon) announcedAfter(next *translator.Translator, changes []translator.MappingChange, radd, rdel []netip.Prefix) (ipv4, added, removed []netip.Prefix, whole bool) {
 	ipv4, aggs := d.lc.plan.IPv4, d.cfg.BGP.Aggregates
 	insert := func(p netip.Prefix) {
 		if i, ok := slices.BinarySearchFunc(ipv4, p, netip.Prefix.Compare); !ok {
 			ipv4 = slices.Insert(ipv4, i, p)
+			added = append(added, p)
 		}
 	}
 	remove := func(p netip.Prefix) {
 		if i, ok := slices.BinarySearchFunc(ipv4, p, netip.Prefix.Compare); ok {
 			ipv4 = slices.Delete(ipv4, i, i+1)
+			removed = append(removed, p)
 		}
 	}
 	if len(aggs) == 0 {
@@ -347,10 +357,10 @@ func (d *daemon) announcedAfter(next *translator.Translator, changes []translato
 		for _, p := range add {
 			insert(p)
 		}
-		return ipv4
+		return ipv4, added, removed, false
 	}
 	if d.routes == nil {
-		return ipv4Announced(dataplane.Prefixes(next), aggs)
+		return ipv4Announced(dataplane.Prefixes(next), aggs), nil, nil, true
 	}
 	covering := func(p netip.Prefix) []netip.Prefix {
 		var out []netip.Prefix
@@ -383,7 +393,7 @@ func (d *daemon) announcedAfter(next *translator.Translator, changes []translato
 			remove(a)
 		}
 	}
-	return ipv4
+	return ipv4, added, removed, false
 }
 
 // maxReloadDelta is the largest difference a reload applies as a delta;

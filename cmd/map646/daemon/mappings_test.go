@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -69,6 +70,17 @@ func newUpdateDaemon(t *testing.T) (*daemon, *fakeSpeaker) {
 	return d, sp
 }
 
+// sameAsDesired checks that what the speaker announces, changed part by
+// part, is what the node's state calls for as a whole, attributes
+// included.
+func sameAsDesired(t *testing.T, step string, d *daemon, sp *fakeSpeaker) {
+	t.Helper()
+	got, want := sp.Announced(), d.lc.node.Desired(d.lc.plan)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s: the speaker announces %v, the node calls for %v", step, got, want)
+	}
+}
+
 // announcedIPv4 returns the IPv4 prefixes the fake speaker announces.
 func announcedIPv4(sp *fakeSpeaker) []netip.Prefix {
 	var out []netip.Prefix
@@ -98,6 +110,7 @@ func TestApplyUpdates(t *testing.T) {
 		if got := announcedIPv4(sp); !slices.Equal(got, want) {
 			t.Errorf("%s: announced %v, the table calls for %v", step, got, want)
 		}
+		sameAsDesired(t, step, d, sp)
 	}
 	check("start")
 	mp := func(a, b string) translator.Mapping {
@@ -219,6 +232,7 @@ func TestDeltaRoutesAndAnnouncements(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.routes.Close()
+	d.lc.plan.MED, d.lc.plan.Communities = 20, []uint32{65001<<16 | 7}
 	d.lc.setIPv4(d.ctx, ipv4Announced(dataplane.Prefixes(d.dp.Translator()), d.cfg.BGP.Aggregates))
 
 	r := rand.New(rand.NewPCG(9, 10))
@@ -265,6 +279,7 @@ func TestDeltaRoutesAndAnnouncements(t *testing.T) {
 		if got := announcedIPv4(sp); !slices.Equal(got, wantAnn) {
 			t.Fatalf("step %d (%s %v): announced %v, want %v", step, c.Op, c.Mapping, got, wantAnn)
 		}
+		sameAsDesired(t, fmt.Sprint("step ", step), d, sp)
 		if slices.Contains(wantAnn, d.cfg.BGP.Aggregates[2]) {
 			withAgg++
 		} else {
@@ -272,6 +287,9 @@ func TestDeltaRoutesAndAnnouncements(t *testing.T) {
 		}
 	}
 	// The aggregate 203.0.113.0/25 must have come and gone.
+	if sp.changes < applied/2 {
+		t.Errorf("%d of %d changes announced by Change, the rest by the whole set", sp.changes, applied)
+	}
 	if applied < 100 || withAgg < 10 || withoutAgg < 10 {
 		t.Errorf("%d of 300 changes applied; 203.0.113.0/25 announced after %d, not after %d: too few to test", applied, withAgg, withoutAgg)
 	}
