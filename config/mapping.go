@@ -25,6 +25,7 @@ type origins struct {
 }
 
 type inlineOrigin struct {
+	m     translator.Mapping
 	index int32 // i in mapping[i]
 	// Lines of its [[mapping]] header and of its ipv4 and ipv6 keys, 0 if
 	// unknown.
@@ -57,7 +58,7 @@ func (c *Config) decodeMappings(ts *section, entries []*section) {
 		if ok {
 			ms = append(ms, m)
 			c.origins.inline = append(c.origins.inline, inlineOrigin{
-				int32(i), int32(s.header), int32(s.line("ipv4")), int32(s.line("ipv6"))})
+				m, int32(i), int32(s.header), int32(s.line("ipv4")), int32(s.line("ipv6"))})
 		}
 	}
 	if c.Translator.MappingFile != "" {

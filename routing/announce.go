@@ -61,6 +61,50 @@ func (s *Speaker) Announce(ctx context.Context, want []Announcement) error {
 	return errors.Join(errs...)
 }
 
+// Change announces add (each added, or replaced if announced with other
+// attributes) and withdraws del, leaving every other announcement as it
+// is: what a change of a few mappings in a table of a million needs,
+// where Announce would go over the whole set. An invalid add changes
+// nothing; a prefix of del that is not announced is ignored. Failures are
+// returned as Announce returns them.
+func (s *Speaker) Change(ctx context.Context, add []Announcement, del []netip.Prefix) error {
+	norm, err := normalize(add)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	var errs []error
+	for _, p := range del {
+		a, ok := s.announced[p]
+		if !ok {
+			continue
+		}
+		if err := s.bgp.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{pathFor(a, true)}}); err != nil {
+			errs = append(errs, fmt.Errorf("routing: withdraw %s: %w", p, err))
+			continue
+		}
+		delete(s.announced, p)
+	}
+	for _, a := range norm {
+		if old, ok := s.announced[a.Prefix]; ok && equalAnnouncement(old, a) {
+			continue
+		}
+		if _, err := s.bgp.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{pathFor(a, false)}}); err != nil {
+			errs = append(errs, fmt.Errorf("routing: announce %s: %w", a.Prefix, err))
+			continue
+		}
+		s.announced[a.Prefix] = a
+	}
+	return errors.Join(errs...)
+}
+
 // Announced returns what is announced now, sorted by prefix.
 func (s *Speaker) Announced() []Announcement {
 	s.mu.Lock()

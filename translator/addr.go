@@ -94,6 +94,22 @@ func EmbedIPv4(p netip.Prefix, a netip.Addr) (_ netip.Addr, ok bool) {
 	return netip.AddrFrom16(r.embed(a.As4())), true
 }
 
+// ExtractIPv4 returns the IPv4 address that a, an address of the pseudo
+// prefix p, stands for (RFC 6052 §2.3); ok is false when p is no RFC 6052
+// prefix or does not hold a.
+func ExtractIPv4(p netip.Prefix, a netip.Addr) (_ netip.Addr, ok bool) {
+	r, err := newRFC6052(p)
+	if err != nil || !a.Is6() {
+		return netip.Addr{}, false
+	}
+	b := a.As16()
+	v4, ok := r.extract(&b)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4(v4), true
+}
+
 // martian4 reports IPv4 addresses that are never a valid source or
 // destination of a routed packet: "this network" 0/8, loopback 127/8,
 // multicast 224/4 and the reserved 240/4 with the limited broadcast

@@ -16,7 +16,9 @@
 // caller counts each Result.
 //
 // It owns the translation rules (RFC 7915, RFC 7757), the mapping table
-// and its lookups (table.go), and the Result of each packet.
+// and its lookups (table.go), its changes at run time (delta.go: Apply
+// makes a changed copy that shares the table's slots, for a new
+// Translator made by Translator.Apply), and the Result of each packet.
 // It imports only the standard library and translator/internal/checksum;
 // no other package of map646 is imported by it, so that the data plane,
 // the command and the tests all share one translator without cycles.

@@ -52,7 +52,8 @@ func (e *TableError) Error() string {
 }
 
 // Table is the explicit address mapping table. It is immutable and safe
-// for concurrent use.
+// for concurrent use; Apply makes a changed copy that shares its slots
+// (delta.go).
 //
 // A lookup does the same work at a thousand entries and at a million: each
 // direction keeps one open-addressing hash per prefix length present, and a
@@ -72,6 +73,7 @@ type Table struct {
 	where []uint32    // entry i is in by4[where[i]>>26].slots[where[i]&(1<<26-1)]
 	f4    filter4
 	f6    filter6
+	ov    *overlay // the changes since NewTable (delta.go); nil: none
 }
 
 // eamIndex4 holds the entries of one IPv4 prefix length.
@@ -181,14 +183,7 @@ func NewTable(ms []Mapping) (*Table, error) {
 			probs = append(probs, eamProblem{int32(i), -1, probSuffix})
 			continue
 		}
-		a4, a6 := m.IPv4.Addr().As4(), m.IPv6.Addr().As16()
-		ents[i] = eamEntry{
-			hi:   binary.BigEndian.Uint64(a6[:8]),
-			lo:   binary.BigEndian.Uint64(a6[8:]),
-			v4:   binary.BigEndian.Uint32(a4[:]),
-			len4: uint8(l4),
-			len6: uint8(l6),
-		}
+		ents[i] = entryOf(m)
 		ok[i] = true
 	}
 	probs = checkOverlaps(probs, ents, ok, false)
@@ -196,7 +191,23 @@ func NewTable(ms []Mapping) (*Table, error) {
 	if len(probs) > 0 {
 		return nil, tableError(ms, probs)
 	}
+	return build(ents), nil
+}
 
+// entryOf converts a mapping that passed the checks.
+func entryOf(m Mapping) eamEntry {
+	a4, a6 := m.IPv4.Addr().As4(), m.IPv6.Addr().As16()
+	return eamEntry{
+		hi:   binary.BigEndian.Uint64(a6[:8]),
+		lo:   binary.BigEndian.Uint64(a6[8:]),
+		v4:   binary.BigEndian.Uint32(a4[:]),
+		len4: uint8(m.IPv4.Bits()),
+		len6: uint8(m.IPv6.Bits()),
+	}
+}
+
+// build builds the table of ents, which passed NewTable's checks.
+func build(ents []eamEntry) *Table {
 	t := &Table{where: make([]uint32, len(ents))}
 	var n4 [33]int
 	var n6 [129]int
@@ -240,7 +251,7 @@ func NewTable(ms []Mapping) (*Table, error) {
 	}
 	t.f4 = newFilter4(ents)
 	t.f6 = newFilter6(ents)
-	return t, nil
+	return t
 }
 
 // eamSize returns the hash shift and slot count for n keys, a power of two.
@@ -321,11 +332,8 @@ func eamMask128(l int) (hi, lo uint64) {
 	return ^uint64(0), ^uint64(0) << (128 - l)
 }
 
-// Len returns the number of entries.
-func (t *Table) Len() int { return len(t.where) }
-
-// Mapping returns entry i as it was given to NewTable.
-func (t *Table) Mapping(i int) Mapping {
+// baseMapping returns entry i as it was given to NewTable.
+func (t *Table) baseMapping(i int) Mapping {
 	w := t.where[i]
 	x := &t.by4[w>>26]
 	s := &x.slots[w&(1<<26-1)]
@@ -347,6 +355,9 @@ func (t *Table) Mapping(i int) Mapping {
 // far as its reorder window reaches, so at a million entries every
 // instruction saved is time saved, not only at a thousand.
 func (t *Table) Map4(a [4]byte) (v6 [16]byte, entry int32, ok bool) {
+	if t.ov != nil { // changed since NewTable: one predictable branch (delta.go)
+		return t.ov.map4(a)
+	}
 	k := binary.BigEndian.Uint32(a[:])
 	if !t.f4.mayCover16(k) {
 		return v6, -1, false
@@ -384,6 +395,9 @@ func (t *Table) Map4(a [4]byte) (v6 [16]byte, entry int32, ok bool) {
 // carried) are not zero still match (RFC 7757 §3.3: the IPv6 suffix bits
 // beyond the IPv4 suffix are ignored).
 func (t *Table) Map6(a [16]byte) (v4 [4]byte, entry int32, ok bool) {
+	if t.ov != nil {
+		return t.ov.map6(a)
+	}
 	hi, lo := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
 	if !t.f6.mayCover(hi) {
 		return v4, -1, false
@@ -453,6 +467,9 @@ func newFilter4(ents []eamEntry) filter4 {
 		return filter4{by16: &noneCovered, by24: noneCovered[:], shift: 16}
 	}
 	f := filter4{by16: new([1 << 16 / 64]uint64)}
+	if len(ents) <= smallFilter {
+		return smallFilter4(f, ents)
+	}
 	// First at full size, which counts the /24s covered (NewTable refuses
 	// overlaps, so the loops set at most 2^24 + len(ents) bits); then folded
 	// down to the size that count calls for.
@@ -470,6 +487,37 @@ func newFilter4(ents []eamEntry) filter4 {
 	b := filterBits(full, 24)
 	f.shift = uint8(32 - b)
 	f.by24 = filterFold(full, 24-b)
+	return f
+}
+
+// smallFilter is the most entries for which newFilter4 sizes the /24
+// bitmap from their prefix lengths rather than from a full-size count:
+// the small table of a running table's added mappings (delta.go) is built
+// anew at every change, and clearing and counting the 2 MiB of the
+// full-size bitmap took most of that time.
+const smallFilter = 4096
+
+// smallFilter4 completes f for a few entries: the bitmap is sized for the
+// /24s they may cover (at most that count, overlaps being refused) and
+// set directly at that size, as filterFold would have set it.
+func smallFilter4(f filter4, ents []eamEntry) filter4 {
+	n := 0
+	for i := range ents {
+		n += 1 << (24 - min(ents[i].len4, 24))
+	}
+	b := min(max(bits.Len(uint(32*min(n, 1<<24)-1)), 9), 24)
+	f.shift = uint8(32 - b)
+	f.by24 = make([]uint64, max(1<<b/64, 1))
+	for i := range ents {
+		e := &ents[i]
+		for x, n := e.v4>>8, 1<<(24-min(e.len4, 24)); n > 0; x, n = x+1, n-1 {
+			h := (x * filterMul32 & (1<<24 - 1)) >> (24 - b)
+			f.by24[h>>6] |= 1 << (h & 63)
+		}
+		for x, n := e.v4>>16, 1<<(16-min(e.len4, 16)); n > 0; x, n = x+1, n-1 {
+			f.by16[x>>6] |= 1 << (x & 63)
+		}
+	}
 	return f
 }
 

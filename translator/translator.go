@@ -148,8 +148,8 @@ func New(cfg Config, table *Table) (*Translator, error) {
 	}
 	// A mapped IPv6 prefix inside the pseudo prefix would make an address
 	// mean two things; the lookup order in dst6 relies on there being none.
-	for i := range table.Len() {
-		if m := table.Mapping(i); m.IPv6.Overlaps(cfg.PseudoPrefix) {
+	for i, m := range table.All() {
+		if m.IPv6.Overlaps(cfg.PseudoPrefix) {
 			return nil, fmt.Errorf("translator: mapping %d: IPv6 prefix %v overlaps the pseudo prefix %v", i, m.IPv6, cfg.PseudoPrefix)
 		}
 	}
@@ -172,6 +172,38 @@ func New(cfg Config, table *Table) (*Translator, error) {
 	}
 	t.own = newAddrSet(hostPrefixes(append([]netip.Addr{cfg.IPv4Addr, cfg.IPv6Addr}, cfg.RFC6791Pool...)))
 	return t, nil
+}
+
+// Apply returns a Translator like t whose table has changes applied
+// (Table.Apply), t's table staying as it was. It refuses, as New does, an
+// added IPv6 prefix that overlaps the pseudo prefix. It costs what the
+// table's Apply costs: nothing here depends on the size of the table.
+func (t *Translator) Apply(changes []MappingChange) (*Translator, error) {
+	var probs []MappingError
+	for i, c := range changes {
+		if c.Op == Add && c.Mapping.IPv6.IsValid() && c.Mapping.IPv6.Overlaps(t.cfg.PseudoPrefix) {
+			probs = append(probs, MappingError{Index: i, Other: -1, Msg: fmt.Sprintf(
+				"%s overlaps the pseudo prefix %s (translator.pseudo_prefix); accepted: IPv6 addresses outside it", c.Mapping.IPv6, t.cfg.PseudoPrefix)})
+		}
+	}
+	if len(probs) > 0 {
+		return nil, &TableError{Problems: probs}
+	}
+	table, err := t.table.Apply(changes)
+	if err != nil {
+		return nil, err
+	}
+	return t.WithTable(table), nil
+}
+
+// WithTable returns a Translator like t with table in place of its own,
+// which must have been made from it by Apply or Compact: the checks New
+// makes of the mappings (the pseudo prefix) are not made again.
+func (t *Translator) WithTable(table *Table) *Translator {
+	n := &Translator{cfg: t.cfg, table: table, pool: t.pool, wkp: t.wkp, addr4: t.addr4, addr6: t.addr6,
+		pool6791: t.pool6791, own: t.own}
+	n.ids.Store(t.ids.Load())
+	return n
 }
 
 // trafficClass returns the IPv6 Traffic Class for an IPv4 TOS, or the

@@ -55,7 +55,7 @@ the view:
 The control socket is the daemon user's (mode 0600: root, or map646
 under the packaged unit). A monitoring user asks the
 read-only [control] status_socket instead (mode 0660, its status_group),
-which answers status only: map646 status -socket /run/map646-status.sock.
+which answers status, lookup and mappings only: map646 status -socket /run/map646-status.sock.
 
 Example:
   map646 status

@@ -39,6 +39,9 @@ func init() {
 		{"drain", "take the node out of service without losing a packet", runDrain},
 		{"undrain", "put a drained node back in service", runUndrain},
 		{"reload", "reload the running daemon's configuration and print the result", runReload},
+		{"lookup", "say which mapping of the running table applies to an address, with its counters", runLookup},
+		{"mappings", "list the running mapping table with each mapping's counters", runMappings},
+		{"mapping", "add or delete a mapping of the running table, durably, without a reload", runMapping},
 		{"version", "print the version", runVersion},
 		{"help", "show help for map646 or for a command", runHelp},
 	}

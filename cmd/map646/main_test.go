@@ -59,6 +59,9 @@ func TestCommandHelp(t *testing.T) {
 		"drain":     {"-force", "-socket PATH", "drain_timeout", "state_dir"},
 		"undrain":   {"-socket PATH", "state_dir"},
 		"reload":    {"-socket PATH", "SIGHUP"},
+		"lookup":    {"-json", "-socket PATH", "pseudo", "mapping_series"},
+		"mappings":  {"-json", "-csv", "-socket PATH", "PREFIX"},
+		"mapping":   {"-socket PATH", "add|del", "mapping_file", "atomically", "[[mapping]]"},
 	}
 	for _, c := range commands {
 		if c.name == "help" {
@@ -93,6 +96,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"check", "-config"}, "map646 check: flag needs an argument: -config\n"},
 		{[]string{"check", "-config", "a.toml", "b.toml"}, "map646 check: unexpected argument \"b.toml\"\n"},
 		{[]string{"version", "extra"}, "map646 version: unexpected argument \"extra\"\n"},
+		{[]string{"lookup"}, "map646 lookup: one address expected\n"},
+		{[]string{"mappings", "a", "b"}, "map646 mappings: at most one PREFIX\n"},
+		{[]string{"mappings", "-json", "-csv"}, "map646 mappings: -json or -csv, not both\n"},
+		{[]string{"mapping", "put", "198.51.100.1", "2001:db8::1"}, "map646 mapping: expected add or del, then IPV4[/LEN] IPV6[/LEN]\n"},
 		{[]string{"translate", "-in", "a", "-out", "b"}, "map646 translate: -config is required\n"},
 		{[]string{"translate", "-config", "c", "-out", "b"}, "map646 translate: -in is required\n"},
 		{[]string{"translate", "-config", "c", "-in", "a"}, "map646 translate: -out is required\n"},

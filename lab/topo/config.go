@@ -18,8 +18,11 @@ type NodeConfig struct {
 	// sources of its ICMP errors); not the node's interface addresses.
 	IPv4Address, IPv6Address string
 	Mappings                 []netlab.Mapping
-	Offload                  bool
-	Queues                   int
+	// MappingFile is translator.mapping_file ("": none): where `map646
+	// mapping add|del` writes.
+	MappingFile string
+	Offload     bool
+	Queues      int
 
 	BGP    *BGPConfig // nil: no [bgp] section
 	Checks []Check    // [[health.check]]
@@ -103,6 +106,9 @@ func (c NodeConfig) TOML() string {
 		w("%s = [%s]\n", key, strings.Join(q, ", "))
 	}
 	w("[translator]\npseudo_prefix = %q\nipv4_address = %q\nipv6_address = %q\n", c.PseudoPrefix, c.IPv4Address, c.IPv6Address)
+	if c.MappingFile != "" {
+		w("mapping_file = %q\n", c.MappingFile)
+	}
 	w("\n[tun]\nname = \"map646\"\noffload = %v\n", c.Offload)
 	if c.Queues != 0 {
 		w("queues = %d\n", c.Queues)

@@ -74,8 +74,14 @@ type state struct {
 }
 
 func newState(tr *translator.Translator, epoch uint64) *state {
-	return &state{tr: tr, entries: make([]uint64, tr.Table().Len()*entryWords), epoch: epoch}
+	return &state{tr: tr, entries: make([]uint64, countersFor(tr.Table().Span())*entryWords), epoch: epoch}
 }
+
+// countersFor returns how many mappings' counters to allocate for a table
+// of span ids: room for the ids that changes to it will give (Apply) before
+// the counters must grow, a sixteenth more, at least twice as many as a
+// table gathers before it asks for compaction.
+func countersFor(span int) int { return span + max(2048, span/16) }
 
 // Options are a data plane's settings besides its translator and device.
 type Options struct {
@@ -193,6 +199,34 @@ func (d *DataPlane) Swap(tr *translator.Translator) {
 	carryOver(old, next)
 }
 
+// Apply makes tr the translator of every batch read from now on, like
+// Swap, for a tr made from the one in use by Translator.Apply: its table
+// keeps the ids of the entries it keeps, so the per-mapping counters stay
+// where they are, shared by the two states, and those of every other
+// mapping are untouched. It does not wait for the workers: a batch
+// translated with the old table counts into ids that stay valid (a
+// deleted entry's id is never given again). Only when tr's table has
+// given out more ids than the counters have room for does it grow them,
+// as Swap does. It costs what a pointer store costs; the table's own
+// Apply is the expensive part, and it is done before.
+func (d *DataPlane) Apply(tr *translator.Translator) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := d.state.Load()
+	if tr.Table().Span()*entryWords <= len(old.entries) {
+		d.state.Store(&state{tr: tr, entries: old.entries, epoch: old.epoch + 1})
+		return
+	}
+	next := newState(tr, old.epoch+1)
+	d.state.Store(next)
+	d.waitFor(next.epoch)
+	for i := range old.entries {
+		if v := atomic.LoadUint64(&old.entries[i]); v != 0 {
+			atomic.AddUint64(&next.entries[i], v)
+		}
+	}
+}
+
 // waitFor waits until every worker is idle or on the table of epoch.
 func (d *DataPlane) waitFor(epoch uint64) {
 	for _, w := range d.workers {
@@ -232,23 +266,72 @@ func (d *DataPlane) Stats() Stats {
 }
 
 // Mappings calls fn for each of the first n mappings of the table in use
-// (all if n < 0) with its counters. Swap waits while it runs.
-func (d *DataPlane) Mappings(n int, fn func(i int, m translator.Mapping, c MappingCounts)) {
+// (all if n < 0), in id order (translator.Table.All), with its id and
+// counters; fn returns false to stop. Swap waits while it runs: a caller
+// that may be slow (a client reading a million rows) should copy what it
+// needs and let go.
+func (d *DataPlane) Mappings(n int, fn func(id int, m translator.Mapping, c MappingCounts) bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := d.state.Load()
-	t := st.tr.Table()
-	if n < 0 || n > t.Len() {
-		n = t.Len()
+	for id, m := range st.tr.Table().All() {
+		if n == 0 {
+			return
+		}
+		n--
+		if !fn(id, m, st.counts(id)) {
+			return
+		}
 	}
-	for i := range n {
-		e := st.entries[i*entryWords : (i+1)*entryWords]
-		fn(i, t.Mapping(i), MappingCounts{
-			Packets4to6: atomic.LoadUint64(&e[ePackets4to6]),
-			Bytes4to6:   atomic.LoadUint64(&e[eBytes4to6]),
-			Packets6to4: atomic.LoadUint64(&e[ePackets6to4]),
-			Bytes6to4:   atomic.LoadUint64(&e[eBytes6to4]),
-		})
+}
+
+// Counts returns the counters of the mapping of id id in the table in
+// use (zero for an id that is not).
+func (d *DataPlane) Counts(id int) MappingCounts {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.state.Load().counts(id)
+}
+
+// Lookup returns the translator in use and, read from the same state, the
+// counters of the mapping of id id: the pair a lookup shows, consistent.
+func (d *DataPlane) Lookup(fn func(tr *translator.Translator) int) (MappingCounts, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := d.state.Load()
+	id := fn(st.tr)
+	if id < 0 || !st.tr.Table().Live(id) {
+		return MappingCounts{}, false
+	}
+	return st.counts(id), true
+}
+
+// Snapshot is the table in use at one moment and its counters, read
+// without a lock: the table is immutable, and the counters, read
+// atomically, go on counting (after a later swap they are those of the
+// table the snapshot holds, which counts no more).
+type Snapshot struct{ st *state }
+
+// Snapshot returns the table in use now and its counters.
+func (d *DataPlane) Snapshot() Snapshot { return Snapshot{d.state.Load()} }
+
+// Table returns the snapshot's table.
+func (s Snapshot) Table() *translator.Table { return s.st.tr.Table() }
+
+// Counts returns the counters of the mapping of id id of the snapshot's
+// table.
+func (s Snapshot) Counts(id int) MappingCounts { return s.st.counts(id) }
+
+func (st *state) counts(id int) MappingCounts {
+	if id < 0 || (id+1)*entryWords > len(st.entries) {
+		return MappingCounts{}
+	}
+	e := st.entries[id*entryWords : (id+1)*entryWords]
+	return MappingCounts{
+		Packets4to6: atomic.LoadUint64(&e[ePackets4to6]),
+		Bytes4to6:   atomic.LoadUint64(&e[eBytes4to6]),
+		Packets6to4: atomic.LoadUint64(&e[ePackets6to4]),
+		Bytes6to4:   atomic.LoadUint64(&e[eBytes6to4]),
 	}
 }
 

@@ -156,7 +156,7 @@ func TestBatch(t *testing.T) {
 	// and sent a UDP packet and the hairpinned one; 198.51.100.11 sent the
 	// TCP packet.
 	counts := map[netip.Prefix]MappingCounts{}
-	d.Mappings(-1, func(_ int, m translator.Mapping, c MappingCounts) { counts[m.IPv4] = c })
+	d.Mappings(-1, func(_ int, m translator.Mapping, c MappingCounts) bool { counts[m.IPv4] = c; return true })
 	wantCounts := map[netip.Prefix]MappingCounts{
 		netip.PrefixFrom(server4, 32):  {2, uint64(len(ms[0].pkt) + len(ms[2].pkt)), 2, uint64(len(ms[1].pkt) + len(ms[5].pkt))},
 		netip.PrefixFrom(server4b, 32): {0, 0, 1, uint64(len(ms[8].pkt))},
@@ -509,7 +509,7 @@ ipv6 = "2001:db8:2::/126"
 	}
 	d.Swap(next2)
 	got := map[string]MappingCounts{}
-	d.Mappings(-1, func(_ int, m translator.Mapping, c MappingCounts) { got[m.IPv4.String()] = c })
+	d.Mappings(-1, func(_ int, m translator.Mapping, c MappingCounts) bool { got[m.IPv4.String()] = c; return true })
 	want := map[string]MappingCounts{
 		"198.51.100.11/32": {5, 6, 7, 8},
 		"198.51.100.0/30":  {},

@@ -29,6 +29,13 @@
 // reload. Swap returns once every worker has left the old table, and carries
 // the per-mapping counters over to the mappings that remain.
 //
+// Apply installs a translator whose table was changed by a delta
+// (translator.Table.Apply): the ids of the mappings kept do not move, so
+// the per-mapping counters stay where they are, shared by the old and new
+// state, and nothing is waited for or copied. RouteDelta gives the kernel
+// routes such a change touches: those of the span of mapped addresses it
+// joins or leaves.
+//
 // # Counters
 //
 // Counters are kept per worker, in a block of its own (no false sharing):

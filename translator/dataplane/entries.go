@@ -47,7 +47,7 @@ func anyCounted(entries []uint64) bool {
 }
 
 // A mapping key: the IPv4 prefix (address and length, 40 bits) above the
-// mapping's index in its table (24 bits). Tables with more mappings than
+// mapping's id in its table (24 bits). Tables with more mappings than
 // the index holds are not carried over.
 const (
 	indexBits = 24
@@ -56,15 +56,15 @@ const (
 
 func mappingKeys(s *state) []uint64 {
 	t := s.tr.Table()
-	if t.Len() > indexMask {
+	if t.Span() > indexMask {
 		return nil
 	}
-	keys := make([]uint64, t.Len())
-	for i := range keys {
-		p := t.Mapping(i).IPv4
+	keys := make([]uint64, 0, t.Len())
+	for i, m := range t.All() {
+		p := m.IPv4
 		a := p.Addr().As4()
 		v4 := uint64(a[0])<<24 | uint64(a[1])<<16 | uint64(a[2])<<8 | uint64(a[3])
-		keys[i] = (v4<<8|uint64(p.Bits()))<<indexBits | uint64(i)
+		keys = append(keys, (v4<<8|uint64(p.Bits()))<<indexBits|uint64(i))
 	}
 	slices.Sort(keys)
 	return keys

@@ -130,7 +130,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if c.mappingSeries <= 0 {
 		return
 	}
-	c.d.Mappings(c.mappingSeries, func(_ int, m translator.Mapping, mc MappingCounts) {
+	c.d.Mappings(c.mappingSeries, func(_ int, m translator.Mapping, mc MappingCounts) bool {
 		entry := m.IPv4.String()
 		if m.IPv4.IsSingleIP() {
 			entry = m.IPv4.Addr().String()
@@ -139,6 +139,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descMappingPackets, mc.Packets6to4, entry, "6to4")
 		counter(descMappingBytes, mc.Bytes4to6, entry, "4to6")
 		counter(descMappingBytes, mc.Bytes6to4, entry, "6to4")
+		return true
 	})
 }
 

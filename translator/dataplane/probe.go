@@ -210,7 +210,11 @@ func (d *DataPlane) roundTrip(ctx context.Context, link netlink.Link) error {
 	if tr.Table().Len() == 0 {
 		return errors.New("dataplane probe: the mapping table is empty: no mapped address to probe")
 	}
-	dst := tr.Table().Mapping(0).IPv4.Addr()
+	var dst netip.Addr
+	for _, m := range tr.Table().All() {
+		dst = m.IPv4.Addr()
+		break
+	}
 	name := link.Attrs().Name
 
 	// The kernel's route must lead into the device: that is how the

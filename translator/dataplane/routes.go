@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"net"
 	"net/netip"
 	"slices"
@@ -31,10 +32,19 @@ const RouteProtocol = 246
 // prefix. They are sorted by netip.Prefix.Compare.
 func Prefixes(tr *translator.Translator) []netip.Prefix {
 	t := tr.Table()
+	mapped := make([]netip.Prefix, 0, t.Len())
+	for _, m := range t.All() {
+		mapped = append(mapped, m.IPv4)
+	}
+	return append(cover(mapped), tr.Config().PseudoPrefix)
+}
+
+// cover returns the fewest prefixes that cover the IPv4 prefixes mapped,
+// which do not overlap, adjacent ones merged, in address order.
+func cover(mapped []netip.Prefix) []netip.Prefix {
 	type span struct{ lo, hi uint64 }
-	spans := make([]span, 0, t.Len())
-	for i := range t.Len() {
-		p := t.Mapping(i).IPv4
+	spans := make([]span, 0, len(mapped))
+	for _, p := range mapped {
 		lo := uint64(v4(p.Addr()))
 		spans = append(spans, span{lo, lo + 1<<(32-p.Bits()) - 1})
 	}
@@ -47,7 +57,7 @@ func Prefixes(tr *translator.Translator) []netip.Prefix {
 		}
 		out = appendRange(out, s.lo, s.hi)
 	}
-	return append(out, tr.Config().PseudoPrefix)
+	return out
 }
 
 func v4(a netip.Addr) uint32 {
@@ -237,8 +247,7 @@ func (r *Routes) Add(ps []netip.Prefix) error {
 		}
 		added = append(added, p)
 	}
-	r.installed = append(r.installed, added...)
-	slices.SortFunc(r.installed, netip.Prefix.Compare)
+	r.insert(added)
 	r.log.Debug("routes added", "count", len(added), "failed", len(errs), "took", time.Since(start).Round(time.Millisecond))
 	return firstErrors(errs)
 }
@@ -262,13 +271,43 @@ func (r *Routes) Remove(ps []netip.Prefix) error {
 		}
 		gone = append(gone, p)
 	}
-	slices.SortFunc(gone, netip.Prefix.Compare)
-	r.installed = slices.DeleteFunc(r.installed, func(p netip.Prefix) bool {
-		_, found := slices.BinarySearchFunc(gone, p, netip.Prefix.Compare)
-		return found
-	})
+	r.drop(gone)
 	r.log.Debug("routes removed", "count", len(gone), "failed", len(errs), "took", time.Since(start).Round(time.Millisecond))
 	return firstErrors(errs)
+}
+
+// fewRoutes is the most routes insert and drop place one by one: a
+// delta's few routes must not cost a sort or a pass over a million.
+const fewRoutes = 16
+
+// insert adds ps to the installed routes, keeping them sorted.
+func (r *Routes) insert(ps []netip.Prefix) {
+	if len(ps) > fewRoutes {
+		r.installed = append(r.installed, ps...)
+		slices.SortFunc(r.installed, netip.Prefix.Compare)
+		return
+	}
+	for _, p := range ps {
+		i, _ := slices.BinarySearchFunc(r.installed, p, netip.Prefix.Compare)
+		r.installed = slices.Insert(r.installed, i, p)
+	}
+}
+
+// drop removes ps from the installed routes.
+func (r *Routes) drop(ps []netip.Prefix) {
+	if len(ps) > fewRoutes {
+		slices.SortFunc(ps, netip.Prefix.Compare)
+		r.installed = slices.DeleteFunc(r.installed, func(p netip.Prefix) bool {
+			_, found := slices.BinarySearchFunc(ps, p, netip.Prefix.Compare)
+			return found
+		})
+		return
+	}
+	for _, p := range ps {
+		if i, found := slices.BinarySearchFunc(r.installed, p, netip.Prefix.Compare); found {
+			r.installed = slices.Delete(r.installed, i, i+1)
+		}
+	}
 }
 
 // RemoveAll removes every route added.
@@ -282,4 +321,131 @@ func firstErrors(errs []error) error {
 		return errors.Join(errs...)
 	}
 	return errors.Join(append(errs[:show:show], fmt.Errorf("... and %d more", len(errs)-show))...)
+}
+
+// RouteDelta returns the routes to add and to remove when the IPv4 prefix
+// p becomes mapped (added) or stops being mapped, in a set of routes made
+// as Prefixes makes them (has says whether a route is in it): only the
+// routes of the span of mapped addresses p joins or leaves change, since
+// Prefixes merges adjacent mapped prefixes into spans and covers each
+// with the fewest prefixes. The span is found by walking the set from p
+// outwards, route by adjacent route (at most 33 lookups each), so a delta
+// costs what its span holds, not what the table holds.
+func RouteDelta(has func(netip.Prefix) bool, p netip.Prefix, added bool) (add, del []netip.Prefix) {
+	if !p.Addr().Is4() {
+		return nil, nil
+	}
+	lo := uint64(v4(p.Addr()))
+	hi := lo + 1<<(32-p.Bits()) - 1
+	spanLo, spanHi := lo, hi
+	if !added {
+		rlo, rhi, ok := routeContaining(has, lo)
+		if !ok {
+			return nil, nil // not routed: nothing to take away
+		}
+		del = append(del, prefix4(rlo, rhi))
+		spanLo, spanHi = rlo, rhi
+	}
+	for spanLo > 0 {
+		rlo, ok := routeEnding(has, spanLo-1)
+		if !ok {
+			break
+		}
+		del = append(del, prefix4(rlo, spanLo-1))
+		spanLo = rlo
+	}
+	for spanHi < 1<<32-1 {
+		rhi, ok := routeStarting(has, spanHi+1)
+		if !ok {
+			break
+		}
+		del = append(del, prefix4(spanHi+1, rhi))
+		spanHi = rhi
+	}
+	if added {
+		add = appendRange(nil, spanLo, spanHi)
+	} else {
+		if spanLo < lo {
+			add = appendRange(nil, spanLo, lo-1)
+		}
+		if hi < spanHi {
+			add = appendRange(add, hi+1, spanHi)
+		}
+	}
+	// Routes of the span that stay as they were are neither.
+	slices.SortFunc(add, netip.Prefix.Compare)
+	slices.SortFunc(del, netip.Prefix.Compare)
+	keep := func(p netip.Prefix, in []netip.Prefix) bool {
+		_, found := slices.BinarySearchFunc(in, p, netip.Prefix.Compare)
+		return found
+	}
+	a := slices.DeleteFunc(slices.Clone(add), func(p netip.Prefix) bool { return keep(p, del) })
+	d := slices.DeleteFunc(del, func(p netip.Prefix) bool { return keep(p, add) })
+	return a, d
+}
+
+// prefix4 is the IPv4 prefix from lo to hi, an aligned block.
+func prefix4(lo, hi uint64) netip.Prefix {
+	a := uint32(lo)
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), 32-bits.Len64(hi-lo))
+}
+
+// routeEnding returns the start of the route of has that ends at e.
+func routeEnding(has func(netip.Prefix) bool, e uint64) (uint64, bool) {
+	for k := 0; k <= 32; k++ {
+		size := uint64(1) << k
+		if (e+1)%size != 0 || e+1 < size {
+			break // the blocks ending at e are the aligned ones
+		}
+		if lo := e + 1 - size; has(prefix4(lo, e)) {
+			return lo, true
+		}
+	}
+	return 0, false
+}
+
+// routeStarting returns the end of the route of has that starts at s.
+func routeStarting(has func(netip.Prefix) bool, s uint64) (uint64, bool) {
+	for k := 0; k <= 32; k++ {
+		size := uint64(1) << k
+		if s%size != 0 || s+size > 1<<32 {
+			break
+		}
+		if hi := s + size - 1; has(prefix4(s, hi)) {
+			return hi, true
+		}
+	}
+	return 0, false
+}
+
+// routeContaining returns the route of has that holds the address a.
+func routeContaining(has func(netip.Prefix) bool, a uint64) (lo, hi uint64, ok bool) {
+	for k := 0; k <= 32; k++ {
+		size := uint64(1) << k
+		lo = a &^ (size - 1)
+		if hi = lo + size - 1; has(prefix4(lo, hi)) {
+			return lo, hi, true
+		}
+	}
+	return 0, 0, false
+}
+
+// Has says whether the route to p is installed.
+func (r *Routes) Has(p netip.Prefix) bool { return r.has(p) }
+
+// AnyWithin says whether an installed route lies inside a (or is a):
+// whether an aggregate covering it is still needed. The routes are sorted
+// by length, then address: one binary search per length from a's on.
+func (r *Routes) AnyWithin(a netip.Prefix) bool {
+	for l := a.Bits(); l <= a.Addr().BitLen(); l++ {
+		first := netip.PrefixFrom(a.Addr(), l)
+		i, _ := slices.BinarySearchFunc(r.installed, first, netip.Prefix.Compare)
+		if i < len(r.installed) {
+			p := r.installed[i]
+			if p.Bits() == l && p.Addr().Is4() == a.Addr().Is4() && a.Contains(p.Addr()) {
+				return true
+			}
+		}
+	}
+	return false
 }

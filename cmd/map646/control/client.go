@@ -15,6 +15,10 @@ import (
 // answer, passing progress lines to progress. timeout bounds the whole
 // call (0: none, for a drain, which the daemon bounds).
 func Call(path string, req Request, timeout time.Duration, progress func(string)) (Reply, error) {
+	return call(path, req, timeout, progress, nil)
+}
+
+func call(path string, req Request, timeout time.Duration, progress func(string), row func(MappingRow)) (Reply, error) {
 	var final Reply
 	conn, err := net.DialTimeout("unix", path, 2*time.Second)
 	if err != nil {
@@ -36,6 +40,10 @@ func Call(path string, req Request, timeout time.Duration, progress func(string)
 			return final, fmt.Errorf("garbled answer from %s: %v", path, err)
 		}
 		switch {
+		case r.Row != nil:
+			if row != nil {
+				row(*r.Row)
+			}
 		case r.Progress != nil:
 			if progress != nil {
 				progress(*r.Progress)

@@ -25,6 +25,11 @@ import (
 type Request struct {
 	Command string `json:"command"`
 	Force   bool   `json:"force,omitempty"`
+	// The mapping table's commands (mappings.go).
+	Address string `json:"address,omitempty"` // lookup
+	Prefix  string `json:"prefix,omitempty"`  // mappings
+	IPv4    string `json:"ipv4,omitempty"`    // mapping-add, mapping-del
+	IPv6    string `json:"ipv6,omitempty"`
 }
 
 // Reply is one answer line: a progress line (Progress set) or the
@@ -38,6 +43,9 @@ type Reply struct {
 	// (with ok false: the rest was applied).
 	RestartNeeded []string `json:"restart_needed,omitempty"`
 	Status        *Status  `json:"status,omitempty"`
+	// Lookup answers lookup; Row is one streamed row of mappings.
+	Lookup *LookupResult `json:"lookup,omitempty"`
+	Row    *MappingRow   `json:"row,omitempty"`
 }
 
 // RestartNeeded is a reload's error when the file changed keys that only a
@@ -82,10 +90,11 @@ func readRequest(r io.Reader) (Request, error) {
 	}
 	switch req.Command {
 	case "status", "drain", "undrain", "reload":
+	case "lookup", "mappings", "mapping-add", "mapping-del":
 	case "":
 		return req, errors.New(`request has no "command"`)
 	default:
-		return req, fmt.Errorf("unknown command %q: status, drain, undrain or reload", req.Command)
+		return req, fmt.Errorf("unknown command %q: status, drain, undrain, reload, lookup, mappings, mapping-add or mapping-del", req.Command)
 	}
 	if req.Force && req.Command != "drain" {
 		return req, fmt.Errorf("force applies to drain only, not to %s", req.Command)

@@ -229,9 +229,12 @@ func (s *Server) handle(conn *net.UnixConn) {
 		fail(err)
 		return
 	}
-	if s.readOnly && req.Command != "status" {
+	if s.readOnly && !readOnlyCommand(req.Command) {
 		s.log.Warn("status socket: command refused", "command", req.Command)
-		fail(fmt.Errorf("%s refused: this is map646's read-only status socket ([control] status_socket), which answers status only; %s is taken on the control socket ([control] socket, the daemon user's)", req.Command, req.Command))
+		fail(fmt.Errorf("%s refused: this is map646's read-only status socket ([control] status_socket), which answers status, lookup and mappings only; %s is taken on the control socket ([control] socket, the daemon user's)", req.Command, req.Command))
+		return
+	}
+	if s.mappingCommand(conn, req, send, fail) {
 		return
 	}
 	var msg string
@@ -256,4 +259,14 @@ func (s *Server) handle(conn *net.UnixConn) {
 	}
 	t, st := true, s.h.Status()
 	send(Reply{OK: &t, Message: msg, Status: &st})
+}
+
+// readOnlyCommand reports whether the read-only status socket may answer
+// command: the ones that read the node and change nothing.
+func readOnlyCommand(command string) bool {
+	switch command {
+	case "status", "lookup", "mappings":
+		return true
+	}
+	return false
 }

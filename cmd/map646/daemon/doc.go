@@ -29,6 +29,12 @@
 // while the data plane's workers run (dataplane.Alive). The unit is
 // cmd/map646/package/map646.service.
 //
+// The mapping table changes at run time (mappings.go): a `map646 mapping
+// add|del` or a MappingUpdate from another mapping source is an event of
+// the loop, applied as a delta to the table, its kernel routes and its
+// announcements (ApplyMappings, ApplySnapshot); lookups and listings read
+// a snapshot of the table outside the loop.
+//
 // It imports the project's config, translator, translator/dataplane,
 // translator/tun, routing and health, and cmd/map646/control for the
 // socket's protocol and the status schema; nothing imports it but the

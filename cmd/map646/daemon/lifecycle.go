@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -216,6 +217,50 @@ func (c *lifecycle) setPlan(ctx context.Context, p Plan, tm drainTiming, flag dr
 	c.plan, c.tm, c.flag = p, tm, flag
 	c.refresh()
 	return c.announce(ctx)
+}
+
+// setIPv4 replaces the IPv4 prefixes announced at full health (a change
+// of the mapping table) and announces accordingly: the speaker changes
+// only the paths that differ.
+func (c *lifecycle) setIPv4(ctx context.Context, ipv4 []netip.Prefix) error {
+	c.plan.IPv4 = ipv4
+	return c.announce(ctx)
+}
+
+// changer is a speaker that changes some announcements without being
+// given the whole set (*routing.Speaker's Change).
+type changer interface {
+	Change(ctx context.Context, add []routing.Announcement, del []netip.Prefix) error
+}
+
+// changeIPv4 is setIPv4 for a change of a few prefixes, added and
+// removed from the plan's IPv4 list to give ipv4: it hands the speaker
+// those prefixes only, with the attributes Desired would give them, so a
+// change of one mapping does not cost a pass over a million announced
+// prefixes (building Desired alone took 0.6 s at a million). It falls back
+// to the whole set when the speaker cannot change a part, the last
+// announcement failed, or the node is stopping.
+func (c *lifecycle) changeIPv4(ctx context.Context, ipv4, add, del []netip.Prefix) error {
+	ch, ok := c.bgp.(changer)
+	if !ok || c.retry || c.stopping {
+		return c.setIPv4(ctx, ipv4)
+	}
+	c.plan.IPv4 = ipv4
+	c.publish()
+	med, comms, announcing := c.node.IPv4Attributes(c.plan)
+	if !announcing || len(add)+len(del) == 0 {
+		return nil // no IPv4 prefix is announced: nothing to change
+	}
+	var as []routing.Announcement
+	for _, p := range add {
+		as = append(as, routing.Announcement{Prefix: p, MED: med, Communities: slices.Clone(comms)})
+	}
+	err := ch.Change(ctx, as, del)
+	c.retry = err != nil
+	if err != nil {
+		c.log.Error("announce", "err", err, "added", len(add), "withdrawn", len(del))
+	}
+	return err
 }
 
 // setSpeaker attaches the speaker, which runs as routerID, once it runs.

@@ -33,6 +33,7 @@ type fakeSpeaker struct {
 	// block, when set, holds Announce until it is closed, after a send on
 	// entered (concurrency tests).
 	block, entered chan struct{}
+	changes        int // calls of Change
 }
 
 func (f *fakeSpeaker) Announce(ctx context.Context, want []routing.Announcement) error {
@@ -53,6 +54,25 @@ func (f *fakeSpeaker) Announce(ctx context.Context, want []routing.Announcement)
 		return f.fail
 	}
 	f.current = want
+	return nil
+}
+
+// Change changes current as routing.Speaker.Change does, recording the
+// announced set that results as a call.
+func (f *fakeSpeaker) Change(ctx context.Context, add []routing.Announcement, del []netip.Prefix) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	next := slices.DeleteFunc(slices.Clone(f.current), func(a routing.Announcement) bool {
+		return slices.Contains(del, a.Prefix) || slices.ContainsFunc(add, func(b routing.Announcement) bool { return b.Prefix == a.Prefix })
+	})
+	next = append(next, add...)
+	slices.SortFunc(next, func(a, b routing.Announcement) int { return a.Prefix.Compare(b.Prefix) })
+	f.current = next
+	f.calls = append(f.calls, next)
+	f.changes++
 	return nil
 }
 
@@ -136,7 +156,7 @@ func newTestCtl(t *testing.T, stateDir string) *testCtl {
 		log:     log, now: now,
 	}
 	tc.publish()
-	tc.handler = controlHandler{tc.lifecycle, make(requests)}
+	tc.handler = controlHandler{tc.lifecycle, make(requests), nil}
 	ctx, cancel := context.WithCancel(context.Background())
 	tc.stopped = make(chan struct{})
 	go tc.serve(ctx)

@@ -240,26 +240,44 @@ type Plan struct {
 	Communities []uint32
 }
 
-// Desired returns the announcements the node's state calls for, sorted by
-// prefix: nothing while starting, drained or withdrawn by a drain; each
-// side only while its health holds; GRACEFUL_SHUTDOWN and DrainMED while a
-// drain has not withdrawn yet.
-func (n *Node) Desired(p Plan) []routing.Announcement {
+// attributes returns the MED and communities of what the node's state
+// announces, and false when it announces nothing (Desired).
+func (n *Node) attributes(p Plan) (med uint32, comms []uint32, ok bool) {
 	if !n.ready {
-		return nil
+		return 0, nil, false
 	}
-	med, comms := p.MED, slices.Clone(p.Communities)
+	med, comms = p.MED, slices.Clone(p.Communities)
 	switch n.state {
 	case Starting, Drained:
-		return nil
+		return 0, nil, false
 	case Draining:
 		if n.phase == phaseWithdrawn {
-			return nil
+			return 0, nil, false
 		}
 		med = p.DrainMED
 		if !slices.Contains(comms, routing.GracefulShutdown) {
 			comms = append(comms, routing.GracefulShutdown)
 		}
+	}
+	return med, comms, true
+}
+
+// IPv4Attributes returns what Desired gives each of p's IPv4 prefixes,
+// and false when it announces none of them: a change of p.IPv4 then
+// changes the announcements by the prefixes that changed only.
+func (n *Node) IPv4Attributes(p Plan) (med uint32, comms []uint32, ok bool) {
+	med, comms, ok = n.attributes(p)
+	return med, comms, ok && n.healthy4
+}
+
+// Desired returns the announcements the node's state calls for, sorted by
+// prefix: nothing while starting, drained or withdrawn by a drain; each
+// side only while its health holds; GRACEFUL_SHUTDOWN and DrainMED while a
+// drain has not withdrawn yet.
+func (n *Node) Desired(p Plan) []routing.Announcement {
+	med, comms, ok := n.attributes(p)
+	if !ok {
+		return nil
 	}
 	var out []routing.Announcement
 	add := func(pfx netip.Prefix) {

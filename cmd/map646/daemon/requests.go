@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/map646/map646/cmd/map646/control"
+	"github.com/map646/map646/translator"
 )
 
 // The control socket's commands reach the node as requests to the daemon
@@ -25,8 +26,9 @@ const progressLines = 64
 
 // request is one command for the loop.
 type request struct {
-	command string // drain, undrain or reload
-	force   bool   // drain -force
+	command string                     // drain, undrain, reload or mapping
+	force   bool                       // drain -force
+	changes []translator.MappingChange // mapping
 	lines   chan string
 	done    chan answer
 }
@@ -98,6 +100,7 @@ func (q requests) ask(ctx context.Context, r *request, progress func(string)) (s
 type controlHandler struct {
 	lc *lifecycle
 	q  requests
+	tv *tableView // the mapping commands' (mappings.go)
 }
 
 func (h controlHandler) Status() control.Status { return h.lc.Status() }

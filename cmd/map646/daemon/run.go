@@ -121,6 +121,21 @@ type daemon struct {
 	openedC  <-chan openedDevice // the device an attempt creates
 	provenC  <-chan error        // the proof of a re-created device
 	recovery recovery
+
+	// tables is what the mapping commands read outside the loop
+	// (mappings.go); compactC brings back the table compacted in the
+	// background, compacting says one is being built.
+	tables     *tableView
+	compactC   <-chan compaction
+	compacting bool
+	// sinceCompact are the changes applied while it is built, applied to
+	// it when it comes back; compactStale says the table was replaced
+	// whole meanwhile.
+	sinceCompact []translator.MappingChange
+	compactStale bool
+	// updates brings the changes of a mapping source other than the file
+	// (etcd); nil without one.
+	updates <-chan MappingUpdate
 }
 
 // The daemon loop: one goroutine owns the node's state (the lifecycle, the
@@ -189,11 +204,18 @@ func (d *daemon) loop(sigs chan os.Signal) error {
 			d.log.Info("stopped")
 			return nil
 		case r := <-d.requests:
-			if r.command == "reload" {
+			switch r.command {
+			case "reload":
 				r.answer(d.reloadNotifying())
-			} else {
+			case "mapping":
+				r.answer(d.ApplyMappings(r.changes, true))
+			default:
 				d.lc.handle(ctx, r)
 			}
+		case c := <-d.compactC:
+			d.compacted(c)
+		case u := <-d.updates:
+			d.applyUpdate(u)
 		case now := <-d.lc.drainTick():
 			d.lc.drainSample(ctx, now)
 		case <-d.lc.drainTimer():
@@ -289,6 +311,7 @@ func (d *daemon) start() error {
 		return fmt.Errorf("dataplane: %w", err)
 	}
 	d.offloadSelfTest = newOffloadSelfTestMetric()
+	cfg.ReleaseTable() // the data plane's from now on: see reload
 	dev, err := openDevice(cfg.Tun, d.log, d.offloadSelfTest)
 	if err != nil {
 		return err
@@ -354,10 +377,12 @@ func (d *daemon) start() error {
 	if err := d.lc.ready(d.ctx, planOf(cfg, d.dp.Translator())); err != nil {
 		d.log.Warn("the first announcement failed; it is retried", "err", err)
 	}
-	d.control = control.NewServer(d.controlLn, controlHandler{d.lc, d.requests}, d.log.With("component", "control"))
+	d.tables = &tableView{dp: d.dp}
+	d.tables.cfg.Store(cfg)
+	d.control = control.NewServer(d.controlLn, controlHandler{d.lc, d.requests, d.tables}, d.log.With("component", "control"))
 	d.controlLn = nil
 	if d.statusLn != nil {
-		d.status = control.NewStatusServer(d.statusLn, controlHandler{d.lc, d.requests}, d.log.With("component", "control"))
+		d.status = control.NewStatusServer(d.statusLn, controlHandler{d.lc, d.requests, d.tables}, d.log.With("component", "control"))
 		d.statusLn = nil
 	}
 
@@ -558,6 +583,18 @@ func (d *daemon) reload() (string, error) {
 		errRestart = &control.RestartNeeded{Keys: keys}
 	}
 	d.warnExposure(cfg)
+	// A small difference from the running table is applied to it as a
+	// delta: the counters stay in place, and the table just loaded is
+	// dropped rather than kept beside the running one.
+	cur := d.dp.Translator()
+	delta, applied := 0, false
+	if changes, ok := translator.Diff(cur.Table(), tr.Table(), maxReloadDelta); ok {
+		if t, err := cur.Table().Apply(changes); err == nil {
+			tr, delta, applied = tr.WithTable(t), len(changes), true
+			d.changedSinceCompact(changes)
+		}
+	}
+	cfg.ReleaseTable()
 
 	// While the data plane is being recovered there are no routes: the
 	// recovery installs those of the table in use, the new one.
@@ -567,7 +604,12 @@ func (d *daemon) reload() (string, error) {
 		add, del = d.routes.Diff(dataplane.Prefixes(tr))
 		errRemove = d.routes.Remove(del)
 	}
-	d.dp.Swap(tr)
+	if applied {
+		d.dp.Apply(tr)
+	} else {
+		d.dp.Swap(tr)
+		d.compactStale = true
+	}
 	d.dp.SetICMPLimit(cfg.Translator.ICMPErrorRate, cfg.Translator.ICMPErrorBurst)
 	d.dp.SetPMTULimit(cfg.Translator.ICMPPMTUErrorRate, cfg.Translator.ICMPPMTUErrorBurst)
 	if cfg.Tun.BusyPoll != d.cfg.Tun.BusyPoll {
@@ -594,11 +636,13 @@ func (d *daemon) reload() (string, error) {
 		errHealth = fmt.Errorf("[health] not applied, the running checks are kept: %w", errHealth)
 	}
 	d.cfg = cfg
+	d.tables.cfg.Store(cfg)
 	errAnnounce := d.lc.setPlan(ctx, planOf(cfg, tr), timingOf(cfg.Node), drainFlag{cfg.Node.StateDir})
 	if errAnnounce != nil {
 		errAnnounce = fmt.Errorf("announce (retried): %w", errAnnounce)
 	}
-	args := []any{"config", d.path, "mappings", tr.Table().Len(),
+	d.compactLater(tr.Table())
+	args := []any{"config", d.path, "mappings", tr.Table().Len(), "delta", delta, "as_delta", applied,
 		"routes_added", len(add), "routes_removed", len(del), "took", time.Since(start).Round(time.Millisecond)}
 	msg := fmt.Sprintf("reloaded %s: %d mappings, %d routes added, %d removed", d.path, tr.Table().Len(), len(add), len(del))
 	if err := errors.Join(errRemove, errAdd, errBGP, errHealth, errAnnounce, errRestart); err != nil {
@@ -812,7 +856,7 @@ func (d *daemon) linger(wait time.Duration, sigs <-chan os.Signal) {
 			d.log.Warn("linger cut short", "signal", sig.String())
 			return
 		case r := <-d.requests:
-			if r.command == "reload" {
+			if r.command == "reload" || r.command == "mapping" {
 				r.answer("", errStopping)
 			} else {
 				d.lc.handle(d.ctx, r)

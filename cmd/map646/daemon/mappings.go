@@ -1,0 +1,543 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/map646/map646/cmd/map646/control"
+	"github.com/map646/map646/config"
+	"github.com/map646/map646/translator"
+	"github.com/map646/map646/translator/dataplane"
+)
+
+// The mapping table at run time (issue 15): lookups and listings are
+// served from a snapshot, outside the loop, so that a client reading a
+// million rows slowly holds nothing up; a change is an event of the loop,
+// like a reload: ApplyMappings.
+//
+// ApplyMappings is also the entry point of a mapping source other than
+// the file (etcd): it applies the changes with their origin and writes
+// nothing; the source is the durable copy.
+
+// tableView is what the control socket's mapping commands read outside
+// the loop: the configuration in use (its mapping file, [[mapping]]
+// entries and pseudo prefix), published by the loop, and the data plane,
+// whose table and counters are safe to read from any goroutine.
+type tableView struct {
+	cfg atomic.Pointer[config.Config]
+	dp  *dataplane.DataPlane
+	// origins says where the mappings applied by a source other than the
+	// file come from (an etcd key), by mapping; written by the loop.
+	origins sync.Map
+}
+
+// record keeps the origins of changes applied without the file.
+func (tv *tableView) record(changes []translator.MappingChange) {
+	if tv == nil {
+		return
+	}
+	for _, c := range changes {
+		if c.Op == translator.Del {
+			tv.origins.Delete(c.Mapping)
+		} else if c.Origin != "" {
+			tv.origins.Store(c.Mapping, c.Origin)
+		}
+	}
+}
+
+// Lookup says what the running table does with addr.
+func (h controlHandler) Lookup(addr string) (control.LookupResult, error) {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return control.LookupResult{}, fmt.Errorf("lookup: %q is not an IPv4 or IPv6 address", addr)
+	}
+	a = a.Unmap()
+	cfg := h.tv.cfg.Load()
+	r := control.LookupResult{Address: a.String()}
+	var m translator.Mapping
+	counts, found := h.tv.dp.Lookup(func(tr *translator.Translator) int {
+		t := tr.Table()
+		var id int
+		var ok bool
+		if a.Is4() {
+			id, ok = t.Lookup4(a)
+		} else {
+			id, ok = t.Lookup6(a)
+		}
+		if !ok {
+			return -1
+		}
+		m = t.Mapping(id)
+		r.Mapping = &control.MappingRow{ID: id, IPv4: config.FormatSide(m.IPv4), IPv6: config.FormatSide(m.IPv6)}
+		return id
+	})
+	if found {
+		setCounts(r.Mapping, counts)
+		r.Origin = originOf(cfg, m)
+		if o, ok := h.tv.origins.Load(m); ok {
+			r.Origin = o.(string)
+		}
+		r.Translated, r.Note = mappedForm(m, a)
+		return r, nil
+	}
+	r.Mapping = nil
+	r.Translated, r.Note = pseudoForm(cfg.Translator.Config, a)
+	return r, nil
+}
+
+func setCounts(row *control.MappingRow, c dataplane.MappingCounts) {
+	row.Packets4to6, row.Bytes4to6 = c.Packets4to6, c.Bytes4to6
+	row.Packets6to4, row.Bytes6to4 = c.Packets6to4, c.Bytes6to4
+}
+
+// mappedForm translates a, which m holds, to the other side.
+func mappedForm(m translator.Mapping, a netip.Addr) (string, string) {
+	t, err := translator.NewTable([]translator.Mapping{m})
+	if err != nil {
+		return "", "mapped"
+	}
+	if a.Is4() {
+		v6, _, _ := t.Map4(a.As4())
+		return netip.AddrFrom16(v6).String(), "mapped: translated to and from IPv6 through this mapping"
+	}
+	v4, _, _ := t.Map6(a.As16())
+	return netip.AddrFrom4(v4).String(), "mapped: translated to and from IPv4 through this mapping"
+}
+
+// pseudoForm says what the policy does with an address no mapping holds.
+func pseudoForm(tc translator.Config, a netip.Addr) (string, string) {
+	pseudo := tc.PseudoPrefix
+	siit := tc.Policy == translator.PolicySIIT
+	if a.Is4() {
+		v6, ok := translator.EmbedIPv4(pseudo, a)
+		if !ok {
+			return "", "not mapped, and without a form in the pseudo prefix " + pseudo.String() + " (RFC 6052 §3.1: a non-global address behind 64:ff9b::/96): not translated"
+		}
+		if siit {
+			return v6.String(), "not mapped: translated through the pseudo prefix " + pseudo.String() + " as source and as destination (policy siit)"
+		}
+		return v6.String(), "not mapped: as a source (a client) it becomes " + v6.String() + " in the pseudo prefix " + pseudo.String() + "; as a destination it is not translated (policy datacenter: only mapped destinations)"
+	}
+	if v4, ok := translator.ExtractIPv4(pseudo, a); ok {
+		if siit {
+			return v4.String(), "in the pseudo prefix " + pseudo.String() + ": translated to and from " + v4.String() + " (policy siit)"
+		}
+		return v4.String(), "in the pseudo prefix " + pseudo.String() + ": as a destination it stands for the IPv4 client " + v4.String() + "; as a source it is dropped (policy datacenter: only mapped sources)"
+	}
+	if siit {
+		return "", "neither mapped nor in the pseudo prefix " + pseudo.String() + ": not translated"
+	}
+	return "", "neither mapped nor in the pseudo prefix " + pseudo.String() + ": not translated (policy datacenter: an unmapped IPv6 source is dropped)"
+}
+
+// originOf says where m is written: a [[mapping]] entry, a line of the
+// mapping file (read anew: the file changes at run time).
+func originOf(cfg *config.Config, m translator.Mapping) string {
+	if src := cfg.InlineSource(m); src != "" {
+		return src
+	}
+	line, err := cfg.MappingFileLine(m)
+	switch {
+	case err != nil:
+		return "unknown (" + err.Error() + ")"
+	case line > 0:
+		return cfg.MappingOrigin(line)
+	}
+	return "not in the configuration nor in the mapping file (applied at run time by another source)"
+}
+
+// Mappings streams the mappings of a snapshot of the table overlapping
+// prefix ("": all). The snapshot is the translator in use when it starts:
+// immutable, it needs no lock while a slow client reads it, and a change
+// meanwhile makes a new table without touching it.
+func (h controlHandler) Mappings(prefix string, row func(control.MappingRow) error) (int, error) {
+	var filter netip.Prefix
+	if prefix != "" {
+		p, err := netip.ParsePrefix(prefix)
+		if err != nil {
+			a, aerr := netip.ParseAddr(prefix)
+			if aerr != nil {
+				return 0, fmt.Errorf("mappings: %q is not a prefix or an address", prefix)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		filter = p.Masked()
+	}
+	snap := h.tv.dp.Snapshot()
+	n := 0
+	for id, m := range snap.Table().All() {
+		if filter.IsValid() && !m.IPv4.Overlaps(filter) && !m.IPv6.Overlaps(filter) {
+			continue
+		}
+		r := control.MappingRow{ID: id, IPv4: config.FormatSide(m.IPv4), IPv6: config.FormatSide(m.IPv6)}
+		setCounts(&r, snap.Counts(id))
+		if err := row(r); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// ChangeMapping parses the mapping and hands the change to the loop.
+func (h controlHandler) ChangeMapping(ctx context.Context, del bool, ipv4, ipv6 string) (string, error) {
+	cfg := h.tv.cfg.Load()
+	m, err := cfg.ParseMapping(ipv4, ipv6)
+	if err != nil {
+		return "", fmt.Errorf("refused: %w", err)
+	}
+	op := translator.Add
+	if del {
+		op = translator.Del
+	}
+	r := newRequest("mapping", false)
+	r.changes = []translator.MappingChange{{Op: op, Mapping: m, Origin: "control"}}
+	return h.q.ask(ctx, r, func(string) {})
+}
+
+// ApplyMappings applies changes to the running table as one delta, all or
+// none, and says what it did. durable: write them to the mapping file
+// first (a change from the control socket); a source that keeps its own
+// copy (etcd) passes false. It runs on the loop.
+//
+// Only what the changes touch changes: the table's affected entries
+// (translator.Table.Apply; the counters of the others stay where they
+// are), the kernel routes of the spans they join or leave
+// (dataplane.RouteDelta: removed before the table changes, added after,
+// as a reload orders them), and the announcements those routes make.
+func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool) (string, error) {
+	start := time.Now()
+	cur := d.dp.Translator()
+	next, err := cur.Apply(changes)
+	if err != nil {
+		return "", refusal(cur.Table(), changes, err)
+	}
+	tableTook := time.Since(start)
+	if n, max := next.Table().Len(), d.cfg.Translator.MaxMappings; n > max && n > cur.Table().Len() {
+		return "", fmt.Errorf("refused, nothing changed: %d mappings, more than translator.max_mappings (%d)", n, max)
+	}
+	fileStart := time.Now()
+	if durable {
+		if err := d.cfg.ChangeMappingFile(changes); err != nil {
+			return "", fmt.Errorf("refused, nothing changed: %w", err)
+		}
+	} else {
+		d.tables.record(changes)
+	}
+	fileTook := time.Since(fileStart)
+	var add, del []netip.Prefix
+	var errRemove, errAdd error
+	if d.routes != nil {
+		add, del = netRouteChanges(d.routes.Has, changes)
+		errRemove = d.routes.Remove(del)
+	}
+	d.dp.Apply(next)
+	d.changedSinceCompact(changes)
+	if d.routes != nil {
+		errAdd = d.routes.Add(add)
+	}
+	var errAnnounce error
+	if ipv4, aadd, adel, whole := d.announcedAfter(next, changes, add, del); whole {
+		errAnnounce = d.lc.setIPv4(d.ctx, ipv4)
+	} else {
+		errAnnounce = d.lc.changeIPv4(d.ctx, ipv4, aadd, adel)
+	}
+	d.compactLater(next.Table())
+	var words []string
+	for _, c := range changes {
+		words = append(words, c.Op.String()+" "+config.FormatMapping(c.Mapping))
+	}
+	msg := fmt.Sprintf("%s: %d mappings, %d routes added, %d removed", strings.Join(words, ", "), next.Table().Len(), len(add), len(del))
+	d.log.Info("mappings changed", "changes", strings.Join(words, ", "), "durable", durable, "mappings", next.Table().Len(),
+		"routes_added", len(add), "routes_removed", len(del), "table_took", tableTook.Round(time.Microsecond),
+		"file_took", fileTook.Round(time.Microsecond), "took", time.Since(start).Round(time.Microsecond))
+	if err := errors.Join(errRemove, errAdd, errAnnounce); err != nil {
+		return "", fmt.Errorf("%s, but not every change was applied: %w", msg, err)
+	}
+	return msg, nil
+}
+
+// refusal writes the table's refusal of changes, naming each change and,
+// for a conflict, the mapping in the way.
+func refusal(t *translator.Table, changes []translator.MappingChange, err error) error {
+	var te *translator.TableError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("refused, nothing changed: %w", err)
+	}
+	var lines []string
+	for _, p := range te.Problems {
+		c := changes[p.Index]
+		line := fmt.Sprintf("%s %s: %s", c.Op, config.FormatMapping(c.Mapping), p.Msg)
+		if p.Other >= 0 && t.Live(p.Other) {
+			line += fmt.Sprintf(" (mapping %d is %s)", p.Other, config.FormatMapping(t.Mapping(p.Other)))
+		}
+		lines = append(lines, line)
+	}
+	return fmt.Errorf("refused, nothing changed: %s", strings.Join(lines, "; "))
+}
+
+// netRouteChanges returns the routes to add and to remove for changes,
+// given the routes there are (has): each change's RouteDelta against the
+// routes as the changes before it left them.
+func netRouteChanges(has func(netip.Prefix) bool, changes []translator.MappingChange) (add, del []netip.Prefix) {
+	added, removed := map[netip.Prefix]bool{}, map[netip.Prefix]bool{}
+	now := func(p netip.Prefix) bool {
+		switch {
+		case added[p]:
+			return true
+		case removed[p]:
+			return false
+		}
+		return has(p)
+	}
+	for _, c := range changes {
+		a, r := dataplane.RouteDelta(now, c.Mapping.IPv4, c.Op == translator.Add)
+		for _, p := range r {
+			if added[p] {
+				delete(added, p)
+			} else {
+				removed[p] = true
+			}
+		}
+		for _, p := range a {
+			if removed[p] {
+				delete(removed, p)
+			} else {
+				added[p] = true
+			}
+		}
+	}
+	return slices.SortedFunc(maps.Keys(added), netip.Prefix.Compare), slices.SortedFunc(maps.Keys(removed), netip.Prefix.Compare)
+}
+
+// announcedAfter returns the IPv4 prefixes to announce once changes have
+// made next and the kernel routes changed by radd and rdel (nil without
+// kernel routes), changing the plan's list in place (the loop owns it) by
+// what the changes touch, as ipv4Announced would compute it anew:
+// without aggregates, the routes themselves; with aggregates, a route
+// covered by some aggregate brings the aggregate instead, and an
+// aggregate stays while a route lies inside it (Routes.AnyWithin).
+// Without kernel routes (the data plane being recovered) and with
+// aggregates, the list is computed anew from the table.
+//
+// It returns the new list and the prefixes added to it and removed from
+// it, or whole when it was computed anew.
+func (d *daemon) announcedAfter(next *translator.Translator, changes []translator.MappingChange, radd, rdel []netip.Prefix) (ipv4, added, removed []netip.Prefix, whole bool) {
+	ipv4, aggs := d.lc.plan.IPv4, d.cfg.BGP.Aggregates
+	insert := func(p netip.Prefix) {
+		if i, ok := slices.BinarySearchFunc(ipv4, p, netip.Prefix.Compare); !ok {
+			ipv4 = slices.Insert(ipv4, i, p)
+			added = append(added, p)
+		}
+	}
+	remove := func(p netip.Prefix) {
+		if i, ok := slices.BinarySearchFunc(ipv4, p, netip.Prefix.Compare); ok {
+			ipv4 = slices.Delete(ipv4, i, i+1)
+			removed = append(removed, p)
+		}
+	}
+	if len(aggs) == 0 {
+		// The announced prefixes are the routes: the same walk on them.
+		has := func(p netip.Prefix) bool {
+			_, ok := slices.BinarySearchFunc(ipv4, p, netip.Prefix.Compare)
+			return ok
+		}
+		add, del := netRouteChanges(has, changes)
+		for _, p := range del {
+			remove(p)
+		}
+		for _, p := range add {
+			insert(p)
+		}
+		return ipv4, added, removed, false
+	}
+	if d.routes == nil {
+		return ipv4Announced(dataplane.Prefixes(next), aggs), nil, nil, true
+	}
+	covering := func(p netip.Prefix) []netip.Prefix {
+		var out []netip.Prefix
+		for _, a := range aggs {
+			if a.Bits() <= p.Bits() && a.Contains(p.Addr()) {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	var recheck []netip.Prefix
+	for _, p := range rdel {
+		if c := covering(p); len(c) > 0 {
+			recheck = append(recheck, c...)
+		} else {
+			remove(p)
+		}
+	}
+	for _, p := range radd {
+		if c := covering(p); len(c) > 0 {
+			for _, a := range c {
+				insert(a)
+			}
+		} else {
+			insert(p)
+		}
+	}
+	for _, a := range recheck {
+		if !d.routes.AnyWithin(a) {
+			remove(a)
+		}
+	}
+	return ipv4, added, removed, false
+}
+
+// maxReloadDelta is the largest difference a reload applies as a delta;
+// past it the table just loaded is swapped in whole (the overlay would
+// ask for a compaction at once).
+const maxReloadDelta = 1024
+
+// compactLater builds a fresh table of t's entries in the background when
+// its changes ask for it (translator.Table.NeedsCompaction); compacted
+// swaps it in.
+func (d *daemon) compactLater(t *translator.Table) {
+	if d.compacting || !t.NeedsCompaction() {
+		return
+	}
+	d.compacting, d.sinceCompact, d.compactStale = true, nil, false
+	done := make(chan compaction, 1)
+	d.compactC = done
+	go func() {
+		start := time.Now()
+		nt, err := t.Compact()
+		done <- compaction{from: t, to: nt, err: err, took: time.Since(start)}
+	}()
+}
+
+// changedSinceCompact records changes applied while a compaction runs.
+func (d *daemon) changedSinceCompact(changes []translator.MappingChange) {
+	if d.compacting {
+		d.sinceCompact = append(d.sinceCompact, changes...)
+	}
+}
+
+// compaction is a table built anew in the background.
+type compaction struct {
+	from, to *translator.Table
+	err      error
+	took     time.Duration
+}
+
+// compacted swaps in the compacted table, with the changes made since it
+// was started applied to it: a stream of changes (a controller adding
+// mappings one by one) must not keep a compaction from ever landing. A
+// table replaced whole meanwhile (a large reload or snapshot) makes it
+// stale: it is dropped, and one is started from the table in use if that
+// asks for it. The swap carries the counters over, as a reload does.
+func (d *daemon) compacted(c compaction) {
+	d.compacting, d.compactC = false, nil
+	since, stale := d.sinceCompact, d.compactStale
+	d.sinceCompact = nil
+	cur := d.dp.Translator()
+	to := c.to
+	var err error
+	switch {
+	case c.err != nil:
+		d.log.Error("compacting the mapping table failed; the changes stay in its overlay", "err", c.err)
+		return
+	case stale:
+		d.compactLater(cur.Table())
+		return
+	case len(since) > 0:
+		if to, err = to.Apply(since); err != nil { // they applied to the same entries: a bug
+			d.log.Error("the changes made while compacting do not apply to the compacted table; it is dropped", "err", err)
+			return
+		}
+	}
+	d.dp.Swap(cur.WithTable(to))
+	d.log.Info("mapping table compacted", "mappings", to.Len(), "changes_since", len(since), "took", c.took.Round(time.Millisecond))
+}
+
+// recordAll makes snap's origins the only ones recorded.
+func (d *daemon) recordAll(snap []translator.MappingChange) {
+	if d.tables == nil {
+		return
+	}
+	d.tables.origins.Clear()
+	d.tables.record(snap)
+}
+
+// MappingUpdate is what a mapping source other than the file (etcd) sends
+// the daemon loop: a delta (Changes, each with its Origin) or the whole
+// table (Snapshot non-nil: after a start or a compacted watch). Result, if
+// not nil, gets the outcome (buffered by the sender: the loop never waits
+// on it).
+type MappingUpdate struct {
+	Changes []translator.MappingChange
+	// Snapshot is the whole table, every change an Add with its Origin.
+	Snapshot []translator.MappingChange
+	Result   chan<- error
+}
+
+// applyUpdate applies u on the loop; the source keeps its own durable
+// copy, so nothing is written to the mapping file.
+func (d *daemon) applyUpdate(u MappingUpdate) {
+	var err error
+	if u.Snapshot != nil {
+		err = d.ApplySnapshot(u.Snapshot)
+	} else {
+		_, err = d.ApplyMappings(u.Changes, false)
+	}
+	if err != nil {
+		d.log.Error("mapping update refused; the running table is kept", "err", err)
+	}
+	if u.Result != nil {
+		u.Result <- err
+	}
+}
+
+// ApplySnapshot makes ms the running table: as a delta when it differs by
+// at most maxReloadDelta mappings (translator.Diff), else swapped whole
+// with the routes and announcements recomputed, as a reload does.
+func (d *daemon) ApplySnapshot(snap []translator.MappingChange) error {
+	ms := make([]translator.Mapping, len(snap))
+	for i, c := range snap {
+		ms[i] = c.Mapping
+	}
+	table, err := translator.NewTable(ms)
+	if err != nil {
+		return fmt.Errorf("snapshot refused: %w", err)
+	}
+	cur := d.dp.Translator()
+	if changes, ok := translator.Diff(cur.Table(), table, maxReloadDelta); ok {
+		if len(changes) == 0 {
+			return nil
+		}
+		_, err := d.ApplyMappings(changes, false)
+		d.recordAll(snap)
+		return err
+	}
+	tr, err := translator.New(cur.Config(), table)
+	if err != nil {
+		return fmt.Errorf("snapshot refused: %w", err)
+	}
+	var add, del []netip.Prefix
+	var errRemove, errAdd error
+	if d.routes != nil {
+		add, del = d.routes.Diff(dataplane.Prefixes(tr))
+		errRemove = d.routes.Remove(del)
+	}
+	d.dp.Swap(tr)
+	d.compactStale = true
+	if d.routes != nil {
+		errAdd = d.routes.Add(add)
+	}
+	errAnnounce := d.lc.setIPv4(d.ctx, planOf(d.cfg, tr).IPv4)
+	d.recordAll(snap)
+	d.log.Info("mapping table replaced", "mappings", table.Len(), "routes_added", len(add), "routes_removed", len(del))
+	return errors.Join(errRemove, errAdd, errAnnounce)
+}
