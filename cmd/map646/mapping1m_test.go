@@ -53,7 +53,7 @@ func TestMappings1M(t *testing.T) {
 	f.Close()
 	sock := filepath.Join(dir, "map646.sock")
 	p := startMap646(t, bin, ns, conf)
-	p.wait("serving", 0)
+	p.wait("started", 0)
 	pid := p.cmd.Process.Pid
 	mb := func(field string) float64 { return statusMB(t, pid, field) }
 	rss0 := mb("VmRSS")

@@ -47,7 +47,7 @@ func TestMappingAtRunTime(t *testing.T) {
 	}
 	sock := filepath.Join(dir, "map646.sock")
 	p := startMap646(t, bin, ns, conf)
-	_, next := p.wait("serving", 0)
+	_, next := p.wait("started", 0)
 
 	// One echo server per address: a reply must leave from the address
 	// the client sent to, the mapped one.
@@ -159,7 +159,7 @@ func TestMappingAtRunTime(t *testing.T) {
 	p.wait("stopped", next)
 	<-p.done
 	p = startMap646(t, bin, ns, conf)
-	_, next = p.wait("serving", 0)
+	_, next = p.wait("started", 0)
 	udpEcho(t, ns, "198.51.100.11", srv)
 
 	// Delete: no more translation, its line gone.
