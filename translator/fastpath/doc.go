@@ -54,6 +54,11 @@
 // translator's own addresses live in two small LPM tries; the settings in
 // a one-element array; the counters in a per-CPU array (Counters).
 //
+// A reload loads a new program for the new table and replaces the old one
+// at the link (link.Update: no packet sees no program). A table delta
+// changes the hashes in place instead (ApplyDelta): they are sized to the
+// table and DeltaRoom more entries, and ErrNoRoom asks for a new program.
+//
 // The proof that the program is the same translator is the differential
 // test in translator/fastpath_test.go: every golden case, hostile case and
 // fuzz corpus input goes through the program with BPF_PROG_TEST_RUN

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/map646/map646/translator"
 )
@@ -29,6 +30,10 @@ type FastPath struct {
 	objs     xlatObjects
 	disabled string
 	own      []netip.Prefix // the translator's own addresses; nil: local destinations allowed
+	// settings are those written, and lens4, lens6 every prefix length
+	// the hashes may hold, longest first: ApplyDelta adds to them.
+	settings     xlatSettings
+	lens4, lens6 []uint8
 }
 
 // Link says what precedes the IP header of the packets the program sees.
@@ -62,9 +67,10 @@ func Load(cfg translator.Config, table *translator.Table, link Link) (*FastPath,
 			return nil, fmt.Errorf("fastpath: %w", err)
 		}
 	}
-	// Hashes cannot be empty; one slot more costs nothing.
-	spec.Maps[xlatMapTable4].MaxEntries = uint32(max(1, table.Len()))
-	spec.Maps[xlatMapTable6].MaxEntries = uint32(max(1, table.Len()))
+	// The hashes are preallocated: room for DeltaRoom additions (ApplyDelta)
+	// on top of the table, and never empty.
+	spec.Maps[xlatMapTable4].MaxEntries = uint32(table.Len() + DeltaRoom)
+	spec.Maps[xlatMapTable6].MaxEntries = uint32(table.Len() + DeltaRoom)
 	fp := &FastPath{}
 	if err := spec.LoadAndAssign(&fp.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
@@ -93,10 +99,7 @@ func (fp *FastPath) Disabled() string { return fp.disabled }
 
 func (fp *FastPath) fill(cfg translator.Config, table *translator.Table) error {
 	s, lens4, lens6 := settingsFor(cfg, table)
-	fp.disabled = disabledReason(cfg, lens4, lens6)
-	if fp.disabled == "" {
-		s.Enabled = 1
-	}
+	fp.settings, fp.lens4, fp.lens6 = s, lens4, lens6
 	if err := fp.fillTable(table); err != nil {
 		return err
 	}
@@ -104,15 +107,102 @@ func (fp *FastPath) fill(cfg translator.Config, table *translator.Table) error {
 		return err
 	}
 	// The settings last: until they are written the program punts all.
+	return fp.writeSettings()
+}
+
+// writeSettings writes fp.settings with the prefix lengths fp.lens4 and
+// fp.lens6, enabled unless they are too many (Disabled).
+func (fp *FastPath) writeSettings() error {
+	s := fp.settings
+	s.Enabled = 0
+	fp.disabled = disabledReason(fp.lens4, fp.lens6)
+	if fp.disabled == "" {
+		s.Enabled = 1
+	}
+	s.N4 = uint8(min(len(fp.lens4), MaxLengths))
+	s.N6 = uint8(min(len(fp.lens6), MaxLengths))
+	s.Lens4, s.Lens6 = [MaxLengths]uint8{}, [MaxLengths]uint8{}
+	copy(s.Lens4[:], fp.lens4)
+	copy(s.Lens6[:], fp.lens6)
 	if err := fp.objs.SettingsMap.Put(uint32(0), &s); err != nil {
 		return fmt.Errorf("fastpath: writing the settings: %w", err)
+	}
+	fp.settings = s
+	return nil
+}
+
+// DeltaRoom is how many mappings ApplyDelta can add beyond the table the
+// program was loaded with: the hashes are preallocated (about 160 bytes
+// per slot for both), and past this a change needs a new program (Load).
+const DeltaRoom = 1024
+
+// ErrNoRoom says that the hashes are full: load a new program for the
+// changed table instead.
+var ErrNoRoom = errors.New("fastpath: no room left in the mapping hashes for another mapping")
+
+// Entry is a mapping and its entry index in the table (the index the tun
+// path counts it under).
+type Entry struct {
+	Mapping translator.Mapping
+	Index   int32
+}
+
+// ApplyDelta changes the program's table in place, as the running table
+// changed: the mappings of del removed, those of add added. It is the
+// fast path's half of a table delta (the data plane's other half swaps the
+// Translator): call it once the tun path's table has the change, so that
+// between the two the program only punts what the tun path then
+// translates. Removals go first, so that an address moving from one
+// mapping to another is never in two. A new prefix length widens the
+// probes (written after the entries, so no probe finds an entry missing);
+// a length left without entries stays probed (a miss costs one lookup).
+// ErrNoRoom means DeltaRoom additions were used up: load a new program.
+func (fp *FastPath) ApplyDelta(del []translator.Mapping, add []Entry) error {
+	for _, m := range del {
+		a4, a6 := m.IPv4.Addr().As4(), m.IPv6.Addr().As16()
+		if err := fp.objs.Table4.Delete(xlatKey4{Len: uint32(m.IPv4.Bits()), Addr: be32(a4)}); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("fastpath: removing %v: %w", m.IPv4, err)
+		}
+		if err := fp.objs.Table6.Delete(xlatKey6{Len: uint32(m.IPv6.Bits()), Addr: a6}); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("fastpath: removing %v: %w", m.IPv6, err)
+		}
+	}
+	lens := false
+	for _, e := range add {
+		m := e.Mapping
+		a4, a6 := m.IPv4.Addr().As4(), m.IPv6.Addr().As16()
+		err := fp.objs.Table4.Put(xlatKey4{Len: uint32(m.IPv4.Bits()), Addr: be32(a4)},
+			xlatVal4{V6: a6, Len6: uint32(m.IPv6.Bits()), Entry: uint32(e.Index)})
+		if err == nil {
+			err = fp.objs.Table6.Put(xlatKey6{Len: uint32(m.IPv6.Bits()), Addr: a6},
+				xlatVal6{V4: be32(a4), Len4: uint32(m.IPv4.Bits()), Entry: uint32(e.Index)})
+		}
+		if errors.Is(err, unix.E2BIG) {
+			return ErrNoRoom
+		}
+		if err != nil {
+			return fmt.Errorf("fastpath: adding %v %v: %w", m.IPv4, m.IPv6, err)
+		}
+		n4, n6 := len(fp.lens4), len(fp.lens6)
+		fp.lens4 = sortedDesc(appendNew(fp.lens4, uint8(m.IPv4.Bits())))
+		fp.lens6 = sortedDesc(appendNew(fp.lens6, uint8(m.IPv6.Bits())))
+		lens = lens || len(fp.lens4) != n4 || len(fp.lens6) != n6
+	}
+	if lens {
+		return fp.writeSettings()
 	}
 	return nil
 }
 
-// settingsFor translates the configuration into the program's settings,
-// and returns the prefix lengths present on each side of the table,
-// longest first.
+func sortedDesc(s []uint8) []uint8 {
+	slices.Sort(s)
+	slices.Reverse(s)
+	return s
+}
+
+// settingsFor translates the configuration into the program's settings
+// (without the prefix lengths: writeSettings), and returns the prefix
+// lengths present on each side of the table, longest first.
 func settingsFor(cfg translator.Config, table *translator.Table) (s xlatSettings, lens4, lens6 []uint8) {
 	p := cfg.PseudoPrefix.Addr().As16()
 	s.PseudoHi = binary.BigEndian.Uint64(p[:8])
@@ -131,19 +221,12 @@ func settingsFor(cfg translator.Config, table *translator.Table) (s xlatSettings
 		lens4 = appendNew(lens4, uint8(m.IPv4.Bits()))
 		lens6 = appendNew(lens6, uint8(m.IPv6.Bits()))
 	}
-	slices.Sort(lens4)
-	slices.Reverse(lens4)
-	slices.Sort(lens6)
-	slices.Reverse(lens6)
-	s.N4 = uint8(min(len(lens4), MaxLengths))
-	s.N6 = uint8(min(len(lens6), MaxLengths))
-	copy(s.Lens4[:], lens4)
-	copy(s.Lens6[:], lens6)
-	return s, lens4, lens6
+	return s, sortedDesc(lens4), sortedDesc(lens6)
 }
 
-// disabledReason says why the program cannot translate under cfg, or "".
-func disabledReason(cfg translator.Config, lens4, lens6 []uint8) string {
+// disabledReason says why the program cannot translate with these prefix
+// lengths, or "".
+func disabledReason(lens4, lens6 []uint8) string {
 	switch {
 	case len(lens4) > MaxLengths:
 		return fmt.Sprintf("the table has %d IPv4 prefix lengths; the fast path probes at most %d", len(lens4), MaxLengths)
