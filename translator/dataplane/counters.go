@@ -166,6 +166,11 @@ type Stats struct {
 	// DeviceDropped counts packets the device read but could not return
 	// (see tun.Device.Dropped).
 	DeviceDropped uint64
+	// FastPath counts the packets the kernel fast path translated, by
+	// direction (AttachFastPath). They are also in Packets (forwarded,
+	// reason none) and SentPackets, not in Bytes and SentBytes (the
+	// program counts packets only), nor in the per-mapping counters.
+	FastPath [NumDirections]uint64
 }
 
 // In returns the packets of direction d that got a verdict.

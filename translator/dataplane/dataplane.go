@@ -51,6 +51,9 @@ type DataPlane struct {
 	// batchHook, when set, runs at the start of every batch: tests hold
 	// a worker inside a batch with it (SetBatchHook).
 	batchHook atomic.Pointer[func(q int)]
+
+	// fast is the kernel fast path attached at the device (fastpath.go).
+	fast fastPath
 }
 
 // device is one device and its closing, once.
@@ -164,6 +167,9 @@ func (d *DataPlane) Reopen(dev tun.Device) error {
 	if dev.Queues() != len(d.workers) {
 		return fmt.Errorf("dataplane: the new device %s has %d queues, the data plane %d", dev.Name(), dev.Queues(), len(d.workers))
 	}
+	// The program went with the old device: the owner attaches one to the
+	// new device (AttachFastPath) once it is up.
+	d.DetachFastPath("the device was re-created")
 	old := d.dev.Load()
 	err := old.close()
 	d.dropped.Add(old.Dropped())
@@ -189,6 +195,9 @@ func (d *DataPlane) Swap(tr *translator.Translator) {
 	old := d.state.Load()
 	next := newState(tr, old.epoch+1)
 	d.state.Store(next)
+	// The program follows once the workers have the table: meanwhile it
+	// translates with the old one, as a worker does its batch.
+	d.swapFastPath(tr)
 	d.waitFor(next.epoch)
 	carryOver(old, next)
 }
@@ -228,6 +237,13 @@ func (d *DataPlane) Stats() Stats {
 		s.add(w.pub)
 	}
 	s.DeviceDropped = d.dropped.Load() + d.dev.Load().Dropped()
+	// What the fast path translated never reached a worker: forwarded
+	// packets all the same, read and written back by the kernel.
+	s.FastPath[Dir4to6], s.FastPath[Dir6to4] = d.fastPathTranslated()
+	for _, dir := range []Direction{Dir4to6, Dir6to4} {
+		s.Packets[dir][translator.Forward][translator.ReasonNone] += s.FastPath[dir]
+		s.SentPackets[dir] += s.FastPath[dir]
+	}
 	return s
 }
 

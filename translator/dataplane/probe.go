@@ -233,7 +233,7 @@ func (d *DataPlane) roundTrip(ctx context.Context, link netlink.Link) error {
 	icmp := tr.Config().ICMPErrors
 	before := d.ttlDrops()
 
-	conn, err := d.dialProbe(ctx, name, src, dst)
+	conn, err := d.dialProbe(ctx, name, src, dst, 1)
 	if err != nil {
 		return err
 	}
@@ -244,9 +244,15 @@ func (d *DataPlane) roundTrip(ctx context.Context, link netlink.Link) error {
 		return fmt.Errorf("dataplane probe: send %s -> %s: %w", src, dst, err)
 	}
 	if !icmp {
-		return d.waitTTLDrop(ctx, before, src, dst)
+		err = d.waitTTLDrop(ctx, before, src, dst)
+	} else {
+		err = d.readAnswer(conn, src, dst, tr.Config().IPv4Addr)
 	}
-	return d.readAnswer(conn, src, dst, tr.Config().IPv4Addr)
+	if err == nil {
+		// The tun path works: now the fast path, which fails alone.
+		d.checkFastPath(ctx, name, src, dst)
+	}
+	return err
 }
 
 // probeSource picks the probe's source address: the kernel's choice for
@@ -318,8 +324,8 @@ func probePacket(src, dst netip.Addr, payload []byte) []byte {
 }
 
 // dialProbe opens the probe's UDP socket: bound to the device and to src,
-// TTL 1, ICMP errors queued (IP_RECVERR), connected to dst.
-func (d *DataPlane) dialProbe(ctx context.Context, dev string, src, dst netip.Addr) (*net.UDPConn, error) {
+// TTL ttl, ICMP errors queued (IP_RECVERR), connected to dst.
+func (d *DataPlane) dialProbe(ctx context.Context, dev string, src, dst netip.Addr, ttl int) (*net.UDPConn, error) {
 	dialer := net.Dialer{
 		LocalAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)),
 		Control: func(_, _ string, c syscall.RawConn) error {
@@ -327,7 +333,7 @@ func (d *DataPlane) dialProbe(ctx context.Context, dev string, src, dst netip.Ad
 			err := c.Control(func(fd uintptr) {
 				serr = errors.Join(
 					unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, dev),
-					unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_TTL, 1),
+					unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_TTL, ttl),
 					unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVERR, 1))
 			})
 			return errors.Join(err, serr)

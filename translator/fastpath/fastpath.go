@@ -404,6 +404,9 @@ var counterNames = [...]string{
 	xlatCounterC_PUNT_HELPER:            "punt-helper-failed",
 }
 
+// CounterNames returns the names of Counters, in a fixed order.
+func CounterNames() []string { return counterNames[:] }
+
 // Counters returns the program's counters, summed over the CPUs, by name:
 // translated-4to6, translated-6to4, internal-error, and punt-REASON.
 func (fp *FastPath) Counters() (map[string]uint64, error) {

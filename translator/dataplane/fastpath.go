@@ -1,0 +1,332 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	ebpflink "github.com/cilium/ebpf/link"
+
+	"github.com/map646/map646/translator"
+	"github.com/map646/map646/translator/fastpath"
+)
+
+// The kernel fast path (translator/fastpath): a tc program at the egress of
+// the device translates the common case inside the kernel and puts the
+// result back on the device's ingress; what it punts reaches the workers as
+// before. The data plane owns the program and its attachment, because both
+// follow what it owns: the device (a re-created one has no program until
+// AttachFastPath), the translator (Swap loads a program for the new table
+// and replaces the old one at the link, without a gap) and the counters
+// (Stats counts what the program translated as forwarded packets, so that
+// the drain, the status and the soak's balance see that traffic too).
+//
+// Whether to attach is the daemon's decision ([fastpath] mode); the data
+// plane only says whether it could, and detaches the program, leaving every
+// packet to the workers, whenever the program fails: a swap or a local
+// address update it cannot apply, or its check (checkFastPath).
+
+// fastPath is the program attached, if any, and the counts of those it
+// replaced. mu serializes everything that changes it.
+type fastPath struct {
+	mu   sync.Mutex
+	prog *fastpath.FastPath // nil: not attached
+	link ebpflink.Link
+	id   uint32
+	why  string // why it is not attached; "" before the first attempt
+	// base holds the final counts of the programs replaced or detached:
+	// the counters stay monotonic across reloads and re-attachments.
+	base map[string]uint64
+	// lastCheck is when checkFastPath last sent its probe.
+	lastCheck time.Time
+}
+
+// FastPathStatus is what the fast path is doing, for the status.
+type FastPathStatus struct {
+	Attached bool
+	// Why says why it is not attached, or "" (also "" before any attempt).
+	Why       string
+	ProgramID uint32
+	// Disabled says why the attached program punts every packet under the
+	// table in use (fastpath.FastPath.Disabled), or "".
+	Disabled string
+	// Counters are the programs' counters since the data plane was made
+	// (fastpath.FastPath.Counters), summed over every program attached.
+	Counters map[string]uint64
+}
+
+// AttachFastPath loads the fast path for the translator in use and attaches
+// it at the egress of the device (in the caller's network namespace). It
+// does nothing when one is attached. Its error says why the kernel refused
+// (no BPF, no CAP_BPF and CAP_NET_ADMIN, a kernel before 6.6 without tcx);
+// the workers then carry every packet.
+func (d *DataPlane) AttachFastPath() error {
+	f := &d.fast
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.prog != nil {
+		return nil
+	}
+	err := f.attach(d.Translator(), d.Device().Name())
+	if err != nil {
+		f.why = err.Error()
+		return err
+	}
+	d.log.Info("fast path attached", "device", d.Device().Name(), "program_id", f.id, "disabled", f.prog.Disabled())
+	return nil
+}
+
+// attach loads a program for tr and attaches it to the device dev.
+func (f *fastPath) attach(tr *translator.Translator, dev string) error {
+	ifi, err := net.InterfaceByName(dev)
+	if err != nil {
+		return fmt.Errorf("fastpath: device %s: %w", dev, err)
+	}
+	prog, err := fastpath.Load(tr.Config(), tr.Table(), fastpath.LinkTun)
+	if err != nil {
+		return err
+	}
+	l, err := prog.Attach(ifi.Index)
+	if err != nil {
+		prog.Close()
+		return err
+	}
+	f.prog, f.link, f.why = prog, l, ""
+	f.id = programID(prog)
+	return nil
+}
+
+func programID(prog *fastpath.FastPath) uint32 {
+	if info, err := prog.Program().Info(); err == nil {
+		if id, ok := info.ID(); ok {
+			return uint32(id)
+		}
+	}
+	return 0
+}
+
+// DetachFastPath detaches the fast path, if attached, and records why: the
+// workers carry every packet from now on.
+func (d *DataPlane) DetachFastPath(why string) {
+	f := &d.fast
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.prog != nil {
+		d.log.Info("fast path detached", "program_id", f.id, "why", why)
+	}
+	f.detach(why)
+}
+
+// detach closes the link and the program, keeping their counts.
+func (f *fastPath) detach(why string) {
+	f.why = why
+	if f.prog == nil {
+		return
+	}
+	if f.link != nil {
+		f.link.Close()
+	}
+	f.retire(f.prog)
+	f.prog, f.link, f.id = nil, nil, 0
+}
+
+// retire adds the final counts of prog, detached or replaced, to the base,
+// and unloads it.
+func (f *fastPath) retire(prog *fastpath.FastPath) {
+	if c, err := prog.Counters(); err == nil {
+		if f.base == nil {
+			f.base = map[string]uint64{}
+		}
+		for k, v := range c {
+			f.base[k] += v
+		}
+	}
+	prog.Close()
+}
+
+// swapFastPath replaces the attached program with one for tr (Swap); a
+// program that cannot be loaded or put in place leaves the workers alone.
+func (d *DataPlane) swapFastPath(tr *translator.Translator) {
+	f := &d.fast
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.prog == nil {
+		return
+	}
+	next, err := fastpath.Load(tr.Config(), tr.Table(), fastpath.LinkTun)
+	if err == nil {
+		if err = f.link.Update(next.Program()); err != nil {
+			next.Close()
+		}
+	}
+	if err != nil {
+		d.log.Warn("fast path detached: the new table could not be given to it; the tun path carries every packet", "err", err)
+		f.detach(fmt.Sprintf("reload: %v", err))
+		return
+	}
+	old := f.prog
+	f.prog, f.id = next, programID(next)
+	// A packet the old program is translating on another CPU may still
+	// count on it after this read: at most one per CPU, once per reload.
+	f.retire(old)
+}
+
+// ApplyFastPathDelta changes the attached program's table in place (the
+// fast path's half of a table delta; fastpath.FastPath.ApplyDelta). When
+// the program has no room left, it is replaced by one for tr, the
+// translator with the changed table, as a reload does.
+func (d *DataPlane) ApplyFastPathDelta(tr *translator.Translator, del []translator.Mapping, add []fastpath.Entry) {
+	f := &d.fast
+	f.mu.Lock()
+	if f.prog == nil {
+		f.mu.Unlock()
+		return
+	}
+	err := f.prog.ApplyDelta(del, add)
+	f.mu.Unlock()
+	if errors.Is(err, fastpath.ErrNoRoom) {
+		d.swapFastPath(tr)
+		return
+	}
+	if err != nil {
+		d.log.Warn("fast path detached: a table change could not be applied to it; the tun path carries every packet", "err", err)
+		d.DetachFastPath(fmt.Sprintf("table change: %v", err))
+	}
+}
+
+// LocalAddrsChanged gives the attached program the node's local addresses
+// as the translator in use has them now (translator.LocalAddrs, which
+// FollowLocalAddrs keeps current): call it after each change. A program
+// that cannot take them is detached (it would translate toward an address
+// the tun path refuses).
+func (d *DataPlane) LocalAddrsChanged() {
+	f := &d.fast
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.prog == nil {
+		return
+	}
+	var node []netip.Prefix
+	if la := d.Translator().Config().LocalAddrs; la != nil {
+		node = la.Prefixes()
+	}
+	if err := f.prog.SetLocalAddrs(node); err != nil {
+		d.log.Warn("fast path detached: the node's local addresses could not be given to it; the tun path carries every packet", "err", err)
+		f.detach(fmt.Sprintf("local addresses: %v", err))
+	}
+}
+
+// FastPathStatus returns what the fast path is doing.
+func (d *DataPlane) FastPathStatus() FastPathStatus {
+	f := &d.fast
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := FastPathStatus{Attached: f.prog != nil, Why: f.why, ProgramID: f.id, Counters: f.counters()}
+	if f.prog != nil {
+		s.Disabled = f.prog.Disabled()
+	}
+	return s
+}
+
+// counters returns the base plus the attached program's counts (nil when
+// no program was ever attached). Called with mu held.
+func (f *fastPath) counters() map[string]uint64 {
+	if f.base == nil && f.prog == nil {
+		return nil
+	}
+	out := maps.Clone(f.base)
+	if out == nil {
+		out = map[string]uint64{}
+	}
+	if f.prog != nil {
+		if c, err := f.prog.Counters(); err == nil {
+			for k, v := range c {
+				out[k] += v
+			}
+		}
+	}
+	return out
+}
+
+// fastPathTranslated returns the packets the fast path translated, by
+// direction: what Stats adds to the forwarded ones.
+func (d *DataPlane) fastPathTranslated() (in4, in6 uint64) {
+	f := &d.fast
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.counters()
+	return c["translated-4to6"], c["translated-6to4"]
+}
+
+// fastPathCheckEvery is how often Probe checks the fast path: its probe
+// is translated for real and answered by the kernel with an ICMPv6 error,
+// which the kernel rate-limits (net.ipv6.icmp.ratelimit, 1 s); the workers'
+// probe, every check, proves the rest.
+const fastPathCheckEvery = 10 * time.Second
+
+// checkFastPath proves, at most every fastPathCheckEvery, that the attached
+// program translates: a UDP datagram with TTL 2 from src to dst (a mapped
+// address, as the workers' probe) must move its translated-4to6 counter.
+// The program translates it to IPv6 with hop limit 1 and puts it back on
+// the device's ingress, where the kernel's forwarding drops it and answers
+// Time Exceeded (which the workers translate back to the node): nothing
+// leaves the node. A program that does not translate it is detached, with
+// a warning: the node goes on serving on the tun path, which Probe has
+// just proven, and is not withdrawn. Other traffic the program translates
+// meanwhile passes for the probe's: it proves the same.
+func (d *DataPlane) checkFastPath(ctx context.Context, dev string, src, dst netip.Addr) {
+	f := &d.fast
+	f.mu.Lock()
+	attached := f.prog != nil
+	due := time.Since(f.lastCheck) >= fastPathCheckEvery
+	if attached && due {
+		f.lastCheck = time.Now()
+	}
+	f.mu.Unlock()
+	if !attached || !due {
+		return
+	}
+	if err := d.fastPathProbe(ctx, dev, src, dst); err != nil {
+		d.log.Warn("fast path detached: it failed its check; the tun path carries every packet", "err", err)
+		d.DetachFastPath(fmt.Sprintf("it failed its check: %v", err))
+	}
+}
+
+// fastPathCheckTimeout bounds the wait for the program's counter.
+const fastPathCheckTimeout = 500 * time.Millisecond
+
+func (d *DataPlane) fastPathProbe(ctx context.Context, dev string, src, dst netip.Addr) error {
+	if st := d.FastPathStatus(); st.Disabled != "" {
+		return nil // punts all by design: nothing to prove
+	}
+	before, _ := d.fastPathTranslated()
+	conn, err := d.dialProbe(ctx, dev, src, dst, 2)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.Write(d.probe.secret[:]); err != nil {
+		return fmt.Errorf("send %s -> %s: %w", src, dst, err)
+	}
+	deadline := time.NewTimer(fastPathCheckTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		if now, _ := d.fastPathTranslated(); now != before {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil // the probe's deadline, not the program's fault
+		case <-deadline.C:
+			return fmt.Errorf("a datagram %s -> %s with TTL 2 was not translated by the program within %v", src, dst, fastPathCheckTimeout)
+		case <-tick.C:
+		}
+	}
+}
