@@ -35,7 +35,10 @@ Info):
                  and received, BFD (and the last error while not
                  established);
   traffic        type dataplane: packets read, forwarded and dropped, per
-                 direction.
+                 direction (the fast path's translations included);
+  fastpath       type dataplane: the kernel fast path attached, off or
+                 detached; its mode, program id, or why it is not
+                 attached; what it translated and punted.
 -v adds the detail (as 'birdc show protocols all' does): the probes and
 last errors of the checks, each announced prefix with its MED and
 communities (65535:0 is GRACEFUL_SHUTDOWN), every traffic counter.
@@ -47,7 +50,9 @@ the view:
   0  OK        serving, every BGP neighbor established, [node] state_dir
                writable;
   1  WARNING   serving with a neighbor not established or state_dir not
-               writable (a drain would be refused); or starting (the
+               writable (a drain would be refused), or with [fastpath]
+               on and the fast path not attached (the tun path carries
+               everything) or losing packets; or starting (the
                checks are rising); or draining or drained (out of service
                on purpose);
   2  CRITICAL  failed: a health check withdrew one side or both, or the
@@ -214,6 +219,9 @@ func statusExit(s control.Status) int {
 	}
 	if s.Node.StateDir != "" && s.Node.StateDir != "ok" {
 		return statusWarning
+	}
+	if f := s.Traffic.FastPath; f.Mode != "" && f.Mode != "off" && !f.Attached || f.InternalErrors > 0 {
+		return statusWarning // serving, on the tun path alone, or losing packets
 	}
 	return statusOK
 }
