@@ -1,0 +1,135 @@
+package dataplane
+
+import (
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/map646/map646/lab/poll"
+	"github.com/map646/map646/translator"
+)
+
+// sendUDP sends n datagrams with TTL 64 from the node to dst (a mapped
+// address, routed into the device).
+func sendUDP(t *testing.T, dst netip.Addr, n int) {
+	t.Helper()
+	dialer := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_TTL, 64) })
+		return serr
+	}}
+	c, err := dialer.Dial("udp4", netip.AddrPortFrom(dst, 9).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range n {
+		if _, err := c.Write([]byte("fast path")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestFastPath: the data plane attaches the fast path at the egress of its
+// real tun device, and then: the datagrams it translates never reach a
+// worker but are counted as forwarded in Stats (so a drain and the status
+// see them); a Swap replaces the program without losing the counts; the
+// node's local addresses follow (LocalAddrsChanged); Probe checks it, and a
+// program that no longer sees the packets is detached by its check while
+// Probe passes (the node keeps serving on the tun path); detached, the
+// workers carry the datagrams again.
+func TestFastPath(t *testing.T) {
+	inNetns(t, func() {
+		n := newProbeNode(t, "", nodeAddr, true, nil)
+		d := n.d
+		if err := d.AttachFastPath(); err != nil {
+			t.Fatalf("AttachFastPath: %v", err)
+		}
+		st := d.FastPathStatus()
+		if !st.Attached || st.ProgramID == 0 || st.Disabled != "" {
+			t.Fatalf("status after attaching: %+v", st)
+		}
+		server := netip.MustParseAddr("198.51.100.10")
+		const sent = 20
+		sendUDP(t, server, sent)
+		s := waitStats(t, d, func(s Stats) bool { return s.FastPath[Dir4to6] == sent })
+		if s.FastPath[Dir4to6] != sent {
+			t.Fatalf("the fast path translated %d datagrams, want %d", s.FastPath[Dir4to6], sent)
+		}
+		// (The workers may read the kernel's ICMPv6 errors about them: 6to4.)
+		if s.Packets[Dir4to6][translator.Forward][translator.ReasonNone] != sent || s.SentPackets[Dir4to6] != sent || s.In(Dir4to6) != sent {
+			t.Errorf("Stats: 4to6 %d read, %d forwarded, %d sent; want %d each (the workers read none)",
+				s.In(Dir4to6), s.Packets[Dir4to6][translator.Forward][translator.ReasonNone], s.SentPackets[Dir4to6], sent)
+		}
+
+		// A reload: a new program, the counts go on.
+		tr, err := newConfig(t, "", "").NewTranslator()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Swap(tr)
+		st2 := d.FastPathStatus()
+		if !st2.Attached || st2.ProgramID == st.ProgramID {
+			t.Fatalf("after Swap: %+v, want attached with a new program (was %d)", st2, st.ProgramID)
+		}
+		sendUDP(t, server, 1)
+		if s := waitStats(t, d, func(s Stats) bool { return s.FastPath[Dir4to6] == sent+1 }); s.FastPath[Dir4to6] != sent+1 {
+			t.Fatalf("after Swap: %d translated, want %d", s.FastPath[Dir4to6], sent+1)
+		}
+
+		// The server's address becomes the node's: the program refuses it.
+		local := translator.NewLocalAddrs()
+		cfg := newConfig(t, "", "")
+		cfg.Translator.LocalAddrs = local
+		tr, err = cfg.NewTranslator()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Swap(tr)
+		local.Set([]netip.Prefix{netip.MustParsePrefix("2001:db8:1::10/128")})
+		d.LocalAddrsChanged()
+		sendUDP(t, server, 1)
+		if !poll.Until(5*time.Second, time.Millisecond, func() bool {
+			return d.FastPathStatus().Counters["punt-local-destination"] == 1
+		}) {
+			t.Fatalf("toward a local address: counters %v, want one punt-local-destination", d.FastPathStatus().Counters)
+		}
+		local.Set(nil)
+		d.LocalAddrsChanged()
+
+		// Probe checks the program; one that no longer sees the packets
+		// (its link closed behind the data plane's back) fails the check
+		// and is detached, while Probe passes.
+		if err := probe(d, 2*time.Second); err != nil {
+			t.Fatalf("probe: %v", err)
+		}
+		if !d.FastPathStatus().Attached {
+			t.Fatalf("the fast path was detached by a probe it should pass: %+v", d.FastPathStatus())
+		}
+		d.fast.mu.Lock()
+		d.fast.link.Close()
+		d.fast.lastCheck = time.Time{}
+		d.fast.mu.Unlock()
+		if err := probe(d, 2*time.Second); err != nil {
+			t.Fatalf("probe with the fast path broken: %v; want it to pass (the tun path works)", err)
+		}
+		st = d.FastPathStatus()
+		if st.Attached || st.Why == "" {
+			t.Fatalf("a broken fast path is still attached after the check: %+v", st)
+		}
+		t.Logf("detached: %s", st.Why)
+
+		// Detached: the workers carry the datagrams, the counts stay.
+		before := d.Stats()
+		sendUDP(t, server, 3)
+		s = waitStats(t, d, func(s Stats) bool { return s.Batches > before.Batches && s.SentPackets[Dir4to6] >= before.SentPackets[Dir4to6]+3 })
+		if s.FastPath[Dir4to6] != before.FastPath[Dir4to6] || s.SentPackets[Dir4to6] < before.SentPackets[Dir4to6]+3 {
+			t.Errorf("detached: fast path %d -> %d, sent %d -> %d; want the workers to carry the 3 datagrams",
+				before.FastPath[Dir4to6], s.FastPath[Dir4to6], before.SentPackets[Dir4to6], s.SentPackets[Dir4to6])
+		}
+	})
+}
