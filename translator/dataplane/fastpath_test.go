@@ -1,12 +1,16 @@
 package dataplane
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 
 	"github.com/map646/map646/lab/poll"
@@ -64,6 +68,25 @@ func TestFastPath(t *testing.T) {
 		if s.Packets[Dir4to6][translator.Forward][translator.ReasonNone] != sent || s.SentPackets[Dir4to6] != sent || s.In(Dir4to6) != sent {
 			t.Errorf("Stats: 4to6 %d read, %d forwarded, %d sent; want %d each (the workers read none)",
 				s.In(Dir4to6), s.Packets[Dir4to6][translator.Forward][translator.ReasonNone], s.SentPackets[Dir4to6], sent)
+		}
+
+		reg := prometheus.NewPedanticRegistry()
+		if err := reg.Register(d.Collector(0)); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf(`
+# HELP map646_fastpath_attached %s
+# TYPE map646_fastpath_attached gauge
+map646_fastpath_attached 1
+# HELP map646_fastpath_internal_errors_total %s
+# TYPE map646_fastpath_internal_errors_total counter
+map646_fastpath_internal_errors_total 0
+`, help(t, reg, "map646_fastpath_attached"), help(t, reg, "map646_fastpath_internal_errors_total"))
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "map646_fastpath_attached", "map646_fastpath_internal_errors_total"); err != nil {
+			t.Error(err)
+		}
+		if got := testutil.ToFloat64(gauge(t, reg, "map646_fastpath_packets_total", "4to6")); got != sent {
+			t.Errorf("map646_fastpath_packets_total{direction=4to6} = %v, want %d", got, sent)
 		}
 
 		// A reload: a new program, the counts go on.
@@ -132,4 +155,42 @@ func TestFastPath(t *testing.T) {
 				before.FastPath[Dir4to6], s.FastPath[Dir4to6], before.SentPackets[Dir4to6], s.SentPackets[Dir4to6])
 		}
 	})
+}
+
+// help returns the help text of the metric name gathered from reg.
+func help(t *testing.T, reg *prometheus.Registry, name string) string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetHelp()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return ""
+}
+
+// gauge returns the value of the series of name whose one label is value,
+// as a collector for testutil.ToFloat64.
+func gauge(t *testing.T, reg *prometheus.Registry, name, value string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == value {
+				return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x", Help: "x"}, m.GetCounter().GetValue)
+			}
+		}
+	}
+	t.Fatalf("no series %s{%s}", name, value)
+	return nil
 }
