@@ -149,7 +149,9 @@ map646_fastpath_internal_errors_total 0
 		// Detached: the workers carry the datagrams, the counts stay.
 		before := d.Stats()
 		sendUDP(t, server, 3)
-		s = waitStats(t, d, func(s Stats) bool { return s.Batches > before.Batches && s.SentPackets[Dir4to6] >= before.SentPackets[Dir4to6]+3 })
+		s = waitStats(t, d, func(s Stats) bool {
+			return s.Batches > before.Batches && s.SentPackets[Dir4to6] >= before.SentPackets[Dir4to6]+3
+		})
 		if s.FastPath[Dir4to6] != before.FastPath[Dir4to6] || s.SentPackets[Dir4to6] < before.SentPackets[Dir4to6]+3 {
 			t.Errorf("detached: fast path %d -> %d, sent %d -> %d; want the workers to carry the 3 datagrams",
 				before.FastPath[Dir4to6], s.FastPath[Dir4to6], before.SentPackets[Dir4to6], s.SentPackets[Dir4to6])

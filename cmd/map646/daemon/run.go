@@ -275,7 +275,7 @@ func (d *daemon) start() error {
 			t.FastPath = fastPathStatusOf(fastPathMode, d.dp.FastPathStatus())
 			return t
 		},
-		log:     d.log, now: time.Now, version: d.version,
+		log: d.log, now: time.Now, version: d.version,
 	}
 	d.lc.publish()
 	if drained {
