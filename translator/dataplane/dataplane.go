@@ -285,6 +285,7 @@ type worker struct {
 	pend    pending
 	entries *entryPending
 	probes  uint64 // probe datagrams of the current batch (published apart: see batch)
+	echoes  uint64 // the kernel's errors about the fast path's probes, likewise
 	// hb tells Probe whether the worker runs and since when it has been
 	// in its current batch (probe.go); written once per batch.
 	hb heartbeat
@@ -364,6 +365,10 @@ func (w *worker) batch(pkts []tun.Packet) {
 		atomic.AddUint64(&w.pub.v[cProbes], w.probes)
 		w.probes = 0
 	}
+	if w.echoes > 0 {
+		atomic.AddUint64(&w.pub.v[cProbeEchoes], w.echoes)
+		w.echoes = 0
+	}
 	// The batch count last: a reader that sees it sees every other counter
 	// of the batch.
 	atomic.AddUint64(&w.pub.v[cBatches], 1)
@@ -431,6 +436,11 @@ func (w *worker) translate(st *state, dir Direction, b []byte) {
 	probe := (res.Verdict == translator.ICMPError || res.Reason == translator.ReasonTTLExpired) && w.d.probe.is(b)
 	if probe {
 		w.probes++
+	}
+	// The kernel's answer to the fast path's check (checkFastPath): one
+	// length compare per packet, the rest only on that length.
+	if len(b) == echoLen && w.d.probe.isEcho(b) {
+		w.echoes++
 	}
 	w.result(st, dir, res, o, len(b), probe)
 }

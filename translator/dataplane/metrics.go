@@ -56,6 +56,8 @@ var (
 		"Batches read from the tun device (packets per batch: map646_packets_total / this).", nil, nil)
 	descProbes = prometheus.NewDesc("map646_probe_packets_total",
 		"The data plane's own health-check probe datagrams read from the tun device (4to6, TTL 1, answered with Time Exceeded); they are also counted in map646_packets_total.", nil, nil)
+	descProbeEchoes = prometheus.NewDesc("map646_fastpath_probe_errors_total",
+		"The kernel's ICMPv6 errors about the fast path's check probes (a datagram with TTL 2 every 10 s, which the program translates to hop limit 1) read from the tun device: 6to4 packets, also counted in map646_packets_total (local-destination drops, or forwarded under allow_local_destinations); a drain leaves them out.", nil, nil)
 	descDeviceDropped = prometheus.NewDesc("map646_device_dropped_total",
 		"Packets the tun device read but could not hand over (too large, unknown offload).", nil, nil)
 	descOffload = prometheus.NewDesc("map646_tun_offload_enabled",
@@ -85,7 +87,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPackets, descBytes, descSentPackets, descSentBytes,
 		descICMPSent, descICMPSuppressed, descICMPSentByKind, descICMPSuppressedByKind, descGSO, descGSOSegments, descWriteErrors, descBatches,
-		descProbes, descDeviceDropped, descOffload, descLocalAddrs, descMappings, descMappingPackets, descMappingBytes,
+		descProbes, descProbeEchoes, descDeviceDropped, descOffload, descLocalAddrs, descMappings, descMappingPackets, descMappingBytes,
 		descFastPathAttached, descFastPathPackets, descFastPathPunts, descFastPathInternalErrors} {
 		ch <- d
 	}
@@ -127,6 +129,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descWriteErrors, s.WriteErrors)
 	counter(descBatches, s.Batches)
 	counter(descProbes, s.Probes)
+	counter(descProbeEchoes, s.ProbeEchoes)
 	counter(descDeviceDropped, s.DeviceDropped)
 	c.collectOffloads(ch)
 	c.collectFastPath(ch)

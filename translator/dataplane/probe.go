@@ -120,6 +120,18 @@ func (p *probeState) is(b []byte) bool {
 	return len(b) == n && b[0] == 0x45 && b[9] == 17 && bytes.Equal(b[28:], p.secret[:])
 }
 
+// echoLen is the length of the kernel's ICMPv6 error about the fast
+// path's probe: IPv6, ICMPv6, then the probe as the program translated it
+// (IPv6 without extension headers, UDP, the secret).
+const echoLen = 40 + 8 + 40 + 8 + len(probeState{}.secret)
+
+// isEcho reports whether b, of echoLen bytes, is an ICMPv6 error (type 1
+// to 4) quoting a probe datagram.
+func (p *probeState) isEcho(b []byte) bool {
+	return b[0]>>4 == 6 && b[6] == 58 && b[40] >= 1 && b[40] <= 4 && b[48]>>4 == 6 && b[54] == 17 &&
+		bytes.Equal(b[96:], p.secret[:])
+}
+
 // heartbeat is a worker's sign of life.
 type heartbeat struct {
 	start atomic.Int64 // when the current or last batch began (probeState.now)
