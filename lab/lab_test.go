@@ -40,7 +40,10 @@ package lab
 // shows up in their nstat counters, which every data test checks. Generic
 // receive offload is on there, so that TCP reaches the offload device as
 // super-packets. Each test runs with each device back-end: offload = true
-// (multiqueue, virtio header, super-packets) and offload = false (plain).
+// (multiqueue, virtio header, super-packets) and offload = false (plain),
+// and on each again with the kernel fast path ([fastpath] mode =
+// "required"): the same tests, the same results, the same checksum checks;
+// the fast path translates what it takes, the tun path the rest.
 
 import (
 	"bytes"
