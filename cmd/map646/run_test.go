@@ -547,6 +547,22 @@ func testRunInNetns(t *testing.T, bin string, offload, fastPath bool) {
 		t.Errorf("reloads: ok %v, invalid %v; want 11, 1", m[`map646_reloads_total{result="ok"}`], m[`map646_reloads_total{result="invalid"}`])
 	}
 
+	if fastPath {
+		// The device deleted under the daemon: the recovery makes a new
+		// one and attaches the fast path to it again.
+		ip(t, "-n", ns, "link", "del", "m646t0")
+		_, next = p.wait("recovery: data plane back", next)
+		before := scrape(t, ns, serving["metrics"].(string))
+		udpEcho(t, ns, "198.51.100.10", srv)
+		<-clients
+		after := scrape(t, ns, serving["metrics"].(string))
+		key := `map646_fastpath_packets_total{direction="4to6"}`
+		if after["map646_fastpath_attached"] != 1 || after[key] <= before[key] {
+			t.Errorf("after the recovery: map646_fastpath_attached %v, %s %v -> %v; want attached, translating",
+				after["map646_fastpath_attached"], key, before[key], after[key])
+		}
+	}
+
 	// SIGTERM: every route and the device go, exit 0.
 	p.signal(syscall.SIGTERM)
 	p.wait("stopped", next)
