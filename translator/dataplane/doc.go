@@ -50,6 +50,15 @@
 // workers, sized to the table: a per-worker copy would cost 32 bytes per
 // mapping and worker, a gigabyte for a million mappings on 32 CPUs.
 //
+// # Fast path
+//
+// AttachFastPath attaches the kernel fast path (translator/fastpath) at
+// the egress of the device: what it translates never reaches a worker, and
+// is counted in Stats as forwarded (Stats.FastPath says how much). Swap
+// gives it the new table, Reopen detaches it (the owner attaches it to the
+// new device), LocalAddrsChanged gives it the node's addresses, and Probe
+// checks it every 10 s, detaching it when it fails (fastpath.go).
+//
 // # Routes
 //
 // Routes installs a route into the device for every mapped IPv4 prefix
