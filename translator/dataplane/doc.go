@@ -68,8 +68,9 @@
 //
 // # Imports
 //
-// It owns the workers, their counters and the routes it added. It imports
-// translator and translator/tun (and prometheus, netlink, x/sys); nothing
+// It owns the workers, their counters, the fast path's program and the
+// routes it added. It imports translator, translator/tun and
+// translator/fastpath (and prometheus, netlink, x/sys, cilium/ebpf); nothing
 // of the daemon, the configuration, health or routing: the daemon
 // (cmd/map646/daemon) builds it and feeds it.
 package dataplane
