@@ -145,6 +145,19 @@ map646_fastpath_internal_errors_total 0
 		local.Set(nil)
 		d.LocalAddrsChanged()
 
+		// A table delta: the mapping removed in place (the hook of the
+		// table's delta path), its datagrams then punted as misses.
+		c0 := d.FastPathStatus().Counters
+		d.ApplyFastPathDelta(tr, []translator.Mapping{tr.Table().Mapping(0)}, nil)
+		sendUDP(t, server, 1)
+		if !poll.Until(5*time.Second, time.Millisecond, func() bool {
+			return d.FastPathStatus().Counters["punt-no-mapping"] > c0["punt-no-mapping"]
+		}) || d.FastPathStatus().Counters["translated-4to6"] != c0["translated-4to6"] {
+			t.Fatalf("after the delta removed %v: counters %v (before %v), want a punt-no-mapping more and nothing translated",
+				tr.Table().Mapping(0), d.FastPathStatus().Counters, c0)
+		}
+		d.Swap(tr) // the full table again
+
 		// A program that no longer sees the packets (its link closed
 		// behind the data plane's back) fails the check and is detached,
 		// while Probe passes.
