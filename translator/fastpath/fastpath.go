@@ -71,6 +71,7 @@ func Load(cfg translator.Config, table *translator.Table, link Link) (*FastPath,
 	// on top of the table, and never empty.
 	spec.Maps[xlatMapTable4].MaxEntries = uint32(table.Len() + DeltaRoom)
 	spec.Maps[xlatMapTable6].MaxEntries = uint32(table.Len() + DeltaRoom)
+	spec.Maps[xlatMapEntries].MaxEntries = uint32(table.Len() + DeltaRoom)
 	fp := &FastPath{}
 	if err := spec.LoadAndAssign(&fp.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
@@ -425,6 +426,41 @@ func (fp *FastPath) Counters() (map[string]uint64, error) {
 	return out, nil
 }
 
+// EntryCounts is one mapping's traffic through the program, as the tun
+// path counts it per mapping: packets (a GSO super-packet as its
+// segments) and bytes (as they came in), toward its server (4to6) and from
+// it (6to4).
+type EntryCounts struct {
+	Packets4to6, Bytes4to6 uint64
+	Packets6to4, Bytes6to4 uint64
+}
+
+// EntryCounts returns the counts of the mappings of entry 0 to n-1 (fewer
+// when the program holds fewer: its table and DeltaRoom). A mapping
+// ApplyDelta adds with an entry beyond them is not counted.
+func (fp *FastPath) EntryCounts(n int) ([]EntryCounts, error) {
+	n = min(n, int(fp.objs.Entries.MaxEntries()))
+	out := make([]EntryCounts, 0, n)
+	const batch = 1 << 12
+	keys := make([]uint32, batch)
+	vals := make([]xlatEntryCount, batch)
+	var cursor ebpf.MapBatchCursor
+	for len(out) < n {
+		k := min(batch, n-len(out))
+		got, err := fp.objs.Entries.BatchLookup(&cursor, keys[:k], vals[:k], nil)
+		for _, v := range vals[:got] {
+			out = append(out, EntryCounts{v.Packets4to6, v.Bytes4to6, v.Packets6to4, v.Bytes6to4})
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fastpath: per-mapping counters: %w", err)
+		}
+	}
+	return out[:min(len(out), n)], nil
+}
+
 // MapMemory is what one map takes.
 type MapMemory struct {
 	Name               string
@@ -444,6 +480,7 @@ func (fp *FastPath) MapMemory() ([]MapMemory, error) {
 		{xlatMapTable4, fp.objs.Table4}, {xlatMapTable6, fp.objs.Table6},
 		{xlatMapLocal4, fp.objs.Local4}, {xlatMapLocal6, fp.objs.Local6},
 		{xlatMapSettingsMap, fp.objs.SettingsMap}, {xlatMapCounters, fp.objs.Counters},
+		{xlatMapEntries, fp.objs.Entries},
 	} {
 		n, err := memlock(m.m.FD())
 		if err != nil {

@@ -7,6 +7,7 @@ package fastpath_test
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/map646/map646/lab/labreq"
@@ -293,5 +294,31 @@ func TestApplyDelta(t *testing.T) {
 	}
 	if err := fp.ApplyDelta(nil, more[fastpath.DeltaRoom:]); !errors.Is(err, fastpath.ErrNoRoom) {
 		t.Errorf("one addition past the room: %v, want ErrNoRoom", err)
+	}
+}
+
+// TestEntryCounts: the program counts each translated packet and its
+// bytes under its mapping's entry, each way, as the tun path counts them;
+// punted packets are not counted.
+func TestEntryCounts(t *testing.T) {
+	r := newRunner(t)
+	table := testTable(t)
+	fp, tr := load(t, testConfig(), table)
+	to := pt.UDP4(pt.IPv4{TTL: 64, Src: client4, Dst: netip.MustParseAddr("203.0.113.9")}, 1, 2, []byte("to the /24"))
+	from := pt.UDP6(pt.IPv6{Hop: 64, Src: netip.MustParseAddr("2001:db8:3::9"), Dst: client6}, 2, 1, []byte("from it, longer"))
+	punted := pt.UDP4(pt.IPv4{TTL: 1, Src: client4, Dst: server4}, 1, 2, []byte("ttl 1"))
+	for _, pkt := range [][]byte{to, to, from, punted} {
+		if _, err := r.Compare(fp.Program(), tr, pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := fp.EntryCounts(table.Len() + 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]fastpath.EntryCounts, table.Len()+fastpath.DeltaRoom)[:table.Len()+5]
+	want[2] = fastpath.EntryCounts{Packets4to6: 2, Bytes4to6: 2 * uint64(len(to)), Packets6to4: 1, Bytes6to4: uint64(len(from))}
+	if !slices.Equal(got, want) {
+		t.Errorf("EntryCounts = %+v, want %+v", got, want)
 	}
 }
