@@ -5,11 +5,11 @@ package config
 type FastPathMode uint8
 
 const (
-	// FastPathOff: the tun path carries every packet. The default: the
-	// program does not count per mapping yet, so with it attached the
-	// per-mapping counters (map646_mapping_packets_total, `map646
-	// mappings`) miss the packets it translates; an operator turns it on
-	// knowing that.
+	// FastPathOff: the tun path carries every packet. The default: a new
+	// data path inside the kernel is something an operator opts into, not
+	// something an upgrade switches on (and the packaged unit does not
+	// grant CAP_BPF); "auto" is the recommended setting on Linux 6.6 and
+	// later.
 	FastPathOff FastPathMode = iota
 	// FastPathAuto: attached when the kernel and the privileges allow it
 	// (BPF, tcx: Linux 6.6, CAP_BPF and CAP_NET_ADMIN); otherwise the tun

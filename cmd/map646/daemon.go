@@ -176,8 +176,9 @@ Metrics:
       but a million of them as series would overwhelm Prometheus
   map646_fastpath_attached   1 while the kernel fast path is attached
   map646_fastpath_packets_total{direction}   packets it translated (also
-      in map646_packets_total and map646_sent_packets_total; not in the
-      byte and per-mapping counters: the program does not count them)
+      in map646_packets_total, map646_sent_packets_total and the
+      per-mapping counters; not in map646_bytes_total and
+      map646_sent_bytes_total)
   map646_fastpath_punts_total{reason}   packets it left to the tun path
   map646_fastpath_internal_errors_total   packets it lost: must stay 0
   map646_tun_offload_selftest_failed{offload}   1 where the last self-test

@@ -175,8 +175,8 @@ type Stats struct {
 	DeviceDropped uint64
 	// FastPath counts the packets the kernel fast path translated, by
 	// direction (AttachFastPath). They are also in Packets (forwarded,
-	// reason none) and SentPackets, not in Bytes and SentBytes (the
-	// program counts packets only), nor in the per-mapping counters.
+	// reason none) and SentPackets, and per mapping (Mappings), not in
+	// Bytes and SentBytes.
 	FastPath [NumDirections]uint64
 }
 

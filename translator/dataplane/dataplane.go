@@ -197,7 +197,7 @@ func (d *DataPlane) Swap(tr *translator.Translator) {
 	d.state.Store(next)
 	// The program follows once the workers have the table: meanwhile it
 	// translates with the old one, as a worker does its batch.
-	d.swapFastPath(tr)
+	d.swapFastPath(old, tr)
 	d.waitFor(next.epoch)
 	carryOver(old, next)
 }
@@ -248,7 +248,8 @@ func (d *DataPlane) Stats() Stats {
 }
 
 // Mappings calls fn for each of the first n mappings of the table in use
-// (all if n < 0) with its counters. Swap waits while it runs.
+// (all if n < 0) with its counters, the fast path's included. Swap waits
+// while it runs.
 func (d *DataPlane) Mappings(n int, fn func(i int, m translator.Mapping, c MappingCounts)) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -257,14 +258,23 @@ func (d *DataPlane) Mappings(n int, fn func(i int, m translator.Mapping, c Mappi
 	if n < 0 || n > t.Len() {
 		n = t.Len()
 	}
+	fast := d.fastPathEntries(n) // what the fast path counted
 	for i := range n {
 		e := st.entries[i*entryWords : (i+1)*entryWords]
-		fn(i, t.Mapping(i), MappingCounts{
+		c := MappingCounts{
 			Packets4to6: atomic.LoadUint64(&e[ePackets4to6]),
 			Bytes4to6:   atomic.LoadUint64(&e[eBytes4to6]),
 			Packets6to4: atomic.LoadUint64(&e[ePackets6to4]),
 			Bytes6to4:   atomic.LoadUint64(&e[eBytes6to4]),
-		})
+		}
+		if i < len(fast) {
+			f := fast[i]
+			c.Packets4to6 += f.Packets4to6
+			c.Bytes4to6 += f.Bytes4to6
+			c.Packets6to4 += f.Packets6to4
+			c.Bytes6to4 += f.Bytes6to4
+		}
+		fn(i, t.Mapping(i), c)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ebpflink "github.com/cilium/ebpf/link"
@@ -24,7 +25,9 @@ import (
 // AttachFastPath), the translator (Swap loads a program for the new table
 // and replaces the old one at the link, without a gap) and the counters
 // (Stats counts what the program translated as forwarded packets, so that
-// the drain, the status and the soak's balance see that traffic too).
+// the drain, the status and the soak's balance see that traffic too;
+// Mappings adds its per-mapping counts, and a program replaced or
+// detached leaves them to the data plane's: fold).
 //
 // Whether to attach is the daemon's decision ([fastpath] mode); the data
 // plane only says whether it could, and detaches the program, leaving every
@@ -113,17 +116,22 @@ func programID(prog *fastpath.FastPath) uint32 {
 // DetachFastPath detaches the fast path, if attached, and records why: the
 // workers carry every packet from now on.
 func (d *DataPlane) DetachFastPath(why string) {
+	// d.mu first, as Swap takes them: the per-mapping counts go to the
+	// table in use, which must not change meanwhile.
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	f := &d.fast
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.prog != nil {
 		d.log.Info("fast path detached", "program_id", f.id, "why", why)
 	}
-	f.detach(why)
+	f.detach(why, d.state.Load().entries)
 }
 
-// detach closes the link and the program, keeping their counts.
-func (f *fastPath) detach(why string) {
+// detach closes the link and the program, keeping their counts: the
+// per-mapping ones in entries, those of the table the program has.
+func (f *fastPath) detach(why string, entries []uint64) {
 	f.why = why
 	if f.prog == nil {
 		return
@@ -131,8 +139,29 @@ func (f *fastPath) detach(why string) {
 	if f.link != nil {
 		f.link.Close()
 	}
+	fold(f.prog, entries)
 	f.retire(f.prog)
 	f.prog, f.link, f.id = nil, nil, 0
+}
+
+// fold adds prog's per-mapping counts to entries (entryWords per mapping,
+// of the table prog was loaded with), for prog's retirement: from then on
+// the data plane's own counters hold them.
+func fold(prog *fastpath.FastPath, entries []uint64) {
+	c, err := prog.EntryCounts(len(entries) / entryWords)
+	if err != nil {
+		return
+	}
+	for i, e := range c {
+		if e == (fastpath.EntryCounts{}) {
+			continue
+		}
+		w := entries[i*entryWords : (i+1)*entryWords]
+		atomic.AddUint64(&w[ePackets4to6], e.Packets4to6)
+		atomic.AddUint64(&w[eBytes4to6], e.Bytes4to6)
+		atomic.AddUint64(&w[ePackets6to4], e.Packets6to4)
+		atomic.AddUint64(&w[eBytes6to4], e.Bytes6to4)
+	}
 }
 
 // retire adds the final counts of prog, detached or replaced, to the base,
@@ -149,9 +178,11 @@ func (f *fastPath) retire(prog *fastpath.FastPath) {
 	prog.Close()
 }
 
-// swapFastPath replaces the attached program with one for tr (Swap); a
-// program that cannot be loaded or put in place leaves the workers alone.
-func (d *DataPlane) swapFastPath(tr *translator.Translator) {
+// swapFastPath replaces the attached program with one for tr (Swap, with
+// d.mu held); the old program's per-mapping counts go to old, the state of
+// the table it had. A program that cannot be loaded or put in place leaves
+// the workers alone.
+func (d *DataPlane) swapFastPath(old *state, tr *translator.Translator) {
 	f := &d.fast
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -166,14 +197,15 @@ func (d *DataPlane) swapFastPath(tr *translator.Translator) {
 	}
 	if err != nil {
 		d.log.Warn("fast path detached: the new table could not be given to it; the tun path carries every packet", "err", err)
-		f.detach(fmt.Sprintf("reload: %v", err))
+		f.detach(fmt.Sprintf("reload: %v", err), old.entries)
 		return
 	}
-	old := f.prog
+	prev := f.prog
 	f.prog, f.id = next, programID(next)
 	// A packet the old program is translating on another CPU may still
-	// count on it after this read: at most one per CPU, once per reload.
-	f.retire(old)
+	// count on it after these reads: at most one per CPU, once per reload.
+	fold(prev, old.entries)
+	f.retire(prev)
 }
 
 // ApplyFastPathDelta changes the attached program's table in place (the
@@ -190,7 +222,11 @@ func (d *DataPlane) ApplyFastPathDelta(tr *translator.Translator, del []translat
 	err := f.prog.ApplyDelta(del, add)
 	f.mu.Unlock()
 	if errors.Is(err, fastpath.ErrNoRoom) {
-		d.swapFastPath(tr)
+		// The delta keeps the entries' indexes: the old program's counts
+		// go to the table in use.
+		d.mu.Lock()
+		d.swapFastPath(d.state.Load(), tr)
+		d.mu.Unlock()
 		return
 	}
 	if err != nil {
@@ -205,6 +241,8 @@ func (d *DataPlane) ApplyFastPathDelta(tr *translator.Translator, del []translat
 // that cannot take them is detached (it would translate toward an address
 // the tun path refuses).
 func (d *DataPlane) LocalAddrsChanged() {
+	d.mu.Lock() // for detach: see DetachFastPath
+	defer d.mu.Unlock()
 	f := &d.fast
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -217,7 +255,7 @@ func (d *DataPlane) LocalAddrsChanged() {
 	}
 	if err := f.prog.SetLocalAddrs(node); err != nil {
 		d.log.Warn("fast path detached: the node's local addresses could not be given to it; the tun path carries every packet", "err", err)
-		f.detach(fmt.Sprintf("local addresses: %v", err))
+		f.detach(fmt.Sprintf("local addresses: %v", err), d.state.Load().entries)
 	}
 }
 
@@ -251,6 +289,19 @@ func (f *fastPath) counters() map[string]uint64 {
 		}
 	}
 	return out
+}
+
+// fastPathEntries returns the attached program's per-mapping counts of the
+// first n mappings (nil when none is attached). Called with d.mu held.
+func (d *DataPlane) fastPathEntries(n int) []fastpath.EntryCounts {
+	f := &d.fast
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.prog == nil {
+		return nil
+	}
+	c, _ := f.prog.EntryCounts(n)
+	return c
 }
 
 // fastPathTranslated returns the packets the fast path translated, by

@@ -91,6 +91,18 @@ func TestFastPath(t *testing.T) {
 				s.In(Dir4to6), s.Packets[Dir4to6][translator.Forward][translator.ReasonNone], s.SentPackets[Dir4to6], probed+sent)
 		}
 
+		// Per mapping too: the datagrams and the check's are all to
+		// 198.51.100.10, the first mapping.
+		wantMapping := func(when string, packets uint64) {
+			t.Helper()
+			d.Mappings(1, func(_ int, m translator.Mapping, c MappingCounts) {
+				if c.Packets4to6 != packets || c.Bytes4to6 < packets*28 {
+					t.Errorf("%s: mapping %v counts %+v, want %d packets 4to6 (and their bytes)", when, m, c, packets)
+				}
+			})
+		}
+		wantMapping("attached", probed+sent)
+
 		reg := prometheus.NewPedanticRegistry()
 		if err := reg.Register(d.Collector(0)); err != nil {
 			t.Fatal(err)
@@ -120,10 +132,12 @@ map646_fastpath_internal_errors_total 0
 		if !st2.Attached || st2.ProgramID == st.ProgramID {
 			t.Fatalf("after Swap: %+v, want attached with a new program (was %d)", st2, st.ProgramID)
 		}
+		wantMapping("after Swap, carried over", probed+sent)
 		sendUDP(t, server, 1)
 		if s := waitStats(t, d, func(s Stats) bool { return s.FastPath[Dir4to6] == probed+sent+1 }); s.FastPath[Dir4to6] != probed+sent+1 {
 			t.Fatalf("after Swap: %d translated, want %d", s.FastPath[Dir4to6], probed+sent+1)
 		}
+		wantMapping("after Swap", probed+sent+1)
 
 		// The server's address becomes the node's: the program refuses it.
 		local := translator.NewLocalAddrs()
@@ -175,6 +189,8 @@ map646_fastpath_internal_errors_total 0
 		t.Logf("detached: %s", st.Why)
 
 		// Detached: the workers carry the datagrams, the counts stay.
+		var mappingBefore MappingCounts
+		d.Mappings(1, func(_ int, _ translator.Mapping, c MappingCounts) { mappingBefore = c })
 		before := d.Stats()
 		sendUDP(t, server, 3)
 		s = waitStats(t, d, func(s Stats) bool {
@@ -184,6 +200,7 @@ map646_fastpath_internal_errors_total 0
 			t.Errorf("detached: fast path %d -> %d, sent %d -> %d; want the workers to carry the 3 datagrams",
 				before.FastPath[Dir4to6], s.FastPath[Dir4to6], before.SentPackets[Dir4to6], s.SentPackets[Dir4to6])
 		}
+		wantMapping("detached, the workers carrying", mappingBefore.Packets4to6+3)
 	})
 }
 

@@ -67,7 +67,7 @@ var (
 	descFastPathAttached = prometheus.NewDesc("map646_fastpath_attached",
 		"1 if the kernel fast path ([fastpath] mode) is attached at the tun device's egress, 0 if not (off, refused by the kernel, or detached after a failure: map646 status says why).", nil, nil)
 	descFastPathPackets = prometheus.NewDesc("map646_fastpath_packets_total",
-		"Packets the kernel fast path translated, by direction (a super-packet as its segments); they are also counted in map646_packets_total (forward), not in the byte and per-mapping counters.",
+		"Packets the kernel fast path translated, by direction (a super-packet as its segments); they are also counted in map646_packets_total (forward) and per mapping, not in map646_bytes_total and map646_sent_bytes_total.",
 		[]string{"direction"}, nil)
 	descFastPathPunts = prometheus.NewDesc("map646_fastpath_punts_total",
 		"Packets the kernel fast path left to the tun path, by reason (translator/fastpath doc.go); the tun path then counts them in map646_packets_total.",
