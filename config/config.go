@@ -26,6 +26,8 @@ type Config struct {
 	Tun     Tun
 	Metrics Metrics
 	Log     Log
+	// FastPath is [fastpath]: the kernel fast path, attached by `map646 run`.
+	FastPath FastPath
 
 	// BGP, Health, Node and Control are the sections of the node's life
 	// cycle: the speaker, the checks that gate its announcements, drain and
@@ -148,6 +150,7 @@ func Parse(data []byte, name, dir string) (*Config, error) {
 	c.decodeTun(root.table("tun"))
 	c.decodeMetrics(root.table("metrics"))
 	c.decodeLog(root.table("log"))
+	c.decodeFastPath(root.table("fastpath"))
 	// [bgp] needs the translator's addresses and the table; [health] the
 	// neighbors; [control] the gRPC socket.
 	neighbors := c.decodeBGP(root)

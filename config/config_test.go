@@ -356,13 +356,13 @@ test.toml:4: translator.ipv6_address = "64:ff9b::7f00:1": lies in the pseudo pre
 		{"unknown key", base + "nat = true\n", nil,
 			`test.toml:5: translator.nat = true: unknown key; accepted: pseudo_prefix, policy, hairpinning, ipv4_address, ipv6_address, rfc6791_pool, ipv6_mtu, ipv4_mtu, lowest_ipv6_mtu, udp_zero_checksum, traffic_class, ipv4_identification, icmp_errors, icmp_error_rate, icmp_error_burst, icmp_pmtu_error_rate, icmp_pmtu_error_burst, allow_local_destinations, mapping_file, max_mapping_file_bytes, max_mappings`},
 		{"unknown section", base + "\n[routing]\nasn = 64512\n", nil,
-			`test.toml:6: routing: unknown section; accepted: translator, mapping, mappings, tun, metrics, log, bgp, health, node, control`},
+			`test.toml:6: routing: unknown section; accepted: translator, mapping, mappings, tun, metrics, log, fastpath, bgp, health, node, control`},
 		{"misspelt section bgp", base + "\n[bpg]\nlocal_as = 64512\n", nil,
 			`test.toml:6: bpg: unknown section; did you mean bgp?`},
 		{"misspelt section", base + "[[mappings]]\nipv4 = \"198.51.100.1\"\n", nil,
 			`test.toml:5: mappings: [[mappings]] is not a mapping entry; did you mean [[mapping]]? ([mappings] without the double brackets says where the mappings come from)`},
 		{"key outside a section", "policy = \"siit\"\n" + base, nil,
-			`test.toml:1: policy = "siit": unknown section; accepted: translator, mapping, mappings, tun, metrics, log, bgp, health, node, control`},
+			`test.toml:1: policy = "siit": unknown section; accepted: translator, mapping, mappings, tun, metrics, log, fastpath, bgp, health, node, control`},
 		{"section not a table", "translator = 1\n", nil,
 			`test.toml:1: translator = 1: must be a table ([translator]), not an integer`},
 		{"mapping not an array", base + "[mapping]\nipv4 = \"198.51.100.1\"\n", nil,
@@ -624,6 +624,7 @@ map646 run
   offload              on: checksum and segmentation offload, one queue per CPU
   metrics              http://127.0.0.1:9646/metrics, per-mapping series for the first 1000 mappings
   log                  text, level info
+  fast path            off: the tun path carries every packet
   state directory      /var/lib/map646 (the drained flag survives restarts there)
   drain                withdraw when tun traffic is at or under 10 packets/s, or after 30s; then translate on for 2s
   control socket       /run/map646/map646.sock (mode 0600: status, drain, undrain, reload)

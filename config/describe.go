@@ -74,6 +74,7 @@ func (c *Config) Describe(w io.Writer) {
 
 	fmt.Fprintf(w, "\nmap646 run\n")
 	c.describeDaemon(line)
+	c.describeFastPath(line)
 	c.describeLifeCycle(w, line)
 
 	n := c.table.Len()

@@ -13,7 +13,8 @@
 //
 // Each section is decoded by a method of its own (translator.go for
 // [translator], mapping.go for [[mapping]] and the mapping file, daemon.go
-// for the [tun], [metrics] and [log] sections of `map646 run`, bgp.go for
+// for the [tun], [metrics] and [log] sections of `map646 run`, fastpath.go
+// for [fastpath], bgp.go for
 // [bgp] and [[bgp.neighbor]], health.go for [[health.check]], node.go for
 // [node] and [control]), reading its keys one at a time through the typed
 // getters of decode.go, which is all it takes to add one. Every duration

@@ -10,7 +10,7 @@ import (
 // A reload applies the mappings, [translator], [bgp] neighbors and
 // attributes, [health], [node] but state_dir, and [tun] busy_poll. What
 // the running process was built around needs a restart: the device, the
-// metrics listener, the logger, the control sockets, the state directory,
+// metrics listener, the logger, the fast path's mode, the control sockets, the state directory,
 // the speaker itself (added or removed) and the speaker's identity and
 // listener.
 
@@ -38,6 +38,7 @@ var restartKeys = []restartKey{
 	{"[metrics] mapping_series", differ(func(c *Config) int { return c.Metrics.MappingSeries })},
 	{"[log] format", differ(func(c *Config) bool { return c.Log.JSON })},
 	{"[log] level", differ(func(c *Config) string { return c.Log.Level.String() })},
+	{"[fastpath] mode", differ(func(c *Config) FastPathMode { return c.FastPath.Mode })},
 	{"[bgp] (added or removed)", differ(func(c *Config) bool { return c.BGP.Enabled })},
 	// The speaker's identity and listener: routing.Reconfigure refuses
 	// them, and with them the whole [bgp] change.
@@ -88,6 +89,7 @@ func RestartNeeded(running, loaded *Config) []string {
 		{"[tun]", withoutBusyPoll(running.Tun), withoutBusyPoll(loaded.Tun), "[tun] "},
 		{"[metrics]", running.Metrics, loaded.Metrics, "[metrics] "},
 		{"[log]", running.Log, loaded.Log, "[log] "},
+		{"[fastpath]", running.FastPath, loaded.FastPath, "[fastpath] "},
 		{"[control]", running.Control, loaded.Control, "[control] "},
 	} {
 		if !reflect.DeepEqual(s.a, s.b) && !slices.ContainsFunc(out, func(k string) bool { return strings.HasPrefix(k, s.prefix) }) {

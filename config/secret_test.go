@@ -27,7 +27,7 @@ func TestSecretsNotShown(t *testing.T) {
 		{"md5_key", bgpBase + neighbor0 + "md5_key = \"hunter2\"\n",
 			`test.toml:12: bgp.neighbor[0].md5_key: unknown key; accepted: address, peer_as, port, description, role, families, password, hold_time, keepalive_time, connect_retry, passive, multihop_ttl, ttl_security, max_prefixes, bfd, bfd_interval, bfd_multiplier, next_hop_ipv4, next_hop_ipv6`},
 		{"auth_secret top level", "auth_secret = \"hunter2\"\n" + base,
-			`test.toml:1: auth_secret: unknown section; accepted: translator, mapping, mappings, tun, metrics, log, bgp, health, node, control`},
+			`test.toml:1: auth_secret: unknown section; accepted: translator, mapping, mappings, tun, metrics, log, fastpath, bgp, health, node, control`},
 		{"password too short", bgpBase + neighbor0 + "password = \"\"\n",
 			`test.toml:12: bgp.neighbor[0].password: must be 1 to 80 bytes long, not 0 (TCP-MD5 key, RFC 2385); to use none, leave the key out`},
 		{"inline table holding a password", bgpBase + "neighbor = [1, {password = \"hunter2\"}]\n",

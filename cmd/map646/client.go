@@ -1,9 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -32,7 +35,10 @@ Info):
                  and received, BFD (and the last error while not
                  established);
   traffic        type dataplane: packets read, forwarded and dropped, per
-                 direction.
+                 direction (the fast path's translations included);
+  fastpath       type dataplane: the kernel fast path attached, off or
+                 detached; its mode, program id, or why it is not
+                 attached; what it translated and punted.
 -v adds the detail (as 'birdc show protocols all' does): the probes and
 last errors of the checks, each announced prefix with its MED and
 communities (65535:0 is GRACEFUL_SHUTDOWN), every traffic counter.
@@ -44,7 +50,9 @@ the view:
   0  OK        serving, every BGP neighbor established, [node] state_dir
                writable;
   1  WARNING   serving with a neighbor not established or state_dir not
-               writable (a drain would be refused); or starting (the
+               writable (a drain would be refused), or with [fastpath]
+               on and the fast path not attached (the tun path carries
+               everything) or losing packets; or starting (the
                checks are rising); or draining or drained (out of service
                on purpose);
   2  CRITICAL  failed: a health check withdrew one side or both, or the
@@ -212,6 +220,9 @@ func statusExit(s control.Status) int {
 	if s.Node.StateDir != "" && s.Node.StateDir != "ok" {
 		return statusWarning
 	}
+	if f := s.Traffic.FastPath; f.Mode != "" && f.Mode != "off" && !f.Attached || f.InternalErrors > 0 {
+		return statusWarning // serving, on the tun path alone, or losing packets
+	}
 	return statusOK
 }
 
@@ -332,6 +343,7 @@ func writeStatusBrief(w io.Writer, s control.Status) error {
 		parts = append(parts, fmt.Sprintf("%s read %d, forwarded %d, dropped %d", dir, d.Packets, d.Forwarded, d.Dropped))
 	}
 	row("traffic", "dataplane", "-", "-", strings.Join(parts, "; "))
+	row("fastpath", "dataplane", fastPathState(s.Traffic.FastPath), "-", fastPathInfo(s.Traffic.FastPath))
 	return tw.Flush()
 }
 
@@ -403,5 +415,46 @@ func writeStatusText(w io.Writer, s control.Status, now time.Time) error {
 	p("  other\tread %d packets\ticmp errors sent %d, suppressed %d\twrite errors %d\tdevice dropped %d\n",
 		t.Other, t.ICMPErrorsSent, t.ICMPErrorsSuppressed, t.WriteErrors, t.DeviceDropped)
 	p("  probes\tread %d packets (the data plane check's own, counted in 4to6; a drain leaves them out)\n", t.ProbePackets)
+	p("  fastpath\t%s\t%s\n", fastPathState(t.FastPath), fastPathInfo(t.FastPath))
+	if len(t.FastPath.Punted) > 0 {
+		reasons := slices.Sorted(maps.Keys(t.FastPath.Punted))
+		var parts []string
+		for _, r := range reasons {
+			parts = append(parts, fmt.Sprintf("%s %d", r, t.FastPath.Punted[r]))
+		}
+		p("  punted\t%s\n", strings.Join(parts, ", "))
+	}
 	return tw.Flush()
+}
+
+// fastPathState is the fast path's state in a word: attached, off or
+// detached.
+func fastPathState(f control.FastPathStatus) string {
+	switch {
+	case f.Attached:
+		return "attached"
+	case f.Mode == "off" || f.Mode == "":
+		return "off"
+	}
+	return "detached"
+}
+
+// fastPathInfo says what the fast path does, or why it does not.
+func fastPathInfo(f control.FastPathStatus) string {
+	var punted uint64
+	for _, v := range f.Punted {
+		punted += v
+	}
+	info := fmt.Sprintf("mode %s", cmp.Or(f.Mode, "off"))
+	if f.Attached {
+		info += fmt.Sprintf(", program %d", f.ProgramID)
+	}
+	if f.Why != "" && !f.Attached {
+		info += "; " + f.Why
+	}
+	if f.Disabled != "" {
+		info += "; punts every packet: " + f.Disabled
+	}
+	return info + fmt.Sprintf("; translated 4to6 %d, 6to4 %d; punted %d; internal errors %d",
+		f.Translated["4to6"], f.Translated["6to4"], punted, f.InternalErrors)
 }

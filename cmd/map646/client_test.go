@@ -44,7 +44,9 @@ func startFakeDaemon(t *testing.T) (fakeDaemon, string) {
 		Health:    []control.CheckStatus{{Name: "dp", Kind: "dataplane", Withdraws: "all", Up: true, Since: statusSince, Checked: 7}},
 		Neighbors: []control.NeighborStatus{{Address: "192.0.2.254", PeerAS: 65000, Role: "router", Families: []string{"ipv4-unicast"}, State: "established", Established: true, Since: statusSince, Sent: 2, BFD: "up"}},
 		Announced: []control.AnnouncedStatus{{Prefix: "198.51.100.0/28", MED: 10, Communities: []string{"65535:0"}}},
-		Traffic:   control.TrafficStatus{Directions: map[string]control.DirectionStatus{"4to6": {Packets: 5, Bytes: 500, Forwarded: 4, Dropped: 1}, "6to4": {}}}}}
+		Traffic: control.TrafficStatus{Directions: map[string]control.DirectionStatus{"4to6": {Packets: 5, Bytes: 500, Forwarded: 4, Dropped: 1}, "6to4": {}},
+			FastPath: control.FastPathStatus{Mode: "auto", Attached: true, ProgramID: 42, Translated: map[string]uint64{"4to6": 3, "6to4": 0},
+				Punted: map[string]uint64{"ttl": 1, "icmp": 2}}}}}
 	s := control.NewServer(ln, d, slog.New(slog.DiscardHandler))
 	t.Cleanup(s.Close)
 	return d, path
@@ -60,12 +62,13 @@ node         map646     serving      2026-05-04 12:00:00  because; 1 prefix anno
 dp           check      up           2026-05-04 12:00:00  dataplane; withdraws all
 192.0.2.254  bgp        established  2026-05-04 12:00:00  AS65000 router; sent 2, received 0; bfd up
 traffic      dataplane  -            -                    4to6 read 5, forwarded 4, dropped 1; 6to4 read 0, forwarded 0, dropped 0
+fastpath     dataplane  attached     -                    mode auto, program 42; translated 4to6 3, 6to4 0; punted 3; internal errors 0
 `
 	if code != statusOK || stdout != want || stderr != "" {
 		t.Errorf("status: exit %d, stderr %q, stdout:\n%s\nwant:\n%s", code, stderr, stdout, want)
 	}
 	code, stdout, stderr = runCmd(t, "status", "-v", "-socket", path)
-	for _, want := range []string{"serving for", "because", "dp", "192.0.2.254", "established", "198.51.100.0/28", "med 10", "65535:0", "read 5 packets 500 bytes"} {
+	for _, want := range []string{"serving for", "because", "dp", "192.0.2.254", "established", "198.51.100.0/28", "med 10", "65535:0", "read 5 packets 500 bytes", "icmp 2, ttl 1", "fastpath  attached"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("status -v lacks %q:\n%s", want, stdout)
 		}
@@ -107,6 +110,9 @@ func TestStatusExit(t *testing.T) {
 		{"draining", control.Status{Node: control.NodeStatus{State: "draining", StateDir: "ok"}}, statusWarning},
 		{"drained", control.Status{Node: control.NodeStatus{State: "drained", StateDir: "ok"}, Neighbors: []control.NeighborStatus{up}}, statusWarning},
 		{"failed", control.Status{Node: control.NodeStatus{State: "failed", StateDir: "ok"}, Neighbors: []control.NeighborStatus{up}}, statusCritical},
+		{"serving, fast path detached", control.Status{Node: control.NodeStatus{State: "serving", StateDir: "ok"}, Traffic: control.TrafficStatus{FastPath: control.FastPathStatus{Mode: "auto", Why: "it failed its check"}}}, statusWarning},
+		{"serving, fast path off", control.Status{Node: control.NodeStatus{State: "serving", StateDir: "ok"}, Traffic: control.TrafficStatus{FastPath: control.FastPathStatus{Mode: "off"}}}, statusOK},
+		{"serving, fast path losing packets", control.Status{Node: control.NodeStatus{State: "serving", StateDir: "ok"}, Traffic: control.TrafficStatus{FastPath: control.FastPathStatus{Mode: "auto", Attached: true, InternalErrors: 1}}}, statusWarning},
 		{"failed, a neighbor down", control.Status{Node: control.NodeStatus{State: "failed", StateDir: "ok"}, Neighbors: []control.NeighborStatus{down}}, statusCritical},
 	} {
 		if got := statusExit(tc.s); got != tc.want {

@@ -31,7 +31,17 @@ below (the packaged unit runs it as user map646):
      WARN, map646_tun_offload_enabled 0) and the node runs without it.
      Without forwarding the loop cannot work: the offloads stay on,
      untested (logged);
-  4. starts one worker thread per device queue (with [tun] busy_poll, a
+  4. with [fastpath] mode auto or required, attaches the kernel fast path
+     (an eBPF tc program) at the device's egress: it translates the
+     common case inside the kernel (TCP, UDP with a checksum, ICMP echo,
+     mapped, without options or fragments) and leaves every other packet
+     to the workers; where the kernel refuses it (no BPF, no CAP_BPF, a
+     kernel before 6.6) auto logs a WARN and goes on without it, required
+     refuses to start. The same after a recovery re-creates the device;
+     a reload gives it the new table; a fast path that fails (its part of
+     the dataplane check every 10 s, a reload it cannot take) is detached
+     with a WARN and the node serves on the tun path, announcements kept;
+     starts one worker thread per device queue (with [tun] busy_poll, a
      worker whose queue is empty reads on for that long before it sleeps);
   5. serves Prometheus metrics at http://[metrics] listen/metrics
      (default 127.0.0.1:9646; loopback only unless allow_remote = true;
@@ -66,6 +76,8 @@ Capabilities (root has them all; a missing one is named with its reason):
   CAP_NET_BIND_SERVICE  when bgp.listen_port (default 179) or the port of
                         [metrics] listen is under
                         net.ipv4.ip_unprivileged_port_start (1024)
+  CAP_BPF               with [fastpath] mode = "required" (with "auto", its
+                        lack leaves the tun path alone, with a WARN)
 As another user than root it also needs read-write access to /dev/net/tun
 (mode 0666 under udev), read access to FILE, and write access to the
 control socket's directory and [node] state_dir: the unit's
@@ -112,7 +124,7 @@ Signals:
                    running configuration kept; so is a mapping file over
                    [translator] max_mapping_file_bytes or max_mappings,
                    before it is read whole. The rest of [tun],
-                   [metrics], [log], [control], [node] state_dir, adding or
+                   [metrics], [log], [fastpath], [control], [node] state_dir, adding or
                    removing [bgp], and the speaker's AS, router id,
                    listener and grpc_socket need a restart: the reload
                    applies the rest, logs the keys it left and counts as
@@ -122,7 +134,8 @@ Signals:
                    [node] linger (default 2s) while routers converge (not
                    without [bgp] or with nothing announced; a second signal
                    cuts it short); close the BGP sessions (Cease); remove
-                   every route map646 added, stop the workers, close the
+                   every route map646 added, detach the fast path, stop
+                   the workers, close the
                    device (the kernel deletes it); exit 0, or 1 if
                    something failed on the way down.
 
@@ -133,7 +146,8 @@ events are logged at most once per 10 s per worker.
 Metrics:
   map646_packets_total{direction,verdict,reason}   every packet read
       (direction 4to6 or 6to4; verdict forward, drop or icmp-error; reason
-      as 'map646 translate' names it, or gso-segment-failed)
+      as 'map646 translate' names it, or gso-segment-failed), and every
+      packet the fast path translated (forward)
   map646_bytes_total{direction}, map646_sent_packets_total{direction},
   map646_sent_bytes_total{direction}
   map646_icmp_errors_sent_total, map646_icmp_errors_suppressed_total
@@ -160,6 +174,13 @@ Metrics:
       per mapping (entry: its IPv4 side), for the first [metrics]
       mapping_series mappings (default 1000): every mapping is counted,
       but a million of them as series would overwhelm Prometheus
+  map646_fastpath_attached   1 while the kernel fast path is attached
+  map646_fastpath_packets_total{direction}   packets it translated (also
+      in map646_packets_total, map646_sent_packets_total and the
+      per-mapping counters; not in map646_bytes_total and
+      map646_sent_bytes_total)
+  map646_fastpath_punts_total{reason}   packets it left to the tun path
+  map646_fastpath_internal_errors_total   packets it lost: must stay 0
   map646_tun_offload_selftest_failed{offload}   1 where the last self-test
       (at start, or of a re-created device) found the offload broken
   map646_node_state{state} (1 for the current state),

@@ -371,11 +371,15 @@ func TestRunInNetns(t *testing.T) {
 	netlab.RequireRoot(t)
 	netlab.Need(t, "ip")
 	bin := buildMap646(t)
-	t.Run("offload", func(t *testing.T) { testRunInNetns(t, bin, true) })
-	t.Run("plain", func(t *testing.T) { testRunInNetns(t, bin, false) })
+	t.Run("offload", func(t *testing.T) { testRunInNetns(t, bin, true, false) })
+	t.Run("plain", func(t *testing.T) { testRunInNetns(t, bin, false, false) })
+	t.Run("offload+fastpath", func(t *testing.T) { testRunInNetns(t, bin, true, true) })
 }
 
-func testRunInNetns(t *testing.T, bin string, offload bool) {
+// testRunInNetns runs the daemon with the offloads or not, and with the
+// kernel fast path required or off: the same traffic, reloads and stop,
+// with the same results.
+func testRunInNetns(t *testing.T, bin string, offload, fastPath bool) {
 	ns := newNetns(t)
 	ip(t, "-n", ns, "link", "add", "m646v0", "type", "veth", "peer", "name", "m646v1")
 	ip(t, "-n", ns, "link", "set", "m646v0", "up")
@@ -387,6 +391,16 @@ func testRunInNetns(t *testing.T, bin string, offload bool) {
 	write := func(mappings string) {
 		t.Helper()
 		writeConfig(t, conf, "m646t0", offload, mappings)
+		if fastPath {
+			f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+			if err == nil {
+				_, err = f.WriteString("\n[fastpath]\nmode = \"required\"\n")
+				f.Close()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	write(mappingTOML("198.51.100.10", "2001:db8:1::10", "198.51.100.11", "2001:db8:1::11"))
 	p := startMap646(t, bin, ns, conf)
@@ -396,8 +410,12 @@ func testRunInNetns(t *testing.T, bin string, offload bool) {
 	if !offload {
 		queues, kind = 1, "tun type tun pi off vnet_hdr off"
 	}
-	if serving["device"] != "m646t0" || serving["queues"] != float64(queues) || serving["mappings"] != float64(3) {
-		t.Errorf("serving: %v", serving)
+	wantFastPath := "off, not attached"
+	if fastPath {
+		wantFastPath = "attached"
+	}
+	if serving["device"] != "m646t0" || serving["queues"] != float64(queues) || serving["mappings"] != float64(3) || serving["fastpath"] != wantFastPath {
+		t.Errorf("serving: %v; want fastpath %q", serving, wantFastPath)
 	}
 
 	// The device: a tun (multiqueue with the virtio header, or plain), up,
@@ -458,13 +476,27 @@ func testRunInNetns(t *testing.T, bin string, offload bool) {
 		`map646_packets_total{direction="6to4",reason="",verdict="forward"}`,
 		`map646_mapping_packets_total{direction="4to6",entry="198.51.100.10"}`,
 		`map646_gso_packets_total{path="whole"}`,
+		`map646_fastpath_packets_total{direction="4to6"}`,
+		`map646_fastpath_packets_total{direction="6to4"}`,
 	} {
-		if !offload && strings.Contains(series, "gso") {
+		switch {
+		case !offload && strings.Contains(series, "gso"):
 			continue // the plain device hands over no super-packets
+		case fastPath && strings.Contains(series, "gso"):
+			continue // the fast path takes the super-packets: the workers read few or none
+		case !fastPath && strings.Contains(series, "fastpath"):
+			if m[series] != 0 {
+				t.Errorf("%s is %v with the fast path off", series, m[series])
+			}
+			continue
 		}
 		if m[series] == 0 {
 			t.Errorf("%s is 0 after the traffic", series)
 		}
+	}
+	if want := map[bool]float64{true: 1}[fastPath]; m["map646_fastpath_attached"] != want || m["map646_fastpath_internal_errors_total"] != 0 {
+		t.Errorf("map646_fastpath_attached %v (want %v), map646_fastpath_internal_errors_total %v (want 0)",
+			m["map646_fastpath_attached"], want, m["map646_fastpath_internal_errors_total"])
 	}
 	t.Logf("after 8 MB each way: %v packets 4to6 (%v super-packets translated whole, %v split), %v packets 6to4",
 		m[`map646_packets_total{direction="4to6",reason="",verdict="forward"}`], m[`map646_gso_packets_total{path="whole"}`],
@@ -513,6 +545,22 @@ func testRunInNetns(t *testing.T, bin string, offload bool) {
 	m = scrape(t, ns, serving["metrics"].(string))
 	if m[`map646_reloads_total{result="ok"}`] != 11 || m[`map646_reloads_total{result="invalid"}`] != 1 {
 		t.Errorf("reloads: ok %v, invalid %v; want 11, 1", m[`map646_reloads_total{result="ok"}`], m[`map646_reloads_total{result="invalid"}`])
+	}
+
+	if fastPath {
+		// The device deleted under the daemon: the recovery makes a new
+		// one and attaches the fast path to it again.
+		ip(t, "-n", ns, "link", "del", "m646t0")
+		_, next = p.wait("recovery: data plane back", next)
+		before := scrape(t, ns, serving["metrics"].(string))
+		udpEcho(t, ns, "198.51.100.10", srv)
+		<-clients
+		after := scrape(t, ns, serving["metrics"].(string))
+		key := `map646_fastpath_packets_total{direction="4to6"}`
+		if after["map646_fastpath_attached"] != 1 || after[key] <= before[key] {
+			t.Errorf("after the recovery: map646_fastpath_attached %v, %s %v -> %v; want attached, translating",
+				after["map646_fastpath_attached"], key, before[key], after[key])
+		}
 	}
 
 	// SIGTERM: every route and the device go, exit 0.

@@ -1,9 +1,12 @@
 // Command bench runs the paper's evaluation side by side in one run (issue
 // 3, `make bench`): kernel IPv4 forwarding, kernel IPv6 forwarding, map646
 // on its offload device, map646 on the plain ("water") device, map646 on
-// the offload device with [tun] busy_poll (busyPoll) and TAYGA, each as
+// the offload device with [tun] busy_poll (busyPoll), map646 on the
+// offload device with the kernel fast path attached (map646-fastpath,
+// issue 16's targets) and TAYGA, each as
 // the router of its own three namespaces, measured with ping and
-// iperf3 in interleaved repetitions; and the paper's Figure 12, the
+// iperf3 (64-byte UDP in one flow and in eight) in interleaved
+// repetitions; and the paper's Figure 12, the
 // mapping-table lookup against table size, from the translator's Go
 // benchmark. It needs root; it installs the Debian packages it uses.
 //

@@ -75,7 +75,7 @@ func setup(t netlab.TB, s subject, o options) *subjectLab {
 		tp.client.AddRoute(t, "2001:db8:1::/64", router6c)
 		tp.server.AddRoute(t, "2001:db8:2::/64", router6s)
 		tp.target = server6
-	case "map646-offload", "map646-water", "map646-busypoll", "tayga":
+	case "map646-offload", "map646-water", "map646-busypoll", "map646-fastpath", "tayga":
 		tp.client.AddAddr(t, topo.ClientLink, client4+"/24")
 		tp.router.AddAddr(t, topo.NodeLink4, router4c+"/24")
 		tp.router.AddAddr(t, topo.NodeLink6, router6s+"/64")
@@ -91,6 +91,10 @@ func setup(t netlab.TB, s subject, o options) *subjectLab {
 			if s.ID == "map646-busypoll" {
 				spin = busyPoll
 			}
+			fastPath := "off"
+			if s.ID == "map646-fastpath" {
+				fastPath = "required" // no measure of the tun path under its name
+			}
 			tp.m = netlab.StartMap646(t, tp.router, o.map646, netlab.Config{
 				PseudoPrefix: pseudoPrefix,
 				IPv4Address:  xlatOwn4,
@@ -99,6 +103,7 @@ func setup(t netlab.TB, s subject, o options) *subjectLab {
 				Mappings:     []netlab.Mapping{{IPv4: server4, IPv6: server6}},
 				Offload:      s.ID != "map646-water",
 				BusyPoll:     spin,
+				FastPath:     fastPath,
 			})
 		}
 	default:
@@ -290,6 +295,8 @@ func (tp *subjectLab) run(testID string, o options) (map[string]float64, error) 
 		args = append(args, "-u", "-b", "0", "-l", "1400")
 	case "udp-64":
 		args = append(args, "-u", "-b", "0", "-l", "64")
+	case "udp-64-flows":
+		args = append(args, "-u", "-b", "0", "-l", "64", "-P", "8")
 	default:
 		return nil, fmt.Errorf("no test %q", testID)
 	}
@@ -320,6 +327,9 @@ func (tp *subjectLab) run(testID string, o options) (map[string]float64, error) 
 	case "udp-64":
 		return map[string]float64{"udp64-pps": r.PacketsPerSec / 1e3, "udp64-loss": r.LossPercent,
 			"udp64-mbps": r.BitsPerSecond / 1e6}, nil
+	case "udp-64-flows":
+		return map[string]float64{"udp64f-pps": r.PacketsPerSec / 1e3, "udp64f-loss": r.LossPercent,
+			"udp64f-mbps": r.BitsPerSecond / 1e6}, nil
 	}
 	return map[string]float64{testID: r.BitsPerSecond / 1e9, testID + "-retransmits": r.Retransmits}, nil
 }

@@ -28,6 +28,10 @@ var allSubjects = []subject{
 	// on for that long after its last packet instead of sleeping.
 	{ID: "map646-busypoll", Name: "map646 busy poll", Baseline: "kernel4", Translator: true},
 	{ID: "tayga", Name: "TAYGA", Baseline: "kernel4", Translator: true},
+	// The offload device with the kernel fast path attached ([fastpath]
+	// mode = "required"): the program translates what it takes, the tun
+	// path the rest (issue 16).
+	{ID: "map646-fastpath", Name: "map646 fast path", Baseline: "kernel4", Translator: true},
 }
 
 func subjectByID(id string) (subject, bool) {
@@ -52,6 +56,7 @@ var allTests = []test{
 	{"tcp-4", "TCP, 4 streams, client to server (-P 4)"},
 	{"udp-1400", "UDP, 1400-byte datagrams"},
 	{"udp-64", "UDP, 64-byte datagrams"},
+	{"udp-64-flows", "UDP, 64-byte datagrams, 8 flows (-P 8)"},
 }
 
 // metric is one row of the table.
@@ -74,6 +79,10 @@ var metrics = []metric{
 	{ID: "udp1400-loss", Name: "UDP 1400 B lost", Unit: "%", Lower: true, Digits: 1},
 	{ID: "udp64-pps", Name: "UDP 64 B received", Unit: "kpps", Ratio: true},
 	{ID: "udp64-loss", Name: "UDP 64 B lost", Unit: "%", Lower: true, Digits: 1},
+	// Eight flows (iperf3 -P 8: eight source ports): the kernel spreads
+	// them over the receive queues and CPUs, as a router's traffic is.
+	{ID: "udp64f-pps", Name: "UDP 64 B, 8 flows, received", Unit: "kpps", Ratio: true},
+	{ID: "udp64f-loss", Name: "UDP 64 B, 8 flows, lost", Unit: "%", Lower: true, Digits: 1},
 	// What the translator process used during the ping runs (user and
 	// system time of all its threads over the run's wall time): the price
 	// of busy polling. Kernel forwarding has no process to charge.

@@ -96,6 +96,7 @@ func (r *results) targets() []target {
 		t.Detail = strings.Join(parts, ", ")
 		ts = append(ts, t)
 	}
+	ts = append(ts, r.fastPathTargets()...)
 	// Checksums: map646 is held to it, the kernels must be clean for the
 	// lab to be trusted; TAYGA, the peer, is reported but not held to it.
 	t := target{Goal: "no checksum error at any receiver of kernel forwarding or map646", Known: true, Met: true}
@@ -130,6 +131,54 @@ func (r *results) targets() []target {
 	if len(peer) > 0 {
 		t.Detail += "; " + strings.Join(peer, "; ")
 	}
+	return append(ts, t)
+}
+
+// fastPathTargets checks the goals of issue 16 for the map646 fast path
+// subject, as ratios to each kernel's forwarding in the same run: TCP one
+// stream >= 0.90x each way, 4 streams >= 0.85x, UDP 64 B (one flow and
+// eight) >= 0.70x, UDP 1400 B >= 0.70x, ping p50 within 10 µs.
+func (r *results) fastPathTargets() []target {
+	const dev = "map646-fastpath"
+	var ts []target
+	for _, g := range []struct {
+		metric string
+		min    float64
+	}{{"tcp-up", 0.90}, {"tcp-down", 0.90}, {"tcp-4", 0.85}, {"udp64-pps", 0.70}, {"udp64f-pps", 0.70}, {"udp1400-rate", 0.70}} {
+		m := metricByID(g.metric)
+		t := target{Goal: fmt.Sprintf("%s through map646 fast path >= %.2fx kernel forwarding", m.Name, g.min)}
+		t.Known, t.Met = r.hasSubject(dev), true
+		var parts []string
+		for _, k := range kernels {
+			x := r.ratio(dev, k, g.metric)
+			if math.IsNaN(x) {
+				t.Known = false
+				parts = append(parts, "no value against "+subjectName(k))
+				continue
+			}
+			t.Met = t.Met && x >= g.min
+			parts = append(parts, fmt.Sprintf("%s of %s", formatRatio(x), subjectName(k)))
+		}
+		t.Detail = strings.Join(parts, ", ")
+		ts = append(ts, t)
+	}
+	t := target{Goal: "ping p50 through map646 fast path within 10 µs of kernel forwarding"}
+	a, _ := r.median(dev, "rtt-p50")
+	t.Known, t.Met = !math.IsNaN(a), true
+	parts := []string{fmt.Sprintf("%.0f µs", a)}
+	if !t.Known {
+		parts = []string{"no value"}
+	}
+	for _, k := range kernels {
+		b, _ := r.median(k, "rtt-p50")
+		if math.IsNaN(b) {
+			t.Known = false
+			continue
+		}
+		t.Met = t.Met && a-b <= 10
+		parts = append(parts, fmt.Sprintf("%+.0f µs against %s (%.0f µs)", a-b, subjectName(k), b))
+	}
+	t.Detail = strings.Join(parts, ", ")
 	return append(ts, t)
 }
 

@@ -4,9 +4,11 @@
 //
 //	go run ./lab/failover -full -out lab/failover/results
 //
-// and `make test` runs its short form (TestFailover). Flags: -full, -out
-// DIR (default failover-results), -map646 BINARY (default $MAP646_BIN, or
-// a build of ./cmd/map646). It exits 1 when a target is missed.
+// and `make test` runs its short form (TestFailover, on the tun path and
+// again with the kernel fast path). Flags: -full, -out DIR (default
+// failover-results), -map646 BINARY (default $MAP646_BIN, or a build of
+// ./cmd/map646), -fastpath (both nodes with [fastpath] mode =
+// "required"). It exits 1 when a target is missed.
 //
 // # The timeline
 //

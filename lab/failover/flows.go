@@ -86,7 +86,7 @@ func (l *Lab) Flows(t netlab.TB, o Options, victim *topo.Node, pingInterval time
 	}()
 
 	// A connection through the victim both ways: the sniffers on the
-	// nodes' devices see its SYN (IPv4) and SYN-ACK (IPv6).
+	// nodes' devices see its SYN and SYN-ACK (or their translations).
 	syns := make(chan Segment, 64)
 	p := l.Probe(t, pingInterval, syns)
 	var conn *net.TCPConn
@@ -181,9 +181,12 @@ func carriers(syns <-chan Segment, port uint16, timeout time.Duration) (req, rep
 		select {
 		case s := <-syns:
 			switch {
-			case !s.IPv6 && !s.ACK && s.SrcPort == port:
+			// The SYN routed into the device (IPv4) or its translation
+			// (IPv6; all the device's tap sees when the fast path takes
+			// it: sniff.go), and likewise the SYN-ACK.
+			case !s.ACK && s.SrcPort == port:
 				req = s.Node
-			case s.IPv6 && s.ACK && s.DstPort == port:
+			case s.ACK && s.DstPort == port:
 				rep = s.Node
 			}
 		case <-deadline:

@@ -35,6 +35,9 @@ type Options struct {
 	// on the lab with BFD (prometheus.go): the silent death then lasts
 	// until its alert fires.
 	Prometheus bool
+	// FastPath runs both nodes with the kernel fast path ([fastpath] mode
+	// = "required").
+	FastPath bool
 }
 
 func (o Options) maxOutage() time.Duration {
@@ -91,6 +94,9 @@ func NewLab(t netlab.TB, o Options, bfd bool) *Lab {
 	for _, n := range l.Nodes {
 		if withProm {
 			n.Config.MetricsListen = metricsListen(n)
+		}
+		if o.FastPath {
+			n.Config.Extra += "\n[fastpath]\nmode = \"required\"\n"
 		}
 		n.Start(t)
 	}

@@ -21,6 +21,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	full := fs.Bool("full", false, "run the experiment in full (make lab, about 3 minutes): longer holds, the paper's 0.5 s outage target, a real Prometheus alerting on the silent death (Debian package prometheus, installed if missing), and the silent death without BFD too")
 	out := fs.String("out", "failover-results", "write the results (timeline.csv, PNGs, summary.md) into `DIR`")
+	fastPath := fs.Bool("fastpath", false, "run both nodes with the kernel fast path ([fastpath] mode = \"required\")")
 	bin := fs.String("map646", os.Getenv("MAP646_BIN"), "the map646 `binary` (default $MAP646_BIN; when empty, build ./cmd/map646)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -33,7 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer s.Close()
 	netlab.RequireRoot(s)
 	o := experimentOptions(*full)
-	o.Bin, o.Progress, o.Abort = *bin, stdout, s.Interrupts()
+	o.Bin, o.Progress, o.Abort, o.FastPath = *bin, stdout, s.Interrupts(), *fastPath
 	experiment(s, o, *out, stdout)
 	if s.Failed() {
 		return 1

@@ -270,7 +270,8 @@ func (p *Prober) sighted(seq int, node string, kind sighting) {
 		add(&pr.ReqVia)
 	case sawTranslated:
 		pr.Translated = true
-	case sawReply:
+		add(&pr.ReqVia) // the only sighting of a request the fast path took
+	case sawReply, sawReplyTranslated:
 		add(&pr.RepVia)
 	}
 }

@@ -16,10 +16,18 @@ import (
 type sighting uint8
 
 const (
-	sawRequest    sighting = iota + 1 // IPv4 echo request routed into the device
-	sawTranslated                     // IPv6 echo request written by map646
-	sawReply                          // IPv6 echo reply routed into the device
+	sawRequest         sighting = iota + 1 // IPv4 echo request routed into the device
+	sawTranslated                          // IPv6 echo request written by map646
+	sawReply                               // IPv6 echo reply routed into the device
+	sawReplyTranslated                     // IPv4 echo reply written by map646
 )
+
+// With the kernel fast path a packet it translates never reaches the
+// device's tap on the way in (the program runs at the device's egress,
+// before the tap, and puts the translation on the device's ingress, where
+// the tap sees it): only the translations are seen. A translation on a
+// node's device proves that node carried the packet as well as the
+// original does, so either counts.
 
 // Segment is a TCP segment with SYN set seen on a node's device (the
 // flows scenario uses it to learn which node carries a connection).
@@ -117,7 +125,7 @@ func (s *Sniffer) handle(b []byte, p *Prober, syns chan<- Segment) {
 	}
 	switch {
 	case p != nil && (proto == 1 || proto == 58):
-		kinds := map[byte]sighting{8: sawRequest}
+		kinds := map[byte]sighting{8: sawRequest, 0: sawReplyTranslated}
 		if v6 {
 			kinds = map[byte]sighting{128: sawTranslated, 129: sawReply}
 		}

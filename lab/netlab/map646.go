@@ -61,6 +61,10 @@ type Config struct {
 	TxQueueLen int // 0: map646's default (10000)
 	BusyPoll   time.Duration
 
+	// FastPath is [fastpath] mode ("off", "auto", "required"); "": map646's
+	// default.
+	FastPath string
+
 	MappingSeries int    // [metrics] mapping_series; 0: map646's default (1000)
 	LogLevel      string // default "info"
 
@@ -114,6 +118,9 @@ func (c Config) TOML() string {
 		fmt.Fprintf(&b, "mapping_series = %d\n", c.MappingSeries)
 	}
 	fmt.Fprintf(&b, "\n[log]\nformat = \"json\"\nlevel = %q\n", def(c.LogLevel, "info"))
+	if c.FastPath != "" {
+		fmt.Fprintf(&b, "\n[fastpath]\nmode = %q\n", c.FastPath)
+	}
 	if c.ControlSocket != "" {
 		fmt.Fprintf(&b, "\n[control]\nsocket = %q\n", c.ControlSocket)
 	}

@@ -52,14 +52,15 @@ func TestApplyDelta(t *testing.T) {
 	}
 
 	m := translator.Mapping{IPv4: netip.MustParsePrefix("203.0.113.50/32"), IPv6: netip.MustParsePrefix("2001:db8:7::50/128")}
-	tr, err := d.Translator().Apply([]translator.MappingChange{
+	changes := []translator.MappingChange{
 		{Op: translator.Add, Mapping: m},
 		{Op: translator.Del, Mapping: translator.Mapping{IPv4: netip.MustParsePrefix("198.51.100.11/32"), IPv6: netip.MustParsePrefix("2001:db8:1::11/128")}},
-	})
+	}
+	tr, err := d.Translator().Apply(changes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Apply(tr)
+	d.Apply(tr, changes)
 	if &d.state.Load().entries[0] != &before[0] {
 		t.Error("Apply replaced the counters")
 	}

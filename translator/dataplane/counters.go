@@ -79,6 +79,7 @@ const (
 	cWriteErrors
 	cBatches
 	cProbes
+	cProbeEchoes
 	numCounters
 )
 
@@ -163,9 +164,20 @@ type Stats struct {
 	// Subtract them from the packets read to get the node's real traffic:
 	// a probe every 100 ms is 10 packets/s on an idle node.
 	Probes uint64
+	// ProbeEchoes counts the kernel's ICMPv6 errors about the fast path's
+	// check probes (checkFastPath) read from the device: 6to4 packets,
+	// also counted in Packets (dropped as local-destination, or forwarded
+	// to the node under allow_local_destinations). Like Probes, they are
+	// not the node's traffic; published and read in the same order.
+	ProbeEchoes uint64
 	// DeviceDropped counts packets the device read but could not return
 	// (see tun.Device.Dropped).
 	DeviceDropped uint64
+	// FastPath counts the packets the kernel fast path translated, by
+	// direction (AttachFastPath). They are also in Packets (forwarded,
+	// reason none) and SentPackets, and per mapping (Mappings), not in
+	// Bytes and SentBytes.
+	FastPath [NumDirections]uint64
 }
 
 // In returns the packets of direction d that got a verdict.
@@ -197,6 +209,7 @@ func (s *Stats) add(pub *published) {
 	// holds all of their counts.
 	s.Batches += load(cBatches)
 	s.Probes += load(cProbes)
+	s.ProbeEchoes += load(cProbeEchoes)
 	for d := range NumDirections {
 		for v := range NumVerdicts {
 			for r := range NumReasons {

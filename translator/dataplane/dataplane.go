@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/map646/map646/translator"
+	"github.com/map646/map646/translator/fastpath"
 	"github.com/map646/map646/translator/tun"
 )
 
@@ -51,6 +52,9 @@ type DataPlane struct {
 	// batchHook, when set, runs at the start of every batch: tests hold
 	// a worker inside a batch with it (SetBatchHook).
 	batchHook atomic.Pointer[func(q int)]
+
+	// fast is the kernel fast path attached at the device (fastpath.go).
+	fast fastPath
 }
 
 // device is one device and its closing, once.
@@ -170,6 +174,9 @@ func (d *DataPlane) Reopen(dev tun.Device) error {
 	if dev.Queues() != len(d.workers) {
 		return fmt.Errorf("dataplane: the new device %s has %d queues, the data plane %d", dev.Name(), dev.Queues(), len(d.workers))
 	}
+	// The program went with the old device: the owner attaches one to the
+	// new device (AttachFastPath) once it is up.
+	d.DetachFastPath("the device was re-created")
 	old := d.dev.Load()
 	err := old.close()
 	d.dropped.Add(old.Dropped())
@@ -195,6 +202,9 @@ func (d *DataPlane) Swap(tr *translator.Translator) {
 	old := d.state.Load()
 	next := newState(tr, old.epoch+1)
 	d.state.Store(next)
+	// The program follows once the workers have the table: meanwhile it
+	// translates with the old one, as a worker does its batch.
+	d.swapFastPath(old, tr)
 	d.waitFor(next.epoch)
 	carryOver(old, next)
 }
@@ -209,7 +219,31 @@ func (d *DataPlane) Swap(tr *translator.Translator) {
 // given out more ids than the counters have room for does it grow them,
 // as Swap does. It costs what a pointer store costs; the table's own
 // Apply is the expensive part, and it is done before.
-func (d *DataPlane) Apply(tr *translator.Translator) {
+//
+// changes are what made tr's table from the one in use: the attached fast
+// path gets them too (ApplyFastPathDelta), after the tun path, so that a
+// mapping is never translated by the program and refused by the workers.
+func (d *DataPlane) Apply(tr *translator.Translator, changes []translator.MappingChange) {
+	d.applyTun(tr)
+	var del []translator.Mapping
+	var add []fastpath.Entry
+	for _, c := range changes {
+		switch c.Op {
+		case translator.Del:
+			del = append(del, c.Mapping)
+		case translator.Add:
+			// The program counts into the tun path's counter of the same
+			// id: the one tr's table gave the new mapping.
+			if id, ok := tr.Table().Lookup4(c.Mapping.IPv4.Addr()); ok {
+				add = append(add, fastpath.Entry{Mapping: c.Mapping, Index: int32(id)})
+			}
+		}
+	}
+	d.ApplyFastPathDelta(tr, del, add)
+}
+
+// applyTun is Apply's half for the workers.
+func (d *DataPlane) applyTun(tr *translator.Translator) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	old := d.state.Load()
@@ -262,6 +296,13 @@ func (d *DataPlane) Stats() Stats {
 		s.add(w.pub)
 	}
 	s.DeviceDropped = d.dropped.Load() + d.dev.Load().Dropped()
+	// What the fast path translated never reached a worker: forwarded
+	// packets all the same, read and written back by the kernel.
+	s.FastPath[Dir4to6], s.FastPath[Dir6to4] = d.fastPathTranslated()
+	for _, dir := range []Direction{Dir4to6, Dir6to4} {
+		s.Packets[dir][translator.Forward][translator.ReasonNone] += s.FastPath[dir]
+		s.SentPackets[dir] += s.FastPath[dir]
+	}
 	return s
 }
 
@@ -274,15 +315,30 @@ func (d *DataPlane) Mappings(n int, fn func(id int, m translator.Mapping, c Mapp
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := d.state.Load()
-	for id, m := range st.tr.Table().All() {
+	t := st.tr.Table()
+	fast := d.fastPathEntries(t.Span()) // what the fast path counted, by id
+	for id, m := range t.All() {
 		if n == 0 {
 			return
 		}
 		n--
-		if !fn(id, m, st.counts(id)) {
+		c := st.counts(id)
+		if id < len(fast) {
+			c = c.plus(fast[id])
+		}
+		if !fn(id, m, c) {
 			return
 		}
 	}
+}
+
+// plus returns c with the fast path's counts of the same mapping added.
+func (c MappingCounts) plus(f fastpath.EntryCounts) MappingCounts {
+	c.Packets4to6 += f.Packets4to6
+	c.Bytes4to6 += f.Bytes4to6
+	c.Packets6to4 += f.Packets6to4
+	c.Bytes6to4 += f.Bytes6to4
+	return c
 }
 
 // Counts returns the counters of the mapping of id id in the table in
@@ -290,7 +346,7 @@ func (d *DataPlane) Mappings(n int, fn func(id int, m translator.Mapping, c Mapp
 func (d *DataPlane) Counts(id int) MappingCounts {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.state.Load().counts(id)
+	return d.state.Load().counts(id).plus(d.fastPathEntry(id))
 }
 
 // Lookup returns the translator in use and, read from the same state, the
@@ -303,24 +359,29 @@ func (d *DataPlane) Lookup(fn func(tr *translator.Translator) int) (MappingCount
 	if id < 0 || !st.tr.Table().Live(id) {
 		return MappingCounts{}, false
 	}
-	return st.counts(id), true
+	return st.counts(id).plus(d.fastPathEntry(id)), true
 }
 
 // Snapshot is the table in use at one moment and its counters, read
-// without a lock: the table is immutable, and the counters, read
+// without the data plane's lock: the table is immutable, and the counters, read
 // atomically, go on counting (after a later swap they are those of the
 // table the snapshot holds, which counts no more).
-type Snapshot struct{ st *state }
+type Snapshot struct {
+	st *state
+	d  *DataPlane // for the fast path's counts
+}
 
 // Snapshot returns the table in use now and its counters.
-func (d *DataPlane) Snapshot() Snapshot { return Snapshot{d.state.Load()} }
+func (d *DataPlane) Snapshot() Snapshot { return Snapshot{d.state.Load(), d} }
 
 // Table returns the snapshot's table.
 func (s Snapshot) Table() *translator.Table { return s.st.tr.Table() }
 
 // Counts returns the counters of the mapping of id id of the snapshot's
-// table.
-func (s Snapshot) Counts(id int) MappingCounts { return s.st.counts(id) }
+// table, the fast path's included.
+func (s Snapshot) Counts(id int) MappingCounts {
+	return s.st.counts(id).plus(s.d.fastPathEntry(id))
+}
 
 func (st *state) counts(id int) MappingCounts {
 	if id < 0 || (id+1)*entryWords > len(st.entries) {
@@ -352,6 +413,7 @@ type worker struct {
 	pend    pending
 	entries *entryPending
 	probes  uint64 // probe datagrams of the current batch (published apart: see batch)
+	echoes  uint64 // the kernel's errors about the fast path's probes, likewise
 	// hb tells Probe whether the worker runs and since when it has been
 	// in its current batch (probe.go); written once per batch.
 	hb heartbeat
@@ -431,6 +493,10 @@ func (w *worker) batch(pkts []tun.Packet) {
 		atomic.AddUint64(&w.pub.v[cProbes], w.probes)
 		w.probes = 0
 	}
+	if w.echoes > 0 {
+		atomic.AddUint64(&w.pub.v[cProbeEchoes], w.echoes)
+		w.echoes = 0
+	}
 	// The batch count last: a reader that sees it sees every other counter
 	// of the batch.
 	atomic.AddUint64(&w.pub.v[cBatches], 1)
@@ -498,6 +564,11 @@ func (w *worker) translate(st *state, dir Direction, b []byte) {
 	probe := (res.Verdict == translator.ICMPError || res.Reason == translator.ReasonTTLExpired) && w.d.probe.is(b)
 	if probe {
 		w.probes++
+	}
+	// The kernel's answer to the fast path's check (checkFastPath): one
+	// length compare per packet, the rest only on that length.
+	if len(b) == echoLen && w.d.probe.isEcho(b) {
+		w.echoes++
 	}
 	w.result(st, dir, res, o, len(b), probe)
 }

@@ -57,6 +57,15 @@
 // workers, sized to the table: a per-worker copy would cost 32 bytes per
 // mapping and worker, a gigabyte for a million mappings on 32 CPUs.
 //
+// # Fast path
+//
+// AttachFastPath attaches the kernel fast path (translator/fastpath) at
+// the egress of the device: what it translates never reaches a worker, and
+// is counted in Stats as forwarded (Stats.FastPath says how much). Swap
+// gives it the new table, Reopen detaches it (the owner attaches it to the
+// new device), LocalAddrsChanged gives it the node's addresses, and Probe
+// checks it every 10 s, detaching it when it fails (fastpath.go).
+//
 // # Routes
 //
 // Routes installs a route into the device for every mapped IPv4 prefix
@@ -66,8 +75,9 @@
 //
 // # Imports
 //
-// It owns the workers, their counters and the routes it added. It imports
-// translator and translator/tun (and prometheus, netlink, x/sys); nothing
+// It owns the workers, their counters, the fast path's program and the
+// routes it added. It imports translator, translator/tun and
+// translator/fastpath (and prometheus, netlink, x/sys, cilium/ebpf); nothing
 // of the daemon, the configuration, health or routing: the daemon
 // (cmd/map646/daemon) builds it and feeds it.
 package dataplane

@@ -21,8 +21,9 @@ import (
 // translator refuses to translate toward them (translator.LocalAddrs). It
 // subscribes to the kernel's address and route notifications, reads the
 // local addresses, and returns; a goroutine then reads them again after
-// each notification. An error means the first read failed: set is left as
-// it was. log may be nil.
+// each notification, and calls changed, if not nil, after each read
+// (AttachFastPath's program follows them: LocalAddrsChanged). An error means
+// the first read failed: set is left as it was. log may be nil.
 //
 // The local addresses are the node's addresses and every destination of
 // the kernel's local routing table (table 255) that it delivers to the
@@ -39,7 +40,7 @@ import (
 // kernel loses notifications only when the socket's buffer overflows, and
 // then the subscription ends with an error (ENOBUFS) and its channel is
 // closed: it is made anew and everything read again.
-func FollowLocalAddrs(ctx context.Context, set *translator.LocalAddrs, log *slog.Logger) error {
+func FollowLocalAddrs(ctx context.Context, set *translator.LocalAddrs, log *slog.Logger, changed func()) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -58,7 +59,7 @@ func FollowLocalAddrs(ctx context.Context, set *translator.LocalAddrs, log *slog
 		ns.Close()
 		return fmt.Errorf("dataplane: local addresses: netlink: %w", err)
 	}
-	f := &addrFollower{ns: ns, enter: enter, h: h, set: set, log: log}
+	f := &addrFollower{ns: ns, enter: enter, h: h, set: set, log: log, changed: changed}
 	f.subscribe = f.subscribeKernel
 	return f.start(ctx)
 }
@@ -83,6 +84,7 @@ type addrFollower struct {
 	enter     bool            // netlink enters ns for its sockets: it is not the process's (processIn)
 	h         *netlink.Handle // in ns
 	set       *translator.LocalAddrs
+	changed   func() // called after each read; may be nil
 	log       *slog.Logger
 	subscribe func(context.Context) (*subscription, error) // subscribeKernel; tests end subscriptions with theirs
 }
@@ -278,5 +280,8 @@ func (f *addrFollower) read() error {
 		}
 	}
 	f.set.Set(out)
+	if f.changed != nil {
+		f.changed()
+	}
 	return nil
 }

@@ -92,7 +92,7 @@ func TestFollowLocalAddrs(t *testing.T) {
 		set := translator.NewLocalAddrs()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		if err := FollowLocalAddrs(ctx, set, nil); err != nil {
+		if err := FollowLocalAddrs(ctx, set, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		for _, a := range []string{"192.0.2.60", "192.0.2.255", "2001:db8:9::1"} {
@@ -127,7 +127,7 @@ func TestFollowLocalRoutes(t *testing.T) {
 		set := translator.NewLocalAddrs()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		if err := FollowLocalAddrs(ctx, set, nil); err != nil {
+		if err := FollowLocalAddrs(ctx, set, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		for _, a := range []string{"198.51.100.77", "203.0.113.9", "2001:db8:77::5"} {

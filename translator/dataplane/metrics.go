@@ -1,9 +1,12 @@
 package dataplane
 
 import (
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/map646/map646/translator"
+	"github.com/map646/map646/translator/fastpath"
 	"github.com/map646/map646/translator/tun"
 )
 
@@ -23,7 +26,7 @@ type collector struct {
 
 var (
 	descPackets = prometheus.NewDesc("map646_packets_total",
-		"Packets read from the tun device, by direction (4to6: IPv4 in, 6to4: IPv6 in), verdict and drop reason. A super-packet translated whole counts once; one split in software counts as its segments.",
+		"Packets read from the tun device, by direction (4to6: IPv4 in, 6to4: IPv6 in), verdict and drop reason, and those the kernel fast path translated (forward; map646_fastpath_packets_total). A super-packet translated whole counts once; one split in software counts as its segments.",
 		[]string{"direction", "verdict", "reason"}, nil)
 	descBytes = prometheus.NewDesc("map646_bytes_total",
 		"Bytes read from the tun device, by direction.",
@@ -53,12 +56,24 @@ var (
 		"Batches read from the tun device (packets per batch: map646_packets_total / this).", nil, nil)
 	descProbes = prometheus.NewDesc("map646_probe_packets_total",
 		"The data plane's own health-check probe datagrams read from the tun device (4to6, TTL 1, answered with Time Exceeded); they are also counted in map646_packets_total.", nil, nil)
+	descProbeEchoes = prometheus.NewDesc("map646_fastpath_probe_errors_total",
+		"The kernel's ICMPv6 errors about the fast path's check probes (a datagram with TTL 2 every 10 s, which the program translates to hop limit 1) read from the tun device: 6to4 packets, also counted in map646_packets_total (local-destination drops, or forwarded under allow_local_destinations); a drain leaves them out.", nil, nil)
 	descDeviceDropped = prometheus.NewDesc("map646_device_dropped_total",
 		"Packets the tun device read but could not hand over (too large, unknown offload).", nil, nil)
 	descOffload = prometheus.NewDesc("map646_tun_offload_enabled",
 		"1 if the tun device has the offload (csum, tso4, tso6, uso4, uso6) on, 0 if not: never enabled, or switched off by the self-test at start.", []string{"offload"}, nil)
 	descLocalAddrs = prometheus.NewDesc("map646_local_addresses",
 		"Local addresses of the node the translator knows, as prefixes (its addresses, and the local, broadcast and anycast routes of the local routing table), followed as they change (family ipv4, ipv6): no packet is translated toward them, nor toward the translator's own, unless translator.allow_local_destinations.", []string{"family"}, nil)
+	descFastPathAttached = prometheus.NewDesc("map646_fastpath_attached",
+		"1 if the kernel fast path ([fastpath] mode) is attached at the tun device's egress, 0 if not (off, refused by the kernel, or detached after a failure: map646 status says why).", nil, nil)
+	descFastPathPackets = prometheus.NewDesc("map646_fastpath_packets_total",
+		"Packets the kernel fast path translated, by direction (a super-packet as its segments); they are also counted in map646_packets_total (forward) and per mapping, not in map646_bytes_total and map646_sent_bytes_total.",
+		[]string{"direction"}, nil)
+	descFastPathPunts = prometheus.NewDesc("map646_fastpath_punts_total",
+		"Packets the kernel fast path left to the tun path, by reason (translator/fastpath doc.go); the tun path then counts them in map646_packets_total.",
+		[]string{"reason"}, nil)
+	descFastPathInternalErrors = prometheus.NewDesc("map646_fastpath_internal_errors_total",
+		"Packets the kernel fast path lost after modifying them (a helper failed): must stay 0.", nil, nil)
 	descMappings = prometheus.NewDesc("map646_mappings",
 		"Mappings in the table in use.", nil, nil)
 	descMappingPackets = prometheus.NewDesc("map646_mapping_packets_total",
@@ -72,7 +87,8 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPackets, descBytes, descSentPackets, descSentBytes,
 		descICMPSent, descICMPSuppressed, descICMPSentByKind, descICMPSuppressedByKind, descGSO, descGSOSegments, descWriteErrors, descBatches,
-		descProbes, descDeviceDropped, descOffload, descLocalAddrs, descMappings, descMappingPackets, descMappingBytes} {
+		descProbes, descProbeEchoes, descDeviceDropped, descOffload, descLocalAddrs, descMappings, descMappingPackets, descMappingBytes,
+		descFastPathAttached, descFastPathPackets, descFastPathPunts, descFastPathInternalErrors} {
 		ch <- d
 	}
 }
@@ -113,8 +129,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descWriteErrors, s.WriteErrors)
 	counter(descBatches, s.Batches)
 	counter(descProbes, s.Probes)
+	counter(descProbeEchoes, s.ProbeEchoes)
 	counter(descDeviceDropped, s.DeviceDropped)
 	c.collectOffloads(ch)
+	c.collectFastPath(ch)
 	var v4, v6 int
 	for _, p := range c.d.Translator().Config().LocalAddrs.Prefixes() {
 		if p.Addr().Is4() {
@@ -176,5 +194,27 @@ func (c *collector) collectOffloads(ch chan<- prometheus.Metric) {
 			v = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descOffload, prometheus.GaugeValue, v, name)
+	}
+}
+
+// collectFastPath reports the kernel fast path: attached or not, and its
+// counters (all at 0 when it never was).
+func (c *collector) collectFastPath(ch chan<- prometheus.Metric) {
+	fp := c.d.FastPathStatus()
+	attached := 0.0
+	if fp.Attached {
+		attached = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descFastPathAttached, prometheus.GaugeValue, attached)
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(descFastPathPackets, fp.Counters["translated-4to6"], "4to6")
+	counter(descFastPathPackets, fp.Counters["translated-6to4"], "6to4")
+	counter(descFastPathInternalErrors, fp.Counters["internal-error"])
+	for _, name := range fastpath.CounterNames() {
+		if reason, ok := strings.CutPrefix(name, "punt-"); ok {
+			counter(descFastPathPunts, fp.Counters[name], reason)
+		}
 	}
 }

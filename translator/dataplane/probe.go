@@ -120,6 +120,18 @@ func (p *probeState) is(b []byte) bool {
 	return len(b) == n && b[0] == 0x45 && b[9] == 17 && bytes.Equal(b[28:], p.secret[:])
 }
 
+// echoLen is the length of the kernel's ICMPv6 error about the fast
+// path's probe: IPv6, ICMPv6, then the probe as the program translated it
+// (IPv6 without extension headers, UDP, the secret).
+const echoLen = 40 + 8 + 40 + 8 + len(probeState{}.secret)
+
+// isEcho reports whether b, of echoLen bytes, is an ICMPv6 error (type 1
+// to 4) quoting a probe datagram.
+func (p *probeState) isEcho(b []byte) bool {
+	return b[0]>>4 == 6 && b[6] == 58 && b[40] >= 1 && b[40] <= 4 && b[48]>>4 == 6 && b[54] == 17 &&
+		bytes.Equal(b[96:], p.secret[:])
+}
+
 // heartbeat is a worker's sign of life.
 type heartbeat struct {
 	start atomic.Int64 // when the current or last batch began (probeState.now)
@@ -237,7 +249,7 @@ func (d *DataPlane) roundTrip(ctx context.Context, link netlink.Link) error {
 	icmp := tr.Config().ICMPErrors
 	before := d.ttlDrops()
 
-	conn, err := d.dialProbe(ctx, name, src, dst)
+	conn, err := d.dialProbe(ctx, name, src, dst, 1)
 	if err != nil {
 		return err
 	}
@@ -248,9 +260,15 @@ func (d *DataPlane) roundTrip(ctx context.Context, link netlink.Link) error {
 		return fmt.Errorf("dataplane probe: send %s -> %s: %w", src, dst, err)
 	}
 	if !icmp {
-		return d.waitTTLDrop(ctx, before, src, dst)
+		err = d.waitTTLDrop(ctx, before, src, dst)
+	} else {
+		err = d.readAnswer(conn, src, dst, tr.Config().IPv4Addr)
 	}
-	return d.readAnswer(conn, src, dst, tr.Config().IPv4Addr)
+	if err == nil {
+		// The tun path works: now the fast path, which fails alone.
+		d.checkFastPath(ctx, name, src, dst)
+	}
+	return err
 }
 
 // probeSource picks the probe's source address: the kernel's choice for
@@ -322,8 +340,8 @@ func probePacket(src, dst netip.Addr, payload []byte) []byte {
 }
 
 // dialProbe opens the probe's UDP socket: bound to the device and to src,
-// TTL 1, ICMP errors queued (IP_RECVERR), connected to dst.
-func (d *DataPlane) dialProbe(ctx context.Context, dev string, src, dst netip.Addr) (*net.UDPConn, error) {
+// TTL ttl, ICMP errors queued (IP_RECVERR), connected to dst.
+func (d *DataPlane) dialProbe(ctx context.Context, dev string, src, dst netip.Addr, ttl int) (*net.UDPConn, error) {
 	dialer := net.Dialer{
 		LocalAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)),
 		Control: func(_, _ string, c syscall.RawConn) error {
@@ -331,7 +349,7 @@ func (d *DataPlane) dialProbe(ctx context.Context, dev string, src, dst netip.Ad
 			err := c.Control(func(fd uintptr) {
 				serr = errors.Join(
 					unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, dev),
-					unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_TTL, 1),
+					unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_TTL, ttl),
 					unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVERR, 1))
 			})
 			return errors.Join(err, serr)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/map646/map646/translator"
 )
@@ -29,6 +30,10 @@ type FastPath struct {
 	objs     xlatObjects
 	disabled string
 	own      []netip.Prefix // the translator's own addresses; nil: local destinations allowed
+	// settings are those written, and lens4, lens6 every prefix length
+	// the hashes may hold, longest first: ApplyDelta adds to them.
+	settings     xlatSettings
+	lens4, lens6 []uint8
 }
 
 // Link says what precedes the IP header of the packets the program sees.
@@ -62,9 +67,13 @@ func Load(cfg translator.Config, table *translator.Table, link Link) (*FastPath,
 			return nil, fmt.Errorf("fastpath: %w", err)
 		}
 	}
-	// Hashes cannot be empty; one slot more costs nothing.
-	spec.Maps[xlatMapTable4].MaxEntries = uint32(max(1, table.Len()))
-	spec.Maps[xlatMapTable6].MaxEntries = uint32(max(1, table.Len()))
+	// The hashes are preallocated: room for DeltaRoom additions (ApplyDelta)
+	// on top of the table, and never empty. Sized by the table's Span, not
+	// its Len: the entries are indexed by the table's ids, which a table
+	// changed by deltas (translator.Table.Apply) gives out past Len.
+	spec.Maps[xlatMapTable4].MaxEntries = uint32(table.Span() + DeltaRoom)
+	spec.Maps[xlatMapTable6].MaxEntries = uint32(table.Span() + DeltaRoom)
+	spec.Maps[xlatMapEntries].MaxEntries = uint32(table.Span() + DeltaRoom)
 	fp := &FastPath{}
 	if err := spec.LoadAndAssign(&fp.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
@@ -93,10 +102,7 @@ func (fp *FastPath) Disabled() string { return fp.disabled }
 
 func (fp *FastPath) fill(cfg translator.Config, table *translator.Table) error {
 	s, lens4, lens6 := settingsFor(cfg, table)
-	fp.disabled = disabledReason(cfg, lens4, lens6)
-	if fp.disabled == "" {
-		s.Enabled = 1
-	}
+	fp.settings, fp.lens4, fp.lens6 = s, lens4, lens6
 	if err := fp.fillTable(table); err != nil {
 		return err
 	}
@@ -104,15 +110,102 @@ func (fp *FastPath) fill(cfg translator.Config, table *translator.Table) error {
 		return err
 	}
 	// The settings last: until they are written the program punts all.
+	return fp.writeSettings()
+}
+
+// writeSettings writes fp.settings with the prefix lengths fp.lens4 and
+// fp.lens6, enabled unless they are too many (Disabled).
+func (fp *FastPath) writeSettings() error {
+	s := fp.settings
+	s.Enabled = 0
+	fp.disabled = disabledReason(fp.lens4, fp.lens6)
+	if fp.disabled == "" {
+		s.Enabled = 1
+	}
+	s.N4 = uint8(min(len(fp.lens4), MaxLengths))
+	s.N6 = uint8(min(len(fp.lens6), MaxLengths))
+	s.Lens4, s.Lens6 = [MaxLengths]uint8{}, [MaxLengths]uint8{}
+	copy(s.Lens4[:], fp.lens4)
+	copy(s.Lens6[:], fp.lens6)
 	if err := fp.objs.SettingsMap.Put(uint32(0), &s); err != nil {
 		return fmt.Errorf("fastpath: writing the settings: %w", err)
+	}
+	fp.settings = s
+	return nil
+}
+
+// DeltaRoom is how many mappings ApplyDelta can add beyond the table the
+// program was loaded with: the hashes are preallocated (about 160 bytes
+// per slot for both), and past this a change needs a new program (Load).
+const DeltaRoom = 1024
+
+// ErrNoRoom says that the hashes are full: load a new program for the
+// changed table instead.
+var ErrNoRoom = errors.New("fastpath: no room left in the mapping hashes for another mapping")
+
+// Entry is a mapping and its entry index in the table (the index the tun
+// path counts it under).
+type Entry struct {
+	Mapping translator.Mapping
+	Index   int32
+}
+
+// ApplyDelta changes the program's table in place, as the running table
+// changed: the mappings of del removed, those of add added. It is the
+// fast path's half of a table delta (the data plane's other half swaps the
+// Translator): call it once the tun path's table has the change, so that
+// between the two the program only punts what the tun path then
+// translates. Removals go first, so that an address moving from one
+// mapping to another is never in two. A new prefix length widens the
+// probes (written after the entries, so no probe finds an entry missing);
+// a length left without entries stays probed (a miss costs one lookup).
+// ErrNoRoom means DeltaRoom additions were used up: load a new program.
+func (fp *FastPath) ApplyDelta(del []translator.Mapping, add []Entry) error {
+	for _, m := range del {
+		a4, a6 := m.IPv4.Addr().As4(), m.IPv6.Addr().As16()
+		if err := fp.objs.Table4.Delete(xlatKey4{Len: uint32(m.IPv4.Bits()), Addr: be32(a4)}); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("fastpath: removing %v: %w", m.IPv4, err)
+		}
+		if err := fp.objs.Table6.Delete(xlatKey6{Len: uint32(m.IPv6.Bits()), Addr: a6}); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("fastpath: removing %v: %w", m.IPv6, err)
+		}
+	}
+	lens := false
+	for _, e := range add {
+		m := e.Mapping
+		a4, a6 := m.IPv4.Addr().As4(), m.IPv6.Addr().As16()
+		err := fp.objs.Table4.Put(xlatKey4{Len: uint32(m.IPv4.Bits()), Addr: be32(a4)},
+			xlatVal4{V6: a6, Len6: uint32(m.IPv6.Bits()), Entry: uint32(e.Index)})
+		if err == nil {
+			err = fp.objs.Table6.Put(xlatKey6{Len: uint32(m.IPv6.Bits()), Addr: a6},
+				xlatVal6{V4: be32(a4), Len4: uint32(m.IPv4.Bits()), Entry: uint32(e.Index)})
+		}
+		if errors.Is(err, unix.E2BIG) {
+			return ErrNoRoom
+		}
+		if err != nil {
+			return fmt.Errorf("fastpath: adding %v %v: %w", m.IPv4, m.IPv6, err)
+		}
+		n4, n6 := len(fp.lens4), len(fp.lens6)
+		fp.lens4 = sortedDesc(appendNew(fp.lens4, uint8(m.IPv4.Bits())))
+		fp.lens6 = sortedDesc(appendNew(fp.lens6, uint8(m.IPv6.Bits())))
+		lens = lens || len(fp.lens4) != n4 || len(fp.lens6) != n6
+	}
+	if lens {
+		return fp.writeSettings()
 	}
 	return nil
 }
 
-// settingsFor translates the configuration into the program's settings,
-// and returns the prefix lengths present on each side of the table,
-// longest first.
+func sortedDesc(s []uint8) []uint8 {
+	slices.Sort(s)
+	slices.Reverse(s)
+	return s
+}
+
+// settingsFor translates the configuration into the program's settings
+// (without the prefix lengths: writeSettings), and returns the prefix
+// lengths present on each side of the table, longest first.
 func settingsFor(cfg translator.Config, table *translator.Table) (s xlatSettings, lens4, lens6 []uint8) {
 	p := cfg.PseudoPrefix.Addr().As16()
 	s.PseudoHi = binary.BigEndian.Uint64(p[:8])
@@ -126,24 +219,16 @@ func settingsFor(cfg translator.Config, table *translator.Table) (s xlatSettings
 	s.ZeroTc = flag(cfg.ZeroTrafficClass)
 	s.GenerateId = flag(cfg.GenerateIPv4ID)
 	s.AllowLocal = flag(cfg.AllowLocalDestinations)
-	for i := range table.Len() {
-		m := table.Mapping(i)
+	for _, m := range table.All() {
 		lens4 = appendNew(lens4, uint8(m.IPv4.Bits()))
 		lens6 = appendNew(lens6, uint8(m.IPv6.Bits()))
 	}
-	slices.Sort(lens4)
-	slices.Reverse(lens4)
-	slices.Sort(lens6)
-	slices.Reverse(lens6)
-	s.N4 = uint8(min(len(lens4), MaxLengths))
-	s.N6 = uint8(min(len(lens6), MaxLengths))
-	copy(s.Lens4[:], lens4)
-	copy(s.Lens6[:], lens6)
-	return s, lens4, lens6
+	return s, sortedDesc(lens4), sortedDesc(lens6)
 }
 
-// disabledReason says why the program cannot translate under cfg, or "".
-func disabledReason(cfg translator.Config, lens4, lens6 []uint8) string {
+// disabledReason says why the program cannot translate with these prefix
+// lengths, or "".
+func disabledReason(lens4, lens6 []uint8) string {
 	switch {
 	case len(lens4) > MaxLengths:
 		return fmt.Sprintf("the table has %d IPv4 prefix lengths; the fast path probes at most %d", len(lens4), MaxLengths)
@@ -191,8 +276,9 @@ func (fp *FastPath) fillTable(table *translator.Table) error {
 		k4, v4, k6, v6 = k4[:0], v4[:0], k6[:0], v6[:0]
 		return nil
 	}
-	for i := range n {
-		m := table.Mapping(i)
+	// By id (translator.Table.All): the entry a packet counts into is the
+	// tun path's counter of the same mapping.
+	for i, m := range table.All() {
 		a4, a6 := m.IPv4.Addr().As4(), m.IPv6.Addr().As16()
 		k4 = append(k4, xlatKey4{Len: uint32(m.IPv4.Bits()), Addr: be32(a4)})
 		v4 = append(v4, xlatVal4{V6: a6, Len6: uint32(m.IPv6.Bits()), Entry: uint32(i)})
@@ -321,6 +407,9 @@ var counterNames = [...]string{
 	xlatCounterC_PUNT_HELPER:            "punt-helper-failed",
 }
 
+// CounterNames returns the names of Counters, in a fixed order.
+func CounterNames() []string { return counterNames[:] }
+
 // Counters returns the program's counters, summed over the CPUs, by name:
 // translated-4to6, translated-6to4, internal-error, and punt-REASON.
 func (fp *FastPath) Counters() (map[string]uint64, error) {
@@ -337,6 +426,55 @@ func (fp *FastPath) Counters() (map[string]uint64, error) {
 		out[name] = sum
 	}
 	return out, nil
+}
+
+// EntryCounts is one mapping's traffic through the program, as the tun
+// path counts it per mapping: packets (a GSO super-packet as its
+// segments) and bytes (as they came in), toward its server (4to6) and from
+// it (6to4).
+type EntryCounts struct {
+	Packets4to6, Bytes4to6 uint64
+	Packets6to4, Bytes6to4 uint64
+}
+
+// EntryCounts returns the counts of the mappings of entry 0 to n-1 (fewer
+// when the program holds fewer: its table and DeltaRoom). A mapping
+// ApplyDelta adds with an entry beyond them is not counted.
+func (fp *FastPath) EntryCounts(n int) ([]EntryCounts, error) {
+	n = min(n, int(fp.objs.Entries.MaxEntries()))
+	out := make([]EntryCounts, 0, n)
+	const batch = 1 << 12
+	keys := make([]uint32, batch)
+	vals := make([]xlatEntryCount, batch)
+	var cursor ebpf.MapBatchCursor
+	for len(out) < n {
+		k := min(batch, n-len(out))
+		got, err := fp.objs.Entries.BatchLookup(&cursor, keys[:k], vals[:k], nil)
+		for _, v := range vals[:got] {
+			out = append(out, EntryCounts{v.Packets4to6, v.Bytes4to6, v.Packets6to4, v.Bytes6to4})
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fastpath: per-mapping counters: %w", err)
+		}
+	}
+	return out[:min(len(out), n)], nil
+}
+
+// EntryCount returns the counts of the mapping of entry id alone (zero
+// past the program's entries): what a lookup shows, without reading the
+// whole array as EntryCounts does.
+func (fp *FastPath) EntryCount(id int) (EntryCounts, error) {
+	if id < 0 || id >= int(fp.objs.Entries.MaxEntries()) {
+		return EntryCounts{}, nil
+	}
+	var v xlatEntryCount
+	if err := fp.objs.Entries.Lookup(uint32(id), &v); err != nil {
+		return EntryCounts{}, fmt.Errorf("fastpath: the counters of entry %d: %w", id, err)
+	}
+	return EntryCounts{v.Packets4to6, v.Bytes4to6, v.Packets6to4, v.Bytes6to4}, nil
 }
 
 // MapMemory is what one map takes.
@@ -358,6 +496,7 @@ func (fp *FastPath) MapMemory() ([]MapMemory, error) {
 		{xlatMapTable4, fp.objs.Table4}, {xlatMapTable6, fp.objs.Table6},
 		{xlatMapLocal4, fp.objs.Local4}, {xlatMapLocal6, fp.objs.Local6},
 		{xlatMapSettingsMap, fp.objs.SettingsMap}, {xlatMapCounters, fp.objs.Counters},
+		{xlatMapEntries, fp.objs.Entries},
 	} {
 		n, err := memlock(m.m.FD())
 		if err != nil {

@@ -5,7 +5,9 @@ package fastpath_test
 // test in translator/fastpath_test.go, next to the golden cases it runs.
 
 import (
+	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/map646/map646/lab/labreq"
@@ -238,5 +240,85 @@ func TestSetLocalAddrs(t *testing.T) {
 				t.Errorf("local %v, to %v: taken %v, want %v", step.local, c.dst, oc.Taken, c.taken)
 			}
 		}
+	}
+}
+
+// TestApplyDelta changes the loaded program's table in place: a removed
+// mapping is punted from then on, an added one (of new prefix lengths on
+// both sides) is translated as Translate does with the changed table, and
+// the room for additions runs out with ErrNoRoom.
+func TestApplyDelta(t *testing.T) {
+	r := newRunner(t)
+	cfg := testConfig()
+	table := testTable(t)
+	fp, _ := load(t, cfg, table)
+	gone := table.Mapping(0)
+	added := translator.Mapping{IPv4: netip.MustParsePrefix("198.51.100.64/28"), IPv6: netip.MustParsePrefix("2001:db8:5::/124")}
+	var ms []translator.Mapping
+	for i := 1; i < table.Len(); i++ {
+		ms = append(ms, table.Mapping(i))
+	}
+	changed, err := translator.NewTable(append(ms, added))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := translator.New(cfg, changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fp.ApplyDelta([]translator.Mapping{gone}, []fastpath.Entry{{Mapping: added, Index: int32(table.Len())}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		dst   netip.Addr
+		taken bool
+	}{{gone.IPv4.Addr(), false}, {netip.MustParseAddr("198.51.100.70"), true}, {netip.MustParseAddr("203.0.113.9"), true}} {
+		oc, err := r.Compare(fp.Program(), tr, pt.UDP4(pt.IPv4{TTL: 64, Src: client4, Dst: c.dst}, 1, 2, []byte("delta")))
+		if err != nil {
+			t.Fatalf("to %v: %v", c.dst, err)
+		}
+		if oc.Taken != c.taken {
+			t.Errorf("to %v: taken %v, want %v", c.dst, oc.Taken, c.taken)
+		}
+	}
+	// The hashes hold the table loaded plus DeltaRoom: one mapping was
+	// removed and one added, so DeltaRoom more fit, and not one more.
+	var more []fastpath.Entry
+	for i := range fastpath.DeltaRoom + 1 {
+		a4 := netip.AddrFrom4([4]byte{10, 64, byte(i >> 8), byte(i)})
+		a6 := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 9, 14: byte(i >> 8), 15: byte(i)})
+		more = append(more, fastpath.Entry{Mapping: translator.Mapping{IPv4: netip.PrefixFrom(a4, 32), IPv6: netip.PrefixFrom(a6, 128)}, Index: int32(100 + i)})
+	}
+	if err := fp.ApplyDelta(nil, more[:fastpath.DeltaRoom]); err != nil {
+		t.Fatalf("%d additions within the room: %v", fastpath.DeltaRoom, err)
+	}
+	if err := fp.ApplyDelta(nil, more[fastpath.DeltaRoom:]); !errors.Is(err, fastpath.ErrNoRoom) {
+		t.Errorf("one addition past the room: %v, want ErrNoRoom", err)
+	}
+}
+
+// TestEntryCounts: the program counts each translated packet and its
+// bytes under its mapping's entry, each way, as the tun path counts them;
+// punted packets are not counted.
+func TestEntryCounts(t *testing.T) {
+	r := newRunner(t)
+	table := testTable(t)
+	fp, tr := load(t, testConfig(), table)
+	to := pt.UDP4(pt.IPv4{TTL: 64, Src: client4, Dst: netip.MustParseAddr("203.0.113.9")}, 1, 2, []byte("to the /24"))
+	from := pt.UDP6(pt.IPv6{Hop: 64, Src: netip.MustParseAddr("2001:db8:3::9"), Dst: client6}, 2, 1, []byte("from it, longer"))
+	punted := pt.UDP4(pt.IPv4{TTL: 1, Src: client4, Dst: server4}, 1, 2, []byte("ttl 1"))
+	for _, pkt := range [][]byte{to, to, from, punted} {
+		if _, err := r.Compare(fp.Program(), tr, pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := fp.EntryCounts(table.Len() + 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]fastpath.EntryCounts, table.Len()+fastpath.DeltaRoom)[:table.Len()+5]
+	want[2] = fastpath.EntryCounts{Packets4to6: 2, Bytes4to6: 2 * uint64(len(to)), Packets6to4: 1, Bytes6to4: uint64(len(from))}
+	if !slices.Equal(got, want) {
+		t.Errorf("EntryCounts = %+v, want %+v", got, want)
 	}
 }

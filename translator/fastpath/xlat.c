@@ -78,6 +78,17 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+// entries counts each mapping's traffic, indexed by its entry; the loader
+// sizes it to the table (and DeltaRoom). One array for all CPUs, added to
+// atomically: a per-CPU copy would cost 32 bytes per mapping and CPU (a
+// gigabyte for a million mappings on 32 CPUs), as in the tun path.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct entry_count);
+} entries SEC(".maps");
+
 #define PROTO_ICMP 1
 #define PROTO_TCP 6
 #define PROTO_UDP 17
@@ -162,7 +173,7 @@ static __always_inline int martian6(struct a128 a)
 
 // map4 is translator.Table.Map4: the IPv6 address of an IPv4 address, or
 // 0 when it is not mapped.
-static __always_inline int map4(const struct settings *s, __u32 a, struct a128 *v6)
+static __always_inline int map4(const struct settings *s, __u32 a, struct a128 *v6, __u32 *entry)
 {
 	for (int i = 0; i < MAX_LENS; i++) {
 		if (i >= s->n4)
@@ -176,6 +187,7 @@ static __always_inline int map4(const struct settings *s, __u32 a, struct a128 *
 		if (!v)
 			continue;
 		*v6 = load128(v->v6);
+		*entry = v->entry;
 		__u64 suf = a & ~mask;
 		if (suf) {
 			// The IPv4 suffix goes right after the IPv6 prefix, sh bits
@@ -195,7 +207,7 @@ static __always_inline int map4(const struct settings *s, __u32 a, struct a128 *
 }
 
 // map6 is translator.Table.Map6.
-static __always_inline int map6(const struct settings *s, struct a128 a, __u32 *v4)
+static __always_inline int map6(const struct settings *s, struct a128 a, __u32 *v4, __u32 *entry)
 {
 	for (int i = 0; i < MAX_LENS; i++) {
 		if (i >= s->n6)
@@ -219,6 +231,7 @@ static __always_inline int map6(const struct settings *s, struct a128 a, __u32 *
 			continue;
 		__u32 r = bpf_ntohl(v->v4);
 		__u32 len4 = v->len4;
+		*entry = v->entry;
 		if (len4 < 32) {
 			__u32 sh = 96 - len + len4;
 			__u64 suf;
@@ -377,13 +390,24 @@ static __always_inline void segments(__u32 n, __u32 gso, __u32 *largest, __u32 *
 }
 
 // count_packets counts a translated packet as the packets it is on the
-// wire: a GSO super-packet as its segments.
-static __always_inline void count_packets(__u32 i, struct __sk_buff *skb)
+// wire (a GSO super-packet as its segments), and bytes (its length as it
+// came in, as the tun path counts bytes read) for its mapping, entry.
+static __always_inline void count_packets(__u32 i, struct __sk_buff *skb, __u32 entry, __u32 bytes)
 {
 	__u64 n = skb->gso_size && skb->gso_segs > 1 ? skb->gso_segs : 1;
 	__u64 *c = bpf_map_lookup_elem(&counters, &i);
 	if (c)
 		*c += n;
+	struct entry_count *e = bpf_map_lookup_elem(&entries, &entry);
+	if (!e)
+		return; // beyond the array: a mapping added past DeltaRoom
+	if (i == C_TRANSLATED_4TO6) {
+		__sync_fetch_and_add(&e->packets4to6, n);
+		__sync_fetch_and_add(&e->bytes4to6, bytes);
+	} else {
+		__sync_fetch_and_add(&e->packets6to4, n);
+		__sync_fetch_and_add(&e->bytes6to4, bytes);
+	}
 }
 
 static __always_inline int xlat4(struct __sk_buff *skb, const struct settings *s)
@@ -419,13 +443,14 @@ static __always_inline int xlat4(struct __sk_buff *skb, const struct settings *s
 	if (martian4(dst))
 		return punt(C_PUNT_MARTIAN);
 	struct a128 dst6, src6, unused;
-	if (!map4(s, dst, &dst6))
+	__u32 entry, unused_entry;
+	if (!map4(s, dst, &dst6, &entry))
 		return punt(C_PUNT_NO_MAPPING);
 	if (!s->allow_local && (local6_has(dst6) || (s->hairpin_off && local4_has(dst))))
 		return punt(C_PUNT_LOCAL);
 	if (martian4(src))
 		return punt(C_PUNT_MARTIAN);
-	if (map4(s, src, &unused))
+	if (map4(s, src, &unused, &unused_entry))
 		return punt(C_PUNT_MAPPED_SOURCE);
 	if (s->wkp && nonglobal4(src))
 		return punt(C_PUNT_NON_GLOBAL);
@@ -516,7 +541,7 @@ static __always_inline int xlat4(struct __sk_buff *skb, const struct settings *s
 		return fail();
 	if (bpf_l4_csum_replace(skb, csum_at, 0, diff, csum_flags))
 		return fail();
-	count_packets(C_TRANSLATED_4TO6, skb);
+	count_packets(C_TRANSLATED_4TO6, skb, entry, tlen);
 	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
 }
 
@@ -540,8 +565,8 @@ static __always_inline int xlat6(struct __sk_buff *skb, const struct settings *s
 	// translate6's order of checks.
 	if (martian6(src6) || (dst6.hi >> 56) == 0xff)
 		return punt(C_PUNT_MARTIAN);
-	__u32 src, dst;
-	if (!map6(s, src6, &src))
+	__u32 src, dst, entry, unused_entry;
+	if (!map6(s, src6, &src, &entry))
 		return punt(C_PUNT_NO_MAPPING);
 	if (!in_pseudo(s, dst6) || !extract(s, dst6, &dst))
 		return punt(C_PUNT_NO_MAPPING);
@@ -550,7 +575,7 @@ static __always_inline int xlat6(struct __sk_buff *skb, const struct settings *s
 	if (s->wkp && nonglobal4(dst))
 		return punt(C_PUNT_NON_GLOBAL);
 	struct a128 unused;
-	if (map4(s, dst, &unused))
+	if (map4(s, dst, &unused, &unused_entry))
 		return punt(C_PUNT_HAIRPIN);
 	if (!s->allow_local && local4_has(dst))
 		return punt(C_PUNT_LOCAL);
@@ -650,7 +675,7 @@ static __always_inline int xlat6(struct __sk_buff *skb, const struct settings *s
 		return fail();
 	if (bpf_l4_csum_replace(skb, csum_at, 0, diff, csum_flags))
 		return fail();
-	count_packets(C_TRANSLATED_6TO4, skb);
+	count_packets(C_TRANSLATED_6TO4, skb, entry, 40 + plen);
 	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
 }
 

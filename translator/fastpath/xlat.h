@@ -53,6 +53,15 @@ struct val6 {
 	__u32 entry;
 };
 
+// entry_count is one mapping's traffic through the program, as the tun
+// path counts it per mapping (dataplane.MappingCounts): packets (a GSO
+// super-packet as its segments) and bytes, toward the server (4to6) and
+// from it (6to4).
+struct entry_count {
+	__u64 packets4to6, bytes4to6;
+	__u64 packets6to4, bytes6to4;
+};
+
 struct lpm4 {
 	__u32 prefixlen;
 	__be32 addr;

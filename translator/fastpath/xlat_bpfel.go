@@ -42,6 +42,14 @@ const (
 	xlatCounterNUM_COUNTERS             xlatCounter = 23
 )
 
+type xlatEntryCount struct {
+	_           structs.HostLayout
+	Packets4to6 uint64
+	Bytes4to6   uint64
+	Packets6to4 uint64
+	Bytes6to4   uint64
+}
+
 type xlatKey4 struct {
 	_    structs.HostLayout
 	Len  uint32
@@ -105,6 +113,7 @@ type xlatVal6 struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	xlatMapCounters        = "counters"
+	xlatMapEntries         = "entries"
 	xlatMapLocal4          = "local4"
 	xlatMapLocal6          = "local6"
 	xlatMapSettingsMap     = "settings_map"
@@ -164,6 +173,7 @@ type xlatProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlatMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
+	Entries     *ebpf.MapSpec `ebpf:"entries"`
 	Local4      *ebpf.MapSpec `ebpf:"local4"`
 	Local6      *ebpf.MapSpec `ebpf:"local6"`
 	SettingsMap *ebpf.MapSpec `ebpf:"settings_map"`
@@ -199,6 +209,7 @@ func (o *xlatObjects) Close() error {
 // It can be passed to loadXlatObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlatMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
+	Entries     *ebpf.Map `ebpf:"entries"`
 	Local4      *ebpf.Map `ebpf:"local4"`
 	Local6      *ebpf.Map `ebpf:"local6"`
 	SettingsMap *ebpf.Map `ebpf:"settings_map"`
@@ -209,6 +220,7 @@ type xlatMaps struct {
 func (m *xlatMaps) Close() error {
 	return _XlatClose(
 		m.Counters,
+		m.Entries,
 		m.Local4,
 		m.Local6,
 		m.SettingsMap,

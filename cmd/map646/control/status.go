@@ -100,6 +100,28 @@ type TrafficStatus struct {
 	// (4to6, also in Directions["4to6"]): not traffic, and not waited for
 	// by a drain.
 	ProbePackets uint64 `json:"probe_packets"`
+	// FastPath is the kernel fast path; what it translated is also in
+	// Directions (read, forwarded, sent; not bytes).
+	FastPath FastPathStatus `json:"fastpath"`
+}
+
+// FastPathStatus is the kernel fast path ([fastpath]).
+type FastPathStatus struct {
+	// Mode is [fastpath] mode: off, auto or required.
+	Mode     string `json:"mode"`
+	Attached bool   `json:"attached"`
+	// Why says why it is not attached (mode off, the kernel's refusal, a
+	// failed check); "" when attached.
+	Why       string `json:"why,omitempty"`
+	ProgramID uint32 `json:"program_id,omitempty"`
+	// Disabled says why the attached program punts every packet (too many
+	// prefix lengths in the table); "" when it translates.
+	Disabled string `json:"disabled,omitempty"`
+	// Translated counts the packets it translated, by direction ("4to6",
+	// "6to4"); Punted those it left to the tun path, by reason.
+	Translated     map[string]uint64 `json:"translated"`
+	Punted         map[string]uint64 `json:"punted"`
+	InternalErrors uint64            `json:"internal_errors"`
 }
 
 // DirectionStatus counts one direction.

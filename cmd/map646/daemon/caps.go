@@ -29,6 +29,10 @@ import (
 //   - CAP_NET_BIND_SERVICE, for a listening port under
 //     net.ipv4.ip_unprivileged_port_start (1024 by default): bgp.listen_port
 //     (179 by default) or the port of [metrics] listen.
+//   - CAP_BPF, for the kernel fast path ([fastpath] mode): to load its
+//     program and maps (attaching it takes CAP_NET_ADMIN). Required with
+//     mode = "required"; with "auto", its lack leaves the tun path alone,
+//     with a warning.
 //
 // Everything else must be the user's: reading the configuration, the
 // control socket's directory, [node] state_dir.
@@ -56,6 +60,7 @@ var capNames = map[int]string{
 	unix.CAP_NET_ADMIN:        "CAP_NET_ADMIN",
 	unix.CAP_NET_RAW:          "CAP_NET_RAW",
 	unix.CAP_NET_BIND_SERVICE: "CAP_NET_BIND_SERVICE",
+	unix.CAP_BPF:              "CAP_BPF",
 }
 
 // capNeed is a capability the configuration needs, and why.
@@ -84,6 +89,9 @@ func capsNeeded(cfg *config.Config, p netPolicy) []capNeed {
 				"for the icmp6 health check %q: a raw ICMPv6 socket (or put map646's group in net.ipv4.ping_group_range, for a ping socket)", c.Name)})
 			break
 		}
+	}
+	if cfg.FastPath.Mode == config.FastPathRequired {
+		needs = append(needs, capNeed{unix.CAP_BPF, `for [fastpath] mode = "required": to load the fast path's eBPF program`})
 	}
 	var low []string
 	if cfg.BGP.Enabled && cfg.BGP.ListenPort > 0 && cfg.BGP.ListenPort < p.unprivilegedPortStart {

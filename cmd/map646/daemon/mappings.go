@@ -239,7 +239,7 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 		add, del = netRouteChanges(d.routes.Has, changes)
 		errRemove = d.routes.Remove(del)
 	}
-	d.dp.Apply(next)
+	d.dp.Apply(next, changes)
 	d.changedSinceCompact(changes)
 	if d.routes != nil {
 		errAdd = d.routes.Add(add)

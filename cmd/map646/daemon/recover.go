@@ -221,6 +221,11 @@ func (d *daemon) startDevice(dev tun.Device) (err error) {
 	if err := acceptLocal(dev.Name()); err != nil {
 		d.log.Warn("ICMPv4 errors from translator.ipv4_address may be dropped", "err", err)
 	}
+	if err := d.attachFastPath(); err != nil {
+		// Required, yet refused on the new device: serve on the tun path
+		// rather than not at all; the status and the metric say so.
+		d.log.Error("recovery: the fast path is required but could not be attached to the new device; the tun path carries every packet", "err", err)
+	}
 	d.runDataPlane()
 	defer func() {
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -89,8 +90,11 @@ type daemon struct {
 	// local holds the node's addresses, followed by FollowLocalAddrs for
 	// as long as the daemon runs, and given to every translator built
 	// (newTranslator), so that a reload keeps refusing them.
-	local   *translator.LocalAddrs
-	dp      *dataplane.DataPlane
+	local *translator.LocalAddrs
+	dp    *dataplane.DataPlane
+	// fastDP is dp for the local address follower's goroutine, which
+	// starts before it (start).
+	fastDP  atomic.Pointer[dataplane.DataPlane]
 	stopDP  context.CancelFunc
 	dpDone  chan error
 	routes  *dataplane.Routes
@@ -287,13 +291,18 @@ func (d *daemon) start() error {
 		return fmt.Errorf("[node] state_dir %s: %w: cannot tell whether an operator drained this node", cfg.Node.StateDir, err)
 	}
 	d.requests = make(requests)
+	fastPathMode := cfg.FastPath.Mode // a reload keeps it (keepRestartOnly)
 	d.lc = &lifecycle{
 		node: NewNode(d.log, time.Now), hm: allHealthy{}, flag: flag, tm: timingOf(cfg.Node),
 		// Called only once d.dp is set: by metrics scrapes and the
 		// control socket, both started after dataplane.New.
 		packets: func() uint64 { return packetsRead(d.dp.Stats()) },
-		traffic: func() control.TrafficStatus { return trafficOf(d.dp.Stats()) },
-		log:     d.log, now: time.Now, version: d.version,
+		traffic: func() control.TrafficStatus {
+			t := trafficOf(d.dp.Stats())
+			t.FastPath = fastPathStatusOf(fastPathMode, d.dp.FastPathStatus())
+			return t
+		},
+		log: d.log, now: time.Now, version: d.version,
 	}
 	d.lc.publish()
 	if drained {
@@ -301,7 +310,14 @@ func (d *daemon) start() error {
 	}
 
 	d.local = translator.NewLocalAddrs()
-	if err := dataplane.FollowLocalAddrs(d.ctx, d.local, d.log.With("component", "dataplane")); err != nil {
+	// The follower's goroutine tells the data plane, once there is one, so
+	// that the fast path refuses the same addresses (fastDP, below).
+	localChanged := func() {
+		if dp := d.fastDP.Load(); dp != nil {
+			dp.LocalAddrsChanged()
+		}
+	}
+	if err := dataplane.FollowLocalAddrs(d.ctx, d.local, d.log.With("component", "dataplane"), localChanged); err != nil {
 		// Without them a tenant could reach the node's own services
 		// through the translator: refuse to start.
 		return err
@@ -323,8 +339,12 @@ func (d *daemon) start() error {
 	d.dp = dataplane.New(tr, dev, dataplane.Options{
 		ICMPErrorRate: cfg.Translator.ICMPErrorRate, ICMPErrorBurst: cfg.Translator.ICMPErrorBurst,
 		PMTUErrorRate: cfg.Translator.ICMPPMTUErrorRate, PMTUErrorBurst: cfg.Translator.ICMPPMTUErrorBurst, Logger: d.log})
+	d.fastDP.Store(d.dp)
 	if err := acceptLocal(dev.Name()); err != nil {
 		d.log.Warn("ICMPv4 errors from translator.ipv4_address may be dropped", "err", err)
+	}
+	if err := d.attachFastPath(); err != nil {
+		return err
 	}
 	if cfg.Tun.BusyPoll > 0 && dev.Queues() >= runtime.NumCPU() {
 		// The kernel's half of forwarding (the NICs' softirqs, routing
@@ -392,7 +412,7 @@ func (d *daemon) start() error {
 	st, _, _ := d.lc.node.State()
 	d.log.Info("started", "state", st.String(), "config", d.path, "device", dev.Name(), "mtu", cfg.Tun.MTU,
 		"queues", dev.Queues(), "offloads", offloads, "busy_poll", cfg.Tun.BusyPoll.String(),
-		"mappings", d.dp.Translator().Table().Len(), "routes", len(want),
+		"mappings", d.dp.Translator().Table().Len(), "routes", len(want), "fastpath", fastPathSummary(cfg, d.dp.FastPathStatus()),
 		"routes_took", routeTime.Round(time.Millisecond), "metrics", metricsAt,
 		"control", cfg.Control.Socket, "bgp", cfg.BGP.Enabled, "checks", len(cfg.Health.Checks),
 		"version", d.version, "took", time.Since(start).Round(time.Millisecond))
@@ -605,7 +625,10 @@ func (d *daemon) reload() (string, error) {
 		errRemove = d.routes.Remove(del)
 	}
 	if applied {
-		d.dp.Apply(tr)
+		d.dp.Apply(tr, nil)
+		// A reload may change settings a delta cannot carry: the fast path
+		// is given the new translator whole, as a swap does.
+		d.dp.ReloadFastPath(tr)
 	} else {
 		d.dp.Swap(tr)
 		d.compactStale = true
@@ -669,6 +692,7 @@ func (d *daemon) keepRestartOnly(cfg *config.Config) []string {
 	cfg.Tun, cfg.Metrics, cfg.Log, cfg.Control = d.cfg.Tun, d.cfg.Metrics, d.cfg.Log, d.cfg.Control
 	cfg.Tun.BusyPoll = busyPoll
 	cfg.Node.StateDir = d.cfg.Node.StateDir
+	cfg.FastPath = d.cfg.FastPath
 	if cfg.BGP.Enabled != d.cfg.BGP.Enabled {
 		cfg.BGP = d.cfg.BGP
 	}
@@ -689,9 +713,11 @@ func (d *daemon) keepRestartOnly(cfg *config.Config) []string {
 //  4. close the speaker (a Cease to every peer), then the health monitor;
 //  5. remove the kernel routes, so the kernel sends nothing more into the
 //     device while the workers translate what is queued;
-//  6. stop the data plane, which closes the device (the kernel deletes it
-//     with its last queue), and close a device a recovery is creating once
-//     it is there (at most its self-test later); stop the metrics server.
+//  6. detach the kernel fast path (the routes are gone: nothing more comes
+//     to it), stop the data plane, which closes the device (the kernel
+//     deletes it with its last queue), and close a device a recovery is
+//     creating once it is there (at most its self-test later); stop the
+//     metrics server.
 //
 // Without [bgp], or with nothing announced, there is nothing to withdraw
 // and no linger. It undoes whatever part of start was done, and returns
@@ -747,6 +773,7 @@ func (d *daemon) shutdown(sigs <-chan os.Signal) error {
 		d.routes.Close()
 	}
 	if d.dp != nil { // 6
+		d.dp.DetachFastPath("map646 is stopping")
 		if d.stopDP != nil {
 			d.stopDP()
 		}

@@ -32,7 +32,7 @@ func trafficOf(s dataplane.Stats) control.TrafficStatus {
 }
 
 // packetsRead is the number of packets the data plane has read, less its
-// own health-check probes: the measure of the traffic a drain waits to
+// own health-check probes (and the kernel's answers to the fast path's): the measure of the traffic a drain waits to
 // fall. The probes are not traffic, and a dataplane check every 100 ms
 // alone is 10 packets/s, the default drain_idle_pps: counted, they would
 // keep an idle node waiting for the whole drain_timeout.
@@ -44,8 +44,9 @@ func trafficOf(s dataplane.Stats) control.TrafficStatus {
 // around to a count that would end every drain at once.
 func packetsRead(s dataplane.Stats) uint64 {
 	in := s.In(dataplane.Dir4to6) + s.In(dataplane.Dir6to4) + s.In(dataplane.DirOther)
-	if s.Probes > in {
+	own := s.Probes + s.ProbeEchoes
+	if own > in {
 		return 0
 	}
-	return in - s.Probes
+	return in - own
 }
