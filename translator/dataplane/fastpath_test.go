@@ -242,3 +242,76 @@ func gauge(t *testing.T, reg *prometheus.Registry, name, value string) prometheu
 	t.Fatalf("no series %s{%s}", name, value)
 	return nil
 }
+
+// TestFastPathFollowsDelta: a mapping added by a table delta (Apply, as
+// `map646 mapping add` and etcd make one) is translated by the attached
+// program at once, counted under the id the table gave it; deleted, the
+// program no longer translates it (the workers refuse it).
+func TestFastPathFollowsDelta(t *testing.T) {
+	inNetns(t, func() {
+		n := newProbeNode(t, "", nodeAddr, true, nil)
+		d := n.d
+		if err := os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", []byte("1"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.AttachFastPath(); err != nil {
+			t.Fatalf("AttachFastPath: %v", err)
+		}
+		m := translator.Mapping{IPv4: netip.MustParsePrefix("203.0.113.50/32"), IPv6: netip.MustParsePrefix("2001:db8:7::50/128")}
+		apply := func(op translator.ChangeOp) {
+			t.Helper()
+			changes := []translator.MappingChange{{Op: op, Mapping: m}}
+			tr, err := d.Translator().Apply(changes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Apply(tr, changes)
+		}
+		apply(translator.Add)
+		if err := n.routes.Add([]netip.Prefix{m.IPv4}); err != nil {
+			t.Fatal(err)
+		}
+		id, ok := d.Translator().Table().Lookup4(m.IPv4.Addr())
+		if !ok {
+			t.Fatal("the added mapping is not in the table")
+		}
+
+		before := d.Stats()
+		const sent = 7
+		sendUDP(t, m.IPv4.Addr(), sent)
+		s := waitStats(t, d, func(s Stats) bool { return s.FastPath[Dir4to6] >= before.FastPath[Dir4to6]+sent })
+		if got := s.FastPath[Dir4to6] - before.FastPath[Dir4to6]; got != sent {
+			t.Fatalf("the fast path translated %d datagrams to the mapping added by a delta, want %d", got, sent)
+		}
+		if c := d.Counts(id); c.Packets4to6 != sent {
+			t.Errorf("mapping %d (added by the delta) counts %d packets 4to6, want %d (the program's, by id)", id, c.Packets4to6, sent)
+		}
+
+		apply(translator.Del)
+		before = d.Stats()
+		// Unconnected: the ICMP errors the workers answer the refused
+		// datagrams with must not fail the next write.
+		pc, err := net.ListenPacket("udp4", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		for range sent {
+			if _, err := pc.WriteTo([]byte("fast path"), net.UDPAddrFromAddrPort(netip.AddrPortFrom(m.IPv4.Addr(), 9))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Refused with an ICMP error (Destination Unreachable) or, past
+		// the error rate limit, dropped: no-mapping-dst either way.
+		refused := func(s Stats) uint64 {
+			return s.Packets[Dir4to6][translator.Drop][translator.ReasonNoMappingDst] + s.Packets[Dir4to6][translator.ICMPError][translator.ReasonNoMappingDst]
+		}
+		s = waitStats(t, d, func(s Stats) bool { return refused(s) >= refused(before)+sent })
+		if s.FastPath[Dir4to6] != before.FastPath[Dir4to6] {
+			t.Errorf("after the delete the fast path still translated %d datagrams", s.FastPath[Dir4to6]-before.FastPath[Dir4to6])
+		}
+		if got := refused(s) - refused(before); got != sent {
+			t.Errorf("after the delete the workers refused %d datagrams as no-mapping-dst, want %d", got, sent)
+		}
+	})
+}
