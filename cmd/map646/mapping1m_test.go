@@ -14,6 +14,7 @@ import (
 
 	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/lab/netlab"
+	"github.com/map646/map646/lab/poll"
 )
 
 // TestMappings1M measures the mapping commands on a table of a million
@@ -89,15 +90,21 @@ func TestMappings1M(t *testing.T) {
 	t.Logf("%d add/del cycles at %d mappings: %v per change (worst %v), the file rewritten each time; VmRSS %.0f MB before, %.0f after, VmHWM %.0f",
 		cycles, n+1, per.Round(time.Microsecond), worst.Round(time.Microsecond), rss1, rss2, mb("VmHWM"))
 	// The delta itself (translator and data plane), apart from the file.
+	// The log is read as the daemon writes it: the last change's line may
+	// come after its answer.
 	var table, file []float64
-	p.mu.Lock()
-	for _, m := range p.logs {
-		if m["msg"] == "mappings changed" {
-			table = append(table, m["table_took"].(float64)/1e3)
-			file = append(file, m["file_took"].(float64)/1e3)
+	poll.Until(5*time.Second, 20*time.Millisecond, func() bool {
+		table, file = table[:0], file[:0]
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, m := range p.logs {
+			if m["msg"] == "mappings changed" {
+				table = append(table, m["table_took"].(float64)/1e3)
+				file = append(file, m["file_took"].(float64)/1e3)
+			}
 		}
-	}
-	p.mu.Unlock()
+		return len(table) >= 2*cycles
+	})
 	slices.Sort(table)
 	slices.Sort(file)
 	if len(table) != 2*cycles {
