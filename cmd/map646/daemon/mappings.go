@@ -183,6 +183,9 @@ func (h controlHandler) Mappings(prefix string, row func(control.MappingRow) err
 		}
 		r := control.MappingRow{ID: id, IPv4: config.FormatSide(m.IPv4), IPv6: config.FormatSide(m.IPv6)}
 		setCounts(&r, snap.Counts(id))
+		if o, ok := h.tv.origins.Load(m); ok {
+			r.Origin = o.(string)
+		}
 		if err := row(r); err != nil {
 			return n, err
 		}
