@@ -154,8 +154,7 @@ func (d *daemon) tableApplied() {
 		return
 	}
 	d.hasTable = true
-	st := d.source.Status()
-	d.log.Info("mapping table from etcd applied: the node may announce", "source", st.String())
+	d.log.Info("first mapping table applied: the node may announce", "mappings", d.dp.Translator().Table().Len())
 	if err := d.lc.tableReady(d.ctx); err != nil {
 		d.log.Warn("the announcement failed; it is retried", "err", err)
 	}
