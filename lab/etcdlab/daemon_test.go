@@ -27,6 +27,7 @@ import (
 //   - `map646 mapping add` writes the key and returns once the node
 //     serves it; the other node serves it too; status -cluster lists both
 //     nodes with their revisions and states;
+//   - a reload keeps etcd's table;
 //   - a node cut off from etcd goes stale, keeps its routes and
 //     announcements, and catches up on heal;
 //   - a node restarted while cut off serves the cached table and says so;
@@ -107,6 +108,11 @@ func TestDaemonEtcd(t *testing.T) {
 	if err := json.Unmarshal([]byte(a.ctl(t, "status", "-cluster", "-json")), &cs); err != nil || len(cs.Nodes) != 2 ||
 		cs.Nodes[0].Node != "192.0.2.101" || cs.Nodes[1].Node != "192.0.2.102" || cs.Nodes[0].Revision == 0 {
 		t.Errorf("status -cluster -json: %+v, %v", cs, err)
+	}
+
+	// A reload keeps etcd's table (the file has none).
+	if out := b.ctl(t, "reload"); !strings.Contains(out, ": 2 mappings, 0 routes added, 0 removed") || !b.hasRoute(t, "198.51.100.20") {
+		t.Errorf("reload on an etcd node: %s", out)
 	}
 
 	// node-a cut off from etcd: stale, still serving and announcing; a
