@@ -96,7 +96,7 @@ func (d *daemon) startSource() error {
 		StateDir:     cfg.Node.StateDir,
 		NodeID:       id,
 		Version:      d.version,
-		NodeState:    func() string { return lc.Status().Node.State },
+		NodeState:    lc.stateName,
 		Logger:       d.log,
 	}, etcdFeed{ctx: ctx, updates: updates, prefix: cfg.Mappings.Etcd.Prefix})
 	if err != nil {
@@ -147,10 +147,12 @@ func (d *daemon) closeSource() error {
 // noTableCause is why a node with the etcd source does not announce yet.
 const noTableCause = "waiting for the mapping table (etcd's, or the one cached in [node] state_dir): nothing announced until then"
 
-// tableApplied is called on the loop after each update of the source: the
-// first one gives the node its table.
-func (d *daemon) tableApplied() {
-	if d.hasTable {
+// tableApplied is called on the loop after each update u of the source,
+// err its outcome: the first snapshot not refused whole gives the node its
+// table (the source's first update is always a snapshot; an error of its
+// routes or announcements leaves the table applied).
+func (d *daemon) tableApplied(u MappingUpdate, err error) {
+	if d.hasTable || u.Snapshot == nil || errors.Is(err, errNothingChanged) {
 		return
 	}
 	d.hasTable = true

@@ -234,12 +234,12 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 	}
 	tableTook := time.Since(start)
 	if n, max := next.Table().Len(), d.cfg.Translator.MaxMappings; n > max && n > cur.Table().Len() {
-		return "", fmt.Errorf("refused, nothing changed: %d mappings, more than translator.max_mappings (%d)", n, max)
+		return "", fmt.Errorf("%w: %d mappings, more than translator.max_mappings (%d)", errNothingChanged, n, max)
 	}
 	fileStart := time.Now()
 	if durable {
 		if err := d.cfg.ChangeMappingFile(changes); err != nil {
-			return "", fmt.Errorf("refused, nothing changed: %w", err)
+			return "", fmt.Errorf("%w: %w", errNothingChanged, err)
 		}
 	} else {
 		d.tables.record(changes)
@@ -277,12 +277,16 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 	return msg, nil
 }
 
+// errNothingChanged starts the error of a change refused whole: the
+// table is as it was.
+var errNothingChanged = errors.New("refused, nothing changed")
+
 // refusal writes the table's refusal of changes, naming each change and,
 // for a conflict, the mapping in the way.
 func refusal(t *translator.Table, changes []translator.MappingChange, err error) error {
 	var te *translator.TableError
 	if !errors.As(err, &te) {
-		return fmt.Errorf("refused, nothing changed: %w", err)
+		return fmt.Errorf("%w: %w", errNothingChanged, err)
 	}
 	var lines []string
 	for _, p := range te.Problems {
@@ -293,7 +297,7 @@ func refusal(t *translator.Table, changes []translator.MappingChange, err error)
 		}
 		lines = append(lines, line)
 	}
-	return fmt.Errorf("refused, nothing changed: %s", strings.Join(lines, "; "))
+	return fmt.Errorf("%w: %s", errNothingChanged, strings.Join(lines, "; "))
 }
 
 // netRouteChanges returns the routes to add and to remove for changes,
@@ -495,9 +499,9 @@ type MappingUpdate struct {
 	Result   chan<- error
 }
 
-// applyUpdate applies u on the loop; the source keeps its own durable
-// copy, so nothing is written to the mapping file.
-func (d *daemon) applyUpdate(u MappingUpdate) {
+// applyUpdate applies u on the loop and returns what failed; the source
+// keeps its own durable copy, so nothing is written to the mapping file.
+func (d *daemon) applyUpdate(u MappingUpdate) error {
 	var err error
 	if u.Snapshot != nil {
 		err = d.ApplySnapshot(u.Snapshot)
@@ -510,6 +514,7 @@ func (d *daemon) applyUpdate(u MappingUpdate) {
 	if u.Result != nil {
 		u.Result <- err
 	}
+	return err
 }
 
 // ApplySnapshot makes ms the running table: as a delta when it differs by
@@ -522,7 +527,7 @@ func (d *daemon) ApplySnapshot(snap []translator.MappingChange) error {
 	}
 	table, err := translator.NewTable(ms)
 	if err != nil {
-		return fmt.Errorf("snapshot refused: %w", err)
+		return fmt.Errorf("snapshot %w: %w", errNothingChanged, err)
 	}
 	cur := d.dp.Translator()
 	if changes, ok := translator.Diff(cur.Table(), table, maxReloadDelta); ok {
@@ -535,7 +540,7 @@ func (d *daemon) ApplySnapshot(snap []translator.MappingChange) error {
 	}
 	tr, err := translator.New(cur.Config(), table)
 	if err != nil {
-		return fmt.Errorf("snapshot refused: %w", err)
+		return fmt.Errorf("snapshot %w: %w", errNothingChanged, err)
 	}
 	var add, del []netip.Prefix
 	var errRemove, errAdd error
