@@ -29,15 +29,15 @@ import (
 type etcdFeed struct {
 	ctx     context.Context
 	updates chan<- MappingUpdate
-	prefix  string // [mappings.etcd] prefix: the snapshot's origins are its keys
 }
 
+// The origins are left out: a mapping's is its key (tableView.sourceOrigin).
 func (f etcdFeed) ApplySnapshot(s etcdsource.Snapshot) {
-	snap := make([]translator.MappingChange, len(s.Mappings)) // never nil: nil means a delta
-	for i, m := range s.Mappings {
-		snap[i] = translator.MappingChange{Op: translator.Add, Mapping: m, Origin: etcdsource.MappingKey(f.prefix, m.IPv4)}
+	table := s.Mappings
+	if table == nil {
+		table = []translator.Mapping{} // an empty table, not a delta
 	}
-	f.send(MappingUpdate{Snapshot: snap})
+	f.send(MappingUpdate{Table: table})
 }
 
 func (f etcdFeed) ApplyDelta(d etcdsource.Delta) {
@@ -45,7 +45,7 @@ func (f etcdFeed) ApplyDelta(d etcdsource.Delta) {
 	if d.Op == etcdsource.Delete {
 		op = translator.Del
 	}
-	f.send(MappingUpdate{Changes: []translator.MappingChange{{Op: op, Mapping: d.Mapping, Origin: d.Key}}})
+	f.send(MappingUpdate{Changes: []translator.MappingChange{{Op: op, Mapping: d.Mapping}}})
 }
 
 // send hands u to the loop and waits for its result.
@@ -98,7 +98,7 @@ func (d *daemon) startSource() error {
 		Version:      d.version,
 		NodeState:    lc.stateName,
 		Logger:       d.log,
-	}, etcdFeed{ctx: ctx, updates: updates, prefix: cfg.Mappings.Etcd.Prefix})
+	}, etcdFeed{ctx: ctx, updates: updates})
 	if err != nil {
 		cancel()
 		return fmt.Errorf("[mappings.etcd]: %w", err)
@@ -152,7 +152,7 @@ const noTableCause = "waiting for the mapping table (etcd's, or the one cached i
 // table (the source's first update is always a snapshot; an error of its
 // routes or announcements leaves the table applied).
 func (d *daemon) tableApplied(u MappingUpdate, err error) {
-	if d.hasTable || u.Snapshot == nil || errors.Is(err, errNothingChanged) {
+	if d.hasTable || u.Table == nil || errors.Is(err, errNothingChanged) {
 		return
 	}
 	d.hasTable = true

@@ -35,12 +35,27 @@ import (
 type tableView struct {
 	cfg atomic.Pointer[config.Config]
 	dp  *dataplane.DataPlane
-	// origins says where the mappings applied by a source other than the
-	// file come from (an etcd key), by mapping; written by the loop.
+	// origins says where the mappings applied with an Origin by a source
+	// other than the file come from, by mapping; written by the loop. The
+	// etcd source's are not stored: sourceOrigin computes them.
 	origins sync.Map
 	// source is the etcd source (nil with the file): mapping add|del
 	// write to it. Set before the control socket is served.
 	source *etcdsource.Source
+}
+
+// sourceOrigin returns where m comes from when a source other than the
+// file applied it: its etcd key (computed from m: one key per IPv4
+// prefix, nothing stored per mapping, which at a million mappings would
+// cost more than the table), or what record kept.
+func (tv *tableView) sourceOrigin(m translator.Mapping) (string, bool) {
+	if tv.source != nil {
+		return tv.source.KeyOf(m.IPv4), true
+	}
+	if o, ok := tv.origins.Load(m); ok {
+		return o.(string), true
+	}
+	return "", false
 }
 
 // record keeps the origins of changes applied without the file.
@@ -85,9 +100,10 @@ func (h controlHandler) Lookup(addr string) (control.LookupResult, error) {
 	})
 	if found {
 		setCounts(r.Mapping, counts)
-		r.Origin = originOf(cfg, m)
-		if o, ok := h.tv.origins.Load(m); ok {
-			r.Origin = o.(string)
+		if o, ok := h.tv.sourceOrigin(m); ok {
+			r.Origin = o
+		} else {
+			r.Origin = originOf(cfg, m)
 		}
 		r.Translated, r.Note = mappedForm(m, a)
 		return r, nil
@@ -183,9 +199,7 @@ func (h controlHandler) Mappings(prefix string, row func(control.MappingRow) err
 		}
 		r := control.MappingRow{ID: id, IPv4: config.FormatSide(m.IPv4), IPv6: config.FormatSide(m.IPv6)}
 		setCounts(&r, snap.Counts(id))
-		if o, ok := h.tv.origins.Load(m); ok {
-			r.Origin = o.(string)
-		}
+		r.Origin, _ = h.tv.sourceOrigin(m)
 		if err := row(r); err != nil {
 			return n, err
 		}
@@ -496,16 +510,23 @@ type MappingUpdate struct {
 	Changes []translator.MappingChange
 	// Snapshot is the whole table, every change an Add with its Origin.
 	Snapshot []translator.MappingChange
-	Result   chan<- error
+	// Table is the whole table as Snapshot is, without origins (the etcd
+	// source: a mapping's origin is its key, tableView.sourceOrigin): a
+	// million mappings are not copied into changes on the way.
+	Table  []translator.Mapping
+	Result chan<- error
 }
 
 // applyUpdate applies u on the loop and returns what failed; the source
 // keeps its own durable copy, so nothing is written to the mapping file.
 func (d *daemon) applyUpdate(u MappingUpdate) error {
 	var err error
-	if u.Snapshot != nil {
+	switch {
+	case u.Table != nil:
+		err = d.applyTable(u.Table)
+	case u.Snapshot != nil:
 		err = d.ApplySnapshot(u.Snapshot)
-	} else {
+	default:
 		_, err = d.ApplyMappings(u.Changes, false)
 	}
 	if err != nil {
@@ -525,6 +546,15 @@ func (d *daemon) ApplySnapshot(snap []translator.MappingChange) error {
 	for i, c := range snap {
 		ms[i] = c.Mapping
 	}
+	err := d.applyTable(ms)
+	if !errors.Is(err, errNothingChanged) {
+		d.recordAll(snap)
+	}
+	return err
+}
+
+// applyTable makes ms the running table (ApplySnapshot without origins).
+func (d *daemon) applyTable(ms []translator.Mapping) error {
 	table, err := translator.NewTable(ms)
 	if err != nil {
 		return fmt.Errorf("snapshot %w: %w", errNothingChanged, err)
@@ -535,7 +565,6 @@ func (d *daemon) ApplySnapshot(snap []translator.MappingChange) error {
 			return nil
 		}
 		_, err := d.ApplyMappings(changes, false)
-		d.recordAll(snap)
 		return err
 	}
 	tr, err := translator.New(cur.Config(), table)
@@ -554,7 +583,6 @@ func (d *daemon) ApplySnapshot(snap []translator.MappingChange) error {
 		errAdd = d.routes.Add(add)
 	}
 	errAnnounce := d.lc.setIPv4(d.ctx, planOf(d.cfg, tr).IPv4)
-	d.recordAll(snap)
 	d.log.Info("mapping table replaced", "mappings", table.Len(), "routes_added", len(add), "routes_removed", len(del))
 	return errors.Join(errRemove, errAdd, errAnnounce)
 }
