@@ -14,6 +14,7 @@ import (
 
 	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/config"
+	"github.com/map646/map646/config/etcdsource"
 )
 
 // ctlTimeout bounds status, undrain and reload calls; a drain is bounded by
@@ -23,6 +24,7 @@ const ctlTimeout = 5 * time.Minute
 const socketHelp = "the daemon's control `PATH` ([control] socket)"
 
 const statusUsage = `Usage: map646 status [-v | -json] [-socket PATH]
+       map646 status -cluster [-json] [-socket PATH]
 
 Show what the running map646 is doing, asked over its control socket: one
 line per part, as 'birdc show protocols' does (Name, Type, State, Since,
@@ -39,22 +41,41 @@ Info):
   fastpath       type dataplane: the kernel fast path attached, off or
                  detached; its mode, program id, or why it is not
                  attached; what it translated and punted.
+  mappings       type file or etcd: where the mapping table comes from.
+                 For etcd: synced (following etcd), stale (etcd not
+                 reached since the time shown: the table as it was is
+                 served, nothing withdrawn), from cache (started while
+                 etcd was unreachable: the table cached in [node]
+                 state_dir is served) or no table (neither etcd nor a
+                 cache: the node announces nothing and stays starting);
+                 the etcd revision served, the mappings and the keys
+                 refused (bad entries, listed with -v).
 -v adds the detail (as 'birdc show protocols all' does): the probes and
 last errors of the checks, each announced prefix with its MED and
 communities (65535:0 is GRACEFUL_SHUTDOWN), every traffic counter.
 -json prints it all as one JSON object (the Status type of
 cmd/map646/control/status.go: fields are added, never renamed).
 
+-cluster (etcd source only) shows every node that follows the same etcd
+prefix, read from the records they keep there under a lease (a node
+stopped or cut off from etcd for longer than [mappings.etcd] lease_ttl
+is gone from the list): its name ([bgp] router_id, else its host name),
+its state (serving, drained...), its table's (synced, stale...), the
+revision it serves and its lag behind etcd's revision (the other nodes'
+record updates count as revisions too: a lag of a few is in step). Exit
+0 with an answer, 3 without.
+
 Exit codes, those of a monitoring plugin (Nagios, Icinga, Sensu), whatever
 the view:
   0  OK        serving, every BGP neighbor established, [node] state_dir
                writable;
-  1  WARNING   serving with a neighbor not established or state_dir not
-               writable (a drain would be refused), or with [fastpath]
-               on and the fast path not attached (the tun path carries
-               everything) or losing packets; or starting (the
-               checks are rising); or draining or drained (out of service
-               on purpose);
+  1  WARNING   serving with a neighbor not established, state_dir not
+               writable (a drain would be refused), the etcd mapping
+               source stale or from cache (etcd not reached: the table may
+               lag), or [fastpath] on and the fast path not attached (the
+               tun path carries everything) or losing packets; or starting
+               (the checks are rising, or no mapping table yet); or
+               draining or drained (out of service on purpose);
   2  CRITICAL  failed: a health check withdrew one side or both, or the
                data plane is down;
   3  UNKNOWN   no map646 answers (not running, permission denied, a
@@ -63,12 +84,14 @@ the view:
 The control socket is the daemon user's (mode 0600: root, or map646
 under the packaged unit). A monitoring user asks the
 read-only [control] status_socket instead (mode 0660, its status_group),
-which answers status, lookup and mappings only: map646 status -socket /run/map646-status.sock.
+which answers status (and -cluster), lookup and mappings only: map646
+status -socket /run/map646-status.sock.
 
 Example:
   map646 status
   map646 status -v
   map646 status -json | jq .node.state
+  map646 status -cluster
 `
 
 const drainUsage = `Usage: map646 drain [-force] [-socket PATH]
@@ -132,9 +155,10 @@ kernel refuses) also exits 1, naming what was not applied; so does a file
 that changes keys only a restart applies: the rest of it is applied, and
 the message names them ("restart map646 to apply [tun] mtu, [metrics]
 listen"). Those keys are the rest of [tun] but busy_poll, [metrics],
-[log], [control], [node] state_dir, adding or removing [bgp], and [bgp]
+[log], [control], [node] state_dir, adding or removing [bgp], [bgp]
 local_as, router_id, listen_port, listen_addresses and grpc_socket (which
-keep the whole [bgp] change from being applied).
+keep the whole [bgp] change from being applied), [mappings] source and
+[mappings.etcd]. With the etcd source, the reload keeps etcd's table.
 
 Example:
   map646 check -config /etc/map646/map646.toml && map646 reload
@@ -160,10 +184,11 @@ const (
 )
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
-	var asJSON, verbose bool
+	var asJSON, verbose, cluster bool
 	socket, code, done := ctlFlags("status", statusUsage, args, stdout, stderr, func(add func(*bool, string, string)) {
 		add(&asJSON, "json", "print the status as JSON")
 		add(&verbose, "v", "print every detail: probes, last errors, announced prefixes, every counter")
+		add(&cluster, "cluster", "show every node of the etcd source's cluster")
 	})
 	if done {
 		if code == exitUsage {
@@ -171,9 +196,12 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		}
 		return code
 	}
-	if asJSON && verbose {
-		usageError(stderr, "status", "-json and -v are two views; choose one")
+	if asJSON && verbose || cluster && verbose {
+		usageError(stderr, "status", "-json, -v and -cluster are views; choose one (-cluster takes -json)")
 		return statusUnknown
+	}
+	if cluster {
+		return runCluster(socket, asJSON, stdout, stderr)
 	}
 	r, err := control.Call(socket, control.Request{Command: "status"}, ctlTimeout, func(string) {})
 	if err == nil && !*r.OK {
@@ -222,6 +250,9 @@ func statusExit(s control.Status) int {
 	}
 	if f := s.Traffic.FastPath; f.Mode != "" && f.Mode != "off" && !f.Attached || f.InternalErrors > 0 {
 		return statusWarning // serving, on the tun path alone, or losing packets
+	}
+	if m := s.Mappings; m != nil && (m.State == "stale" || m.State == "from cache") {
+		return statusWarning
 	}
 	return statusOK
 }
@@ -344,6 +375,13 @@ func writeStatusBrief(w io.Writer, s control.Status) error {
 	}
 	row("traffic", "dataplane", "-", "-", strings.Join(parts, "; "))
 	row("fastpath", "dataplane", fastPathState(s.Traffic.FastPath), "-", fastPathInfo(s.Traffic.FastPath))
+	if m := s.Mappings; m != nil {
+		since := "-"
+		if m.Source != "file" {
+			since = briefTime(m.Since)
+		}
+		row("mappings", m.Source, m.State, since, m.Summary)
+	}
 	return tw.Flush()
 }
 
@@ -424,6 +462,25 @@ func writeStatusText(w io.Writer, s control.Status, now time.Time) error {
 		}
 		p("  punted\t%s\n", strings.Join(parts, ", "))
 	}
+	if m := s.Mappings; m != nil {
+		p("\nmappings\n")
+		p("  source\t%s\n", m.Source)
+		p("  state\t%s\n", m.Summary)
+		if m.Source != "file" {
+			p("  since\t%s (%s)\n", m.Since.Format(time.RFC3339), ago(now, m.Since))
+			p("  revision\t%d served, etcd at %d when last reached\n", m.Revision, m.EtcdRevision)
+			if m.StaleSince != nil {
+				p("  stale since\t%s (%s)\n", m.StaleSince.Format(time.RFC3339), ago(now, *m.StaleSince))
+			}
+			p("  bad entries\t%d\n", m.BadCount)
+			for _, b := range m.BadEntries {
+				p("    %s\t%q\t%s\n", b.Key, b.Value, b.Reason)
+			}
+			if m.BadCount > len(m.BadEntries) {
+				p("    ... and %d more\n", m.BadCount-len(m.BadEntries))
+			}
+		}
+	}
 	return tw.Flush()
 }
 
@@ -457,4 +514,37 @@ func fastPathInfo(f control.FastPathStatus) string {
 	}
 	return info + fmt.Sprintf("; translated 4to6 %d, 6to4 %d; punted %d; internal errors %d",
 		f.Translated["4to6"], f.Translated["6to4"], punted, f.InternalErrors)
+}
+
+// runCluster prints every node of the etcd source's cluster (status
+// -cluster), asked of the daemon, which holds the etcd client.
+func runCluster(socket string, asJSON bool, stdout, stderr io.Writer) int {
+	r, err := control.Call(socket, control.Request{Command: "cluster"}, ctlTimeout, func(string) {})
+	if err == nil && !*r.OK {
+		err = fmt.Errorf("%s", r.Error)
+	}
+	if err == nil && r.Cluster == nil {
+		err = fmt.Errorf("map646 at %s answered without the cluster", socket)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "map646 status -cluster: %v\n", err)
+		return statusUnknown
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(r.Cluster)
+	} else {
+		var nodes []etcdsource.NodeStatus
+		for _, n := range r.Cluster.Nodes {
+			nodes = append(nodes, etcdsource.NodeStatus{NodeRecord: etcdsource.NodeRecord{Node: n.Node, NodeState: n.State, State: n.Table,
+				Since: n.Since, Revision: n.Revision, Mappings: n.Mappings, BadEntries: n.BadEntries, Version: n.Version}, Lag: n.Lag})
+		}
+		err = etcdsource.WriteCluster(stdout, nodes, r.Cluster.EtcdRevision)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "map646 status -cluster: %v\n", err)
+		return statusUnknown
+	}
+	return statusOK
 }

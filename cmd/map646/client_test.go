@@ -81,7 +81,7 @@ fastpath     dataplane  attached     -                    mode auto, program 42;
 	if err := json.Unmarshal([]byte(stdout), &s); err != nil || code != statusOK || !reflect.DeepEqual(s, d.status) {
 		t.Errorf("status -json: exit %d, %v\n%s", code, err, stdout)
 	}
-	if code, _, stderr := runCmd(t, "status", "-json", "-v", "-socket", path); code != statusUnknown || !strings.Contains(stderr, "-json and -v are two views") {
+	if code, _, stderr := runCmd(t, "status", "-json", "-v", "-socket", path); code != statusUnknown || !strings.Contains(stderr, "-json, -v and -cluster are views") {
 		t.Errorf("status -json -v: exit %d, stderr %q", code, stderr)
 	}
 	if code, _, _ := runCmd(t, "status", "-frobnicate"); code != statusUnknown {
@@ -106,6 +106,9 @@ func TestStatusExit(t *testing.T) {
 		{"serving without bgp", control.Status{Node: control.NodeStatus{State: "serving", StateDir: "ok"}}, statusOK},
 		{"serving, a neighbor down", control.Status{Node: control.NodeStatus{State: "serving", StateDir: "ok"}, Neighbors: []control.NeighborStatus{up, down}}, statusWarning},
 		{"serving, state_dir full", control.Status{Node: control.NodeStatus{State: "serving", StateDir: "not writable: no space left on device"}}, statusWarning},
+		{"serving, etcd synced", control.Status{Node: control.NodeStatus{State: "serving", StateDir: "ok"}, Mappings: &control.MappingsStatus{Source: "etcd", State: "synced"}}, statusOK},
+		{"serving, etcd stale", control.Status{Node: control.NodeStatus{State: "serving", StateDir: "ok"}, Mappings: &control.MappingsStatus{Source: "etcd", State: "stale"}}, statusWarning},
+		{"serving from the cache", control.Status{Node: control.NodeStatus{State: "serving", StateDir: "ok"}, Mappings: &control.MappingsStatus{Source: "etcd", State: "from cache"}}, statusWarning},
 		{"starting", control.Status{Node: control.NodeStatus{State: "starting", StateDir: "ok"}}, statusWarning},
 		{"draining", control.Status{Node: control.NodeStatus{State: "draining", StateDir: "ok"}}, statusWarning},
 		{"drained", control.Status{Node: control.NodeStatus{State: "drained", StateDir: "ok"}, Neighbors: []control.NeighborStatus{up}}, statusWarning},
