@@ -12,7 +12,7 @@ import (
 // the running process was built around needs a restart: the device, the
 // metrics listener, the logger, the control sockets, the state directory,
 // the speaker itself (added or removed) and the speaker's identity and
-// listener.
+// listener, and the mapping source ([mappings] source and [mappings.etcd]).
 
 // restartKey is one key a reload cannot apply: its name as an operator
 // writes it and whether it differs between two configurations.
@@ -49,6 +49,9 @@ var restartKeys = []restartKey{
 	}},
 	{"[bgp] grpc_socket", bgpDiffer(func(c *Config) string { return c.BGP.GRPCSocket })},
 	{"[node] state_dir", differ(func(c *Config) string { return c.Node.StateDir })},
+	// The etcd source runs for the process's life, its table with it.
+	{"[mappings] source", differ(func(c *Config) string { return c.Mappings.Source })},
+	{"[mappings.etcd]", func(a, b *Config) bool { return !reflect.DeepEqual(a.Mappings.Etcd, b.Mappings.Etcd) }},
 	{"[control] socket", differ(func(c *Config) string { return c.Control.Socket })},
 	{"[control] status_socket", differ(func(c *Config) string { return c.Control.StatusSocket })},
 	{"[control] status_group", differ(func(c *Config) string { return c.Control.StatusGroup })},

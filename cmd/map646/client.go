@@ -11,6 +11,7 @@ import (
 
 	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/config"
+	"github.com/map646/map646/config/etcdsource"
 )
 
 // ctlTimeout bounds status, undrain and reload calls; a drain is bounded by
@@ -20,6 +21,7 @@ const ctlTimeout = 5 * time.Minute
 const socketHelp = "the daemon's control `PATH` ([control] socket)"
 
 const statusUsage = `Usage: map646 status [-v | -json] [-socket PATH]
+       map646 status -cluster [-json] [-socket PATH]
 
 Show what the running map646 is doing, asked over its control socket: one
 line per part, as 'birdc show protocols' does (Name, Type, State, Since,
@@ -32,12 +34,30 @@ Info):
                  and received, BFD (and the last error while not
                  established);
   traffic        type dataplane: packets read, forwarded and dropped, per
-                 direction.
+                 direction;
+  mappings       type file or etcd: where the mapping table comes from.
+                 For etcd: synced (following etcd), stale (etcd not
+                 reached since the time shown: the table as it was is
+                 served, nothing withdrawn), from cache (started while
+                 etcd was unreachable: the table cached in [node]
+                 state_dir is served) or no table (neither etcd nor a
+                 cache: the node announces nothing and stays starting);
+                 the etcd revision served, the mappings and the keys
+                 refused (bad entries, listed with -v).
 -v adds the detail (as 'birdc show protocols all' does): the probes and
 last errors of the checks, each announced prefix with its MED and
 communities (65535:0 is GRACEFUL_SHUTDOWN), every traffic counter.
 -json prints it all as one JSON object (the Status type of
 cmd/map646/control/status.go: fields are added, never renamed).
+
+-cluster (etcd source only) shows every node that follows the same etcd
+prefix, read from the records they keep there under a lease (a node
+stopped or cut off from etcd for longer than [mappings.etcd] lease_ttl
+is gone from the list): its name ([bgp] router_id, else its host name),
+its state (serving, drained...), its table's (synced, stale...), the
+revision it serves and its lag behind etcd's revision (the other nodes'
+record updates count as revisions too: a lag of a few is in step). Exit
+0 with an answer, 3 without.
 
 Exit codes, those of a monitoring plugin (Nagios, Icinga, Sensu), whatever
 the view:
@@ -55,12 +75,14 @@ the view:
 The control socket is the daemon user's (mode 0600: root, or map646
 under the packaged unit). A monitoring user asks the
 read-only [control] status_socket instead (mode 0660, its status_group),
-which answers status, lookup and mappings only: map646 status -socket /run/map646-status.sock.
+which answers status (and -cluster), lookup and mappings only: map646
+status -socket /run/map646-status.sock.
 
 Example:
   map646 status
   map646 status -v
   map646 status -json | jq .node.state
+  map646 status -cluster
 `
 
 const drainUsage = `Usage: map646 drain [-force] [-socket PATH]
@@ -152,10 +174,11 @@ const (
 )
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
-	var asJSON, verbose bool
+	var asJSON, verbose, cluster bool
 	socket, code, done := ctlFlags("status", statusUsage, args, stdout, stderr, func(add func(*bool, string, string)) {
 		add(&asJSON, "json", "print the status as JSON")
 		add(&verbose, "v", "print every detail: probes, last errors, announced prefixes, every counter")
+		add(&cluster, "cluster", "show every node of the etcd source's cluster")
 	})
 	if done {
 		if code == exitUsage {
@@ -163,9 +186,12 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		}
 		return code
 	}
-	if asJSON && verbose {
-		usageError(stderr, "status", "-json and -v are two views; choose one")
+	if asJSON && verbose || cluster && verbose {
+		usageError(stderr, "status", "-json, -v and -cluster are views; choose one (-cluster takes -json)")
 		return statusUnknown
+	}
+	if cluster {
+		return runCluster(socket, asJSON, stdout, stderr)
 	}
 	r, err := control.Call(socket, control.Request{Command: "status"}, ctlTimeout, func(string) {})
 	if err == nil && !*r.OK {
@@ -332,6 +358,13 @@ func writeStatusBrief(w io.Writer, s control.Status) error {
 		parts = append(parts, fmt.Sprintf("%s read %d, forwarded %d, dropped %d", dir, d.Packets, d.Forwarded, d.Dropped))
 	}
 	row("traffic", "dataplane", "-", "-", strings.Join(parts, "; "))
+	if m := s.Mappings; m != nil {
+		since := "-"
+		if m.Source != "file" {
+			since = briefTime(m.Since)
+		}
+		row("mappings", m.Source, m.State, since, m.Summary)
+	}
 	return tw.Flush()
 }
 
@@ -403,5 +436,57 @@ func writeStatusText(w io.Writer, s control.Status, now time.Time) error {
 	p("  other\tread %d packets\ticmp errors sent %d, suppressed %d\twrite errors %d\tdevice dropped %d\n",
 		t.Other, t.ICMPErrorsSent, t.ICMPErrorsSuppressed, t.WriteErrors, t.DeviceDropped)
 	p("  probes\tread %d packets (the data plane check's own, counted in 4to6; a drain leaves them out)\n", t.ProbePackets)
+	if m := s.Mappings; m != nil {
+		p("\nmappings\n")
+		p("  source\t%s\n", m.Source)
+		p("  state\t%s\n", m.Summary)
+		if m.Source != "file" {
+			p("  since\t%s (%s)\n", m.Since.Format(time.RFC3339), ago(now, m.Since))
+			p("  revision\t%d served, etcd at %d when last reached\n", m.Revision, m.EtcdRevision)
+			if m.StaleSince != nil {
+				p("  stale since\t%s (%s)\n", m.StaleSince.Format(time.RFC3339), ago(now, *m.StaleSince))
+			}
+			p("  bad entries\t%d\n", m.BadCount)
+			for _, b := range m.BadEntries {
+				p("    %s\t%q\t%s\n", b.Key, b.Value, b.Reason)
+			}
+			if m.BadCount > len(m.BadEntries) {
+				p("    ... and %d more\n", m.BadCount-len(m.BadEntries))
+			}
+		}
+	}
 	return tw.Flush()
+}
+
+// runCluster prints every node of the etcd source's cluster (status
+// -cluster), asked of the daemon, which holds the etcd client.
+func runCluster(socket string, asJSON bool, stdout, stderr io.Writer) int {
+	r, err := control.Call(socket, control.Request{Command: "cluster"}, ctlTimeout, func(string) {})
+	if err == nil && !*r.OK {
+		err = fmt.Errorf("%s", r.Error)
+	}
+	if err == nil && r.Cluster == nil {
+		err = fmt.Errorf("map646 at %s answered without the cluster", socket)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "map646 status -cluster: %v\n", err)
+		return statusUnknown
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(r.Cluster)
+	} else {
+		var nodes []etcdsource.NodeStatus
+		for _, n := range r.Cluster.Nodes {
+			nodes = append(nodes, etcdsource.NodeStatus{NodeRecord: etcdsource.NodeRecord{Node: n.Node, NodeState: n.State, State: n.Table,
+				Since: n.Since, Revision: n.Revision, Mappings: n.Mappings, BadEntries: n.BadEntries, Version: n.Version}, Lag: n.Lag})
+		}
+		err = etcdsource.WriteCluster(stdout, nodes, r.Cluster.EtcdRevision)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "map646 status -cluster: %v\n", err)
+		return statusUnknown
+	}
+	return statusOK
 }

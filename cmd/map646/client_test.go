@@ -78,7 +78,7 @@ traffic      dataplane  -            -                    4to6 read 5, forwarded
 	if err := json.Unmarshal([]byte(stdout), &s); err != nil || code != statusOK || !reflect.DeepEqual(s, d.status) {
 		t.Errorf("status -json: exit %d, %v\n%s", code, err, stdout)
 	}
-	if code, _, stderr := runCmd(t, "status", "-json", "-v", "-socket", path); code != statusUnknown || !strings.Contains(stderr, "-json and -v are two views") {
+	if code, _, stderr := runCmd(t, "status", "-json", "-v", "-socket", path); code != statusUnknown || !strings.Contains(stderr, "-json, -v and -cluster are views") {
 		t.Errorf("status -json -v: exit %d, stderr %q", code, stderr)
 	}
 	if code, _, _ := runCmd(t, "status", "-frobnicate"); code != statusUnknown {

@@ -18,7 +18,8 @@ const lookupUsage = `Usage: map646 lookup [-json] [-socket PATH] ADDR
 
 Say what the running map646 does with ADDR, an IPv4 or IPv6 address:
 the mapping whose prefix holds it, where that mapping is written (the
-mapping file and line, or the [[mapping]] entry of the configuration),
+mapping file and line, the [[mapping]] entry of the configuration, or
+its etcd key with [mappings] source = "etcd"),
 the address it translates to, and the mapping's counters both ways
 (packets and bytes translated toward the server, 4to6, and from it, 6to4;
 for any mapping, not only the first translator.mapping_series exported
@@ -40,7 +41,8 @@ mappings one of whose sides overlaps it. Columns: id (the mapping's
 index in the running table, stable until the table is rebuilt), ipv4,
 ipv6, packets and bytes 4to6 (toward the server), packets and bytes 6to4.
 -json prints one JSON object per line (the MappingRow type of
-cmd/map646/control/mappings.go), -csv a header line and one line each.
+cmd/map646/control/mappings.go; with the etcd source, "origin" is the
+mapping's etcd key), -csv a header line and one line each.
 
 Example:
   map646 mappings 198.51.100.0/24
@@ -62,6 +64,15 @@ they make change, and every other mapping's counters go on. A refused
 change changes nothing and says why (exit 1). Without a mapping_file, or
 to delete a [[mapping]] entry of the configuration, it is refused: map646
 does not rewrite the configuration file.
+
+With [mappings] source = "etcd", the change is written to etcd instead:
+checked the same way (an overlap with another key is refused), put as
+the key PREFIX/mappings/IPV4[/LEN] with the value IPV6[/LEN] (refused if
+the key holds another mapping: delete it first) or deleted; then the
+command waits until this node serves it (its watch brings the change
+back, at most 10 s) and says so with the etcd revision. Every node gets
+it through its own watch: 'map646 status -cluster' shows the revision
+each one serves.
 
 Example:
   map646 mapping add 198.51.100.20 2001:db8:1::20

@@ -194,7 +194,7 @@ func BenchmarkCache1M(b *testing.B) {
 func TestWriteCluster(t *testing.T) {
 	since := time.Date(2026, 12, 7, 11, 2, 3, 0, time.UTC)
 	nodes := []NodeStatus{
-		{NodeRecord{Node: "192.0.2.2", Revision: 1234, State: "synced", Since: since, Version: "v1.2.3", Mappings: 10000}, 2},
+		{NodeRecord{Node: "192.0.2.2", Revision: 1234, State: "synced", Since: since, NodeState: "serving", Version: "v1.2.3", Mappings: 10000}, 2},
 		{NodeRecord{Node: "192.0.2.3", Revision: 1100, State: "stale", Since: since, Version: "v1.2.3", Mappings: 9990, BadEntries: 1}, 136},
 	}
 	var b strings.Builder
@@ -202,9 +202,9 @@ func TestWriteCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `etcd revision 1236, 2 nodes
-NODE       STATE   SINCE                 REVISION  LAG  MAPPINGS  BAD  VERSION
-192.0.2.2  synced  2026-12-07T11:02:03Z  1234      2    10000     0    v1.2.3
-192.0.2.3  stale   2026-12-07T11:02:03Z  1100      136  9990      1    v1.2.3
+NODE       STATE    TABLE   SINCE                 REVISION  LAG  MAPPINGS  BAD  VERSION
+192.0.2.2  serving  synced  2026-12-07T11:02:03Z  1234      2    10000     0    v1.2.3
+192.0.2.3  -        stale   2026-12-07T11:02:03Z  1100      136  9990      1    v1.2.3
 `
 	if b.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)

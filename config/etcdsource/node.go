@@ -17,13 +17,16 @@ import (
 // as JSON, under a lease: a node that stops renewing it (stopped, crashed,
 // cut off from etcd for longer than the lease) disappears.
 type NodeRecord struct {
-	Node       string    `json:"node"`
-	Revision   int64     `json:"revision"` // the revision of the table it serves
-	State      string    `json:"state"`    // State.String()
-	Since      time.Time `json:"since"`    // when State began
-	Version    string    `json:"version"`
-	Mappings   int       `json:"mappings"`
-	BadEntries int       `json:"bad_entries"`
+	Node     string    `json:"node"`
+	Revision int64     `json:"revision"` // the revision of the table it serves
+	State    string    `json:"state"`    // State.String(): the table's
+	Since    time.Time `json:"since"`    // when State began
+	// NodeState is the node's own state (starting, serving, draining,
+	// drained, failed: Config.NodeState), "" when not given.
+	NodeState  string `json:"node_state,omitempty"`
+	Version    string `json:"version"`
+	Mappings   int    `json:"mappings"`
+	BadEntries int    `json:"bad_entries"`
 }
 
 // NodeStatus is one node's record as `map646 status -cluster` shows it.
@@ -121,6 +124,9 @@ func (s *Source) publish(ctx context.Context) {
 		st := s.Status()
 		rec := NodeRecord{Node: s.cfg.NodeID, Revision: st.Revision, State: st.State.String(), Since: st.Since.UTC(),
 			Version: s.cfg.Version, Mappings: st.Mappings, BadEntries: st.BadEntries}
+		if s.cfg.NodeState != nil {
+			rec.NodeState = s.cfg.NodeState()
+		}
 		if rec == last {
 			continue
 		}
@@ -164,17 +170,23 @@ func ReadNodes(ctx context.Context, c *clientv3.Client, prefix string) ([]NodeSt
 }
 
 // WriteCluster writes the nodes' records as `map646 status -cluster`
-// shows them: etcd's revision, then a line per node.
+// shows them: etcd's revision, then a line per node: its own state
+// (serving, drained...), its table's (synced, stale...) and since when,
+// the revision it serves and its lag.
 func WriteCluster(w io.Writer, nodes []NodeStatus, etcdRevision int64) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "etcd revision %d, %d nodes\n", etcdRevision, len(nodes))
-	fmt.Fprintf(tw, "NODE\tSTATE\tSINCE\tREVISION\tLAG\tMAPPINGS\tBAD\tVERSION\n")
+	fmt.Fprintf(tw, "NODE\tSTATE\tTABLE\tSINCE\tREVISION\tLAG\tMAPPINGS\tBAD\tVERSION\n")
 	for _, n := range nodes {
 		since := "-"
 		if !n.Since.IsZero() {
 			since = n.Since.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", n.Node, n.State, since, n.Revision, n.Lag, n.Mappings, n.BadEntries, n.Version)
+		state := n.NodeState
+		if state == "" {
+			state = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", n.Node, state, n.State, since, n.Revision, n.Lag, n.Mappings, n.BadEntries, n.Version)
 	}
 	return tw.Flush()
 }

@@ -39,7 +39,10 @@ type Config struct {
 	// NodeID names the node's record (the BGP router ID, as the operator
 	// knows the node); "" publishes none. Version goes into the record.
 	NodeID, Version string
-	Logger          *slog.Logger
+	// NodeState, if set, is the node's own state for its record
+	// (starting, serving, drained...); safe from any goroutine.
+	NodeState func() string
+	Logger    *slog.Logger
 
 	// Dial, if set, opens the connections to the members (the lab dials
 	// from a network namespace).

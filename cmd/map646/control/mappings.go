@@ -29,6 +29,9 @@ type MappingRow struct {
 	Bytes4to6   uint64 `json:"bytes_4to6"`
 	Packets6to4 uint64 `json:"packets_6to4"`
 	Bytes6to4   uint64 `json:"bytes_6to4"`
+	// Origin is the mapping's etcd key with the etcd source (mappings;
+	// lookup has its own Origin, for every source).
+	Origin string `json:"origin,omitempty"`
 }
 
 // LookupResult says what the running table does with an address.

@@ -16,7 +16,8 @@ import (
 //
 //	{"command": "status" | "drain" | "undrain" | "reload", "force": bool}
 //
-// (force only with drain), and the daemon answers with zero or more
+// (force only with drain; the mapping commands are in mappings.go, and
+// "cluster" answers every node's record of an etcd source in "cluster"), and the daemon answers with zero or more
 // progress lines {"progress": "..."} and one final line, either
 // {"ok": true, "message": "...", "status": {...}} or
 // {"ok": false, "error": "...", "restart_needed": [...]} (restart_needed
@@ -46,6 +47,8 @@ type Reply struct {
 	// Lookup answers lookup; Row is one streamed row of mappings.
 	Lookup *LookupResult `json:"lookup,omitempty"`
 	Row    *MappingRow   `json:"row,omitempty"`
+	// Cluster answers cluster.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
 }
 
 // RestartNeeded is a reload's error when the file changed keys that only a
@@ -90,11 +93,11 @@ func readRequest(r io.Reader) (Request, error) {
 	}
 	switch req.Command {
 	case "status", "drain", "undrain", "reload":
-	case "lookup", "mappings", "mapping-add", "mapping-del":
+	case "lookup", "mappings", "mapping-add", "mapping-del", "cluster":
 	case "":
 		return req, errors.New(`request has no "command"`)
 	default:
-		return req, fmt.Errorf("unknown command %q: status, drain, undrain, reload, lookup, mappings, mapping-add or mapping-del", req.Command)
+		return req, fmt.Errorf("unknown command %q: status, drain, undrain, reload, lookup, mappings, mapping-add, mapping-del or cluster", req.Command)
 	}
 	if req.Force && req.Command != "drain" {
 		return req, fmt.Errorf("force applies to drain only, not to %s", req.Command)

@@ -231,10 +231,14 @@ func (s *Server) handle(conn *net.UnixConn) {
 	}
 	if s.readOnly && !readOnlyCommand(req.Command) {
 		s.log.Warn("status socket: command refused", "command", req.Command)
-		fail(fmt.Errorf("%s refused: this is map646's read-only status socket ([control] status_socket), which answers status, lookup and mappings only; %s is taken on the control socket ([control] socket, the daemon user's)", req.Command, req.Command))
+		fail(fmt.Errorf("%s refused: this is map646's read-only status socket ([control] status_socket), which answers status, lookup, mappings and cluster only; %s is taken on the control socket ([control] socket, the daemon user's)", req.Command, req.Command))
 		return
 	}
 	if s.mappingCommand(conn, req, send, fail) {
+		return
+	}
+	if req.Command == "cluster" {
+		s.cluster(send, fail)
 		return
 	}
 	var msg string
@@ -265,8 +269,30 @@ func (s *Server) handle(conn *net.UnixConn) {
 // command: the ones that read the node and change nothing.
 func readOnlyCommand(command string) bool {
 	switch command {
-	case "status", "lookup", "mappings":
+	case "status", "lookup", "mappings", "cluster":
 		return true
 	}
 	return false
+}
+
+// ClusterHandler answers cluster: the nodes' records of the etcd source.
+// The Handler given to NewServer implements it or cluster is refused.
+type ClusterHandler interface {
+	Cluster(ctx context.Context) (ClusterStatus, error)
+}
+
+// cluster answers the cluster command.
+func (s *Server) cluster(send func(Reply), fail func(error)) {
+	h, ok := s.h.(ClusterHandler)
+	if !ok {
+		fail(errors.New("cluster: this map646 does not serve it"))
+		return
+	}
+	c, err := h.Cluster(s.ctx)
+	if err != nil {
+		fail(err)
+		return
+	}
+	t := true
+	send(Reply{OK: &t, Cluster: &c})
 }

@@ -307,7 +307,7 @@ func TestStatusSocket(t *testing.T) {
 	}
 	for _, req := range []Request{{Command: "drain"}, {Command: "drain", Force: true}, {Command: "undrain"}, {Command: "reload"}, {Command: "mapping-add"}, {Command: "mapping-del"}} {
 		r, err := Call(path, req, time.Minute, func(p string) { t.Errorf("%s: progress %q", req.Command, p) })
-		want := req.Command + " refused: this is map646's read-only status socket ([control] status_socket), which answers status, lookup and mappings only; " +
+		want := req.Command + " refused: this is map646's read-only status socket ([control] status_socket), which answers status, lookup, mappings and cluster only; " +
 			req.Command + " is taken on the control socket ([control] socket, the daemon user's)"
 		if err != nil || *r.OK || r.Error != want || r.Status != nil {
 			t.Errorf("%+v on the status socket: %+v, %v; want the error %q", req, r, err, want)

@@ -19,6 +19,8 @@ type Status struct {
 	// Announced: what the speaker announces now, sorted by prefix.
 	Announced []AnnouncedStatus `json:"announced"`
 	Traffic   TrafficStatus     `json:"traffic"`
+	// Mappings is where the mapping table comes from and how it stands.
+	Mappings *MappingsStatus `json:"mappings,omitempty"`
 }
 
 // NodeStatus is the node's state machine.
@@ -115,3 +117,61 @@ type DirectionStatus struct {
 
 // Community formats a BGP community as ASN:value, as Status shows it.
 func Community(c uint32) string { return fmt.Sprintf("%d:%d", c>>16, c&0xffff) }
+
+// MappingsStatus is where the mapping table comes from ([mappings]
+// source) and how it stands: for the etcd source, the revision served and
+// since when etcd has not been reached.
+type MappingsStatus struct {
+	// Source is "file" or "etcd".
+	Source string `json:"source"`
+	// State: "file" for the file; for etcd: synced, stale, from cache
+	// (etcd not reached since the start: the cached table is served) or
+	// no table (nothing to serve: the node announces nothing).
+	State string    `json:"state"`
+	Since time.Time `json:"since"`
+	// Summary is the one line status shows: "synced, revision 1234, 1000
+	// mappings, 0 bad entries", "stale since T, revision R, ...".
+	Summary  string `json:"summary"`
+	Mappings int    `json:"mappings"`
+	// The etcd source's: the revision of the table served, etcd's
+	// revision when last reached, when it was last reached (zero while
+	// synced; the cache's time for a table from cache).
+	Revision     int64      `json:"revision,omitempty"`
+	EtcdRevision int64      `json:"etcd_revision,omitempty"`
+	StaleSince   *time.Time `json:"stale_since,omitempty"`
+	// BadEntries are the keys refused (at most MaxBadEntriesShown of
+	// them, in key order); BadCount how many there are.
+	BadCount   int              `json:"bad_count"`
+	BadEntries []BadEntryStatus `json:"bad_entries,omitempty"`
+}
+
+// MaxBadEntriesShown bounds the bad entries a status carries.
+const MaxBadEntriesShown = 20
+
+// BadEntryStatus is a key the etcd source refused.
+type BadEntryStatus struct {
+	Key    string `json:"key"`
+	Value  string `json:"value"`
+	Reason string `json:"reason"`
+}
+
+// ClusterStatus answers "cluster" (`map646 status -cluster`): every node's
+// record under the etcd prefix.
+type ClusterStatus struct {
+	EtcdRevision int64         `json:"etcd_revision"`
+	Nodes        []ClusterNode `json:"nodes"`
+}
+
+// ClusterNode is one node's record (config/etcdsource NodeRecord) and its
+// lag behind etcd's revision.
+type ClusterNode struct {
+	Node       string    `json:"node"`
+	State      string    `json:"state"` // the node's: serving, drained...
+	Table      string    `json:"table"` // its table's: synced, stale...
+	Since      time.Time `json:"since"` // when Table's state began
+	Revision   int64     `json:"revision"`
+	Lag        int64     `json:"lag"`
+	Mappings   int       `json:"mappings"`
+	BadEntries int       `json:"bad_entries"`
+	Version    string    `json:"version"`
+}

@@ -84,9 +84,12 @@ type lifecycle struct {
 
 	packets func() uint64                // packets read by the data plane so far, its own probes left out (packetsRead)
 	traffic func() control.TrafficStatus // the data plane's counters; safe from any goroutine
-	log     *slog.Logger
-	now     func() time.Time
-	version string // the build's, for the status
+	// mappings says where the table comes from and how it stands (nil
+	// until the table is served); safe from any goroutine.
+	mappings func() *control.MappingsStatus
+	log      *slog.Logger
+	now      func() time.Time
+	version  string // the build's, for the status
 }
 
 // view is the part of the status the loop owns, as it was after the last
@@ -180,6 +183,21 @@ func (c *lifecycle) ready(ctx context.Context, p Plan) error {
 	c.refresh()
 	c.node.Ready("data plane ready")
 	return c.announce(ctx)
+}
+
+// waitTable records that the node has no mapping table yet, and why: it
+// announces nothing until tableReady (a node with the etcd source, before
+// etcd's table or the cached one is applied).
+func (c *lifecycle) waitTable(cause string) {
+	c.node.NoTable(cause)
+	c.publish()
+}
+
+// tableReady records that the first mapping table is applied, and
+// announces what the node's state now calls for.
+func (c *lifecycle) tableReady(ctx context.Context) error {
+	c.node.TableReady("mapping table applied")
+	return c.reconcile(ctx)
 }
 
 // dataPlaneDown withdraws everything at once: the data plane stopped (its
@@ -312,6 +330,9 @@ func (c *lifecycle) Status() control.Status {
 	}
 	if c.traffic != nil {
 		s.Traffic = c.traffic()
+	}
+	if c.mappings != nil {
+		s.Mappings = c.mappings()
 	}
 	return s
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/config"
+	"github.com/map646/map646/config/etcdsource"
 	"github.com/map646/map646/translator"
 	"github.com/map646/map646/translator/dataplane"
 )
@@ -37,6 +38,9 @@ type tableView struct {
 	// origins says where the mappings applied by a source other than the
 	// file come from (an etcd key), by mapping; written by the loop.
 	origins sync.Map
+	// source is the etcd source (nil with the file): mapping add|del
+	// write to it. Set before the control socket is served.
+	source *etcdsource.Source
 }
 
 // record keeps the origins of changes applied without the file.
@@ -179,6 +183,9 @@ func (h controlHandler) Mappings(prefix string, row func(control.MappingRow) err
 		}
 		r := control.MappingRow{ID: id, IPv4: config.FormatSide(m.IPv4), IPv6: config.FormatSide(m.IPv6)}
 		setCounts(&r, snap.Counts(id))
+		if o, ok := h.tv.origins.Load(m); ok {
+			r.Origin = o.(string)
+		}
 		if err := row(r); err != nil {
 			return n, err
 		}
@@ -187,12 +194,17 @@ func (h controlHandler) Mappings(prefix string, row func(control.MappingRow) err
 	return n, nil
 }
 
-// ChangeMapping parses the mapping and hands the change to the loop.
+// ChangeMapping parses the mapping and hands the change to the loop; with
+// the etcd source, it writes it to etcd and waits until this node serves
+// it (changeInEtcd).
 func (h controlHandler) ChangeMapping(ctx context.Context, del bool, ipv4, ipv6 string) (string, error) {
 	cfg := h.tv.cfg.Load()
 	m, err := cfg.ParseMapping(ipv4, ipv6)
 	if err != nil {
 		return "", fmt.Errorf("refused: %w", err)
+	}
+	if h.tv.source != nil {
+		return changeInEtcd(ctx, h.tv.source, del, m)
 	}
 	op := translator.Add
 	if del {
@@ -540,4 +552,10 @@ func (d *daemon) ApplySnapshot(snap []translator.MappingChange) error {
 	d.recordAll(snap)
 	d.log.Info("mapping table replaced", "mappings", table.Len(), "routes_added", len(add), "routes_removed", len(del))
 	return errors.Join(errRemove, errAdd, errAnnounce)
+}
+
+// Cluster reads every node's record from etcd (`map646 status -cluster`).
+func (h controlHandler) Cluster(ctx context.Context) (control.ClusterStatus, error) {
+	e := h.tv.cfg.Load().Mappings.Etcd
+	return clusterStatus(ctx, h.tv.source, e.Prefix, e.RequestTimeout)
 }

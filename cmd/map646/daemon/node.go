@@ -69,7 +69,12 @@ type Node struct {
 	since time.Time
 	cause string
 
-	ready              bool // the data plane runs and its routes are in
+	ready bool // the data plane runs and its routes are in
+	// noTable says why there is no mapping table to serve yet ("" when
+	// there is one): a node with the etcd source starts without one and
+	// announces nothing until the first table (etcd's or the cached one)
+	// is applied. A table once there stays: a stale one is served.
+	noTable            string
 	healthy4, healthy6 bool // Monitor.Healthy
 	healthCause        string
 	phase              drainPhase
@@ -114,6 +119,30 @@ func (n *Node) Ready(cause string) {
 	n.settle(cause)
 }
 
+// NoTable records that the node has no mapping table to serve yet, and
+// why: it stays starting (or becomes so when it serves again) and
+// announces nothing until TableReady.
+func (n *Node) NoTable(cause string) {
+	n.noTable = cause
+	if n.state == Starting && n.cause != cause {
+		n.log.Info("node state", "state", n.state.String(), "from", n.state.String(), "cause", cause)
+		n.cause = cause
+	}
+}
+
+// TableReady records that the first mapping table is applied.
+func (n *Node) TableReady(cause string) {
+	if n.noTable == "" {
+		return
+	}
+	n.noTable = ""
+	n.settle(cause)
+}
+
+// canServe says whether the node can carry traffic: its data plane runs
+// with its routes, and it has a mapping table.
+func (n *Node) canServe() bool { return n.ready && n.noTable == "" }
+
 // DataPlaneDown records that the data plane stopped under the node (its
 // device deleted): nothing is announced until Ready again; a serving node
 // is failed, with cause.
@@ -143,7 +172,7 @@ func (n *Node) healthy() bool { return n.healthy4 && n.healthy6 }
 func (n *Node) settle(cause string) {
 	switch n.state {
 	case Starting:
-		if n.ready && n.healthy() {
+		if n.canServe() && n.healthy() {
 			n.set(Serving, "data plane ready and every check up")
 		}
 	case Serving:
@@ -153,7 +182,7 @@ func (n *Node) settle(cause string) {
 	case Failed:
 		// Not while the data plane is down (DataPlaneDown): its Ready
 		// brings the node back.
-		if n.ready && n.healthy() {
+		if n.canServe() && n.healthy() {
 			n.set(Serving, "every check up again")
 		}
 	}
@@ -222,6 +251,8 @@ func (n *Node) serveAgain(cause string) {
 	switch {
 	case !n.ready:
 		n.set(Starting, cause+"; waiting for the data plane")
+	case n.noTable != "":
+		n.set(Starting, cause+"; "+n.noTable)
 	case n.healthy():
 		n.set(Serving, cause)
 	default:
@@ -243,7 +274,7 @@ type Plan struct {
 // attributes returns the MED and communities of what the node's state
 // announces, and false when it announces nothing (Desired).
 func (n *Node) attributes(p Plan) (med uint32, comms []uint32, ok bool) {
-	if !n.ready {
+	if !n.canServe() {
 		return 0, nil, false
 	}
 	med, comms = p.MED, slices.Clone(p.Communities)

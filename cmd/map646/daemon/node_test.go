@@ -207,3 +207,32 @@ func TestIPv4Announced(t *testing.T) {
 		}
 	}
 }
+
+// A node without a mapping table (the etcd source before its first table)
+// stays starting and announces nothing, whatever its data plane and
+// checks; its first table lets it serve, and nothing takes it away again.
+func TestNodeNoTable(t *testing.T) {
+	var l logRecorder
+	n := NewNode(l.logger(), func() time.Time { return t0 })
+	n.NoTable("waiting for the mapping table")
+	n.Health(true, true, "every check up")
+	n.Ready("data plane ready")
+	if st, _, cause := n.State(); st != Starting || cause != "waiting for the mapping table" {
+		t.Errorf("ready and healthy without a table: %s (%s), want starting waiting for the table", st, cause)
+	}
+	if d := n.Desired(testPlan); len(d) != 0 {
+		t.Errorf("announces %v without a table", prefixesOf(d))
+	}
+	n.TableReady("mapping table applied")
+	if st, _, _ := n.State(); st != Serving {
+		t.Errorf("with its table: %s, want serving", st)
+	}
+	if d := n.Desired(testPlan); len(d) != 3 {
+		t.Errorf("with its table announces %v, want the plan's 3 prefixes", prefixesOf(d))
+	}
+	n.DataPlaneDown("device gone")
+	n.Ready("data plane back")
+	if st, _, _ := n.State(); st != Serving {
+		t.Errorf("data plane back: %s, want serving (the table stays)", st)
+	}
+}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/config"
+	"github.com/map646/map646/config/etcdsource"
 	"github.com/map646/map646/health"
 	"github.com/map646/map646/routing"
 	"github.com/map646/map646/translator"
@@ -36,11 +37,6 @@ import (
 // capability set (EffectiveCaps), tunDevice the path of the tun clone
 // device (/dev/net/tun).
 func Preflight(cfg *config.Config, caps CapSet, tunDevice string) error {
-	if cfg.Mappings.Source == config.SourceEtcd {
-		// Until the daemon feeds config/etcdsource into its table, a node
-		// with this source would run with an empty table and say nothing.
-		return errors.New(`map646 run: [mappings] source = "etcd" is not served by this version of map646 run yet (config/etcdsource is the source; its wiring into the daemon is pending); use source = "file"`)
-	}
 	if missing := missingCaps(cfg, caps, currentNetPolicy()); missing != "" {
 		return errors.New(missing)
 	}
@@ -136,6 +132,13 @@ type daemon struct {
 	// updates brings the changes of a mapping source other than the file
 	// (etcd); nil without one.
 	updates <-chan MappingUpdate
+	// source is the etcd mapping source (etcd.go), nil with the file;
+	// stopSource ends its Run, which closes sourceDone. hasTable says
+	// that its first table was applied (the node may announce).
+	source     *etcdsource.Source
+	stopSource context.CancelFunc
+	sourceDone chan struct{}
+	hasTable   bool
 }
 
 // The daemon loop: one goroutine owns the node's state (the lifecycle, the
@@ -216,6 +219,7 @@ func (d *daemon) loop(sigs chan os.Signal) error {
 			d.compacted(c)
 		case u := <-d.updates:
 			d.applyUpdate(u)
+			d.tableApplied()
 		case now := <-d.lc.drainTick():
 			d.lc.drainSample(ctx, now)
 		case <-d.lc.drainTimer():
@@ -371,6 +375,9 @@ func (d *daemon) start() error {
 		return err
 	}
 	d.lc.setMonitor(healthMonitor{d.hm})
+	if cfg.Mappings.Source == config.SourceEtcd {
+		d.lc.waitTable(noTableCause)
+	}
 	hctx, hcancel := context.WithCancel(d.ctx)
 	d.stopHM, d.hmDone = hcancel, make(chan error, 1)
 	go func() { d.hmDone <- d.hm.Run(hctx) }()
@@ -379,6 +386,12 @@ func (d *daemon) start() error {
 	}
 	d.tables = &tableView{dp: d.dp}
 	d.tables.cfg.Store(cfg)
+	if err := d.startSource(); err != nil {
+		return err
+	}
+	d.tables.source = d.source
+	src, tv := d.source, d.tables
+	d.lc.mappings = func() *control.MappingsStatus { return mappingsStatus(src, tv) }
 	d.control = control.NewServer(d.controlLn, controlHandler{d.lc, d.requests, d.tables}, d.log.With("component", "control"))
 	d.controlLn = nil
 	if d.statusLn != nil {
@@ -394,7 +407,7 @@ func (d *daemon) start() error {
 		"queues", dev.Queues(), "offloads", offloads, "busy_poll", cfg.Tun.BusyPoll.String(),
 		"mappings", d.dp.Translator().Table().Len(), "routes", len(want),
 		"routes_took", routeTime.Round(time.Millisecond), "metrics", metricsAt,
-		"control", cfg.Control.Socket, "bgp", cfg.BGP.Enabled, "checks", len(cfg.Health.Checks),
+		"control", cfg.Control.Socket, "source", cfg.Mappings.Source, "bgp", cfg.BGP.Enabled, "checks", len(cfg.Health.Checks),
 		"version", d.version, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -578,6 +591,10 @@ func (d *daemon) reload() (string, error) {
 			"config", d.path, "err", strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; "))
 		return "", fmt.Errorf("reload refused: the configuration is invalid; the running one is kept:\n%w", err)
 	}
+	// With the etcd source the table is etcd's, not the file's (which has
+	// none): the reload keeps it and applies the rest of the file around
+	// it; so does a reload that changes the source (a restart applies it).
+	keepTable := d.source != nil || cfg.Mappings.Source != d.cfg.Mappings.Source
 	var errRestart error
 	if keys := d.keepRestartOnly(cfg); len(keys) > 0 {
 		errRestart = &control.RestartNeeded{Keys: keys}
@@ -588,7 +605,9 @@ func (d *daemon) reload() (string, error) {
 	// dropped rather than kept beside the running one.
 	cur := d.dp.Translator()
 	delta, applied := 0, false
-	if changes, ok := translator.Diff(cur.Table(), tr.Table(), maxReloadDelta); ok {
+	if keepTable {
+		tr, applied = tr.WithTable(cur.Table()), true
+	} else if changes, ok := translator.Diff(cur.Table(), tr.Table(), maxReloadDelta); ok {
 		if t, err := cur.Table().Apply(changes); err == nil {
 			tr, delta, applied = tr.WithTable(t), len(changes), true
 			d.changedSinceCompact(changes)
@@ -658,7 +677,7 @@ func (d *daemon) reload() (string, error) {
 // keepRestartOnly keeps in cfg what the running process was built around
 // (config.RestartNeeded: the rest of [tun] but busy_poll, which a reload
 // applies, [metrics], [log], [control], [node] state_dir, [bgp] added or
-// removed) and returns the keys that changed, which need a restart. The
+// removed, [mappings] source and [mappings.etcd]) and returns the keys that changed, which need a restart. The
 // speaker's identity and listener are routing.Reconfigure's to refuse.
 func (d *daemon) keepRestartOnly(cfg *config.Config) []string {
 	changed := config.RestartNeeded(d.cfg, cfg)
@@ -667,6 +686,7 @@ func (d *daemon) keepRestartOnly(cfg *config.Config) []string {
 	}
 	busyPoll := cfg.Tun.BusyPoll
 	cfg.Tun, cfg.Metrics, cfg.Log, cfg.Control = d.cfg.Tun, d.cfg.Metrics, d.cfg.Log, d.cfg.Control
+	cfg.Mappings = d.cfg.Mappings
 	cfg.Tun.BusyPoll = busyPoll
 	cfg.Node.StateDir = d.cfg.Node.StateDir
 	if cfg.BGP.Enabled != d.cfg.BGP.Enabled {
@@ -685,7 +705,9 @@ func (d *daemon) keepRestartOnly(cfg *config.Config) []string {
 //     control socket's drain and undrain are still carried out, and a
 //     running drain goes on; a reload is refused;
 //  3. end a drain still running (its client hears where it stopped; the
-//     node restarts drained) and close the control socket;
+//     node restarts drained) and close the control socket; stop the etcd
+//     mapping source (its record's lease revoked: the node leaves
+//     `status -cluster`; its cache written) and close its client;
 //  4. close the speaker (a Cease to every peer), then the health monitor;
 //  5. remove the kernel routes, so the kernel sends nothing more into the
 //     device while the workers translate what is queued;
@@ -725,6 +747,9 @@ func (d *daemon) shutdown(sigs <-chan os.Signal) error {
 		d.status.Close()
 	} else if d.statusLn != nil {
 		d.statusLn.Close()
+	}
+	if err := d.closeSource(); err != nil {
+		errs = append(errs, err)
 	}
 	if d.bgp != nil { // 4
 		if err := d.bgp.Close(ctx); err != nil {
