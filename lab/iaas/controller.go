@@ -16,6 +16,7 @@ import (
 // (a delete) the mapping.
 type Change struct {
 	N       int
+	Phase   string // the experiment's phase that made it
 	Add     bool
 	Addr    netip.Addr
 	At      time.Time       // just before the write

@@ -137,8 +137,10 @@ func (e *experiment) all() []int {
 	return ix
 }
 
-// record keeps a change and reports its failure.
+// record keeps a change, tagged with the current phase, and reports its
+// failure.
 func (e *experiment) record(ch Change) {
+	ch.Phase = e.r.Phases[len(e.r.Phases)-1].Name
 	e.r.Changes = append(e.r.Changes, ch)
 	if ch.Err != nil {
 		e.r.Errs = append(e.r.Errs, fmt.Errorf("change %d (%s %s): %w", ch.N, map[bool]string{true: "add", false: "del"}[ch.Add], ch.Addr, ch.Err))

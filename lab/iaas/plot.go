@@ -16,7 +16,9 @@ import (
 func (r *Report) plotCDF(path string) error {
 	p := plot.New()
 	p.Title.Text = "Propagation: etcd write -> translating (probe through the node)"
-	p.X.Label.Text = "latency (ms)"
+	p.X.Label.Text = "latency (ms, logarithmic)"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Y.Label.Text = "fraction of changes"
 	p.Y.Min, p.Y.Max = 0, 1
 	p.Add(plotter.NewGrid())
@@ -35,7 +37,7 @@ func (r *Report) plotCDF(path string) error {
 		return err
 	}
 	p.Legend.Top, p.Legend.Left = false, false
-	p.Legend.YOffs = vg.Points(-40)
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(-10), vg.Points(40)
 	return save(p, path)
 }
 
