@@ -27,6 +27,8 @@ func TestRestartNeeded(t *testing.T) {
 		{"control and state_dir", bgpBase + neighbor0 + "[node]\nstate_dir = \"/srv/map646\"\n[control]\nsocket = \"/run/x.sock\"\nstatus_socket = \"/run/s.sock\"\n",
 			[]string{"[node] state_dir", "[control] socket", "[control] status_socket"}},
 		{"bgp removed", base, []string{"[bgp] (added or removed)"}},
+		{"mapping source", bgpBase + neighbor0 + "[mappings]\nsource = \"etcd\"\n[mappings.etcd]\nendpoints = [\"https://192.0.2.50:2379\"]\n",
+			[]string{"[mappings] source", "[mappings.etcd]"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			loaded, msg := parse(t, tc.conf)

@@ -146,9 +146,10 @@ kernel refuses) also exits 1, naming what was not applied; so does a file
 that changes keys only a restart applies: the rest of it is applied, and
 the message names them ("restart map646 to apply [tun] mtu, [metrics]
 listen"). Those keys are the rest of [tun] but busy_poll, [metrics],
-[log], [control], [node] state_dir, adding or removing [bgp], and [bgp]
+[log], [control], [node] state_dir, adding or removing [bgp], [bgp]
 local_as, router_id, listen_port, listen_addresses and grpc_socket (which
-keep the whole [bgp] change from being applied).
+keep the whole [bgp] change from being applied), [mappings] source and
+[mappings.etcd]. With the etcd source, the reload keeps etcd's table.
 
 Example:
   map646 check -config /etc/map646/map646.toml && map646 reload

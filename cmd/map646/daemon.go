@@ -46,6 +46,16 @@ below (the packaged unit runs it as user map646):
      the routes and the time it took). The node is starting still: it
      serves, and logs "node state" state=serving, once every check has
      risen (with the default dataplane check, about 3 s later).
+     With [mappings] source = "etcd" it starts with an empty table and
+     follows etcd (config/etcdsource): the whole prefix read at one
+     revision, then watched; each change applied as a delta (its route
+     and announcement only). Until the first table is applied (etcd's,
+     or the one cached in [node] state_dir when etcd is unreachable:
+     logged, and status says "from cache") the node stays starting and
+     announces nothing. Losing etcd later withdraws nothing: status says
+     "stale since T". The node publishes its record (revision served,
+     state) under PREFIX/nodes/ID on a lease, ID its [bgp] router_id,
+     without [bgp] its host name: 'map646 status -cluster' lists them.
 The kernel routes the translated packets: enable forwarding
 (sysctl net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1) for packets
 that leave the node; map646 warns at start when it is off.
@@ -113,15 +123,19 @@ Signals:
                    [translator] max_mapping_file_bytes or max_mappings,
                    before it is read whole. The rest of [tun],
                    [metrics], [log], [control], [node] state_dir, adding or
-                   removing [bgp], and the speaker's AS, router id,
-                   listener and grpc_socket need a restart: the reload
+                   removing [bgp], the speaker's AS, router id,
+                   listener and grpc_socket, [mappings] source and
+                   [mappings.etcd] need a restart: the reload
                    applies the rest, logs the keys it left and counts as
                    failed (map646 reload exits 1 naming them).
+                   With the etcd source the reload keeps etcd's table.
                    'map646 reload' does the same and prints the result.
   SIGTERM, SIGINT  stop: withdraw every announcement; keep translating for
                    [node] linger (default 2s) while routers converge (not
                    without [bgp] or with nothing announced; a second signal
-                   cuts it short); close the BGP sessions (Cease); remove
+                   cuts it short); stop the etcd source (its record
+                   removed, its cache written); close the BGP sessions
+                   (Cease); remove
                    every route map646 added, stop the workers, close the
                    device (the kernel deletes it); exit 0, or 1 if
                    something failed on the way down.
@@ -172,6 +186,11 @@ Metrics:
   map646_reload_last_attempt_timestamp_seconds,
   map646_reload_last_success_timestamp_seconds   (the start counts as a
       load): the attempt later than the success while the last reload failed
+  map646_etcd_revision, map646_etcd_current_revision,
+  map646_etcd_stale_seconds, map646_etcd_table, map646_etcd_from_cache,
+  map646_etcd_mappings, map646_etcd_bad_entries,
+  map646_etcd_deltas_applied_total, map646_etcd_snapshots_total
+      with [mappings] source = "etcd" (config/etcdsource Register)
   GoBGP's own: bgp_* per neighbor (messages sent and received by type,
       bgp_peer_state, bgp_peer_flop_count, bgp_routes_received,
       bgp_routes_advertised, ...) and its main loop's fsm_loop_* histograms

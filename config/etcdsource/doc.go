@@ -49,8 +49,9 @@
 // stopped, so no change is lost. Status, the Prometheus metrics (Register)
 // and the node's record say so.
 //
-// Each node publishes its record (NodeRecord: revision served, state,
-// since, version) as JSON under prefix/nodes/NODE_ID, on a lease renewed
+// Each node publishes its record (NodeRecord: revision served, its table's
+// state and since when, the node's own state given by Config.NodeState,
+// version) as JSON under prefix/nodes/NODE_ID, on a lease renewed
 // while the process lives; ReadNodes reads them all for `map646 status
 // -cluster`, with each node's lag behind etcd's current revision.
 //

@@ -70,6 +70,11 @@ type Config struct {
 	// (/run/map646/map646.sock, /var/lib/map646) with each other or with the host.
 	ControlSocket string
 	StateDir      string
+
+	// Sections is more TOML, written as is after the other sections and
+	// before the [[mapping]] entries: [mappings] with [mappings.etcd],
+	// [bgp]...
+	Sections string
 }
 
 // TOML renders the configuration file.
@@ -119,6 +124,9 @@ func (c Config) TOML() string {
 	}
 	if c.StateDir != "" {
 		fmt.Fprintf(&b, "\n[node]\nstate_dir = %q\n", c.StateDir)
+	}
+	if c.Sections != "" {
+		b.WriteString("\n" + strings.TrimSpace(c.Sections) + "\n")
 	}
 	for _, m := range c.Mappings {
 		fmt.Fprintf(&b, "\n[[mapping]]\nipv4 = %q\nipv6 = %q\n", m.IPv4, m.IPv6)

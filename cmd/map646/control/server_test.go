@@ -148,7 +148,7 @@ func TestControlBadRequests(t *testing.T) {
 	_, h, path := newTestServer(t)
 	for _, tc := range []struct{ req, want string }{
 		{"hello\n", "request is not a JSON object"},
-		{`{"command":"frobnicate"}` + "\n", `unknown command "frobnicate": status, drain, undrain, reload, lookup, mappings, mapping-add or mapping-del`},
+		{`{"command":"frobnicate"}` + "\n", `unknown command "frobnicate": status, drain, undrain, reload, lookup, mappings, mapping-add, mapping-del or cluster`},
 		{`{"command":"reload","force":true}` + "\n", "force applies to drain only"},
 		{`{"command":"drain","extra":1}` + "\n", `unknown field "extra"`},
 		{`{}` + "\n", `request has no "command"`},
@@ -304,6 +304,11 @@ func TestStatusSocket(t *testing.T) {
 	r, err := Call(path, Request{Command: "status"}, time.Minute, nil)
 	if err != nil || !*r.OK || r.Status == nil || !reflect.DeepEqual(*r.Status, h.status) {
 		t.Fatalf("status on the status socket: %+v, %v", r, err)
+	}
+	// cluster reads and changes nothing: answered (this handler has no
+	// etcd source to ask), not refused.
+	if r, err := Call(path, Request{Command: "cluster"}, time.Minute, nil); err != nil || *r.OK || r.Error != "cluster: this map646 does not serve it" {
+		t.Errorf("cluster on the status socket: %+v, %v", r, err)
 	}
 	for _, req := range []Request{{Command: "drain"}, {Command: "drain", Force: true}, {Command: "undrain"}, {Command: "reload"}, {Command: "mapping-add"}, {Command: "mapping-del"}} {
 		r, err := Call(path, req, time.Minute, func(p string) { t.Errorf("%s: progress %q", req.Command, p) })

@@ -29,15 +29,15 @@ import (
 type etcdFeed struct {
 	ctx     context.Context
 	updates chan<- MappingUpdate
-	prefix  string // [mappings.etcd] prefix: the snapshot's origins are its keys
 }
 
+// The origins are left out: a mapping's is its key (tableView.sourceOrigin).
 func (f etcdFeed) ApplySnapshot(s etcdsource.Snapshot) {
-	snap := make([]translator.MappingChange, len(s.Mappings)) // never nil: nil means a delta
-	for i, m := range s.Mappings {
-		snap[i] = translator.MappingChange{Op: translator.Add, Mapping: m, Origin: etcdsource.MappingKey(f.prefix, m.IPv4)}
+	table := s.Mappings
+	if table == nil {
+		table = []translator.Mapping{} // an empty table, not a delta
 	}
-	f.send(MappingUpdate{Snapshot: snap})
+	f.send(MappingUpdate{Table: table})
 }
 
 func (f etcdFeed) ApplyDelta(d etcdsource.Delta) {
@@ -45,7 +45,7 @@ func (f etcdFeed) ApplyDelta(d etcdsource.Delta) {
 	if d.Op == etcdsource.Delete {
 		op = translator.Del
 	}
-	f.send(MappingUpdate{Changes: []translator.MappingChange{{Op: op, Mapping: d.Mapping, Origin: d.Key}}})
+	f.send(MappingUpdate{Changes: []translator.MappingChange{{Op: op, Mapping: d.Mapping}}})
 }
 
 // send hands u to the loop and waits for its result.
@@ -96,9 +96,9 @@ func (d *daemon) startSource() error {
 		StateDir:     cfg.Node.StateDir,
 		NodeID:       id,
 		Version:      d.version,
-		NodeState:    func() string { return lc.Status().Node.State },
+		NodeState:    lc.stateName,
 		Logger:       d.log,
-	}, etcdFeed{ctx: ctx, updates: updates, prefix: cfg.Mappings.Etcd.Prefix})
+	}, etcdFeed{ctx: ctx, updates: updates})
 	if err != nil {
 		cancel()
 		return fmt.Errorf("[mappings.etcd]: %w", err)
@@ -147,15 +147,16 @@ func (d *daemon) closeSource() error {
 // noTableCause is why a node with the etcd source does not announce yet.
 const noTableCause = "waiting for the mapping table (etcd's, or the one cached in [node] state_dir): nothing announced until then"
 
-// tableApplied is called on the loop after each update of the source: the
-// first one gives the node its table.
-func (d *daemon) tableApplied() {
-	if d.hasTable {
+// tableApplied is called on the loop after each update u of the source,
+// err its outcome: the first snapshot not refused whole gives the node its
+// table (the source's first update is always a snapshot; an error of its
+// routes or announcements leaves the table applied).
+func (d *daemon) tableApplied(u MappingUpdate, err error) {
+	if d.hasTable || u.Table == nil || errors.Is(err, errNothingChanged) {
 		return
 	}
 	d.hasTable = true
-	st := d.source.Status()
-	d.log.Info("mapping table from etcd applied: the node may announce", "source", st.String())
+	d.log.Info("first mapping table applied: the node may announce", "mappings", d.dp.Translator().Table().Len())
 	if err := d.lc.tableReady(d.ctx); err != nil {
 		d.log.Warn("the announcement failed; it is retried", "err", err)
 	}

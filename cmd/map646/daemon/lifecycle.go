@@ -299,6 +299,11 @@ func (c *lifecycle) withdrawAll(ctx context.Context) error {
 	return c.announce(ctx)
 }
 
+// stateName is the node's state as last published ("serving"): the
+// node's record in etcd, every second. Not Status, which lists every
+// announced prefix (a million of them). Safe from any goroutine.
+func (c *lifecycle) stateName() string { return c.view.Load().state.String() }
+
 // Status returns the node's status: the loop's part as last published,
 // the checks, sessions, announcements and counters as they are now. Safe
 // from any goroutine.

@@ -35,12 +35,27 @@ import (
 type tableView struct {
 	cfg atomic.Pointer[config.Config]
 	dp  *dataplane.DataPlane
-	// origins says where the mappings applied by a source other than the
-	// file come from (an etcd key), by mapping; written by the loop.
+	// origins says where the mappings applied with an Origin by a source
+	// other than the file come from, by mapping; written by the loop. The
+	// etcd source's are not stored: sourceOrigin computes them.
 	origins sync.Map
 	// source is the etcd source (nil with the file): mapping add|del
 	// write to it. Set before the control socket is served.
 	source *etcdsource.Source
+}
+
+// sourceOrigin returns where m comes from when a source other than the
+// file applied it: its etcd key (computed from m: one key per IPv4
+// prefix, nothing stored per mapping, which at a million mappings would
+// cost more than the table), or what record kept.
+func (tv *tableView) sourceOrigin(m translator.Mapping) (string, bool) {
+	if tv.source != nil {
+		return tv.source.KeyOf(m.IPv4), true
+	}
+	if o, ok := tv.origins.Load(m); ok {
+		return o.(string), true
+	}
+	return "", false
 }
 
 // record keeps the origins of changes applied without the file.
@@ -85,9 +100,10 @@ func (h controlHandler) Lookup(addr string) (control.LookupResult, error) {
 	})
 	if found {
 		setCounts(r.Mapping, counts)
-		r.Origin = originOf(cfg, m)
-		if o, ok := h.tv.origins.Load(m); ok {
-			r.Origin = o.(string)
+		if o, ok := h.tv.sourceOrigin(m); ok {
+			r.Origin = o
+		} else {
+			r.Origin = originOf(cfg, m)
 		}
 		r.Translated, r.Note = mappedForm(m, a)
 		return r, nil
@@ -183,9 +199,7 @@ func (h controlHandler) Mappings(prefix string, row func(control.MappingRow) err
 		}
 		r := control.MappingRow{ID: id, IPv4: config.FormatSide(m.IPv4), IPv6: config.FormatSide(m.IPv6)}
 		setCounts(&r, snap.Counts(id))
-		if o, ok := h.tv.origins.Load(m); ok {
-			r.Origin = o.(string)
-		}
+		r.Origin, _ = h.tv.sourceOrigin(m)
 		if err := row(r); err != nil {
 			return n, err
 		}
@@ -234,12 +248,12 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 	}
 	tableTook := time.Since(start)
 	if n, max := next.Table().Len(), d.cfg.Translator.MaxMappings; n > max && n > cur.Table().Len() {
-		return "", fmt.Errorf("refused, nothing changed: %d mappings, more than translator.max_mappings (%d)", n, max)
+		return "", fmt.Errorf("%w: %d mappings, more than translator.max_mappings (%d)", errNothingChanged, n, max)
 	}
 	fileStart := time.Now()
 	if durable {
 		if err := d.cfg.ChangeMappingFile(changes); err != nil {
-			return "", fmt.Errorf("refused, nothing changed: %w", err)
+			return "", fmt.Errorf("%w: %w", errNothingChanged, err)
 		}
 	} else {
 		d.tables.record(changes)
@@ -277,12 +291,16 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 	return msg, nil
 }
 
+// errNothingChanged starts the error of a change refused whole: the
+// table is as it was.
+var errNothingChanged = errors.New("refused, nothing changed")
+
 // refusal writes the table's refusal of changes, naming each change and,
 // for a conflict, the mapping in the way.
 func refusal(t *translator.Table, changes []translator.MappingChange, err error) error {
 	var te *translator.TableError
 	if !errors.As(err, &te) {
-		return fmt.Errorf("refused, nothing changed: %w", err)
+		return fmt.Errorf("%w: %w", errNothingChanged, err)
 	}
 	var lines []string
 	for _, p := range te.Problems {
@@ -293,7 +311,7 @@ func refusal(t *translator.Table, changes []translator.MappingChange, err error)
 		}
 		lines = append(lines, line)
 	}
-	return fmt.Errorf("refused, nothing changed: %s", strings.Join(lines, "; "))
+	return fmt.Errorf("%w: %s", errNothingChanged, strings.Join(lines, "; "))
 }
 
 // netRouteChanges returns the routes to add and to remove for changes,
@@ -492,16 +510,23 @@ type MappingUpdate struct {
 	Changes []translator.MappingChange
 	// Snapshot is the whole table, every change an Add with its Origin.
 	Snapshot []translator.MappingChange
-	Result   chan<- error
+	// Table is the whole table as Snapshot is, without origins (the etcd
+	// source: a mapping's origin is its key, tableView.sourceOrigin): a
+	// million mappings are not copied into changes on the way.
+	Table  []translator.Mapping
+	Result chan<- error
 }
 
-// applyUpdate applies u on the loop; the source keeps its own durable
-// copy, so nothing is written to the mapping file.
-func (d *daemon) applyUpdate(u MappingUpdate) {
+// applyUpdate applies u on the loop and returns what failed; the source
+// keeps its own durable copy, so nothing is written to the mapping file.
+func (d *daemon) applyUpdate(u MappingUpdate) error {
 	var err error
-	if u.Snapshot != nil {
+	switch {
+	case u.Table != nil:
+		err = d.applyTable(u.Table)
+	case u.Snapshot != nil:
 		err = d.ApplySnapshot(u.Snapshot)
-	} else {
+	default:
 		_, err = d.ApplyMappings(u.Changes, false)
 	}
 	if err != nil {
@@ -510,6 +535,7 @@ func (d *daemon) applyUpdate(u MappingUpdate) {
 	if u.Result != nil {
 		u.Result <- err
 	}
+	return err
 }
 
 // ApplySnapshot makes ms the running table: as a delta when it differs by
@@ -520,9 +546,18 @@ func (d *daemon) ApplySnapshot(snap []translator.MappingChange) error {
 	for i, c := range snap {
 		ms[i] = c.Mapping
 	}
+	err := d.applyTable(ms)
+	if !errors.Is(err, errNothingChanged) {
+		d.recordAll(snap)
+	}
+	return err
+}
+
+// applyTable makes ms the running table (ApplySnapshot without origins).
+func (d *daemon) applyTable(ms []translator.Mapping) error {
 	table, err := translator.NewTable(ms)
 	if err != nil {
-		return fmt.Errorf("snapshot refused: %w", err)
+		return fmt.Errorf("snapshot %w: %w", errNothingChanged, err)
 	}
 	cur := d.dp.Translator()
 	if changes, ok := translator.Diff(cur.Table(), table, maxReloadDelta); ok {
@@ -530,12 +565,11 @@ func (d *daemon) ApplySnapshot(snap []translator.MappingChange) error {
 			return nil
 		}
 		_, err := d.ApplyMappings(changes, false)
-		d.recordAll(snap)
 		return err
 	}
 	tr, err := translator.New(cur.Config(), table)
 	if err != nil {
-		return fmt.Errorf("snapshot refused: %w", err)
+		return fmt.Errorf("snapshot %w: %w", errNothingChanged, err)
 	}
 	var add, del []netip.Prefix
 	var errRemove, errAdd error
@@ -549,7 +583,6 @@ func (d *daemon) ApplySnapshot(snap []translator.MappingChange) error {
 		errAdd = d.routes.Add(add)
 	}
 	errAnnounce := d.lc.setIPv4(d.ctx, planOf(d.cfg, tr).IPv4)
-	d.recordAll(snap)
 	d.log.Info("mapping table replaced", "mappings", table.Len(), "routes_added", len(add), "routes_removed", len(del))
 	return errors.Join(errRemove, errAdd, errAnnounce)
 }

@@ -218,8 +218,7 @@ func (d *daemon) loop(sigs chan os.Signal) error {
 		case c := <-d.compactC:
 			d.compacted(c)
 		case u := <-d.updates:
-			d.applyUpdate(u)
-			d.tableApplied()
+			d.tableApplied(u, d.applyUpdate(u))
 		case now := <-d.lc.drainTick():
 			d.lc.drainSample(ctx, now)
 		case <-d.lc.drainTimer():
