@@ -306,7 +306,7 @@ func (e *experiment) restartFromCache() {
 			fmt.Sprintf("from_cache %v, %d mappings (%d before)", m.Get(mFromCache), int64(m.Get(mMappings)), want), fmt.Sprintf("1, %d", want),
 			ok && int64(m.Get(mMappings)) == want, true)
 		s := n.Status(e.st())
-		e.r.check(n.Name+"'s `map646 status` says it serves the cache", statusLine(s.Raw, "cache"), `contains "cache"`, strings.Contains(strings.ToLower(s.Raw), "cache"), true)
+		e.r.check(n.Name+"'s `map646 status` says it serves the cache", statusLine(s.Raw, "from cache"), `contains "from cache"`, strings.Contains(strings.ToLower(s.Raw), "from cache"), true)
 		probe := churnAddr(churnBase, e.o.Changes-1) // created by the churn, never deleted
 		served := e.c.translates(victim, probe, 5*time.Second)
 		e.r.check(n.Name+" from its cache translates "+probe.String()+", created by the churn", fmt.Sprint(served), "true", served, true)
@@ -360,8 +360,11 @@ func (e *experiment) cycles() {
 	}
 	e.say("%d add/del cycles on %s", e.o.Cycles, a)
 	start := time.Now()
-	mid := half()
-	end := half()
+	var mid, end []usage
+	e.phase("add/del cycles", true, func() {
+		mid = half()
+		end = half()
+	})
 	e.say("cycles took %v", time.Since(start).Round(time.Millisecond))
 	for i, n := range e.l.Nodes {
 		u0, u1 := mid[i], end[i]
