@@ -63,10 +63,12 @@ Exit codes, those of a monitoring plugin (Nagios, Icinga, Sensu), whatever
 the view:
   0  OK        serving, every BGP neighbor established, [node] state_dir
                writable;
-  1  WARNING   serving with a neighbor not established or state_dir not
-               writable (a drain would be refused); or starting (the
-               checks are rising); or draining or drained (out of service
-               on purpose);
+  1  WARNING   serving with a neighbor not established, state_dir not
+               writable (a drain would be refused) or the etcd mapping
+               source stale or from cache (etcd not reached: the table may
+               lag); or starting (the checks are rising, or no mapping
+               table yet); or draining or drained (out of service on
+               purpose);
   2  CRITICAL  failed: a health check withdrew one side or both, or the
                data plane is down;
   3  UNKNOWN   no map646 answers (not running, permission denied, a
@@ -237,6 +239,9 @@ func statusExit(s control.Status) int {
 		}
 	}
 	if s.Node.StateDir != "" && s.Node.StateDir != "ok" {
+		return statusWarning
+	}
+	if m := s.Mappings; m != nil && (m.State == "stale" || m.State == "from cache") {
 		return statusWarning
 	}
 	return statusOK

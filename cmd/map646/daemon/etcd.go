@@ -16,7 +16,7 @@ import (
 // The etcd mapping source ([mappings] source = "etcd", config/etcdsource)
 // in the daemon: the source runs in its own goroutine and hands each
 // change to the loop as a MappingUpdate (etcdFeed), which applies it as
-// any change of the table is applied (ApplyMappings, ApplySnapshot) and
+// any change of the table is applied (ApplyMappings, applyTable) and
 // writes nothing: etcd is the durable copy. The node announces nothing
 // until the first table (etcd's, or the one cached in state_dir) is
 // applied; losing etcd afterwards withdraws nothing (the source only says
@@ -31,7 +31,8 @@ type etcdFeed struct {
 	updates chan<- MappingUpdate
 }
 
-// The origins are left out: a mapping's is its key (tableView.sourceOrigin).
+// ApplySnapshot hands the whole table over as the source made it, without
+// origins: a mapping's is its key (tableView.sourceOrigin).
 func (f etcdFeed) ApplySnapshot(s etcdsource.Snapshot) {
 	table := s.Mappings
 	if table == nil {
@@ -40,6 +41,7 @@ func (f etcdFeed) ApplySnapshot(s etcdsource.Snapshot) {
 	f.send(MappingUpdate{Table: table})
 }
 
+// ApplyDelta hands one change over, applied as a delta (ApplyMappings).
 func (f etcdFeed) ApplyDelta(d etcdsource.Delta) {
 	op := translator.Add
 	if d.Op == etcdsource.Delete {
