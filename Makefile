@@ -145,7 +145,7 @@ clean:
 etcd1m:
 	$(GO) test -count=1 -run 'TestEtcd1M$$' -etcd1m -v -timeout 30m ./lab/etcdlab
 
-# The IaaS controller experiment (issue 15), as root, about 15 minutes:
+# The IaaS controller experiment (issue 15), as root, 10 to 15 minutes:
 # three etcd members (Debian's etcd-server, TLS with client certificates
 # the lab generates) and three map646 nodes with [mappings] source = "etcd"
 # behind the BIRD routers (ECMP over three). A controller creates 10,000
