@@ -31,9 +31,13 @@
 // it and its source (64:ff9b:: + the IPv4 source) against the addresses
 // the datagram says it was sent to and from: a mistranslation cannot go
 // unseen. The established mappings are 198.51.100.32-39 (plus topo's
-// 198.51.100.10 and .11); the controller's VMs are in 100.64.0.0/10
-// (shared address space: ten thousand and a million VMs do not fit in the
-// documentation ranges), probed only inside the lab's namespaces.
+// 198.51.100.10 and .11). The lab sends packets to documentation
+// addresses only, so the controller's VMs take theirs from
+// 198.51.100.64-254 and reuse them: the churn keeps at most churnWindow
+// (128) VMs at once, deleting the oldest before each creation past it.
+// The million's mappings (100.80.0.0 onwards: a million do not fit in the
+// documentation ranges) are never sent a packet: a node's lookup says
+// whether it serves them.
 //
 // # Proving a change on each node
 //
@@ -52,8 +56,8 @@
 //
 // # The run
 //
-//  1. churn: Changes VMs created one by one, then half of them deleted,
-//     each proven on all three nodes; p50/p99 of the time to the slowest
+//  1. churn: Changes VMs created one by one (past 128 live, each after
+//     the deletion of the oldest), every change proven on all three nodes; p50/p99 of the time to the slowest
 //     node and per node; the p99 asserted (100 ms in the full run, 1 s in
 //     the short form: a shared machine).
 //  2. the etcd leader killed: 20 changes must reach all three (the first

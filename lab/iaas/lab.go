@@ -45,22 +45,33 @@ func sixOf(a netip.Addr) netip.Addr {
 	return netip.AddrFrom16(b)
 }
 
-// churnAddr is the IPv4 side of the controller's i-th VM: 100.64.0.0/10
-// (shared address space: 10,000 and a million VMs do not fit in the
-// documentation ranges), probed only inside the lab's namespaces.
-func churnAddr(base uint32, i int) netip.Addr {
+// vmAddr is the IPv4 side of the controller's VM in pool slot slot: the
+// lab sends packets to documentation addresses only, so the VMs it probes
+// take their addresses from 198.51.100.64-254 (vmPool of them), reused as
+// VMs are deleted. The churn keeps at most churnWindow of them at once;
+// the slots past it are the later phases'.
+func vmAddr(slot int) netip.Addr {
+	return netip.AddrFrom4([4]byte{198, 51, 100, byte(vmPoolFirst + slot%vmPool)})
+}
+
+const (
+	vmPoolFirst = 64
+	vmPool      = 191 // 198.51.100.64 to .254
+	churnWindow = 128
+	cycleSlot   = vmPool - 1 // the add/del cycles' one mapping
+)
+
+// millionAddr is the IPv4 side of the million's i-th mapping: 100.80.0.0
+// onwards (shared address space: a million do not fit in the
+// documentation ranges). No packet is ever sent to one: whether a node
+// serves it is asked of its control socket (lookup).
+func millionAddr(i int) netip.Addr {
 	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], base+uint32(i))
+	binary.BigEndian.PutUint32(b[:], millionBase+uint32(i))
 	return netip.AddrFrom4(b)
 }
 
-// Bases of the VMs' IPv4 addresses: the churn, the add/del cycles, the
-// million.
-const (
-	churnBase   = 100<<24 | 64<<16 // 100.64.0.0
-	cycleBase   = 100<<24 | 79<<16 // 100.79.0.0
-	millionBase = 100<<24 | 80<<16 // 100.80.0.0 .. 100.95.66.63
-)
+const millionBase = 100<<24 | 80<<16 // 100.80.0.0 .. 100.95.66.63
 
 // probeSrc is the upstream's source address for probes through node i:
 // a policy rule sends what it sends from there to that node alone.

@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/lab/netlab"
 	"github.com/map646/map646/lab/poll"
 	"github.com/map646/map646/lab/topo"
@@ -151,4 +153,12 @@ func (s *sampler) close() []revSample {
 	close(s.stop)
 	<-s.done
 	return s.samples
+}
+
+// serves tells whether node n's running table holds a mapping for a,
+// asked of its control socket (map646 lookup): how the lab checks a
+// mapping whose address it may not send packets to.
+func serves(n *topo.Node, a netip.Addr) bool {
+	r, err := control.Call(n.Config.ControlSocket, control.Request{Command: "lookup", Address: a.String()}, 10*time.Second, nil)
+	return err == nil && r.OK != nil && *r.OK && r.Lookup != nil && r.Lookup.Mapping != nil
 }

@@ -126,7 +126,7 @@ func (r *Report) PropagationLine() string {
 // carriers checks that the stream went through every node: the packets
 // each translated toward the established mappings (`map646 lookup -json`,
 // which counts every mapping; Prometheus has the first mapping_series
-// only, and the churn's VMs in 100.64.0.0/10 sort before them).
+// only, and the million's mappings in 100.80.0.0/12 sort before them).
 func (r *Report) carriers(t netlab.TB, l *Lab) {
 	for _, n := range l.Nodes {
 		var sum uint64
