@@ -316,15 +316,25 @@ func (d *DataPlane) Mappings(n int, fn func(id int, m translator.Mapping, c Mapp
 	defer d.mu.Unlock()
 	st := d.state.Load()
 	t := st.tr.Table()
-	fast := d.fastPathEntries(t.Span()) // what the fast path counted, by id
+	// What the fast path counted, by id: read whole for a whole listing;
+	// entry by entry for the first n (a scrape's mapping_series), which
+	// must not copy a million-entry array each time.
+	var fast []fastpath.EntryCounts
+	if n < 0 {
+		fast = d.fastPathEntries(t.Span())
+	}
 	for id, m := range t.All() {
 		if n == 0 {
 			return
 		}
 		n--
 		c := st.counts(id)
-		if id < len(fast) {
-			c = c.plus(fast[id])
+		if fast != nil {
+			if id < len(fast) {
+				c = c.plus(fast[id])
+			}
+		} else {
+			c = c.plus(d.fastPathEntry(id))
 		}
 		if !fn(id, m, c) {
 			return
