@@ -51,10 +51,14 @@ type Delta struct {
 
 // Applier receives the table's changes, one call at a time, in revision
 // order, from the source's goroutine. A call that returns has applied the
-// change: the revision the node then serves is published as applied.
+// changes: the revision the node then serves is published as applied.
+//
+// ApplyDeltas gets the changes of one or more revisions, which apply as
+// one step (during a bulk load, thousands); it returns an error when it
+// did not apply them, and the source then sends the whole table.
 type Applier interface {
 	ApplySnapshot(Snapshot)
-	ApplyDelta(Delta)
+	ApplyDeltas([]Delta) error
 }
 
 // BadEntry is a key the source refused: it is not in the table, and stays

@@ -45,24 +45,26 @@ func (s *Source) watch(ctx context.Context) error {
 		case <-cacheTimer.C:
 			s.writeCache()
 		case resp, ok := <-wch:
-			if !ok {
-				return errors.New("watch closed")
+			// The responses already waiting join this one: a bulk load
+			// (a controller writing thousands of keys a second) is
+			// applied in batches as large as the node's last apply let
+			// pile up, not key by key.
+			b := batch{}
+			var stop error
+			for {
+				if stop = b.add(resp, ok, from); stop != nil || len(b.events) >= maxBatch {
+					break
+				}
+				select {
+				case resp, ok = <-wch:
+					continue
+				default:
+				}
+				break
 			}
-			if resp.CompactRevision != 0 {
-				return fmt.Errorf("%w: watching from %d, compacted up to %d", errCompacted, from, resp.CompactRevision)
-			}
-			if err := resp.Err(); err != nil {
-				return fmt.Errorf("watch %s from %d: %w", dir, from, err)
-			}
-			if resp.IsProgressNotify() {
-				s.progress(resp.Header.Revision)
-				continue
-			}
-			for _, ev := range resp.Events {
-				s.event(ev)
-			}
-			if len(resp.Events) > 0 {
-				from = resp.Events[len(resp.Events)-1].Kv.ModRevision + 1
+			if len(b.events) > 0 {
+				took := s.events(b.events)
+				from = b.events[len(b.events)-1].Kv.ModRevision + 1
 				s.mu.Lock()
 				first := !s.cacheDirty
 				s.cacheDirty = true
@@ -70,10 +72,71 @@ func (s *Source) watch(ctx context.Context) error {
 				if first {
 					cacheTimer.Reset(s.cfg.CacheDelay)
 				}
+				if stop == nil {
+					s.yield(ctx, took)
+				}
+			}
+			if b.progress != 0 {
+				s.progress(b.progress)
+			}
+			if stop != nil {
+				return stop
 			}
 		}
 	}
 }
+
+// maxBatch bounds the events applied as one step: the batch's deltas and
+// the events they come from are held at once.
+const maxBatch = 100000
+
+// batch gathers the watch's responses applied as one step.
+type batch struct {
+	events   []*clientv3.Event
+	progress int64 // the last progress notification's revision, after the events
+}
+
+// add takes resp in; a response that ends the watch returns why.
+func (b *batch) add(resp clientv3.WatchResponse, ok bool, from int64) error {
+	switch {
+	case !ok:
+		return errors.New("watch closed")
+	case resp.CompactRevision != 0:
+		return fmt.Errorf("%w: watching from %d, compacted up to %d", errCompacted, from, resp.CompactRevision)
+	case resp.Err() != nil:
+		return fmt.Errorf("watch from %d: %w", from, resp.Err())
+	case resp.IsProgressNotify():
+		b.progress = resp.Header.Revision
+	default:
+		b.events = append(b.events, resp.Events...)
+		b.progress = 0 // a notification is only news after the last event
+	}
+	return nil
+}
+
+// yield pauses the watch after an apply that took long (a large table
+// built anew for a bulk batch) for twice that time, so that a node
+// following a bulk load spends at most a third of a CPU on it, leaving
+// the rest to the data plane and, on a shared machine, to etcd itself;
+// the changes meanwhile wait in the watch and come as the next batch.
+// A single change on a small table takes well under the threshold and
+// never waits.
+func (s *Source) yield(ctx context.Context, took time.Duration) {
+	if took < yieldAfter {
+		return
+	}
+	t := time.NewTimer(min(2*took, maxYield))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+const (
+	yieldAfter = 50 * time.Millisecond
+	maxYield   = 5 * time.Second
+)
 
 // progress records that etcd has sent every change up to rev (a progress
 // notification). The revision served moves on; the watch's own resume
@@ -91,12 +154,49 @@ func (s *Source) progress(rev int64) {
 	s.changed()
 }
 
-// event applies one change of the watch.
-func (s *Source) event(ev *clientv3.Event) {
-	key := string(ev.Kv.Key)
-	rev := ev.Kv.ModRevision
+// events applies a batch of the watch's changes, in revision order, as
+// one step, and returns how long the Applier took. A batch the Applier
+// refuses (its table and the source's disagree: a bug) is followed by the
+// whole table, so that the two agree again.
+func (s *Source) events(evs []*clientv3.Event) time.Duration {
 	s.mu.Lock()
 	var deltas []Delta
+	for _, ev := range evs {
+		deltas = s.accept(deltas, ev)
+	}
+	rev := evs[len(evs)-1].Kv.ModRevision
+	s.watchRev = rev
+	s.mu.Unlock()
+
+	start := time.Now()
+	var err error
+	if len(deltas) > 0 {
+		err = s.apply.ApplyDeltas(deltas)
+	}
+	if err != nil {
+		s.log.Error("changes from etcd refused by the node; applying the whole table instead", "changes", len(deltas), "revision", rev, "err", err)
+		s.mu.Lock()
+		ms := s.idx.mappings()
+		s.mu.Unlock()
+		s.apply.ApplySnapshot(Snapshot{Mappings: ms, Revision: rev})
+	}
+	took := time.Since(start)
+
+	s.mu.Lock()
+	s.status.Applied += uint64(len(deltas))
+	s.status.Revision = max(s.status.Revision, rev)
+	s.status.EtcdRevision = max(s.status.EtcdRevision, rev)
+	s.lastContact = time.Now()
+	s.changed()
+	s.mu.Unlock()
+	return took
+}
+
+// accept checks one change of the watch against the accepted mappings,
+// records it, and appends the deltas it makes; s.mu is held.
+func (s *Source) accept(deltas []Delta, ev *clientv3.Event) []Delta {
+	key := string(ev.Kv.Key)
+	rev := ev.Kv.ModRevision
 	old, had := s.acceptedAt(key)
 	delete(s.bad, key)
 	if ev.Type == mvccpb.PUT {
@@ -133,20 +233,7 @@ func (s *Source) event(ev *clientv3.Event) {
 	if b := s.bad[key]; b != nil {
 		s.log.Warn("refused entry", "key", b.Key, "reason", b.Reason, "revision", rev)
 	}
-	s.watchRev = rev
-	s.mu.Unlock()
-
-	for _, d := range deltas {
-		s.apply.ApplyDelta(d)
-	}
-
-	s.mu.Lock()
-	s.status.Applied += uint64(len(deltas))
-	s.status.Revision = max(s.status.Revision, rev)
-	s.status.EtcdRevision = max(s.status.EtcdRevision, rev)
-	s.lastContact = time.Now()
-	s.changed()
-	s.mu.Unlock()
+	return deltas
 }
 
 // acceptedAt returns the accepted mapping of key, if any.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,6 +236,35 @@ func TestEtcdSource(t *testing.T) {
 		if len(n.tb.m) != 0 {
 			t.Errorf("%d mappings left, want none", len(n.tb.m))
 		}
+	})
+
+	// A bulk load (5,000 keys in transactions of 128, two writers) while
+	// the node's apply is slow arrives in batches of several revisions,
+	// in order, none lost; a batch the node refuses is followed by the
+	// whole table.
+	t.Run("BulkInBatches", func(t *testing.T) {
+		const p, n = "/tb", 5000
+		nd := startNode(t, c, c.NewClient(t, "nb"), p, "", "")
+		nd.waitState(t, etcdsource.Synced, 20*time.Second)
+		nd.tb.mu.Lock()
+		nd.tb.slow = 30 * time.Millisecond
+		nd.tb.mu.Unlock()
+		putMappings(t, admin, p, 0, n, 2)
+		nd.tb.wait(t, 30*time.Second, "5,000 puts", func() bool { return len(nd.tb.m) == n })
+		nd.tb.mu.Lock()
+		calls, revisions := len(nd.tb.batches), (n+127)/128
+		largest := slices.Max(nd.tb.batches)
+		nd.tb.slow, nd.tb.refuse = 0, true
+		snaps := len(nd.tb.snapshots)
+		nd.tb.mu.Unlock()
+		t.Logf("%d puts in %d revisions arrived in %d batches, the largest %d", n, revisions, calls, largest)
+		if calls >= revisions || largest <= 128 {
+			t.Errorf("%d batches (largest %d) for %d revisions: the watch applies revision by revision", calls, largest, revisions)
+		}
+		rev := put(t, admin, key(p, n), etcdsource.MappingValue(mappingN(n)))
+		nd.tb.wait(t, 20*time.Second, "the whole table after a refused batch", func() bool {
+			return len(nd.tb.snapshots) > snaps && nd.tb.rev >= rev && len(nd.tb.m) == n+1
+		})
 	})
 
 	// A node cut off from etcd keeps its table, shows stale since its last

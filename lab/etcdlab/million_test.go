@@ -177,7 +177,7 @@ func (b *tableBuilder) ApplySnapshot(s etcdsource.Snapshot) {
 	close(b.done)
 }
 
-func (b *tableBuilder) ApplyDelta(etcdsource.Delta) {}
+func (b *tableBuilder) ApplyDeltas([]etcdsource.Delta) error { return nil }
 
 // vmHWM is the process's peak resident set size in kB.
 func vmHWM(t *testing.T) int {

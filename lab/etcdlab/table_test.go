@@ -2,6 +2,7 @@ package etcdlab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -24,6 +25,9 @@ type table struct {
 	rev       int64
 	snapshots []etcdsource.Snapshot // without their Mappings
 	deltas    []etcdsource.Delta
+	batches   []int         // the size of each ApplyDeltas batch
+	refuse    bool          // refuse the next batch (as a daemon whose table disagrees)
+	slow      time.Duration // each batch takes at least this long
 	errs      []string
 	changed   chan struct{}
 }
@@ -48,27 +52,45 @@ func (tb *table) ApplySnapshot(s etcdsource.Snapshot) {
 	tb.wake()
 }
 
-func (tb *table) ApplyDelta(d etcdsource.Delta) {
+// ApplyDeltas applies a batch in order; a change the table cannot take
+// (a put over a key it holds, a delete of one it does not) is an error of
+// the test. refuse, when set, refuses the next batch whole instead.
+func (tb *table) ApplyDeltas(ds []etcdsource.Delta) error {
+	time.Sleep(tb.slowness())
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
-	if d.Revision < tb.rev {
-		tb.errs = append(tb.errs, fmt.Sprintf("%s %s at %d after revision %d", d.Op, d.Key, d.Revision, tb.rev))
+	tb.batches = append(tb.batches, len(ds))
+	if tb.refuse {
+		tb.refuse = false
+		return errors.New("refused by the test")
 	}
-	tb.rev = d.Revision
-	switch d.Op {
-	case etcdsource.Put:
-		if old, ok := tb.m[d.Mapping.IPv4]; ok {
-			tb.errs = append(tb.errs, fmt.Sprintf("put %s over %s", d.Key, old))
+	for _, d := range ds {
+		if d.Revision < tb.rev {
+			tb.errs = append(tb.errs, fmt.Sprintf("%s %s at %d after revision %d", d.Op, d.Key, d.Revision, tb.rev))
 		}
-		tb.m[d.Mapping.IPv4] = d.Mapping.IPv6
-	case etcdsource.Delete:
-		if tb.m[d.Mapping.IPv4] != d.Mapping.IPv6 {
-			tb.errs = append(tb.errs, fmt.Sprintf("delete %s: not in the table", d.Key))
+		tb.rev = d.Revision
+		switch d.Op {
+		case etcdsource.Put:
+			if old, ok := tb.m[d.Mapping.IPv4]; ok {
+				tb.errs = append(tb.errs, fmt.Sprintf("put %s over %s", d.Key, old))
+			}
+			tb.m[d.Mapping.IPv4] = d.Mapping.IPv6
+		case etcdsource.Delete:
+			if tb.m[d.Mapping.IPv4] != d.Mapping.IPv6 {
+				tb.errs = append(tb.errs, fmt.Sprintf("delete %s: not in the table", d.Key))
+			}
+			delete(tb.m, d.Mapping.IPv4)
 		}
-		delete(tb.m, d.Mapping.IPv4)
+		tb.deltas = append(tb.deltas, d)
 	}
-	tb.deltas = append(tb.deltas, d)
 	tb.wake()
+	return nil
+}
+
+func (tb *table) slowness() time.Duration {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	return tb.slow
 }
 
 func (tb *table) wake() {

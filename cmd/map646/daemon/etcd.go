@@ -41,27 +41,35 @@ func (f etcdFeed) ApplySnapshot(s etcdsource.Snapshot) {
 	f.send(MappingUpdate{Table: table})
 }
 
-// ApplyDelta hands one change over, applied as a delta (ApplyMappings).
-func (f etcdFeed) ApplyDelta(d etcdsource.Delta) {
-	op := translator.Add
-	if d.Op == etcdsource.Delete {
-		op = translator.Del
+// ApplyDeltas hands a batch of changes over, applied as one delta
+// (ApplyMappings: on the table's overlay, or, for a bulk batch, a table
+// built anew), and returns the loop's refusal, if any.
+func (f etcdFeed) ApplyDeltas(ds []etcdsource.Delta) error {
+	changes := make([]translator.MappingChange, len(ds))
+	for i, d := range ds {
+		changes[i] = translator.MappingChange{Op: translator.Add, Mapping: d.Mapping}
+		if d.Op == etcdsource.Delete {
+			changes[i].Op = translator.Del
+		}
 	}
-	f.send(MappingUpdate{Changes: []translator.MappingChange{{Op: op, Mapping: d.Mapping}}})
+	return f.send(MappingUpdate{Changes: changes})
 }
 
-// send hands u to the loop and waits for its result.
-func (f etcdFeed) send(u MappingUpdate) {
+// send hands u to the loop and waits for its result; nil when the daemon
+// stops first (nothing more is applied then).
+func (f etcdFeed) send(u MappingUpdate) error {
 	res := make(chan error, 1)
 	u.Result = res
 	select {
 	case f.updates <- u:
 	case <-f.ctx.Done():
-		return
+		return nil
 	}
 	select {
-	case <-res:
+	case err := <-res:
+		return err
 	case <-f.ctx.Done():
+		return nil
 	}
 }
 

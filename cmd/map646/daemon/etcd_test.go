@@ -24,7 +24,9 @@ func TestEtcdFeed(t *testing.T) {
 
 	done := make(chan struct{})
 	go func() {
-		f.ApplyDelta(etcdsource.Delta{Op: etcdsource.Delete, Key: "/map646/mappings/198.51.100.10", Mapping: m, Revision: 7})
+		if err := f.ApplyDeltas([]etcdsource.Delta{{Op: etcdsource.Delete, Key: "/map646/mappings/198.51.100.10", Mapping: m, Revision: 7}}); err == nil || err.Error() != "refused" {
+			t.Errorf("the loop's refusal came back as %v", err)
+		}
 		f.ApplySnapshot(etcdsource.Snapshot{Revision: 8}) // an empty table
 		close(done)
 	}()
@@ -48,7 +50,9 @@ func TestEtcdFeed(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the feed still waits for a stopped loop")
 	}
-	f.ApplyDelta(etcdsource.Delta{Op: etcdsource.Put, Mapping: m}) // nobody reads: returns at once
+	if err := f.ApplyDeltas([]etcdsource.Delta{{Op: etcdsource.Put, Mapping: m}}); err != nil { // nobody reads: returns at once
+		t.Errorf("a stopped loop: %v", err)
+	}
 }
 
 func TestNodeID(t *testing.T) {

@@ -242,6 +242,9 @@ func (h controlHandler) ChangeMapping(ctx context.Context, del bool, ipv4, ipv6 
 func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool) (string, error) {
 	start := time.Now()
 	cur := d.dp.Translator()
+	if rebuildBetter(cur.Table(), changes) {
+		return d.rebuildMappings(changes, durable)
+	}
 	next, err := cur.Apply(changes)
 	if err != nil {
 		return "", refusal(cur.Table(), changes, err)
@@ -277,16 +280,84 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 		errAnnounce = d.lc.changeIPv4(d.ctx, ipv4, aadd, adel)
 	}
 	d.compactLater(next.Table())
-	var words []string
-	for _, c := range changes {
-		words = append(words, c.Op.String()+" "+config.FormatMapping(c.Mapping))
-	}
-	msg := fmt.Sprintf("%s: %d mappings, %d routes added, %d removed", strings.Join(words, ", "), next.Table().Len(), len(add), len(del))
-	d.log.Info("mappings changed", "changes", strings.Join(words, ", "), "durable", durable, "mappings", next.Table().Len(),
+	words := describeChanges(changes)
+	msg := fmt.Sprintf("%s: %d mappings, %d routes added, %d removed", words, next.Table().Len(), len(add), len(del))
+	d.log.Info("mappings changed", "changes", words, "durable", durable, "mappings", next.Table().Len(),
 		"routes_added", len(add), "routes_removed", len(del), "table_took", tableTook.Round(time.Microsecond),
 		"file_took", fileTook.Round(time.Microsecond), "took", time.Since(start).Round(time.Microsecond))
 	if err := errors.Join(errRemove, errAdd, errAnnounce); err != nil {
 		return "", fmt.Errorf("%s, but not every change was applied: %w", msg, err)
+	}
+	return msg, nil
+}
+
+// maxListedChanges is the most changes a log line or a reply names one by
+// one; a bulk batch (etcd during a load) is counted instead.
+const maxListedChanges = 8
+
+// describeChanges names changes for the log and the reply: each one, or,
+// for a bulk batch, how many of each op and the first few.
+func describeChanges(changes []translator.MappingChange) string {
+	var words []string
+	for _, c := range changes[:min(len(changes), maxListedChanges)] {
+		words = append(words, c.Op.String()+" "+config.FormatMapping(c.Mapping))
+	}
+	if len(changes) <= maxListedChanges {
+		return strings.Join(words, ", ")
+	}
+	adds := 0
+	for _, c := range changes {
+		if c.Op == translator.Add {
+			adds++
+		}
+	}
+	return fmt.Sprintf("%d adds and %d dels (%s, ...)", adds, len(changes)-adds, strings.Join(words, ", "))
+}
+
+// rebuildBetter says whether changes cost less as a table built anew
+// (translator.Table.Rebuild: the whole table, once) than on t's overlay,
+// which Apply rebuilds whole at each call and whose conflict check grows
+// with it: a batch past maxReloadDelta (a bulk load arriving through
+// etcd), or an overlay that a background compaction did not empty in
+// time (changes pouring in while a large table compacts).
+func rebuildBetter(t *translator.Table, changes []translator.MappingChange) bool {
+	return len(changes) > maxReloadDelta || t.Pending()+len(changes) > 2*maxReloadDelta
+}
+
+// rebuildMappings is ApplyMappings for a bulk batch: the table built anew
+// with the changes (all or none), then swapped in whole with its routes
+// and announcements recomputed, as a reload that is not a diff does; the
+// per-mapping counters are carried over by mapping (dataplane.Swap).
+func (d *daemon) rebuildMappings(changes []translator.MappingChange, durable bool) (string, error) {
+	start := time.Now()
+	cur := d.dp.Translator()
+	table, err := cur.Table().Rebuild(changes)
+	if err != nil {
+		return "", refusal(cur.Table(), changes, err)
+	}
+	tableTook := time.Since(start)
+	if n, max := table.Len(), d.cfg.Translator.MaxMappings; n > max && n > cur.Table().Len() {
+		return "", fmt.Errorf("%w: %d mappings, more than translator.max_mappings (%d)", errNothingChanged, n, max)
+	}
+	tr, err := translator.New(cur.Config(), table)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", errNothingChanged, err)
+	}
+	if durable {
+		if err := d.cfg.ChangeMappingFile(changes); err != nil {
+			return "", fmt.Errorf("%w: %w", errNothingChanged, err)
+		}
+	} else {
+		d.tables.record(changes)
+	}
+	add, del, errApply := d.replaceTranslator(tr)
+	words := describeChanges(changes)
+	msg := fmt.Sprintf("%s: %d mappings, %d routes added, %d removed", words, table.Len(), add, del)
+	d.log.Info("mappings changed", "changes", words, "durable", durable, "mappings", table.Len(), "rebuilt", true,
+		"routes_added", add, "routes_removed", del, "table_took", tableTook.Round(time.Millisecond),
+		"took", time.Since(start).Round(time.Millisecond))
+	if errApply != nil {
+		return "", fmt.Errorf("%s, but not every change was applied: %w", msg, errApply)
 	}
 	return msg, nil
 }
@@ -571,6 +642,16 @@ func (d *daemon) applyTable(ms []translator.Mapping) error {
 	if err != nil {
 		return fmt.Errorf("snapshot %w: %w", errNothingChanged, err)
 	}
+	add, del, err := d.replaceTranslator(tr)
+	d.log.Info("mapping table replaced", "mappings", table.Len(), "routes_added", add, "routes_removed", del)
+	return err
+}
+
+// replaceTranslator makes tr, whose table was built whole, the one in
+// use: the kernel routes that no longer apply removed first, the data
+// plane swapped, the new routes added, the announcements computed anew.
+// It returns how many routes it added and removed.
+func (d *daemon) replaceTranslator(tr *translator.Translator) (added, removed int, err error) {
 	var add, del []netip.Prefix
 	var errRemove, errAdd error
 	if d.routes != nil {
@@ -583,8 +664,7 @@ func (d *daemon) applyTable(ms []translator.Mapping) error {
 		errAdd = d.routes.Add(add)
 	}
 	errAnnounce := d.lc.setIPv4(d.ctx, planOf(d.cfg, tr).IPv4)
-	d.log.Info("mapping table replaced", "mappings", table.Len(), "routes_added", len(add), "routes_removed", len(del))
-	return errors.Join(errRemove, errAdd, errAnnounce)
+	return len(add), len(del), errors.Join(errRemove, errAdd, errAnnounce)
 }
 
 // Cluster reads every node's record from etcd (`map646 status -cluster`).

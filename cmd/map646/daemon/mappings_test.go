@@ -294,3 +294,61 @@ func TestDeltaRoutesAndAnnouncements(t *testing.T) {
 		t.Errorf("%d of 300 changes applied; 203.0.113.0/25 announced after %d, not after %d: too few to test", applied, withAgg, withoutAgg)
 	}
 }
+
+// TestBulkRebuild: a batch past maxReloadDelta (a bulk load arriving
+// through etcd) builds the table anew instead of an overlay: every change
+// lands, nothing is left pending, the announcements are the table's; a
+// bulk batch with one overlap is refused whole, naming it, the table as
+// it was.
+func TestBulkRebuild(t *testing.T) {
+	d, sp := newUpdateDaemon(t)
+	vm := func(i int) translator.Mapping {
+		return translator.Mapping{IPv4: netip.MustParsePrefix(fmt.Sprintf("100.64.%d.%d/32", i/250, i%250+1)),
+			IPv6: netip.MustParsePrefix(fmt.Sprintf("2001:db8:9::%x/128", i+1))}
+	}
+	var changes []translator.MappingChange
+	for i := range 3000 {
+		changes = append(changes, translator.MappingChange{Op: translator.Add, Mapping: vm(i)})
+	}
+	changes = append(changes, translator.MappingChange{Op: translator.Del, Mapping: vm(17)})
+	if !rebuildBetter(d.dp.Translator().Table(), changes) {
+		t.Fatal("a batch of 3001 changes goes on the overlay")
+	}
+	msg, err := d.ApplyMappings(changes, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(msg, "3000 adds and 1 dels") {
+		t.Errorf("reply %q does not count the batch", msg)
+	}
+	tab := d.dp.Translator().Table()
+	if tab.Len() != 2+2999 || tab.Pending() != 0 || tab.Span() != tab.Len() {
+		t.Errorf("after the bulk batch: %d mappings, %d pending, span %d; want %d, none, %d", tab.Len(), tab.Pending(), tab.Span(), 2+2999, 2+2999)
+	}
+	if _, ok := tab.Lookup4(netip.MustParseAddr("100.64.0.18")); ok {
+		t.Error("the mapping deleted in the batch is there")
+	}
+	if _, ok := tab.Lookup4(netip.MustParseAddr("100.64.11.250")); !ok {
+		t.Error("the batch's last mapping is missing")
+	}
+	want := planOf(d.cfg, d.dp.Translator()).IPv4
+	slices.SortFunc(want, netip.Prefix.Compare)
+	if got := announcedIPv4(sp); !slices.Equal(got, want) {
+		t.Errorf("announced %d prefixes, the table calls for %d", len(got), len(want))
+	}
+	sameAsDesired(t, "bulk", d, sp)
+
+	changes = changes[:0]
+	for i := range 2000 {
+		changes = append(changes, translator.MappingChange{Op: translator.Add, Mapping: vm(5000 + i)})
+	}
+	changes[1500].Mapping = translator.Mapping{IPv4: netip.MustParsePrefix("100.64.0.0/24"), // holds 100.64.0.1 ...
+		IPv6: netip.MustParsePrefix("2001:db8:a::/120")}
+	_, err = d.ApplyMappings(changes, false)
+	if err == nil || !strings.Contains(err.Error(), "refused, nothing changed") || !strings.Contains(err.Error(), "100.64.0.0/24 overlaps mapping") {
+		t.Errorf("a bulk batch with an overlap: %v", err)
+	}
+	if n := d.dp.Translator().Table().Len(); n != 2+2999 {
+		t.Errorf("%d mappings after a refused batch, want %d", n, 2+2999)
+	}
+}
