@@ -471,7 +471,7 @@ func checkMapping(m Mapping) string {
 	if len(probs) == 0 {
 		return ""
 	}
-	return tableError([]Mapping{m}, probs[:1]).Problems[0].Msg
+	return tableError(func(int) Mapping { return m }, probs[:1]).Problems[0].Msg
 }
 
 // mappingIn returns the mapping of id in t changed by w.

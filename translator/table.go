@@ -162,16 +162,25 @@ func eamHash128(hi, lo uint64) uint64 {
 // IPv6 client reaching 192.0.2.1 through the pseudo prefix would get its
 // replies from the /0's IPv6 prefix instead.
 func NewTable(ms []Mapping) (*Table, error) {
-	if len(ms) > maxEntries {
+	return NewTableFunc(len(ms), func(i int) Mapping { return ms[i] })
+}
+
+// NewTableFunc is NewTable of the n mappings at(0) ... at(n-1), for an
+// owner that keeps them in a form of its own (the etcd source's compact
+// records): a million mappings are not copied into a []Mapping (64 MB)
+// on the way. at may be called more than once for an index.
+func NewTableFunc(n int, at func(int) Mapping) (*Table, error) {
+	if n > maxEntries {
 		return nil, &TableError{Problems: []MappingError{{
 			Index: maxEntries, Other: -1,
-			Msg: fmt.Sprintf("too many mappings (%d); at most %d are accepted", len(ms), maxEntries),
+			Msg: fmt.Sprintf("too many mappings (%d); at most %d are accepted", n, maxEntries),
 		}}}
 	}
 	var probs []eamProblem
-	ents := make([]eamEntry, len(ms))
-	ok := make([]bool, len(ms))
-	for i, m := range ms {
+	ents := make([]eamEntry, n)
+	ok := make([]bool, n)
+	for i := range n {
+		m := at(i)
 		n := len(probs)
 		probs = checkSide(probs, i, m.IPv4, false)
 		probs = checkSide(probs, i, m.IPv6, true)
@@ -189,7 +198,7 @@ func NewTable(ms []Mapping) (*Table, error) {
 	probs = checkOverlaps(probs, ents, ok, false)
 	probs = checkOverlaps(probs, ents, ok, true)
 	if len(probs) > 0 {
-		return nil, tableError(ms, probs)
+		return nil, tableError(at, probs)
 	}
 	return build(ents), nil
 }
@@ -712,7 +721,7 @@ func checkOverlaps(probs []eamProblem, ents []eamEntry, ok []bool, six bool) []e
 
 // tableError sorts the problems into entry order and writes the messages
 // of the first maxProblems.
-func tableError(ms []Mapping, probs []eamProblem) *TableError {
+func tableError(at func(int) Mapping, probs []eamProblem) *TableError {
 	slices.SortStableFunc(probs, func(a, b eamProblem) int {
 		if c := cmp.Compare(a.index, b.index); c != 0 {
 			return c
@@ -725,10 +734,10 @@ func tableError(ms []Mapping, probs []eamProblem) *TableError {
 		probs = probs[:maxProblems]
 	}
 	for _, p := range probs {
-		m := ms[p.index]
+		m := at(int(p.index))
 		var o Mapping
 		if p.other >= 0 {
-			o = ms[p.other]
+			o = at(int(p.other))
 		}
 		var msg string
 		switch p.kind {

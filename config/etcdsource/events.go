@@ -8,10 +8,13 @@ import (
 )
 
 // Snapshot is a whole table: every accepted mapping under the prefix at
-// Revision. It replaces the table applied before. Mappings are in IPv4
-// order, each from the key MappingKey(prefix, m.IPv4).
+// Revision, each from the key MappingKey(prefix, m.IPv4), built into the
+// translator's table by the source from its own compact records (a
+// million mappings never exist as a []translator.Mapping on the way, 64
+// MB). It replaces the table applied before; Table.All yields the
+// mappings in IPv4 order.
 type Snapshot struct {
-	Mappings []translator.Mapping
+	Table    *translator.Table
 	Revision int64
 	// FromCache is true for the table read from the state directory at
 	// start-up, etcd being unreachable; a snapshot from etcd follows when

@@ -3,6 +3,7 @@ package etcdsource
 import (
 	"cmp"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"slices"
 
@@ -157,13 +158,15 @@ func (x *index) remove(v4 uint32, len4 uint8) (record, bool) {
 	return r, true
 }
 
-// mappings returns every accepted mapping in IPv4 order.
-func (x *index) mappings() []translator.Mapping {
-	ms := make([]translator.Mapping, len(x.by4))
-	for i, r := range x.by4 {
-		ms[i] = x.recs[r].mapping()
+// table builds the translator's table of every accepted mapping, in IPv4
+// order. The index never holds an overlap, so an error is a bug of this
+// package.
+func (x *index) table() (*translator.Table, error) {
+	t, err := translator.NewTableFunc(len(x.by4), func(i int) translator.Mapping { return x.recs[x.by4[i]].mapping() })
+	if err != nil {
+		return nil, fmt.Errorf("etcdsource: the accepted mappings do not make a table (a bug): %w", err)
 	}
-	return ms
+	return t, nil
 }
 
 // lostEntry is an entry build refused: it overlaps the older entry to.

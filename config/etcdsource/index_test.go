@@ -69,6 +69,18 @@ func TestIndexAgainstSlowRule(t *testing.T) {
 	if !slices.Equal(got, accepted) {
 		t.Fatalf("index holds %d mappings, want %d", len(got), len(accepted))
 	}
+	// The table a Snapshot carries holds the same mappings, in IPv4 order.
+	tab, err := x.table()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromTable []translator.Mapping
+	for _, m := range tab.All() {
+		fromTable = append(fromTable, m)
+	}
+	if !slices.Equal(fromTable, accepted) {
+		t.Fatalf("the index's table holds %d mappings, want %d in IPv4 order", len(fromTable), len(accepted))
+	}
 	t.Logf("%d mappings accepted at the end", len(accepted))
 	if len(accepted) < 100 {
 		t.Fatalf("only %d mappings accepted: the test exercised little", len(accepted))
@@ -209,4 +221,13 @@ NODE       STATE    TABLE   SINCE                 REVISION  LAG  MAPPINGS  BAD  
 	if b.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
 	}
+}
+
+// mappings returns every accepted mapping in IPv4 order.
+func (x *index) mappings() []translator.Mapping {
+	ms := make([]translator.Mapping, len(x.by4))
+	for i, r := range x.by4 {
+		ms[i] = x.recs[r].mapping()
+	}
+	return ms
 }

@@ -342,15 +342,21 @@ func (s *Source) serveCache() {
 	}
 	s.mu.Lock()
 	s.idx.build(recs, make([]int64, len(recs))) // a cache from this package has no overlaps
+	t, err := s.idx.table()
+	if err != nil {
+		s.idx = index{}
+		s.mu.Unlock()
+		s.log.Error("etcd unreachable and the cached table is unusable", "err", err)
+		return
+	}
 	s.watchRev = c.revision
 	s.setState(FromCache)
 	s.status.Revision = c.revision
 	s.status.StaleSince = c.written
 	s.status.Snapshots++
-	ms := s.idx.mappings()
 	s.mu.Unlock()
-	s.log.Warn("etcd unreachable: serving the cached table", "revision", c.revision, "written", c.written, "mappings", len(ms))
-	s.apply.ApplySnapshot(Snapshot{Mappings: ms, Revision: c.revision, FromCache: true})
+	s.log.Warn("etcd unreachable: serving the cached table", "revision", c.revision, "written", c.written, "mappings", t.Len())
+	s.apply.ApplySnapshot(Snapshot{Table: t, Revision: c.revision, FromCache: true})
 }
 
 // readAll reads every key under the prefix at one revision, page by
@@ -410,11 +416,14 @@ func (s *Source) readAll(ctx context.Context) error {
 	}
 	recs, revs = nil, nil
 	// A whole read leaves its pages and candidates to the collector (tens
-	// of MB at a million keys) just before the Applier builds its table,
-	// the peak of a node's memory: collected now, the heap's next goal is
-	// set by what is live, not by what the read left behind.
+	// of MB at a million keys) just before the table is built, the peak of
+	// a node's memory: collected now, the heap's next goal is set by what
+	// is live, not by what the read left behind.
 	runtime.GC()
-	ms := idx.mappings()
+	t, err := idx.table()
+	if err != nil {
+		return err
+	}
 
 	s.mu.Lock()
 	s.idx = idx
@@ -422,12 +431,11 @@ func (s *Source) readAll(ctx context.Context) error {
 	s.watchRev = rev
 	s.mu.Unlock()
 
-	s.log.Info("read the whole table", "revision", rev, "mappings", len(ms), "bad_entries", len(bad), "took", time.Since(start).Round(time.Millisecond))
+	s.log.Info("read the whole table", "revision", rev, "mappings", t.Len(), "bad_entries", len(bad), "took", time.Since(start).Round(time.Millisecond))
 	for _, b := range bad {
 		s.log.Warn("refused entry", "key", b.Key, "reason", b.Reason)
 	}
-	s.apply.ApplySnapshot(Snapshot{Mappings: ms, Revision: rev})
-	ms = nil
+	s.apply.ApplySnapshot(Snapshot{Table: t, Revision: rev})
 
 	s.mu.Lock()
 	s.status.Revision = rev

@@ -176,9 +176,13 @@ func (s *Source) events(evs []*clientv3.Event) time.Duration {
 	if err != nil {
 		s.log.Error("changes from etcd refused by the node; applying the whole table instead", "changes", len(deltas), "revision", rev, "err", err)
 		s.mu.Lock()
-		ms := s.idx.mappings()
+		t, err := s.idx.table()
 		s.mu.Unlock()
-		s.apply.ApplySnapshot(Snapshot{Mappings: ms, Revision: rev})
+		if err != nil {
+			s.log.Error("cannot apply the whole table either", "err", err)
+		} else {
+			s.apply.ApplySnapshot(Snapshot{Table: t, Revision: rev})
+		}
 	}
 	took := time.Since(start)
 

@@ -23,7 +23,7 @@ type table struct {
 	mu        sync.Mutex
 	m         map[netip.Prefix]netip.Prefix
 	rev       int64
-	snapshots []etcdsource.Snapshot // without their Mappings
+	snapshots []etcdsource.Snapshot // without their Table
 	deltas    []etcdsource.Delta
 	batches   []int         // the size of each ApplyDeltas batch
 	refuse    bool          // refuse the next batch (as a daemon whose table disagrees)
@@ -43,11 +43,11 @@ func (tb *table) ApplySnapshot(s etcdsource.Snapshot) {
 		tb.errs = append(tb.errs, fmt.Sprintf("snapshot at %d after revision %d", s.Revision, tb.rev))
 	}
 	tb.rev = s.Revision
-	tb.m = make(map[netip.Prefix]netip.Prefix, len(s.Mappings))
-	for _, m := range s.Mappings {
+	tb.m = make(map[netip.Prefix]netip.Prefix, s.Table.Len())
+	for _, m := range s.Table.All() {
 		tb.m[m.IPv4] = m.IPv6
 	}
-	s.Mappings = nil
+	s.Table = nil
 	tb.snapshots = append(tb.snapshots, s)
 	tb.wake()
 }

@@ -32,22 +32,35 @@ const RouteProtocol = 246
 // prefix. They are sorted by netip.Prefix.Compare.
 func Prefixes(tr *translator.Translator) []netip.Prefix {
 	t := tr.Table()
-	mapped := make([]netip.Prefix, 0, t.Len())
+	// Spans straight from the table: 16 bytes per mapping while it runs,
+	// not a []netip.Prefix of the whole table (32 more).
+	spans := make([]span, 0, t.Len())
 	for _, m := range t.All() {
-		mapped = append(mapped, m.IPv4)
+		spans = append(spans, spanOf(m.IPv4))
 	}
-	return append(cover(mapped), tr.Config().PseudoPrefix)
+	return append(coverSpans(spans), tr.Config().PseudoPrefix)
+}
+
+// span is the addresses lo..hi of an IPv4 prefix.
+type span struct{ lo, hi uint64 }
+
+func spanOf(p netip.Prefix) span {
+	lo := uint64(v4(p.Addr()))
+	return span{lo, lo + 1<<(32-p.Bits()) - 1}
 }
 
 // cover returns the fewest prefixes that cover the IPv4 prefixes mapped,
 // which do not overlap, adjacent ones merged, in address order.
 func cover(mapped []netip.Prefix) []netip.Prefix {
-	type span struct{ lo, hi uint64 }
 	spans := make([]span, 0, len(mapped))
 	for _, p := range mapped {
-		lo := uint64(v4(p.Addr()))
-		spans = append(spans, span{lo, lo + 1<<(32-p.Bits()) - 1})
+		spans = append(spans, spanOf(p))
 	}
+	return coverSpans(spans)
+}
+
+// coverSpans is cover of the spans, which it sorts in place.
+func coverSpans(spans []span) []netip.Prefix {
 	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
 	var out []netip.Prefix
 	for i := 0; i < len(spans); {

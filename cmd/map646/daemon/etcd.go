@@ -31,12 +31,12 @@ type etcdFeed struct {
 	updates chan<- MappingUpdate
 }
 
-// ApplySnapshot hands the whole table over as the source made it, without
-// origins: a mapping's is its key (tableView.sourceOrigin).
+// ApplySnapshot hands the whole table over as the source built it,
+// without origins: a mapping's is its key (tableView.sourceOrigin).
 func (f etcdFeed) ApplySnapshot(s etcdsource.Snapshot) {
-	table := s.Mappings
+	table := s.Table
 	if table == nil {
-		table = []translator.Mapping{} // an empty table, not a delta
+		table, _ = translator.NewTable(nil) // an empty table, not a delta
 	}
 	f.send(MappingUpdate{Table: table})
 }

@@ -41,7 +41,7 @@ func TestEtcdFeed(t *testing.T) {
 	}
 	u.Result <- errors.New("refused")
 	u = <-updates
-	if u.Table == nil || len(u.Table) != 0 || u.Changes != nil {
+	if u.Table == nil || u.Table.Len() != 0 || u.Changes != nil {
 		t.Errorf("an empty snapshot must be an empty table, not a delta: %+v", u)
 	}
 	cancel() // the loop never answers: the daemon stops

@@ -581,10 +581,11 @@ type MappingUpdate struct {
 	Changes []translator.MappingChange
 	// Snapshot is the whole table, every change an Add with its Origin.
 	Snapshot []translator.MappingChange
-	// Table is the whole table as Snapshot is, without origins (the etcd
-	// source: a mapping's origin is its key, tableView.sourceOrigin): a
-	// million mappings are not copied into changes on the way.
-	Table  []translator.Mapping
+	// Table is the whole table as Snapshot is, built, without origins
+	// (the etcd source: a mapping's origin is its key,
+	// tableView.sourceOrigin): a million mappings are not copied into
+	// changes on the way, nor built again.
+	Table  *translator.Table
 	Result chan<- error
 }
 
@@ -613,23 +614,19 @@ func (d *daemon) applyUpdate(u MappingUpdate) error {
 // at most maxReloadDelta mappings (translator.Diff), else swapped whole
 // with the routes and announcements recomputed, as a reload does.
 func (d *daemon) ApplySnapshot(snap []translator.MappingChange) error {
-	ms := make([]translator.Mapping, len(snap))
-	for i, c := range snap {
-		ms[i] = c.Mapping
+	table, err := translator.NewTableFunc(len(snap), func(i int) translator.Mapping { return snap[i].Mapping })
+	if err != nil {
+		return fmt.Errorf("snapshot %w: %w", errNothingChanged, err)
 	}
-	err := d.applyTable(ms)
+	err = d.applyTable(table)
 	if !errors.Is(err, errNothingChanged) {
 		d.recordAll(snap)
 	}
 	return err
 }
 
-// applyTable makes ms the running table (ApplySnapshot without origins).
-func (d *daemon) applyTable(ms []translator.Mapping) error {
-	table, err := translator.NewTable(ms)
-	if err != nil {
-		return fmt.Errorf("snapshot %w: %w", errNothingChanged, err)
-	}
+// applyTable makes table the running one (ApplySnapshot without origins).
+func (d *daemon) applyTable(table *translator.Table) error {
 	cur := d.dp.Translator()
 	if changes, ok := translator.Diff(cur.Table(), table, maxReloadDelta); ok {
 		if len(changes) == 0 {
