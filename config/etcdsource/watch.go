@@ -38,6 +38,9 @@ func (s *Source) watch(ctx context.Context) error {
 	cacheTimer := time.NewTimer(time.Hour)
 	cacheTimer.Stop()
 	defer cacheTimer.Stop()
+	gather := time.NewTimer(time.Hour)
+	gather.Stop()
+	defer gather.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -51,14 +54,22 @@ func (s *Source) watch(ctx context.Context) error {
 			// pile up, not key by key.
 			b := batch{}
 			var stop error
+			started := time.Now()
 			for {
-				if stop = b.add(resp, ok, from); stop != nil || len(b.events) >= maxBatch {
+				if stop = b.add(resp, ok, from); stop != nil || len(b.events) >= maxBatch || time.Since(started) > maxGather {
 					break
 				}
+				// The client hands its buffered responses over one at a
+				// time, from a goroutine of its own, through a channel
+				// without a buffer: a receive that does not wait finds
+				// the next one only if that goroutine already offers it.
+				// A moment's wait lets it.
+				gather.Reset(gatherWait)
 				select {
 				case resp, ok = <-wch:
+					gather.Stop()
 					continue
-				default:
+				case <-gather.C:
 				}
 				break
 			}
@@ -87,8 +98,14 @@ func (s *Source) watch(ctx context.Context) error {
 }
 
 // maxBatch bounds the events applied as one step: the batch's deltas and
-// the events they come from are held at once.
-const maxBatch = 100000
+// the events they come from are held at once. maxGather bounds the time
+// spent gathering them, and gatherWait is how long the gathering waits for
+// the next response: what a change alone waits for more to join it.
+const (
+	maxBatch   = 100000
+	maxGather  = 50 * time.Millisecond
+	gatherWait = 200 * time.Microsecond
+)
 
 // batch gathers the watch's responses applied as one step.
 type batch struct {

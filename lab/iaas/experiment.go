@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
@@ -496,8 +497,37 @@ func (e *experiment) watchMillion(load time.Duration, loaded time.Time, rev, cou
 		}
 		e.r.check(fmt.Sprintf("%s serves the %d mappings through its watch (loaded in %v)", n.Name, count, load.Round(time.Second)),
 			got, "<= "+e.o.MillionWithin.String(), done[i] && took[i] <= e.o.MillionWithin, false)
-		e.r.Notes = append(e.r.Notes, fmt.Sprintf("%s during the million's load through the watch: VmHWM %d MB, Go heap in use %d MB.", n.Name, hwm/1024, int(m.Get("go_memstats_heap_inuse_bytes"))>>20))
+		e.r.Notes = append(e.r.Notes, fmt.Sprintf("%s during the million's load through the watch: VmHWM %d MB, Go heap in use %d MB; %s.", n.Name, hwm/1024, int(m.Get("go_memstats_heap_inuse_bytes"))>>20, applies(n.M.Lines())))
 	}
+}
+
+// applies summarizes the node's "mappings changed" log records: how the
+// watch's changes were applied (batches, tables built anew, their time).
+func applies(lines []string) string {
+	var batches, rebuilt int
+	var total, longest time.Duration
+	var largest float64
+	for _, l := range lines {
+		var rec struct {
+			Msg      string  `json:"msg"`
+			Mappings float64 `json:"mappings"`
+			Rebuilt  bool    `json:"rebuilt"`
+			Took     float64 `json:"took"` // slog's JSON: nanoseconds
+		}
+		if json.Unmarshal([]byte(l), &rec) != nil || rec.Msg != "mappings changed" {
+			continue
+		}
+		d := time.Duration(rec.Took)
+		batches++
+		total += d
+		longest = max(longest, d)
+		largest = max(largest, rec.Mappings)
+		if rec.Rebuilt {
+			rebuilt++
+		}
+	}
+	return fmt.Sprintf("%d deltas applied since its start (%d of them bulk batches built as a whole table), %v applying in all, the longest %v, up to %.0f mappings",
+		batches, rebuilt, total.Round(time.Millisecond), longest.Round(time.Millisecond), largest)
 }
 
 // load writes n mappings from millionBase in transactions of 128 puts
