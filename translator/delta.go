@@ -287,10 +287,18 @@ func (t *Table) Rebuild(changes []MappingChange) (*Table, error) {
 	// (>= 0), or the change -from[i]-1.
 	ents := make([]eamEntry, 0, n)
 	from := make([]int32, 0, n)
-	for id, m := range t.All() {
-		if gone[id>>6]>>(id&63)&1 == 0 {
-			ents = append(ents, entryOf(m))
+	for id := range t.where { // the base, straight from its slots
+		if gone[id>>6]>>(id&63)&1 == 0 && (t.ov == nil || !t.ov.isDead(int32(id))) {
+			ents = append(ents, t.baseEntry(id))
 			from = append(from, int32(id))
+		}
+	}
+	if t.ov != nil {
+		for k, m := range t.ov.ms {
+			if id := t.ov.ids[k]; gone[id>>6]>>(id&63)&1 == 0 {
+				ents = append(ents, entryOf(m))
+				from = append(from, id)
+			}
 		}
 	}
 	gone = nil
@@ -353,6 +361,20 @@ func rebuildError(t *Table, changes []MappingChange, ents []eamEntry, from []int
 	}
 	slices.SortStableFunc(e.Problems, func(a, b MappingError) int { return cmp.Compare(a.Index, b.Index) })
 	return e
+}
+
+// baseEntry returns base entry i as NewTable took it in.
+func (t *Table) baseEntry(i int) eamEntry {
+	w := t.where[i]
+	x := &t.by4[w>>26]
+	s := &x.slots[w&(1<<26-1)]
+	return eamEntry{
+		hi:   binary.BigEndian.Uint64(s.v6[:8]),
+		lo:   binary.BigEndian.Uint64(s.v6[8:]),
+		v4:   s.key,
+		len4: x.len,
+		len6: uint8(s.meta >> 24),
+	}
 }
 
 // exact returns the id of the live entry of t that is m, both sides.

@@ -41,61 +41,101 @@ func (s *Source) watch(ctx context.Context) error {
 	gather := time.NewTimer(time.Hour)
 	gather.Stop()
 	defer gather.Stop()
+	var next *batch // gathered while resting after a long apply
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-cacheTimer.C:
-			s.writeCache()
-		case resp, ok := <-wch:
-			// The responses already waiting join this one: a bulk load
-			// (a controller writing thousands of keys a second) is
-			// applied in batches as large as the node's last apply let
-			// pile up, not key by key.
-			b := batch{}
-			var stop error
-			started := time.Now()
-			for {
-				if stop = b.add(resp, ok, from); stop != nil || len(b.events) >= maxBatch || time.Since(started) > maxGather {
-					break
-				}
-				// The client hands its buffered responses over one at a
-				// time, from a goroutine of its own, through a channel
-				// without a buffer: a receive that does not wait finds
-				// the next one only if that goroutine already offers it.
-				// A moment's wait lets it.
-				gather.Reset(gatherWait)
-				select {
-				case resp, ok = <-wch:
-					gather.Stop()
-					continue
-				case <-gather.C:
-				}
-				break
+		b := next
+		next = nil
+		if b == nil {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-cacheTimer.C:
+				s.writeCache()
+				continue
+			case resp, ok := <-wch:
+				b = &batch{}
+				b.stop = b.add(resp, ok, from)
+				s.gather(b, wch, gather, from)
 			}
-			if len(b.events) > 0 {
-				took := s.events(b.events)
-				from = b.events[len(b.events)-1].Kv.ModRevision + 1
-				s.mu.Lock()
-				first := !s.cacheDirty
-				s.cacheDirty = true
-				s.mu.Unlock()
-				if first {
-					cacheTimer.Reset(s.cfg.CacheDelay)
-				}
-				if stop == nil {
-					s.yield(ctx, took)
-				}
+		}
+		if len(b.events) > 0 {
+			took := s.events(b.events)
+			from = b.events[len(b.events)-1].Kv.ModRevision + 1
+			s.mu.Lock()
+			first := !s.cacheDirty
+			s.cacheDirty = true
+			s.mu.Unlock()
+			if first {
+				cacheTimer.Reset(s.cfg.CacheDelay)
 			}
-			if b.progress != 0 {
-				s.progress(b.progress)
+			if b.stop == nil && took >= restAfter {
+				next = s.rest(ctx, wch, took, from)
 			}
-			if stop != nil {
-				return stop
-			}
+		}
+		if b.progress != 0 {
+			s.progress(b.progress)
+		}
+		if b.stop != nil {
+			return b.stop
 		}
 	}
 }
+
+// gather adds to b the responses that follow at once (a bulk load: a
+// controller writing thousands of keys a second), so that they are
+// applied as one step, not revision by revision.
+func (s *Source) gather(b *batch, wch clientv3.WatchChan, t *time.Timer, from int64) {
+	started := time.Now()
+	for b.stop == nil && len(b.events) < maxBatch && time.Since(started) < maxGather {
+		// The client hands its buffered responses over one at a time,
+		// from a goroutine of its own, through a channel without a
+		// buffer: a receive that does not wait finds the next one only
+		// if that goroutine already offers it. A moment's wait lets it.
+		t.Reset(gatherWait)
+		select {
+		case resp, ok := <-wch:
+			t.Stop()
+			b.stop = b.add(resp, ok, from)
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// rest follows an apply that took long (a large table built anew for a
+// bulk batch): for up to twice that time the watch's changes are only
+// gathered, so that a node following a bulk load spends at most a third
+// of a CPU applying it, leaving the rest to the data plane and, on a
+// shared machine, to etcd itself. The rest ends as soon as the watch has
+// been quiet for restQuiet: the load is over, and what came is applied
+// at once. A single change on a small table never rests.
+func (s *Source) rest(ctx context.Context, wch clientv3.WatchChan, took time.Duration, from int64) *batch {
+	b := &batch{}
+	end := time.NewTimer(min(2*took, maxRest))
+	defer end.Stop()
+	quiet := time.NewTimer(restQuiet)
+	defer quiet.Stop()
+	for b.stop == nil && len(b.events) < maxBatch {
+		select {
+		case <-ctx.Done():
+			return b
+		case <-end.C:
+			return b
+		case <-quiet.C:
+			return b
+		case resp, ok := <-wch:
+			b.stop = b.add(resp, ok, from)
+			quiet.Reset(restQuiet)
+		}
+	}
+	return b
+}
+
+const (
+	restAfter = 50 * time.Millisecond
+	maxRest   = 5 * time.Second
+	restQuiet = 100 * time.Millisecond
+)
 
 // maxBatch bounds the events applied as one step: the batch's deltas and
 // the events they come from are held at once. maxGather bounds the time
@@ -111,6 +151,7 @@ const (
 type batch struct {
 	events   []*clientv3.Event
 	progress int64 // the last progress notification's revision, after the events
+	stop     error // why the watch ended after the events, if it did
 }
 
 // add takes resp in; a response that ends the watch returns why.
@@ -130,30 +171,6 @@ func (b *batch) add(resp clientv3.WatchResponse, ok bool, from int64) error {
 	}
 	return nil
 }
-
-// yield pauses the watch after an apply that took long (a large table
-// built anew for a bulk batch) for twice that time, so that a node
-// following a bulk load spends at most a third of a CPU on it, leaving
-// the rest to the data plane and, on a shared machine, to etcd itself;
-// the changes meanwhile wait in the watch and come as the next batch.
-// A single change on a small table takes well under the threshold and
-// never waits.
-func (s *Source) yield(ctx context.Context, took time.Duration) {
-	if took < yieldAfter {
-		return
-	}
-	t := time.NewTimer(min(2*took, maxYield))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-const (
-	yieldAfter = 50 * time.Millisecond
-	maxYield   = 5 * time.Second
-)
 
 // progress records that etcd has sent every change up to rev (a progress
 // notification). The revision served moves on; the watch's own resume

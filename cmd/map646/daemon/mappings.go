@@ -343,6 +343,7 @@ func (d *daemon) rebuildMappings(changes []translator.MappingChange, durable boo
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", errNothingChanged, err)
 	}
+	fileStart := time.Now()
 	if durable {
 		if err := d.cfg.ChangeMappingFile(changes); err != nil {
 			return "", fmt.Errorf("%w: %w", errNothingChanged, err)
@@ -350,11 +351,15 @@ func (d *daemon) rebuildMappings(changes []translator.MappingChange, durable boo
 	} else {
 		d.tables.record(changes)
 	}
+	fileTook := time.Since(fileStart)
+	swapStart := time.Now()
 	add, del, errApply := d.replaceTranslator(tr)
+	swapTook := time.Since(swapStart)
 	words := describeChanges(changes)
 	msg := fmt.Sprintf("%s: %d mappings, %d routes added, %d removed", words, table.Len(), add, del)
 	d.log.Info("mappings changed", "changes", words, "durable", durable, "mappings", table.Len(), "rebuilt", true,
 		"routes_added", add, "routes_removed", del, "table_took", tableTook.Round(time.Millisecond),
+		"file_took", fileTook.Round(time.Millisecond), "swap_took", swapTook.Round(time.Millisecond),
 		"took", time.Since(start).Round(time.Millisecond))
 	if errApply != nil {
 		return "", fmt.Errorf("%s, but not every change was applied: %w", msg, errApply)
@@ -651,8 +656,9 @@ func (d *daemon) applyTable(table *translator.Table) error {
 func (d *daemon) replaceTranslator(tr *translator.Translator) (added, removed int, err error) {
 	var add, del []netip.Prefix
 	var errRemove, errAdd error
+	routes := dataplane.Prefixes(tr) // once: a walk of the whole table
 	if d.routes != nil {
-		add, del = d.routes.Diff(dataplane.Prefixes(tr))
+		add, del = d.routes.Diff(routes)
 		errRemove = d.routes.Remove(del)
 	}
 	d.dp.Swap(tr)
@@ -660,7 +666,7 @@ func (d *daemon) replaceTranslator(tr *translator.Translator) (added, removed in
 	if d.routes != nil {
 		errAdd = d.routes.Add(add)
 	}
-	errAnnounce := d.lc.setIPv4(d.ctx, planOf(d.cfg, tr).IPv4)
+	errAnnounce := d.lc.setIPv4(d.ctx, ipv4Announced(routes, d.cfg.BGP.Aggregates))
 	return len(add), len(del), errors.Join(errRemove, errAdd, errAnnounce)
 }
 
