@@ -283,84 +283,102 @@ func (t *Table) Rebuild(changes []MappingChange) (*Table, error) {
 		return nil, &TableError{Problems: []MappingError{{Index: len(changes) - 1, Other: -1,
 			Msg: fmt.Sprintf("too many mappings (%d); at most %d are accepted", n, maxEntries)}}}
 	}
-	// from[i] says where entry i of the new table comes from: an id of t
-	// (>= 0), or the change -from[i]-1.
+	// The entries kept never overlap each other (t refused that): only the
+	// additions are checked, each against them (a lookup per length, as
+	// Apply does) and against each other (NewTable's sort, on the
+	// additions only). A million-entry table is not sorted again.
+	isGone := func(id int) bool { return gone[id>>6]>>(id&63)&1 != 0 }
+	kept := func(id int) bool {
+		return !isGone(id) && (t.ov == nil || id >= len(t.where) || !t.ov.isDead(int32(id)))
+	}
+	var added []eamEntry
+	var addedAt []int // addedAt[k] is the index in changes of added[k]
+	for k, c := range adds {
+		if c.Op == Add {
+			added = append(added, entryOf(c.Mapping))
+			addedAt = append(addedAt, addAt[k])
+		}
+	}
+	for k := range added {
+		if id, six, ok := t.keptConflict(&added[k], kept); ok {
+			m, o := changes[addedAt[k]].Mapping, t.Mapping(id)
+			bad(addedAt[k], id, "%s", conflictMsg(m, o, id, six))
+		}
+	}
+	ok := make([]bool, len(added))
+	for i := range ok {
+		ok[i] = true
+	}
+	for _, p := range checkOverlaps(checkOverlaps(nil, added, ok, false), added, ok, true) {
+		m, o := changes[addedAt[p.index]].Mapping, changes[addedAt[p.other]].Mapping
+		six := p.kind == probDup6 || p.kind == probOver6
+		msg := conflictMsg(m, o, -1, six)
+		bad(addedAt[p.index], -1, "%s", strings.Replace(msg, "mapping -1", fmt.Sprintf("the addition of %s %s in the same changes", o.IPv4, o.IPv6), 1))
+	}
+	if len(probs) > 0 {
+		slices.SortStableFunc(probs, func(a, b MappingError) int { return cmp.Compare(a.Index, b.Index) })
+		return nil, &TableError{Problems: probs}
+	}
+
 	ents := make([]eamEntry, 0, n)
-	from := make([]int32, 0, n)
 	for id := range t.where { // the base, straight from its slots
-		if gone[id>>6]>>(id&63)&1 == 0 && (t.ov == nil || !t.ov.isDead(int32(id))) {
+		if kept(id) {
 			ents = append(ents, t.baseEntry(id))
-			from = append(from, int32(id))
 		}
 	}
 	if t.ov != nil {
 		for k, m := range t.ov.ms {
-			if id := t.ov.ids[k]; gone[id>>6]>>(id&63)&1 == 0 {
+			if !isGone(int(t.ov.ids[k])) {
 				ents = append(ents, entryOf(m))
-				from = append(from, id)
 			}
 		}
 	}
 	gone = nil
-	for k, c := range adds {
-		if c.Op == Add {
-			ents = append(ents, entryOf(c.Mapping))
-			from = append(from, -int32(addAt[k])-1)
-		}
-	}
-	ok := make([]bool, len(ents))
-	for i := range ok {
-		ok[i] = true
-	}
-	found := checkOverlaps(checkOverlaps(nil, ents, ok, false), ents, ok, true)
-	if len(found) > 0 {
-		return nil, rebuildError(t, changes, ents, from, found)
-	}
-	return build(ents), nil
+	return build(append(ents, added...)), nil
 }
 
-// rebuildError turns Rebuild's overlaps into Apply's MappingErrors: each
-// pair has an addition as its later entry (t itself has no overlap),
-// reported against the entry of t in the way, or against the earlier
-// addition it collides with.
-func rebuildError(t *Table, changes []MappingChange, ents []eamEntry, from []int32, found []eamProblem) *TableError {
-	e := &TableError{}
-	for _, p := range found {
-		if from[p.index] >= 0 { // two entries of t: not from Rebuild's checks
-			continue
-		}
-		if len(e.Problems) == maxProblems {
-			e.More++
-			continue
-		}
-		i := -int(from[p.index]) - 1
-		m := changes[i].Mapping
-		other, o := -1, Mapping{}
-		if f := from[p.other]; f >= 0 {
-			other, o = int(f), t.Mapping(int(f))
-		} else {
-			o = changes[-int(f)-1].Mapping
-		}
-		var msg string
-		switch p.kind {
-		case probDup:
-			msg = fmt.Sprintf("duplicates mapping %d (%s, %s)", other, m.IPv4, m.IPv6)
-		case probDup4:
-			msg = fmt.Sprintf("%s duplicates mapping %d", m.IPv4, other)
-		case probDup6:
-			msg = fmt.Sprintf("%s duplicates mapping %d", m.IPv6, other)
-		case probOver4:
-			msg = fmt.Sprintf("%s overlaps mapping %d (%s)", m.IPv4, other, o.IPv4)
-		default:
-			msg = fmt.Sprintf("%s overlaps mapping %d (%s)", m.IPv6, other, o.IPv6)
-		}
-		if other < 0 {
-			msg = strings.Replace(msg, "mapping -1", fmt.Sprintf("the addition of %s %s in the same changes", o.IPv4, o.IPv6), 1)
-		}
-		e.Problems = append(e.Problems, MappingError{Index: i, Other: other, Msg: msg})
+// keptConflict returns the id of an entry of t that kept says is kept
+// and that e overlaps (or duplicates) on either side, and which side.
+func (t *Table) keptConflict(e *eamEntry, kept func(id int) bool) (id int, six, ok bool) {
+	live := func(meta uint32) (int, bool) {
+		id := int(meta&(1<<24-1)) - 1
+		return id, kept(id)
 	}
-	slices.SortStableFunc(e.Problems, func(a, b MappingError) int { return cmp.Compare(a.Index, b.Index) })
-	return e
+	if id, ok := t.overlap4(e.v4, int(e.len4), live); ok {
+		return id, false, true
+	}
+	if id, ok := t.overlap6(e.hi, e.lo, int(e.len6), live); ok {
+		return id, true, true
+	}
+	if t.ov == nil || t.ov.add == nil {
+		return 0, false, false
+	}
+	liveAdded := func(meta uint32) (int, bool) {
+		id := int(t.ov.ids[int(meta&(1<<24-1))-1])
+		return id, kept(id)
+	}
+	if id, ok := t.ov.add.overlap4(e.v4, int(e.len4), liveAdded); ok {
+		return id, false, true
+	}
+	if id, ok := t.ov.add.overlap6(e.hi, e.lo, int(e.len6), liveAdded); ok {
+		return id, true, true
+	}
+	return 0, false, false
+}
+
+// conflictMsg says how m collides with o, the entry id, on side six.
+func conflictMsg(m, o Mapping, id int, six bool) string {
+	switch {
+	case o == m:
+		return fmt.Sprintf("duplicates mapping %d (%s, %s)", id, m.IPv4, m.IPv6)
+	case six && o.IPv6 == m.IPv6:
+		return fmt.Sprintf("%s duplicates mapping %d", m.IPv6, id)
+	case !six && o.IPv4 == m.IPv4:
+		return fmt.Sprintf("%s duplicates mapping %d", m.IPv4, id)
+	case six:
+		return fmt.Sprintf("%s overlaps mapping %d (%s)", m.IPv6, id, o.IPv6)
+	}
+	return fmt.Sprintf("%s overlaps mapping %d (%s)", m.IPv4, id, o.IPv4)
 }
 
 // baseEntry returns base entry i as NewTable took it in.
@@ -439,19 +457,7 @@ func (t *Table) Apply(changes []MappingChange) (*Table, error) {
 			continue
 		}
 		if id, six, ok := t.conflict(&w, m); ok {
-			o := t.mappingIn(&w, id)
-			switch {
-			case o == m:
-				bad(i, id, "duplicates mapping %d (%s, %s)", id, m.IPv4, m.IPv6)
-			case six && o.IPv6 == m.IPv6:
-				bad(i, id, "%s duplicates mapping %d", m.IPv6, id)
-			case !six && o.IPv4 == m.IPv4:
-				bad(i, id, "%s duplicates mapping %d", m.IPv4, id)
-			case six:
-				bad(i, id, "%s overlaps mapping %d (%s)", m.IPv6, id, o.IPv6)
-			default:
-				bad(i, id, "%s overlaps mapping %d (%s)", m.IPv4, id, o.IPv4)
-			}
+			bad(i, id, "%s", conflictMsg(m, t.mappingIn(&w, id), id, six))
 			continue
 		}
 		if w.next > maxEntries {
