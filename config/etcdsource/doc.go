@@ -28,12 +28,19 @@
 // # Life
 //
 // Run reads the whole prefix at one revision R, page by page (PageSize keys
-// per request, each page at R), applies it as a Snapshot, then watches from
-// R+1 and applies each change as a Delta. A watch that finds its revision
-// compacted (after a long disconnection) reads the whole prefix again and
-// applies a new Snapshot. The table is kept here in a compact form (24
-// bytes per mapping plus 8 of sorted positions), which is also what finds
-// overlaps.
+// per request, each page at R), applies it as a Snapshot (the translator's
+// table, built from the records below), then watches from R+1 and applies
+// the changes as Deltas. The changes that arrive together are applied as
+// one batch (ApplyDeltas): a controller's bulk load, thousands of keys a
+// second, costs one apply per batch, not one per key. After an apply that
+// took long (a large table built anew) the watch only gathers, for up to
+// twice that time, and applies as soon as it has been quiet for 100 ms:
+// a node following a bulk load spends at most a third of a CPU on it and
+// serves the last key moments after the load ends. A watch that finds its
+// revision compacted (after a long disconnection) reads the whole prefix
+// again and applies a new Snapshot. The table is kept here in a compact
+// form (24 bytes per mapping plus 8 of sorted positions), which is also
+// what finds overlaps.
 //
 // The last table applied is cached in the state directory (written a
 // second after a burst of changes, atomically). A node started while etcd
