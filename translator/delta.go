@@ -42,6 +42,12 @@ import (
 // Compact, away from the hot path (the daemon does it in the background
 // and swaps the result in like a reload).
 //
+// A bulk batch (thousands of changes at once: a controller loading a
+// table through etcd) would make the overlay as large as the batch and
+// every later delta rebuild it; Rebuild builds the whole table anew with
+// the batch instead, checking only the additions (the entries kept never
+// overlap), in a third of NewTable's time.
+//
 // Entry indexes ("ids") stay stable across deltas, so that the data
 // plane's per-mapping counters, indexed by them, need not move: the
 // base's entries keep theirs, an added mapping gets the next unused one,

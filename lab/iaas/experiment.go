@@ -470,7 +470,47 @@ func (e *experiment) million() {
 		e.r.check(n.Name+" peak memory (VmHWM) of the restarted process serving the million", fmt.Sprintf("%d MB", hwm/1024),
 			fmt.Sprintf("<= %d MB", e.o.MillionPeakMB), hwm/1024 <= e.o.MillionPeakMB, e.o.Full)
 		e.say("%s: %v, VmHWM %d MB", n.Name, took.Round(time.Millisecond), hwm/1024)
+		e.r.Notes = append(e.r.Notes, fmt.Sprintf("%s's restart on the million, from its log (seconds after the process started): %s.", n.Name, startSteps(n.M.Lines(), t0)))
 	}
+}
+
+// startSteps says when a restarted node logged the steps of its start-up
+// read, relative to t0 (the process's start).
+func startSteps(lines []string, t0 time.Time) string {
+	steps := map[string]string{
+		"started":                "daemon started",
+		"read the whole table":   "etcd read (pages at one revision) done",
+		"mapping table replaced": "table swapped in",
+		"first mapping table applied: the node may announce": "first table applied",
+	}
+	var out []string
+	for _, l := range lines {
+		var rec struct {
+			Time string  `json:"time"`
+			Msg  string  `json:"msg"`
+			Took float64 `json:"took"`
+		}
+		if json.Unmarshal([]byte(l), &rec) != nil {
+			continue
+		}
+		what, ok := steps[rec.Msg]
+		if !ok {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, rec.Time)
+		if err != nil {
+			continue
+		}
+		s := fmt.Sprintf("%s %.1f", what, at.Sub(t0).Seconds())
+		if rec.Took > 0 {
+			s += fmt.Sprintf(" (took %.1f)", time.Duration(rec.Took).Seconds())
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return "no start-up step found in its log"
+	}
+	return strings.Join(out, ", ")
 }
 
 // watchMillion waits up to MillionWatch for every node to serve the
