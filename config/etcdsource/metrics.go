@@ -16,8 +16,8 @@ import (
 //	map646_etcd_from_cache           1 while serving the cached table
 //	map646_etcd_mappings             mappings in the table
 //	map646_etcd_bad_entries          keys refused (see BadEntries)
-//	map646_etcd_deltas_applied_total changes applied one by one
-//	map646_etcd_snapshots_total      whole tables applied (start, compaction, cache)
+//	map646_etcd_deltas_applied_total changes applied from the watch, in batches
+//	map646_etcd_snapshots_total      whole tables applied (start, compaction, cache, refusal)
 func (s *Source) Register(reg prometheus.Registerer) error {
 	gauge := func(name, help string, f func(Status) float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(s.Status()) })
@@ -44,8 +44,8 @@ func (s *Source) Register(reg prometheus.Registerer) error {
 		gauge("map646_etcd_from_cache", "1 while the table served is the cached one, etcd not reached since start-up.", func(st Status) float64 { return b2f(st.State == FromCache) }),
 		gauge("map646_etcd_mappings", "Mappings in the table served.", func(st Status) float64 { return float64(st.Mappings) }),
 		gauge("map646_etcd_bad_entries", "Keys under the mappings prefix refused (unparsable, invalid, overlapping).", func(st Status) float64 { return float64(st.BadEntries) }),
-		counter("map646_etcd_deltas_applied_total", "Mapping changes applied one by one from the watch.", func(st Status) float64 { return float64(st.Applied) }),
-		counter("map646_etcd_snapshots_total", "Whole mapping tables applied (start-up, compacted watch, cache).", func(st Status) float64 { return float64(st.Snapshots) }),
+		counter("map646_etcd_deltas_applied_total", "Mapping changes from the watch applied, in batches; a batch the node refused counts none and brings a whole table.", func(st Status) float64 { return float64(st.Applied) }),
+		counter("map646_etcd_snapshots_total", "Whole mapping tables applied (start-up, compacted watch, cache, a refused batch).", func(st Status) float64 { return float64(st.Snapshots) }),
 	}
 	var errs []error
 	for _, c := range cs {

@@ -64,7 +64,7 @@ type Config struct {
 // costs as much as the rest of the table: pages of 10,000 made a million
 // keys take 21 s to read, pages of 100,000 take 5 to 6 s (lab/etcdlab
 // TestEtcd1M).
-const DefaultPageSize = 100000
+const DefaultPageSize = 250000
 
 // minPageTimeout bounds a page of the start-up read, however short
 // request_timeout is: on etcd 3.4 a page of a million-key range takes

@@ -221,7 +221,11 @@ func (s *Source) events(evs []*clientv3.Event) time.Duration {
 	took := time.Since(start)
 
 	s.mu.Lock()
-	s.status.Applied += uint64(len(deltas))
+	if err == nil {
+		s.status.Applied += uint64(len(deltas))
+	} else {
+		s.status.Snapshots++
+	}
 	s.status.Revision = max(s.status.Revision, rev)
 	s.status.EtcdRevision = max(s.status.EtcdRevision, rev)
 	s.lastContact = time.Now()
