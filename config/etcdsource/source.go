@@ -58,12 +58,13 @@ type Config struct {
 	ProbeInterval, CacheDelay time.Duration
 }
 
-// DefaultPageSize is the start-up read's page: 100,000 keys, about 6 MB
+// DefaultPageSize is the start-up read's page: 250,000 keys, about 15 MB
 // of answer. etcd 3.4 walks every key from a page's start to the range's
 // end to serve a limited range (3.5 stops at the limit), so each page
 // costs as much as the rest of the table: pages of 10,000 made a million
-// keys take 21 s to read, pages of 100,000 take 5 to 6 s (lab/etcdlab
-// TestEtcd1M).
+// keys take 21 s to read, pages of 100,000 5 to 9 s, pages of 250,000
+// 5.7 to 8.8 s (make iaas, three nodes and three members on 2 CPUs), for
+// 20 MB more at the node's peak (VmHWM 270-285 MB against 245-269).
 const DefaultPageSize = 250000
 
 // minPageTimeout bounds a page of the start-up read, however short

@@ -52,7 +52,7 @@ func TestEtcd1M(t *testing.T) {
 	t.Logf("loaded %d mappings into etcd in %v (transactions of 128 puts, 4 writers)", n, time.Since(start).Round(time.Millisecond))
 
 	cl := c.NewClient(t, "reader")
-	for _, mode := range []string{"pages-100k", "pages-25k"} {
+	for _, mode := range []string{"pages-default", "pages-25k"} {
 		mappings, peakMB, took := read1M(t, c, cl, p, mode)
 		page := etcdsource.DefaultPageSize
 		if mode == "pages-25k" {
