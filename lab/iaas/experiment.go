@@ -537,8 +537,14 @@ func (e *experiment) watchMillion(load time.Duration, loaded time.Time, rev, cou
 			got = fmt.Sprintf("not within %v: %d of %d mappings, revision %d of %d", e.o.MillionWatch, int64(m.Get(mMappings)), count, int64(m.Get(mRevision)), rev)
 		}
 		e.r.check(fmt.Sprintf("%s serves the %d mappings through its watch (loaded in %v)", n.Name, count, load.Round(time.Second)),
-			got, "<= "+e.o.MillionWithin.String(), done[i] && took[i] <= e.o.MillionWithin, false)
-		e.r.Notes = append(e.r.Notes, fmt.Sprintf("%s during the million's load through the watch: VmHWM %d MB, Go heap in use %d MB; %s.", n.Name, hwm/1024, int(m.Get("go_memstats_heap_inuse_bytes"))>>20, applies(n.M.Lines())))
+			got, "<= "+e.o.MillionWithin.String(), done[i] && took[i] <= e.o.MillionWithin, e.o.Full)
+		// Reported, not asserted: while a bulk batch's table is built and
+		// swapped in, the table served and the new one are both alive
+		// (the restarted node below, which builds one table, is held to
+		// the target).
+		e.r.check(n.Name+" peak memory (VmHWM) while following the million's load through its watch",
+			fmt.Sprintf("%d MB", hwm/1024), fmt.Sprintf("<= %d MB", e.o.MillionPeakMB), hwm/1024 <= e.o.MillionPeakMB, false)
+		e.r.Notes = append(e.r.Notes, fmt.Sprintf("%s during the million's load through the watch: Go heap in use %d MB at its end; %s.", n.Name, int(m.Get("go_memstats_heap_inuse_bytes"))>>20, applies(n.M.Lines())))
 	}
 }
 
