@@ -7,7 +7,6 @@ import (
 	"iter"
 	"net/netip"
 	"slices"
-	"strings"
 )
 
 // A running table changes by deltas: a cloud controller adds and removes
@@ -254,15 +253,16 @@ func (t *Table) Rebuild(changes []MappingChange) (*Table, error) {
 		}
 	}
 	gone := make([]uint64, (t.Span()+63)/64) // ids of t deleted by changes
-	var adds []MappingChange                 // additions still standing, Origin unused
-	var addAt []int                          // addAt[k] is the index in changes of adds[k]
-	pending := map[netip.Prefix]int{}        // IPv4 prefix of an addition -> its index in adds
+	deleted := 0
+	var adds []MappingChange       // the additions; Op Del: withdrawn by a later change
+	var addAt []int                // addAt[k] is the index in changes of adds[k]
+	pending := map[Mapping][]int{} // the additions standing, by mapping: indexes in adds
 	for i, c := range changes {
 		m := c.Mapping
 		if c.Op == Del {
-			if k, ok := pending[m.IPv4]; ok && adds[k].Mapping == m {
-				delete(pending, m.IPv4)
-				adds[k].Op = Del // withdrawn before it was built
+			if ks := pending[m]; len(ks) > 0 {
+				adds[ks[len(ks)-1]].Op = Del // withdrawn before it was built
+				pending[m] = ks[:len(ks)-1]
 				continue
 			}
 			id, ok := t.exact(m)
@@ -271,24 +271,21 @@ func (t *Table) Rebuild(changes []MappingChange) (*Table, error) {
 				continue
 			}
 			gone[id>>6] |= 1 << (id & 63)
+			deleted++
 			continue
 		}
 		if msg := checkMapping(m); msg != "" {
 			bad(i, -1, "%s", msg)
 			continue
 		}
-		pending[m.IPv4] = len(adds)
+		pending[m] = append(pending[m], len(adds))
 		adds = append(adds, MappingChange{Op: Add, Mapping: m})
 		addAt = append(addAt, i)
 	}
 	if len(probs) > 0 {
 		return nil, &TableError{Problems: probs}
 	}
-	n := t.Len() + len(pending)
-	if n > maxEntries {
-		return nil, &TableError{Problems: []MappingError{{Index: len(changes) - 1, Other: -1,
-			Msg: fmt.Sprintf("too many mappings (%d); at most %d are accepted", n, maxEntries)}}}
-	}
+
 	// The entries kept never overlap each other (t refused that): only the
 	// additions are checked, each against them (a lookup per length, as
 	// Apply does) and against each other (NewTable's sort, on the
@@ -305,10 +302,15 @@ func (t *Table) Rebuild(changes []MappingChange) (*Table, error) {
 			addedAt = append(addedAt, addAt[k])
 		}
 	}
+	n := t.Len() - deleted + len(added)
+	if n > maxEntries {
+		return nil, &TableError{Problems: []MappingError{{Index: addedAt[len(addedAt)-1], Other: -1,
+			Msg: fmt.Sprintf("too many mappings (%d); at most %d are accepted", n, maxEntries)}}}
+	}
 	for k := range added {
 		if id, six, ok := t.keptConflict(&added[k], kept); ok {
 			m, o := changes[addedAt[k]].Mapping, t.Mapping(id)
-			bad(addedAt[k], id, "%s", conflictMsg(m, o, id, six))
+			bad(addedAt[k], id, "%s", conflictMsg(m, o, fmt.Sprintf("mapping %d", id), six))
 		}
 	}
 	ok := make([]bool, len(added))
@@ -318,8 +320,7 @@ func (t *Table) Rebuild(changes []MappingChange) (*Table, error) {
 	for _, p := range checkOverlaps(checkOverlaps(nil, added, ok, false), added, ok, true) {
 		m, o := changes[addedAt[p.index]].Mapping, changes[addedAt[p.other]].Mapping
 		six := p.kind == probDup6 || p.kind == probOver6
-		msg := conflictMsg(m, o, -1, six)
-		bad(addedAt[p.index], -1, "%s", strings.Replace(msg, "mapping -1", fmt.Sprintf("the addition of %s %s in the same changes", o.IPv4, o.IPv6), 1))
+		bad(addedAt[p.index], -1, "%s", conflictMsg(m, o, fmt.Sprintf("change %d", addedAt[p.other]), six))
 	}
 	if len(probs) > 0 {
 		slices.SortStableFunc(probs, func(a, b MappingError) int { return cmp.Compare(a.Index, b.Index) })
@@ -372,19 +373,20 @@ func (t *Table) keptConflict(e *eamEntry, kept func(id int) bool) (id int, six, 
 	return 0, false, false
 }
 
-// conflictMsg says how m collides with o, the entry id, on side six.
-func conflictMsg(m, o Mapping, id int, six bool) string {
+// conflictMsg says how m collides with o, named other ("mapping 7", or
+// "change 3" for an earlier change of the same batch), on side six.
+func conflictMsg(m, o Mapping, other string, six bool) string {
 	switch {
 	case o == m:
-		return fmt.Sprintf("duplicates mapping %d (%s, %s)", id, m.IPv4, m.IPv6)
+		return fmt.Sprintf("duplicates %s (%s, %s)", other, m.IPv4, m.IPv6)
 	case six && o.IPv6 == m.IPv6:
-		return fmt.Sprintf("%s duplicates mapping %d", m.IPv6, id)
+		return fmt.Sprintf("%s duplicates %s", m.IPv6, other)
 	case !six && o.IPv4 == m.IPv4:
-		return fmt.Sprintf("%s duplicates mapping %d", m.IPv4, id)
+		return fmt.Sprintf("%s duplicates %s", m.IPv4, other)
 	case six:
-		return fmt.Sprintf("%s overlaps mapping %d (%s)", m.IPv6, id, o.IPv6)
+		return fmt.Sprintf("%s overlaps %s (%s)", m.IPv6, other, o.IPv6)
 	}
-	return fmt.Sprintf("%s overlaps mapping %d (%s)", m.IPv4, id, o.IPv4)
+	return fmt.Sprintf("%s overlaps %s (%s)", m.IPv4, other, o.IPv4)
 }
 
 // baseEntry returns base entry i as NewTable took it in.
@@ -463,7 +465,7 @@ func (t *Table) Apply(changes []MappingChange) (*Table, error) {
 			continue
 		}
 		if id, six, ok := t.conflict(&w, m); ok {
-			bad(i, id, "%s", conflictMsg(m, t.mappingIn(&w, id), id, six))
+			bad(i, id, "%s", conflictMsg(m, t.mappingIn(&w, id), fmt.Sprintf("mapping %d", id), six))
 			continue
 		}
 		if w.next > maxEntries {

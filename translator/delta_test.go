@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -418,5 +419,57 @@ func BenchmarkRebuild(b *testing.B) {
 		if _, err := base.Rebuild(changes); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRebuildWithdrawn: additions withdrawn later in the same batch, in
+// any order, and refusals naming an entry of the overlay by its id.
+func TestRebuildWithdrawn(t *testing.T) {
+	mp := func(a, b string) Mapping { return Mapping{netip.MustParsePrefix(a), netip.MustParsePrefix(b)} }
+	tab, err := NewTable([]Mapping{mp("203.0.113.7/32", "2001:db8:2::7/128")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := mp("192.0.2.1/32", "2001:db8:5::1/128"), mp("192.0.2.1/32", "2001:db8:5::2/128")
+	add := func(m Mapping) MappingChange { return MappingChange{Op: Add, Mapping: m} }
+	del := func(m Mapping) MappingChange { return MappingChange{Op: Del, Mapping: m} }
+	for _, c := range []struct {
+		changes []MappingChange
+		want    []Mapping // the added mappings left
+	}{
+		{[]MappingChange{add(a), add(b), del(a)}, []Mapping{b}},
+		{[]MappingChange{add(a), add(b), del(b), del(a)}, nil},
+		{[]MappingChange{add(a), del(a), add(b)}, []Mapping{b}},
+		{[]MappingChange{add(a), add(a), del(a)}, []Mapping{a}},
+	} {
+		got, err := tab.Rebuild(c.changes)
+		if err != nil {
+			t.Errorf("Rebuild(%v): %v", c.changes, err)
+			continue
+		}
+		var all []Mapping
+		for _, m := range got.All() {
+			all = append(all, m)
+		}
+		if want := append([]Mapping{mp("203.0.113.7/32", "2001:db8:2::7/128")}, c.want...); !sameSet(all, want) {
+			t.Errorf("Rebuild(%v) = %v, want %v", c.changes, all, want)
+		}
+	}
+	// A conflict with an entry added since the base names its id.
+	ov, err := tab.Apply([]MappingChange{add(mp("198.51.100.0/28", "2001:db8:9::/124"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := ov.Lookup4(netip.MustParseAddr("198.51.100.1"))
+	_, err = ov.Rebuild([]MappingChange{add(mp("192.0.2.9/32", "2001:db8:7::9/128")), add(mp("198.51.100.3/32", "2001:db8:8::3/128"))})
+	var te *TableError
+	want := fmt.Sprintf("198.51.100.3/32 overlaps mapping %d (198.51.100.0/28)", id)
+	if !errors.As(err, &te) || len(te.Problems) != 1 || te.Problems[0].Index != 1 || te.Problems[0].Other != id || te.Problems[0].Msg != want {
+		t.Errorf("a conflict with the overlay: %v, want %q against %d", err, want, id)
+	}
+	// Two additions of the batch colliding: named by the earlier change.
+	_, err = tab.Rebuild([]MappingChange{add(a), add(mp("192.0.2.0/30", "2001:db8:6::/126"))})
+	if !errors.As(err, &te) || len(te.Problems) != 1 || !strings.Contains(te.Problems[0].Msg, "change 0") {
+		t.Errorf("two additions colliding: %v", err)
 	}
 }

@@ -35,7 +35,7 @@
 // second, costs one apply per batch, not one per key. After an apply that
 // took long (a large table built anew) the watch only gathers, for up to
 // twice that time, and applies as soon as it has been quiet for 100 ms:
-// a node following a bulk load spends at most a third of a CPU on it and
+// a node following a steady bulk load spends at most a third of a CPU on it and
 // serves the last key moments after the load ends. A watch that finds its
 // revision compacted (after a long disconnection) reads the whole prefix
 // again and applies a new Snapshot. The table is kept here in a compact

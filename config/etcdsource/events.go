@@ -53,12 +53,13 @@ type Delta struct {
 }
 
 // Applier receives the table's changes, one call at a time, in revision
-// order, from the source's goroutine. A call that returns has applied the
-// changes: the revision the node then serves is published as applied.
+// order, from the source's goroutine. A call that returns nil has applied
+// the changes: the revision the node then serves is published as applied.
 //
 // ApplyDeltas gets the changes of one or more revisions, which apply as
-// one step (during a bulk load, thousands); it returns an error when it
-// did not apply them, and the source then sends the whole table.
+// one step (during a bulk load, thousands); it returns an error only when
+// it applied none of them (its table and the source's disagree: a bug),
+// and the source then sends the whole table.
 type Applier interface {
 	ApplySnapshot(Snapshot)
 	ApplyDeltas([]Delta) error

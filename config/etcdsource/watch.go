@@ -69,7 +69,7 @@ func (s *Source) watch(ctx context.Context) error {
 				cacheTimer.Reset(s.cfg.CacheDelay)
 			}
 			if b.stop == nil && took >= restAfter {
-				next = s.rest(ctx, wch, took, from)
+				next = s.rest(ctx, wch, cacheTimer, took, from)
 			}
 		}
 		if b.progress != 0 {
@@ -104,12 +104,13 @@ func (s *Source) gather(b *batch, wch clientv3.WatchChan, t *time.Timer, from in
 
 // rest follows an apply that took long (a large table built anew for a
 // bulk batch): for up to twice that time the watch's changes are only
-// gathered, so that a node following a bulk load spends at most a third
-// of a CPU applying it, leaving the rest to the data plane and, on a
-// shared machine, to etcd itself. The rest ends as soon as the watch has
-// been quiet for restQuiet: the load is over, and what came is applied
-// at once. A single change on a small table never rests.
-func (s *Source) rest(ctx context.Context, wch clientv3.WatchChan, took time.Duration, from int64) *batch {
+// gathered, so that a node following a steady bulk load spends at most a
+// third of a CPU applying it, leaving the rest to the data plane and, on
+// a shared machine, to etcd itself. The rest ends as soon as the watch
+// has been quiet for restQuiet: the load is over (or pauses: bursts more
+// than restQuiet apart are each applied when they end), and what came is
+// applied at once. A single change on a small table never rests.
+func (s *Source) rest(ctx context.Context, wch clientv3.WatchChan, cacheTimer *time.Timer, took time.Duration, from int64) *batch {
 	b := &batch{}
 	end := time.NewTimer(min(2*took, maxRest))
 	defer end.Stop()
@@ -123,6 +124,8 @@ func (s *Source) rest(ctx context.Context, wch clientv3.WatchChan, took time.Dur
 			return b
 		case <-quiet.C:
 			return b
+		case <-cacheTimer.C: // a load of several minutes still writes its cache
+			s.writeCache()
 		case resp, ok := <-wch:
 			b.stop = b.add(resp, ok, from)
 			quiet.Reset(restQuiet)
@@ -209,9 +212,9 @@ func (s *Source) events(evs []*clientv3.Event) time.Duration {
 	}
 	if err != nil {
 		s.log.Error("changes from etcd refused by the node; applying the whole table instead", "changes", len(deltas), "revision", rev, "err", err)
-		s.mu.Lock()
+		// Without s.mu: only this goroutine changes the index, and the
+		// build takes a second at a million mappings.
 		t, err := s.idx.table()
-		s.mu.Unlock()
 		if err != nil {
 			s.log.Error("cannot apply the whole table either", "err", err)
 		} else {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -572,15 +571,6 @@ func applies(lines []string) string {
 		if rec.Rebuilt {
 			rebuilt++
 		}
-	}
-	if f := os.Getenv("IAAS_APPLY_LOG"); f != "" { // for a look at each apply
-		var keep []string
-		for _, l := range lines {
-			if strings.Contains(l, `"mappings changed"`) || strings.Contains(l, "table") {
-				keep = append(keep, l)
-			}
-		}
-		os.WriteFile(f, []byte(strings.Join(keep, "\n")+"\n"), 0o644)
 	}
 	return fmt.Sprintf("%d deltas applied since its start (%d of them bulk batches built as a whole table), %v applying in all, the longest %v, up to %.0f mappings",
 		batches, rebuilt, total.Round(time.Millisecond), longest.Round(time.Millisecond), largest)

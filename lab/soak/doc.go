@@ -36,8 +36,8 @@
 //   - Memory flat: each node's RSS (VmRSS) at the end at most the larger of
 //     +20 % and +10 MB over its value after the warm-up (the first period:
 //     one reload, one drain cycle, every kind of traffic seen). Go's
-//     collector lets the heap grow to twice the live data between cycles
-//     (GOGC=100) and a reload builds a second table before the first is
+//     collector lets the heap grow past the live data between cycles
+//     (map646 runs with GOGC=25 unless GOGC is set) and a reload builds a second table before the first is
 //     freed: a few MB of sawtooth on a heap of this size. A leak of a
 //     reload, a drain or a connection per period would pass the margin
 //     within ten periods only if each leaked less than 1 MB; the report

@@ -52,7 +52,13 @@ func (f etcdFeed) ApplyDeltas(ds []etcdsource.Delta) error {
 			changes[i].Op = translator.Del
 		}
 	}
-	return f.send(MappingUpdate{Changes: changes})
+	err := f.send(MappingUpdate{Changes: changes})
+	if !errors.Is(err, errNothingChanged) {
+		// Applied: a route or an announcement that failed is the loop's to
+		// report and retry, not a reason to send the whole table.
+		return nil
+	}
+	return err
 }
 
 // send hands u to the loop and waits for its result; nil when the daemon

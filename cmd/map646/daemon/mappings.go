@@ -250,7 +250,10 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 		return "", refusal(cur.Table(), changes, err)
 	}
 	tableTook := time.Since(start)
-	if n, max := next.Table().Len(), d.cfg.Translator.MaxMappings; n > max && n > cur.Table().Len() {
+	// A source with its own copy (etcd) holds its table to the
+	// max_mappings it started with and refuses the keys past it (each
+	// listed as a bad entry); the node takes what the source accepted.
+	if n, max := next.Table().Len(), d.cfg.Translator.MaxMappings; durable && n > max && n > cur.Table().Len() {
 		return "", fmt.Errorf("%w: %d mappings, more than translator.max_mappings (%d)", errNothingChanged, n, max)
 	}
 	fileStart := time.Now()
@@ -316,12 +319,21 @@ func describeChanges(changes []translator.MappingChange) string {
 
 // rebuildBetter says whether changes cost less as a table built anew
 // (translator.Table.Rebuild: the whole table, once) than on t's overlay,
-// which Apply rebuilds whole at each call and whose conflict check grows
-// with it: a batch past maxReloadDelta (a bulk load arriving through
-// etcd), or an overlay that a background compaction did not empty in
-// time (changes pouring in while a large table compacts).
+// whose added entries Apply rebuilds at each call and checks each
+// addition against: more than maxReloadDelta additions (a bulk load
+// arriving through etcd), or an overlay that a background compaction did
+// not empty in time (changes pouring in while a large table compacts).
+// A table built anew gives its entries new ids (Compact's order): the
+// per-mapping counters follow their mappings (dataplane.Swap), the ids
+// `map646 mappings` shows change.
 func rebuildBetter(t *translator.Table, changes []translator.MappingChange) bool {
-	return len(changes) > maxReloadDelta || t.Pending()+len(changes) > 2*maxReloadDelta
+	adds := 0 // a deletion costs the overlay a tombstone bit only
+	for _, c := range changes {
+		if c.Op == translator.Add {
+			adds++
+		}
+	}
+	return adds > maxReloadDelta || t.Pending()+adds > 2*maxReloadDelta
 }
 
 // rebuildMappings is ApplyMappings for a bulk batch: the table built anew
@@ -336,7 +348,7 @@ func (d *daemon) rebuildMappings(changes []translator.MappingChange, durable boo
 		return "", refusal(cur.Table(), changes, err)
 	}
 	tableTook := time.Since(start)
-	if n, max := table.Len(), d.cfg.Translator.MaxMappings; n > max && n > cur.Table().Len() {
+	if n, max := table.Len(), d.cfg.Translator.MaxMappings; durable && n > max && n > cur.Table().Len() { // as ApplyMappings
 		return "", fmt.Errorf("%w: %d mappings, more than translator.max_mappings (%d)", errNothingChanged, n, max)
 	}
 	tr, err := translator.New(cur.Config(), table)
@@ -615,7 +627,7 @@ func (d *daemon) applyUpdate(u MappingUpdate) error {
 	return err
 }
 
-// ApplySnapshot makes ms the running table: as a delta when it differs by
+// ApplySnapshot makes snap's mappings the running table: as a delta when it differs by
 // at most maxReloadDelta mappings (translator.Diff), else swapped whole
 // with the routes and announcements recomputed, as a reload does.
 func (d *daemon) ApplySnapshot(snap []translator.MappingChange) error {
