@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"testing"
@@ -24,10 +25,15 @@ func TestEtcdFeed(t *testing.T) {
 
 	done := make(chan struct{})
 	go func() {
-		if err := f.ApplyDeltas([]etcdsource.Delta{{Op: etcdsource.Delete, Key: "/map646/mappings/198.51.100.10", Mapping: m, Revision: 7}}); err == nil || err.Error() != "refused" {
+		if err := f.ApplyDeltas([]etcdsource.Delta{{Op: etcdsource.Delete, Key: "/map646/mappings/198.51.100.10", Mapping: m, Revision: 7}}); !errors.Is(err, errNothingChanged) {
 			t.Errorf("the loop's refusal came back as %v", err)
 		}
-		f.ApplySnapshot(etcdsource.Snapshot{Revision: 8}) // an empty table
+		// Applied, a route failing: not a refusal (the source would send
+		// the whole table for nothing).
+		if err := f.ApplyDeltas([]etcdsource.Delta{{Op: etcdsource.Put, Key: "/map646/mappings/198.51.100.10", Mapping: m, Revision: 8}}); err != nil {
+			t.Errorf("an applied batch whose route failed came back as %v", err)
+		}
+		f.ApplySnapshot(etcdsource.Snapshot{Revision: 9}) // an empty table
 		close(done)
 	}()
 	u := <-updates
@@ -39,7 +45,9 @@ func TestEtcdFeed(t *testing.T) {
 		t.Fatal("the feed returned before the loop answered")
 	case <-time.After(20 * time.Millisecond):
 	}
-	u.Result <- errors.New("refused")
+	u.Result <- fmt.Errorf("%w: no mapping to delete", errNothingChanged)
+	u = <-updates
+	u.Result <- errors.New("put 198.51.100.10: 1 mappings, but not every change was applied: route: file exists")
 	u = <-updates
 	if u.Table == nil || u.Table.Len() != 0 || u.Changes != nil {
 		t.Errorf("an empty snapshot must be an empty table, not a delta: %+v", u)
