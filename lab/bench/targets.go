@@ -77,24 +77,7 @@ func (r *results) targets() []target {
 		ts = append(ts, t)
 	}
 	for _, dev := range []string{"map646-offload", "map646-water", "map646-busypoll"} {
-		t := target{Goal: fmt.Sprintf("ping p50 through %s within 20 µs of kernel forwarding", subjectName(dev))}
-		a, _ := r.median(dev, "rtt-p50")
-		t.Known, t.Met = !math.IsNaN(a), true
-		parts := []string{fmt.Sprintf("%.0f µs", a)}
-		if !t.Known {
-			parts = []string{"no value"}
-		}
-		for _, k := range kernels {
-			b, _ := r.median(k, "rtt-p50")
-			if math.IsNaN(b) {
-				t.Known = false
-				continue
-			}
-			t.Met = t.Met && a-b <= 20
-			parts = append(parts, fmt.Sprintf("%+.0f µs against %s (%.0f µs)", a-b, subjectName(k), b))
-		}
-		t.Detail = strings.Join(parts, ", ")
-		ts = append(ts, t)
+		ts = append(ts, r.pingTarget(dev, 20))
 	}
 	ts = append(ts, r.fastPathTargets()...)
 	// Checksums: map646 is held to it, the kernels must be clean for the
@@ -162,7 +145,12 @@ func (r *results) fastPathTargets() []target {
 		t.Detail = strings.Join(parts, ", ")
 		ts = append(ts, t)
 	}
-	t := target{Goal: "ping p50 through map646 fast path within 10 µs of kernel forwarding"}
+	return append(ts, r.pingTarget(dev, 10))
+}
+
+// pingTarget holds dev's ping p50 to within limit µs of every kernel's.
+func (r *results) pingTarget(dev string, limit float64) target {
+	t := target{Goal: fmt.Sprintf("ping p50 through %s within %.0f µs of kernel forwarding", subjectName(dev), limit)}
 	a, _ := r.median(dev, "rtt-p50")
 	t.Known, t.Met = !math.IsNaN(a), true
 	parts := []string{fmt.Sprintf("%.0f µs", a)}
@@ -175,11 +163,11 @@ func (r *results) fastPathTargets() []target {
 			t.Known = false
 			continue
 		}
-		t.Met = t.Met && a-b <= 10
+		t.Met = t.Met && a-b <= limit
 		parts = append(parts, fmt.Sprintf("%+.0f µs against %s (%.0f µs)", a-b, subjectName(k), b))
 	}
 	t.Detail = strings.Join(parts, ", ")
-	return append(ts, t)
+	return t
 }
 
 // overlap tells whether the ranges of two subjects' runs of a metric

@@ -30,9 +30,10 @@ import (
 var etcd1M = flag.Bool("etcd1m", false, "run TestEtcd1M: load 1,000,000 mappings into etcd and measure a node's start-up read")
 
 // Bounds of the read, about 1.2 times the worst of the runs measured here
-// (2 CPUs shared with other work), with the translator's table built by
-// the source from its records (what a node does at start-up): earlier,
-// with the table built from a []Mapping snapshot, 298 to 321 MB. A read
+// (2 CPUs shared with other work) when the table was built from a
+// []Mapping snapshot (298 to 321 MB); not measured again since the source
+// builds it from its records (make iaas's restarted nodes, which do the
+// same and run the whole daemon, peaked at 238 to 285 MB). A read
 // took 4.8 to 6.3 s in pages of 100,000 (11.6 s in pages of 25,000: etcd
 // 3.4's cost per page, see DefaultPageSize).
 const (

@@ -49,14 +49,8 @@ func sendUDP(t *testing.T, dst netip.Addr, n int) {
 // workers carry the datagrams again.
 func TestFastPath(t *testing.T) {
 	inNetns(t, func() {
-		n := newProbeNode(t, "", nodeAddr, true, nil)
+		n := newAttachedNode(t)
 		d := n.d
-		if err := os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", []byte("1"), 0); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.AttachFastPath(); err != nil {
-			t.Fatalf("AttachFastPath: %v", err)
-		}
 		st := d.FastPathStatus()
 		if !st.Attached || st.ProgramID == 0 || st.Disabled != "" {
 			t.Fatalf("status after attaching: %+v", st)
@@ -249,14 +243,8 @@ func gauge(t *testing.T, reg *prometheus.Registry, name, value string) prometheu
 // program no longer translates it (the workers refuse it).
 func TestFastPathFollowsDelta(t *testing.T) {
 	inNetns(t, func() {
-		n := newProbeNode(t, "", nodeAddr, true, nil)
+		n := newAttachedNode(t)
 		d := n.d
-		if err := os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", []byte("1"), 0); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.AttachFastPath(); err != nil {
-			t.Fatalf("AttachFastPath: %v", err)
-		}
 		m := translator.Mapping{IPv4: netip.MustParsePrefix("203.0.113.50/32"), IPv6: netip.MustParsePrefix("2001:db8:7::50/128")}
 		apply := func(op translator.ChangeOp) {
 			t.Helper()
@@ -314,4 +302,18 @@ func TestFastPathFollowsDelta(t *testing.T) {
 			t.Errorf("after the delete the workers refused %d datagrams as no-mapping-dst, want %d", got, sent)
 		}
 	})
+}
+
+// newAttachedNode is a probe node forwarding IPv6 with the fast path
+// attached to its device.
+func newAttachedNode(t *testing.T) *probeNode {
+	t.Helper()
+	n := newProbeNode(t, "", nodeAddr, true, nil)
+	if err := os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.d.AttachFastPath(); err != nil {
+		t.Fatalf("AttachFastPath: %v", err)
+	}
+	return n
 }

@@ -250,21 +250,10 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 		return "", refusal(cur.Table(), changes, err)
 	}
 	tableTook := time.Since(start)
-	// A source with its own copy (etcd) holds its table to the
-	// max_mappings it started with and refuses the keys past it (each
-	// listed as a bad entry); the node takes what the source accepted.
-	if n, max := next.Table().Len(), d.cfg.Translator.MaxMappings; durable && n > max && n > cur.Table().Len() {
-		return "", fmt.Errorf("%w: %d mappings, more than translator.max_mappings (%d)", errNothingChanged, n, max)
+	fileTook, err := d.keepChanges(changes, next.Table().Len(), cur.Table().Len(), durable)
+	if err != nil {
+		return "", err
 	}
-	fileStart := time.Now()
-	if durable {
-		if err := d.cfg.ChangeMappingFile(changes); err != nil {
-			return "", fmt.Errorf("%w: %w", errNothingChanged, err)
-		}
-	} else {
-		d.tables.record(changes)
-	}
-	fileTook := time.Since(fileStart)
 	var add, del []netip.Prefix
 	var errRemove, errAdd error
 	if d.routes != nil {
@@ -292,6 +281,29 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 		return "", fmt.Errorf("%s, but not every change was applied: %w", msg, err)
 	}
 	return msg, nil
+}
+
+// keepChanges admits changes that make a table of n mappings out of one
+// of was, and keeps them where they are kept: written to the mapping file
+// first (durable: a change from the control socket), or their origins
+// recorded (a source with its own copy). It returns how long the write
+// took. Past translator.max_mappings a durable change that grows the table
+// is refused; a source with its own copy (etcd) holds its table to the
+// max_mappings it started with and refuses the keys past it (each listed
+// as a bad entry), so the node takes what the source accepted.
+func (d *daemon) keepChanges(changes []translator.MappingChange, n, was int, durable bool) (time.Duration, error) {
+	if !durable {
+		d.tables.record(changes)
+		return 0, nil
+	}
+	if max := d.cfg.Translator.MaxMappings; n > max && n > was {
+		return 0, fmt.Errorf("%w: %d mappings, more than translator.max_mappings (%d)", errNothingChanged, n, max)
+	}
+	start := time.Now()
+	if err := d.cfg.ChangeMappingFile(changes); err != nil {
+		return 0, fmt.Errorf("%w: %w", errNothingChanged, err)
+	}
+	return time.Since(start), nil
 }
 
 // maxListedChanges is the most changes a log line or a reply names one by
@@ -348,22 +360,14 @@ func (d *daemon) rebuildMappings(changes []translator.MappingChange, durable boo
 		return "", refusal(cur.Table(), changes, err)
 	}
 	tableTook := time.Since(start)
-	if n, max := table.Len(), d.cfg.Translator.MaxMappings; durable && n > max && n > cur.Table().Len() { // as ApplyMappings
-		return "", fmt.Errorf("%w: %d mappings, more than translator.max_mappings (%d)", errNothingChanged, n, max)
-	}
 	tr, err := translator.New(cur.Config(), table)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", errNothingChanged, err)
 	}
-	fileStart := time.Now()
-	if durable {
-		if err := d.cfg.ChangeMappingFile(changes); err != nil {
-			return "", fmt.Errorf("%w: %w", errNothingChanged, err)
-		}
-	} else {
-		d.tables.record(changes)
+	fileTook, err := d.keepChanges(changes, table.Len(), cur.Table().Len(), durable)
+	if err != nil {
+		return "", err
 	}
-	fileTook := time.Since(fileStart)
 	swapStart := time.Now()
 	add, del, errApply := d.replaceTranslator(tr)
 	swapTook := time.Since(swapStart)
