@@ -1,7 +1,6 @@
 package translator
 
 import (
-	"cmp"
 	"encoding/binary"
 	"fmt"
 	"iter"
@@ -127,22 +126,24 @@ func (o *overlay) map6(a [16]byte) ([4]byte, int32, bool) {
 }
 
 func (o *overlay) isDead(id int32) bool {
-	return o.dead != nil && o.dead[id>>6]>>(id&63)&1 != 0
+	// An id past the bitmap is not the base's: it was given after the
+	// overlay was made (by a Rebuild on its way, see rebuild.go).
+	return int(id>>6) < len(o.dead) && o.dead[id>>6]>>(id&63)&1 != 0
 }
 
 // Len returns the number of entries.
 func (t *Table) Len() int {
 	if t.ov == nil {
-		return len(t.where)
+		return t.n
 	}
-	return len(t.where) - t.ov.ndead + len(t.ov.ms)
+	return t.n - t.ov.ndead + len(t.ov.ms)
 }
 
 // Span returns the number of ids given out: every entry's id is below it.
 // Without changes since NewTable, it is Len.
 func (t *Table) Span() int {
 	if t.ov == nil {
-		return len(t.where)
+		return len(t.ids)
 	}
 	return int(t.ov.next)
 }
@@ -152,8 +153,8 @@ func (t *Table) Live(id int) bool {
 	switch {
 	case id < 0:
 		return false
-	case id < len(t.where):
-		return t.ov == nil || !t.ov.isDead(int32(id))
+	case id < len(t.ids):
+		return t.ids[id] != 0 && (t.ov == nil || !t.ov.isDead(int32(id)))
 	case t.ov == nil:
 		return false
 	}
@@ -164,8 +165,9 @@ func (t *Table) Live(id int) bool {
 // Mapping returns the entry of id id, as it was given to NewTable or
 // Apply. id must be Live.
 func (t *Table) Mapping(id int) Mapping {
-	if id < len(t.where) {
-		return t.baseMapping(id)
+	if id < len(t.ids) {
+		m, _ := t.baseMapping(id)
+		return m
 	}
 	k, _ := slices.BinarySearch(t.ov.ids, int32(id))
 	return t.ov.ms[k]
@@ -175,11 +177,12 @@ func (t *Table) Mapping(id int) Mapping {
 // order given to NewTable, then those added since, in the order added.
 func (t *Table) All() iter.Seq2[int, Mapping] {
 	return func(yield func(int, Mapping) bool) {
-		for i := range t.where {
-			if t.ov != nil && t.ov.isDead(int32(i)) {
+		for i := range t.ids {
+			if t.ids[i] == 0 || t.ov != nil && t.ov.isDead(int32(i)) {
 				continue
 			}
-			if !yield(i, t.baseMapping(i)) {
+			m, ok := t.baseMapping(i)
+			if ok && !yield(i, m) {
 				return
 			}
 		}
@@ -215,7 +218,11 @@ func (t *Table) Lookup6(a netip.Addr) (int, bool) {
 // NeedsCompaction says whether the changes since NewTable are many enough
 // to make Compact worth its cost: each Apply would otherwise grow slower.
 func (t *Table) NeedsCompaction() bool {
-	return t.ov != nil && (len(t.ov.ms) > compactAdds || t.ov.ndead > max(compactDeadMin, len(t.where)/8))
+	dead := len(t.ids) - t.n // ids left unused by Rebuild's deletions
+	if t.ov != nil {
+		dead += t.ov.ndead
+	}
+	return dead > max(compactDeadMin, t.n/8) || t.ov != nil && len(t.ov.ms) > compactAdds
 }
 
 // Pending returns the number of mappings added since the base was built
@@ -225,123 +232,6 @@ func (t *Table) Pending() int {
 		return 0
 	}
 	return len(t.ov.ms)
-}
-
-// Compact returns a table of the same entries built anew, without an
-// overlay; the ids are given anew, in All's order. It takes as long as
-// NewTable and, while it runs, the memory of a second table.
-func (t *Table) Compact() (*Table, error) { return t.Rebuild(nil) }
-
-// Rebuild returns the table with changes applied, built anew without an
-// overlay, ids given anew in All's order with the additions last: a batch
-// of many changes (a bulk load through etcd) costs one build of the whole
-// table instead of an overlay that each later change would rebuild. Its
-// memory is the new table's and 29 bytes per entry while it runs, never a
-// []Mapping of the whole table (64 bytes per entry).
-//
-// Like Apply it is all or none, each refusal a MappingError naming the
-// change and the entry in the way, and a deletion must name an entry at
-// its turn. Unlike Apply it checks the overlaps of the result, not of each
-// step: an addition that overlaps an entry a later change of the same
-// batch deletes is accepted (Apply refuses it). A source that checked its
-// changes one by one (etcdsource) sends nothing either refuses.
-func (t *Table) Rebuild(changes []MappingChange) (*Table, error) {
-	var probs []MappingError
-	bad := func(i, other int, format string, args ...any) {
-		if len(probs) < maxProblems {
-			probs = append(probs, MappingError{Index: i, Other: other, Msg: fmt.Sprintf(format, args...)})
-		}
-	}
-	gone := make([]uint64, (t.Span()+63)/64) // ids of t deleted by changes
-	deleted := 0
-	var adds []MappingChange       // the additions; Op Del: withdrawn by a later change
-	var addAt []int                // addAt[k] is the index in changes of adds[k]
-	pending := map[Mapping][]int{} // the additions standing, by mapping: indexes in adds
-	for i, c := range changes {
-		m := c.Mapping
-		if c.Op == Del {
-			if ks := pending[m]; len(ks) > 0 {
-				adds[ks[len(ks)-1]].Op = Del // withdrawn before it was built
-				pending[m] = ks[:len(ks)-1]
-				continue
-			}
-			id, ok := t.exact(m)
-			if !ok || gone[id>>6]>>(id&63)&1 != 0 {
-				bad(i, -1, "no mapping %s %s to delete", m.IPv4, m.IPv6)
-				continue
-			}
-			gone[id>>6] |= 1 << (id & 63)
-			deleted++
-			continue
-		}
-		if msg := checkMapping(m); msg != "" {
-			bad(i, -1, "%s", msg)
-			continue
-		}
-		pending[m] = append(pending[m], len(adds))
-		adds = append(adds, MappingChange{Op: Add, Mapping: m})
-		addAt = append(addAt, i)
-	}
-	if len(probs) > 0 {
-		return nil, &TableError{Problems: probs}
-	}
-
-	// The entries kept never overlap each other (t refused that): only the
-	// additions are checked, each against them (a lookup per length, as
-	// Apply does) and against each other (NewTable's sort, on the
-	// additions only). A million-entry table is not sorted again.
-	isGone := func(id int) bool { return gone[id>>6]>>(id&63)&1 != 0 }
-	kept := func(id int) bool {
-		return !isGone(id) && (t.ov == nil || id >= len(t.where) || !t.ov.isDead(int32(id)))
-	}
-	var added []eamEntry
-	var addedAt []int // addedAt[k] is the index in changes of added[k]
-	for k, c := range adds {
-		if c.Op == Add {
-			added = append(added, entryOf(c.Mapping))
-			addedAt = append(addedAt, addAt[k])
-		}
-	}
-	n := t.Len() - deleted + len(added)
-	if n > maxEntries {
-		return nil, &TableError{Problems: []MappingError{{Index: addedAt[len(addedAt)-1], Other: -1,
-			Msg: fmt.Sprintf("too many mappings (%d); at most %d are accepted", n, maxEntries)}}}
-	}
-	for k := range added {
-		if id, six, ok := t.keptConflict(&added[k], kept); ok {
-			m, o := changes[addedAt[k]].Mapping, t.Mapping(id)
-			bad(addedAt[k], id, "%s", conflictMsg(m, o, fmt.Sprintf("mapping %d", id), six))
-		}
-	}
-	ok := make([]bool, len(added))
-	for i := range ok {
-		ok[i] = true
-	}
-	for _, p := range checkOverlaps(checkOverlaps(nil, added, ok, false), added, ok, true) {
-		m, o := changes[addedAt[p.index]].Mapping, changes[addedAt[p.other]].Mapping
-		six := p.kind == probDup6 || p.kind == probOver6
-		bad(addedAt[p.index], -1, "%s", conflictMsg(m, o, fmt.Sprintf("change %d", addedAt[p.other]), six))
-	}
-	if len(probs) > 0 {
-		slices.SortStableFunc(probs, func(a, b MappingError) int { return cmp.Compare(a.Index, b.Index) })
-		return nil, &TableError{Problems: probs}
-	}
-
-	ents := make([]eamEntry, 0, n)
-	for id := range t.where { // the base, straight from its slots
-		if kept(id) {
-			ents = append(ents, t.baseEntry(id))
-		}
-	}
-	if t.ov != nil {
-		for k, m := range t.ov.ms {
-			if !isGone(int(t.ov.ids[k])) {
-				ents = append(ents, entryOf(m))
-			}
-		}
-	}
-	gone = nil
-	return build(append(ents, added...)), nil
 }
 
 // keptConflict returns the id of an entry of t that kept says is kept
@@ -389,20 +279,6 @@ func conflictMsg(m, o Mapping, other string, six bool) string {
 	return fmt.Sprintf("%s overlaps %s (%s)", m.IPv4, other, o.IPv4)
 }
 
-// baseEntry returns base entry i as NewTable took it in.
-func (t *Table) baseEntry(i int) eamEntry {
-	w := t.where[i]
-	x := &t.by4[w>>26]
-	s := &x.slots[w&(1<<26-1)]
-	return eamEntry{
-		hi:   binary.BigEndian.Uint64(s.v6[:8]),
-		lo:   binary.BigEndian.Uint64(s.v6[8:]),
-		v4:   s.key,
-		len4: x.len,
-		len6: uint8(s.meta >> 24),
-	}
-}
-
 // exact returns the id of the live entry of t that is m, both sides.
 func (t *Table) exact(m Mapping) (int, bool) {
 	if !m.IPv4.Addr().Is4() {
@@ -433,7 +309,7 @@ func (t *Table) Apply(changes []MappingChange) (*Table, error) {
 	o := t.ov
 	if o == nil {
 		base := *t
-		o = &overlay{base: &base, next: int32(len(t.where))}
+		o = &overlay{base: &base, next: int32(len(t.ids))}
 	}
 	w := overlay{ // the working copy; o is shared with readers
 		base:  o.base,
@@ -512,8 +388,9 @@ func checkMapping(m Mapping) string {
 
 // mappingIn returns the mapping of id in t changed by w.
 func (t *Table) mappingIn(w *overlay, id int) Mapping {
-	if id < len(t.where) {
-		return t.baseMapping(id)
+	if id < len(t.ids) {
+		m, _ := t.baseMapping(id)
+		return m
 	}
 	k, _ := slices.BinarySearch(w.ids, int32(id))
 	return w.ms[k]
@@ -530,11 +407,14 @@ func (t *Table) del(w *overlay, m Mapping) bool {
 		return false
 	}
 	id, ok := t.base4(m.IPv4)
-	if !ok || w.isDead(int32(id)) || t.baseMapping(id) != m {
+	if !ok || w.isDead(int32(id)) {
+		return false
+	}
+	if b, ok := t.baseMapping(id); !ok || b != m {
 		return false
 	}
 	if w.dead == nil {
-		w.dead = make([]uint64, (len(t.where)+63)/64)
+		w.dead = make([]uint64, (len(t.ids)+63)/64)
 	}
 	w.dead[id>>6] |= 1 << (id & 63)
 	w.ndead++
@@ -611,11 +491,13 @@ func (t *Table) overlap4(k uint32, b int, live func(meta uint32) (int, bool)) (i
 				}
 			}
 		default:
-			for j := range x.slots {
-				s := &x.slots[j]
-				if s.meta != 0 && s.key&pmask == k {
-					if id, ok := live(s.meta); ok {
-						return id, true
+			for p := range x.distinct() {
+				for j := range p.slots {
+					s := &p.slots[j]
+					if s.meta != 0 && s.key&pmask == k {
+						if id, ok := live(s.meta); ok {
+							return id, true
+						}
 					}
 				}
 			}
@@ -650,11 +532,13 @@ func (t *Table) overlap6(hi, lo uint64, b int, live func(meta uint32) (int, bool
 				}
 			}
 		default:
-			for j := range x.slots {
-				s := &x.slots[j]
-				if s.meta != 0 && s.hi&phi == hi && s.lo&plo == lo {
-					if id, ok := live(s.meta); ok {
-						return id, true
+			for p := range x.distinct() {
+				for j := range p.slots {
+					s := &p.slots[j]
+					if s.meta != 0 && s.hi&phi == hi && s.lo&plo == lo {
+						if id, ok := live(s.meta); ok {
+							return id, true
+						}
 					}
 				}
 			}

@@ -66,7 +66,24 @@ func sameLookups(t *testing.T, step int, got, want *Table) {
 // not, one at a time and in batches, and checks the result against a
 // table built from scratch of the same mappings: Apply accepts exactly
 // what NewTable accepts, and the two answer every lookup alike.
+//
+// Rebuild is checked on the same batches, with pages of the real size
+// (one per prefix length here) and with pages of about two entries, so
+// that the tables on the way through it mix old pages and new ones.
 func TestApplyDifferential(t *testing.T) {
+	for _, log := range []int{15, 1} {
+		t.Run(fmt.Sprintf("pages%d", 1<<log), func(t *testing.T) {
+			defer func(was int) { pageEntriesLog = was }(pageEntriesLog)
+			pageEntriesLog = log
+			if ways := applyDifferential(t); log == 1 && ways == 0 {
+				t.Error("no Rebuild gave a table on the way: the mixed pages went untested")
+			}
+		})
+	}
+}
+
+// applyDifferential returns how many tables on the way Rebuild gave.
+func applyDifferential(t *testing.T) (ways int) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for round := range 20 {
 		var live []Mapping
@@ -124,23 +141,46 @@ func TestApplyDifferential(t *testing.T) {
 			if (err == nil) != okModel || err != nil && !errors.As(err, &te) {
 				t.Fatalf("round %d step %d: Apply(%v) = %v, NewTable accepts: %v", round, step, changes, err, okModel)
 			}
-			rebuilt, rerr := tab.Rebuild(changes)
+			var onTheWay []*Table
+			rebuilt, rerr := tab.Rebuild(changes, func(w *Table) { onTheWay = append(onTheWay, w) })
 			var rte *TableError
 			if (rerr == nil) != okNet || rerr != nil && (!errors.As(rerr, &rte) || len(rte.Problems) == 0) {
 				t.Fatalf("round %d step %d: Rebuild(%v) = %v, NewTable accepts the result: %v", round, step, changes, rerr, okNet)
 			}
+			if rerr != nil && len(onTheWay) > 0 {
+				t.Fatalf("round %d step %d: a refused Rebuild gave %d tables on the way", round, step, len(onTheWay))
+			}
 			if rerr == nil {
 				var rall []Mapping
-				for _, m := range rebuilt.All() {
+				for id, m := range rebuilt.All() {
+					if !rebuilt.Live(id) || rebuilt.Mapping(id) != m || id >= rebuilt.Span() {
+						t.Fatalf("round %d step %d: Rebuild All yields %d %v, Live %v, Mapping %v, Span %d", round, step, id, m, rebuilt.Live(id), rebuilt.Mapping(id), rebuilt.Span())
+					}
 					rall = append(rall, m)
 				}
-				if !sameSet(rall, next) || rebuilt.Pending() != 0 || rebuilt.Span() != len(next) {
-					t.Fatalf("round %d step %d: Rebuild All = %v (pending %d, span %d), want %v", round, step, rall, rebuilt.Pending(), rebuilt.Span(), next)
+				if !sameSet(rall, next) || rebuilt.Pending() != 0 || rebuilt.Len() != len(next) {
+					t.Fatalf("round %d step %d: Rebuild All = %v (pending %d, len %d), want %v", round, step, rall, rebuilt.Pending(), rebuilt.Len(), next)
+				}
+				// The ids of the entries kept do not move.
+				for id, m := range tab.All() {
+					if rebuilt.Live(id) && rebuilt.Mapping(id) != m {
+						t.Fatalf("round %d step %d: Rebuild moved id %d: was %v, is %v", round, step, id, m, rebuilt.Mapping(id))
+					}
 				}
 				want, _ := NewTable(next)
 				sameLookups(t, step, rebuilt, want)
+				ways += len(onTheWay)
+				for _, w := range onTheWay {
+					if w.Len() != len(next) {
+						t.Fatalf("round %d step %d: a table on the way has Len %d, want the result's %d", round, step, w.Len(), len(next))
+					}
+					betweenLookups(t, step, w, tab, rebuilt)
+				}
 			}
 			if err != nil {
+				if rerr == nil && r.IntN(2) == 0 {
+					tab, live = rebuilt, next // go on from what only Rebuild accepts
+				}
 				continue
 			}
 			want, err := NewTable(next)
@@ -168,6 +208,9 @@ func TestApplyDifferential(t *testing.T) {
 				}
 			}
 			tab, live = got, next
+			if rerr == nil && r.IntN(3) == 0 {
+				tab = rebuilt // its ids have holes where entries were deleted
+			}
 			if tab.NeedsCompaction() || r.IntN(50) == 0 {
 				if tab, err = tab.Compact(); err != nil {
 					t.Fatal(err)
@@ -175,6 +218,50 @@ func TestApplyDifferential(t *testing.T) {
 				sameLookups(t, step, tab, want)
 			}
 		}
+	}
+	return ways
+}
+
+// betweenLookups checks a table on its way through Rebuild from before to
+// after: where those two agree, it agrees (an entry kept is never missed,
+// nothing is found that neither has); where they differ, it answers as
+// one of them or misses (a change not applied yet on one side of the
+// mapping, applied on the other: as if the changes came one by one).
+func betweenLookups(t *testing.T, step int, w, before, after *Table) {
+	t.Helper()
+	type answer struct {
+		v6 [16]byte
+		v4 [4]byte
+		id int32
+		ok bool
+	}
+	check := func(what string, g, b, a answer) {
+		if g == b || g == a || !g.ok && b != a {
+			return
+		}
+		t.Fatalf("step %d: on the way %s = %+v; before %+v, after %+v", step, what, g, b, a)
+	}
+	for i := range 258 {
+		a4 := [4]byte{198, 51, 100, byte(i)}
+		if i >= 256 {
+			a4 = [4]byte{203, 0, 113, byte(i)}
+		}
+		var g, b, a answer
+		g.v6, g.id, g.ok = w.Map4(a4)
+		b.v6, b.id, b.ok = before.Map4(a4)
+		a.v6, a.id, a.ok = after.Map4(a4)
+		check(fmt.Sprintf("Map4(%v)", a4), g, b, a)
+		var a6 [16]byte
+		copy(a6[:], []byte{0x20, 0x01, 0x0d, 0xb8})
+		a6[15] = byte(i)
+		if i >= 256 {
+			a6[3] = 0xb9
+		}
+		g, b, a = answer{}, answer{}, answer{}
+		g.v4, g.id, g.ok = w.Map6(a6)
+		b.v4, b.id, b.ok = before.Map6(a6)
+		a.v4, a.id, a.ok = after.Map6(a6)
+		check(fmt.Sprintf("Map6(%v)", a6), g, b, a)
 	}
 }
 
@@ -225,7 +312,7 @@ func TestApplyRefusals(t *testing.T) {
 		}
 		// Rebuild refuses alike, the first change being the second here.
 		keep := MappingChange{Op: Add, Mapping: mp("192.0.2.200/32", "2001:db8:7::200/128")}
-		_, err = tab.Rebuild([]MappingChange{keep, c.change})
+		_, err = tab.Rebuild([]MappingChange{keep, c.change}, nil)
 		if !errors.As(err, &te) || len(te.Problems) != 1 || te.Problems[0].Msg != c.msg || te.Problems[0].Other != c.other || te.Problems[0].Index != 1 {
 			t.Errorf("Rebuild(%v) = %v, want %q against %d at 1", c.change, err, c.msg, c.other)
 		}
@@ -416,7 +503,7 @@ func BenchmarkRebuild(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := base.Rebuild(changes); err != nil {
+		if _, err := base.Rebuild(changes, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -442,7 +529,7 @@ func TestRebuildWithdrawn(t *testing.T) {
 		{[]MappingChange{add(a), del(a), add(b)}, []Mapping{b}},
 		{[]MappingChange{add(a), add(a), del(a)}, []Mapping{a}},
 	} {
-		got, err := tab.Rebuild(c.changes)
+		got, err := tab.Rebuild(c.changes, nil)
 		if err != nil {
 			t.Errorf("Rebuild(%v): %v", c.changes, err)
 			continue
@@ -461,14 +548,14 @@ func TestRebuildWithdrawn(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, _ := ov.Lookup4(netip.MustParseAddr("198.51.100.1"))
-	_, err = ov.Rebuild([]MappingChange{add(mp("192.0.2.9/32", "2001:db8:7::9/128")), add(mp("198.51.100.3/32", "2001:db8:8::3/128"))})
+	_, err = ov.Rebuild([]MappingChange{add(mp("192.0.2.9/32", "2001:db8:7::9/128")), add(mp("198.51.100.3/32", "2001:db8:8::3/128"))}, nil)
 	var te *TableError
 	want := fmt.Sprintf("198.51.100.3/32 overlaps mapping %d (198.51.100.0/28)", id)
 	if !errors.As(err, &te) || len(te.Problems) != 1 || te.Problems[0].Index != 1 || te.Problems[0].Other != id || te.Problems[0].Msg != want {
 		t.Errorf("a conflict with the overlay: %v, want %q against %d", err, want, id)
 	}
 	// Two additions of the batch colliding: named by the earlier change.
-	_, err = tab.Rebuild([]MappingChange{add(a), add(mp("192.0.2.0/30", "2001:db8:6::/126"))})
+	_, err = tab.Rebuild([]MappingChange{add(a), add(mp("192.0.2.0/30", "2001:db8:6::/126"))}, nil)
 	if !errors.As(err, &te) || len(te.Problems) != 1 || !strings.Contains(te.Problems[0].Msg, "change 0") {
 		t.Errorf("two additions colliding: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"iter"
 	"math"
 	"math/bits"
 	"net/netip"
@@ -68,19 +69,68 @@ func (e *TableError) Error() string {
 // every length present, each probe a cache miss in a large table. A small
 // filter per family answers most of them first (see filter4, filter6).
 type Table struct {
-	by4   []eamIndex4 // one per IPv4 prefix length present, longest first
-	by6   []eamIndex6 // one per IPv6 prefix length present, longest first
-	where []uint32    // entry i is in by4[where[i]>>26].slots[where[i]&(1<<26-1)]
-	f4    filter4
-	f6    filter6
-	ov    *overlay // the changes since NewTable (delta.go); nil: none
+	by4 []eamIndex4 // one per IPv4 prefix length present, longest first
+	by6 []eamIndex6 // one per IPv6 prefix length present, longest first
+	ids []uint64    // ids[id]: entry id's IPv4 prefix (idKey); 0: no entry has that id
+	n   int         // entries in the indexes (ids not 0)
+	f4  filter4
+	f6  filter6
+	ov  *overlay // the changes since the indexes were built (delta.go); nil: none
+}
+
+// idKey records an entry's IPv4 prefix in ids: enough to find its slot
+// (Mapping, All) without a second copy of the entries. Bit 40 keeps a /0
+// of 0.0.0.0 apart from "no entry" (NewTable refuses /0 anyway).
+func idKey(v4 uint32, len4 uint8) uint64 { return 1<<40 | uint64(v4)<<8 | uint64(len4) }
+
+// The slots of each prefix length are cut into pages by the top bits of
+// the key's hash: a page of at most about 32,768 entries (65,536 slots,
+// 1.5 MB) is a hash table of its own, sized by its own count. A table
+// built anew (Rebuild: a bulk batch through etcd) is built page by page,
+// each new page replacing the old ones of its hash range in a table the
+// data plane takes at once, so that the old pages are freed as the new
+// ones are made: a million entries are never held twice (NewTable held
+// both tables, 2 x 96 MB, while it ran). The price is a dependent load per
+// lookup: the page's header, from an array of at most 1,024 (32 KB, in
+// cache on a busy translator).
+const maxPageDepth = 10 // at most 1<<maxPageDepth pages per prefix length
+
+// pageEntriesLog: a page holds up to about 1<<pageEntriesLog entries. A
+// variable only for the tests, which cut small tables into many pages.
+var pageEntriesLog = 15
+
+// pageDepth returns log2 of the number of pages for n entries of a length.
+func pageDepth(n int) uint8 {
+	return uint8(min(bits.Len(uint(max(n, 1)-1)>>pageEntriesLog), maxPageDepth))
+}
+
+// pageOf returns the page of hash h at depth d: its top d bits (none at 0:
+// Go shifts by 64 give zero).
+func pageOf(h uint64, d uint8) uint64 { return h >> (64 - uint(d)) }
+
+// pagesIn returns the pages of depth d a rebuild of steps steps builds at
+// step s: those whose hash range starts in the step's sixteenth (or
+// whatever share); steps is a power of two.
+func pagesIn(d uint8, s, steps int) (from, to int) {
+	n := 1 << d
+	return (s*n + steps - 1) / steps, ((s+1)*n + steps - 1) / steps
 }
 
 // eamIndex4 holds the entries of one IPv4 prefix length.
 type eamIndex4 struct {
-	mask  uint32 // netmask of the length
-	len   uint8
-	shift uint8 // 64 - log2(len(slots)), for eamHash32
+	mask   uint32 // netmask of the length
+	len    uint8
+	dshift uint8 // 64 - log2(len(pages)), at most 63: pages[h>>dshift] is key hash h's page
+	n      int   // entries
+	pages  []eamPage4
+}
+
+// eamPage4 is one page of an index: a page of depth d has 1<<(D-d)
+// consecutive places in pages (of 1<<D); a built index has every page at
+// the same depth, a table on its way through Rebuild old and new ones.
+type eamPage4 struct {
+	skip  uint8 // the page's depth: the hash bits that chose it, skipped
+	shift uint8 // 64 - log2(len(slots)): (h << skip) >> shift is the home slot
 	slots []eamSlot4
 }
 
@@ -94,8 +144,14 @@ type eamSlot4 struct {
 type eamIndex6 struct {
 	mhi, mlo uint64 // netmask of the length
 	len      uint8
-	shift    uint8
-	slots    []eamSlot6
+	dshift   uint8
+	n        int
+	pages    []eamPage6
+}
+
+type eamPage6 struct {
+	skip, shift uint8
+	slots       []eamSlot6
 }
 
 type eamSlot6 struct {
@@ -106,7 +162,7 @@ type eamSlot6 struct {
 
 // Slots are 24 bytes, without pointers for the garbage collector to scan:
 // at a load factor of at most one half, a million entries take 48 MB per
-// direction (96 MB from 1<<20 entries on). The entry index gets 24 bits.
+// direction (pages of 65,536 slots each). The entry index gets 24 bits.
 //
 // At that load a quarter of the keys cannot be in their home slot, and the
 // branch on "is it here?" mispredicts for them, which costs more than the
@@ -215,52 +271,129 @@ func entryOf(m Mapping) eamEntry {
 	}
 }
 
-// build builds the table of ents, which passed NewTable's checks.
+// build builds the table of ents, which passed NewTable's checks: entry i
+// gets id i.
 func build(ents []eamEntry) *Table {
-	t := &Table{where: make([]uint32, len(ents))}
+	t := &Table{ids: make([]uint64, len(ents)), n: len(ents)}
 	var n4 [33]int
 	var n6 [129]int
 	for i := range ents {
-		n4[ents[i].len4]++
-		n6[ents[i].len6]++
+		e := &ents[i]
+		n4[e.len4]++
+		n6[e.len6]++
+		t.ids[i] = idKey(e.v4, e.len4)
 	}
 	var at4 [33]int
 	var at6 [129]int
 	for l := 32; l >= 0; l-- {
 		if n4[l] > 0 {
 			at4[l] = len(t.by4)
-			shift, slots := eamSize(n4[l])
-			t.by4 = append(t.by4, eamIndex4{
-				mask:  ^uint32(0) << (32 - l),
-				len:   uint8(l),
-				shift: shift,
-				slots: make([]eamSlot4, slots),
-			})
+			t.by4 = append(t.by4, eamIndex4{mask: ^uint32(0) << (32 - l), len: uint8(l), n: n4[l]})
 		}
 	}
 	for l := 128; l >= 0; l-- {
 		if n6[l] > 0 {
 			at6[l] = len(t.by6)
-			shift, slots := eamSize(n6[l])
 			mhi, mlo := eamMask128(l)
-			t.by6 = append(t.by6, eamIndex6{
-				mhi: mhi, mlo: mlo,
-				len:   uint8(l),
-				shift: shift,
-				slots: make([]eamSlot6, slots),
-			})
+			t.by6 = append(t.by6, eamIndex6{mhi: mhi, mlo: mlo, len: uint8(l), n: n6[l]})
 		}
+	}
+	// Each page is sized by its own count: one pass counts, one places.
+	counts4, counts6 := make([][]int, len(t.by4)), make([][]int, len(t.by6))
+	for k := range t.by4 {
+		counts4[k] = make([]int, 1<<pageDepth(t.by4[k].n))
+	}
+	for k := range t.by6 {
+		counts6[k] = make([]int, 1<<pageDepth(t.by6[k].n))
+	}
+	for i := range ents {
+		e := &ents[i]
+		k4, k6 := at4[e.len4], at6[e.len6]
+		counts4[k4][pageOf(eamHash32(e.v4), pageDepth(t.by4[k4].n))]++
+		counts6[k6][pageOf(eamHash128(e.hi, e.lo), pageDepth(t.by6[k6].n))]++
+	}
+	for k := range t.by4 {
+		d := pageDepth(t.by4[k].n)
+		pages := make([]eamPage4, len(counts4[k]))
+		for j, c := range counts4[k] {
+			pages[j] = newPage4(d, c)
+		}
+		t.by4[k].setPages(d, pages)
+	}
+	for k := range t.by6 {
+		d := pageDepth(t.by6[k].n)
+		pages := make([]eamPage6, len(counts6[k]))
+		for j, c := range counts6[k] {
+			pages[j] = newPage6(d, c)
+		}
+		t.by6[k].setPages(d, pages)
 	}
 	// The checks above leave no key twice in an index.
 	for i := range ents {
 		e := &ents[i]
-		j := t.by4[at4[e.len4]].insert(e, i)
-		t.where[i] = uint32(at4[e.len4])<<26 | uint32(j)
-		t.by6[at6[e.len6]].insert(e, i)
+		t.by4[at4[e.len4]].insert(e, int32(i))
+		t.by6[at6[e.len6]].insert(e, int32(i))
 	}
-	t.f4 = newFilter4(ents)
-	t.f6 = newFilter6(ents)
+	t.f4 = newFilter4(len(ents), func(yield func(uint32, uint8) bool) {
+		for i := range ents {
+			if !yield(ents[i].v4, ents[i].len4) {
+				return
+			}
+		}
+	})
+	t.f6 = newFilter6(len(ents), func(yield func(uint64, uint8) bool) {
+		for i := range ents {
+			if !yield(ents[i].hi, ents[i].len6) {
+				return
+			}
+		}
+	})
 	return t
+}
+
+// newPage4 returns an empty page of depth d for n entries; with none, the
+// shared empty page.
+func newPage4(d uint8, n int) eamPage4 {
+	if n == 0 {
+		return eamPage4{skip: d, shift: 64 - 3, slots: noSlots4[:]}
+	}
+	shift, slots := eamSize(n)
+	return eamPage4{skip: d, shift: shift, slots: make([]eamSlot4, slots)}
+}
+
+func newPage6(d uint8, n int) eamPage6 {
+	if n == 0 {
+		return eamPage6{skip: d, shift: 64 - 3, slots: noSlots6[:]}
+	}
+	shift, slots := eamSize(n)
+	return eamPage6{skip: d, shift: shift, slots: make([]eamSlot6, slots)}
+}
+
+// noSlots4 and noSlots6 back every page without entries: a lookup there
+// reads an empty slot and misses. Nothing is ever inserted into them.
+var (
+	noSlots4 [8]eamSlot4
+	noSlots6 [8]eamSlot6
+)
+
+// setPages makes pages, all of depth d (1<<d of them), the index's pages.
+// An index has at least two places, so that dshift stays below 64 (a
+// lookup masks it, and a shift by 64 would need a branch): the single page
+// of depth 0 takes both.
+func (x *eamIndex4) setPages(d uint8, pages []eamPage4) {
+	if d == 0 {
+		pages = []eamPage4{pages[0], pages[0]}
+		d = 1
+	}
+	x.dshift, x.pages = 64-d, pages
+}
+
+func (x *eamIndex6) setPages(d uint8, pages []eamPage6) {
+	if d == 0 {
+		pages = []eamPage6{pages[0], pages[0]}
+		d = 1
+	}
+	x.dshift, x.pages = 64-d, pages
 }
 
 // eamSize returns the hash shift and slot count for n keys, a power of two.
@@ -275,38 +408,50 @@ func eamSize(n int) (shift uint8, slots int) {
 	return uint8(64 - b), 1 << b
 }
 
-// insert places entry i, e, in the first empty slot from its home on, and
-// returns that slot. It writes the fields in place: a slot put together
-// aside and copied in was read back with a store-forwarding stall, which
-// made every insert wait for the last one's cache miss and the build of a
-// million entries take twice as long.
-func (x *eamIndex4) insert(e *eamEntry, i int) uint64 {
-	j, m := eamHash32(e.v4)>>x.shift, uint64(len(x.slots)-1)
-	for x.slots[j].meta != 0 {
-		j = (j + 1) & m
-	}
-	s := &x.slots[j]
-	s.key, s.meta = e.v4, uint32(e.len6)<<24|uint32(i+1)
-	binary.BigEndian.PutUint64(s.v6[:8], e.hi)
-	binary.BigEndian.PutUint64(s.v6[8:], e.lo)
-	return j
+// insert places entry id, e, in the first empty slot from its home on. It
+// writes the fields in place: a slot put together aside and copied in was
+// read back with a store-forwarding stall, which made every insert wait
+// for the last one's cache miss and the build of a million entries take
+// twice as long.
+func (x *eamIndex4) insert(e *eamEntry, id int32) {
+	h := eamHash32(e.v4)
+	x.pages[h>>(x.dshift&63)].insert(h, e, id)
 }
 
-func (x *eamIndex6) insert(e *eamEntry, i int) {
-	j, m := eamHash128(e.hi, e.lo)>>x.shift, uint64(len(x.slots)-1)
-	for x.slots[j].meta != 0 {
+// insert places e, whose key has hash h, in the page.
+func (p *eamPage4) insert(h uint64, e *eamEntry, id int32) {
+	j, m := h<<(p.skip&63)>>(p.shift&63), uint64(len(p.slots)-1)
+	for p.slots[j].meta != 0 {
 		j = (j + 1) & m
 	}
-	s := &x.slots[j]
-	s.hi, s.lo, s.meta = e.hi, e.lo, uint32(e.len4)<<24|uint32(i+1)
+	s := &p.slots[j]
+	s.key, s.meta = e.v4, uint32(e.len6)<<24|uint32(id+1)
+	binary.BigEndian.PutUint64(s.v6[:8], e.hi)
+	binary.BigEndian.PutUint64(s.v6[8:], e.lo)
+}
+
+func (x *eamIndex6) insert(e *eamEntry, id int32) {
+	h := eamHash128(e.hi, e.lo)
+	x.pages[h>>(x.dshift&63)].insert(h, e, id)
+}
+
+func (p *eamPage6) insert(h uint64, e *eamEntry, id int32) {
+	j, m := h<<(p.skip&63)>>(p.shift&63), uint64(len(p.slots)-1)
+	for p.slots[j].meta != 0 {
+		j = (j + 1) & m
+	}
+	s := &p.slots[j]
+	s.hi, s.lo, s.meta = e.hi, e.lo, uint32(e.len4)<<24|uint32(id+1)
 	binary.BigEndian.PutUint32(s.v4[:], e.v4)
 }
 
-// find returns the slot of key, or nil. It is small enough to be inlined.
+// find returns the slot of key, or nil.
 func (x *eamIndex4) find(key uint32) *eamSlot4 {
-	j, m := eamHash32(key)>>(x.shift&63), uint64(len(x.slots)-1)
+	h := eamHash32(key)
+	p := &x.pages[h>>(x.dshift&63)]
+	j, m := h<<(p.skip&63)>>(p.shift&63), uint64(len(p.slots)-1)
 	for {
-		s := &x.slots[j]
+		s := &p.slots[j]
 		if s.key == key && s.meta != 0 {
 			return s
 		}
@@ -318,11 +463,12 @@ func (x *eamIndex4) find(key uint32) *eamSlot4 {
 }
 
 // find returns the slot of the key hi, lo, or nil; h is its hash, taken
-// by the caller to keep find small enough to be inlined.
+// by the caller.
 func (x *eamIndex6) find(h, hi, lo uint64) *eamSlot6 {
-	j, m := h>>(x.shift&63), uint64(len(x.slots)-1)
+	p := &x.pages[h>>(x.dshift&63)]
+	j, m := h<<(p.skip&63)>>(p.shift&63), uint64(len(p.slots)-1)
 	for {
-		s := &x.slots[j]
+		s := &p.slots[j]
 		if s.hi == hi && s.lo == lo && s.meta != 0 {
 			return s
 		}
@@ -341,17 +487,32 @@ func eamMask128(l int) (hi, lo uint64) {
 	return ^uint64(0), ^uint64(0) << (128 - l)
 }
 
-// baseMapping returns entry i as it was given to NewTable.
-func (t *Table) baseMapping(i int) Mapping {
-	w := t.where[i]
-	x := &t.by4[w>>26]
-	s := &x.slots[w&(1<<26-1)]
-	var a4 [4]byte
-	binary.BigEndian.PutUint32(a4[:], s.key)
-	return Mapping{
-		IPv4: netip.PrefixFrom(netip.AddrFrom4(a4), int(x.len)),
-		IPv6: netip.PrefixFrom(netip.AddrFrom16(s.v6), int(s.meta>>24)),
+// baseMapping returns the entry of the indexes whose id is id, found by
+// the IPv4 prefix ids records; false if there is none (an id given to a
+// mapping that a table on its way through Rebuild has not placed yet).
+func (t *Table) baseMapping(id int) (Mapping, bool) {
+	k := t.ids[id]
+	if k == 0 {
+		return Mapping{}, false
 	}
+	key, l := uint32(k>>8), uint8(k)
+	for i := range t.by4 {
+		x := &t.by4[i]
+		if x.len != l {
+			continue
+		}
+		s := x.find(key)
+		if s == nil || int(s.meta&(1<<24-1))-1 != id {
+			return Mapping{}, false
+		}
+		var a4 [4]byte
+		binary.BigEndian.PutUint32(a4[:], key)
+		return Mapping{
+			IPv4: netip.PrefixFrom(netip.AddrFrom4(a4), int(l)),
+			IPv6: netip.PrefixFrom(netip.AddrFrom16(s.v6), int(s.meta>>24)),
+		}, true
+	}
+	return Mapping{}, false
 }
 
 // Map4 translates an IPv4 address through the table: the IPv6 prefix's
@@ -471,25 +632,26 @@ func (f *filter4) mayCover24(k uint32) bool {
 	return f.by24[h>>6]>>(h&63)&1 != 0
 }
 
-func newFilter4(ents []eamEntry) filter4 {
-	if len(ents) == 0 {
+// newFilter4 returns the filter of n prefixes, which each yields (address
+// and length).
+func newFilter4(n int, each iter.Seq2[uint32, uint8]) filter4 {
+	if n == 0 {
 		return filter4{by16: &noneCovered, by24: noneCovered[:], shift: 16}
 	}
 	f := filter4{by16: new([1 << 16 / 64]uint64)}
-	if len(ents) <= smallFilter {
-		return smallFilter4(f, ents)
+	if n <= smallFilter {
+		return smallFilter4(f, each)
 	}
 	// First at full size, which counts the /24s covered (NewTable refuses
-	// overlaps, so the loops set at most 2^24 + len(ents) bits); then folded
-	// down to the size that count calls for.
+	// overlaps, so the loops set at most 2^24 + n bits); then folded down
+	// to the size that count calls for.
 	full := make([]uint64, 1<<24/64)
-	for i := range ents {
-		e := &ents[i]
-		for x, n := e.v4>>8, 1<<(24-min(e.len4, 24)); n > 0; x, n = x+1, n-1 {
+	for v4, len4 := range each {
+		for x, n := v4>>8, 1<<(24-min(len4, 24)); n > 0; x, n = x+1, n-1 {
 			h := x * filterMul32 & (1<<24 - 1)
 			full[h>>6] |= 1 << (h & 63)
 		}
-		for x, n := e.v4>>16, 1<<(16-min(e.len4, 16)); n > 0; x, n = x+1, n-1 {
+		for x, n := v4>>16, 1<<(16-min(len4, 16)); n > 0; x, n = x+1, n-1 {
 			f.by16[x>>6] |= 1 << (x & 63)
 		}
 	}
@@ -506,29 +668,42 @@ func newFilter4(ents []eamEntry) filter4 {
 // full-size bitmap took most of that time.
 const smallFilter = 4096
 
-// smallFilter4 completes f for a few entries: the bitmap is sized for the
+// smallFilter4 completes f for a few prefixes: the bitmap is sized for the
 // /24s they may cover (at most that count, overlaps being refused) and
 // set directly at that size, as filterFold would have set it.
-func smallFilter4(f filter4, ents []eamEntry) filter4 {
+func smallFilter4(f filter4, each iter.Seq2[uint32, uint8]) filter4 {
 	n := 0
-	for i := range ents {
-		n += 1 << (24 - min(ents[i].len4, 24))
+	for _, len4 := range each {
+		n += 1 << (24 - min(len4, 24))
 	}
 	b := min(max(bits.Len(uint(32*min(n, 1<<24)-1)), 9), 24)
 	f.shift = uint8(32 - b)
 	f.by24 = make([]uint64, max(1<<b/64, 1))
-	for i := range ents {
-		e := &ents[i]
-		for x, n := e.v4>>8, 1<<(24-min(e.len4, 24)); n > 0; x, n = x+1, n-1 {
+	for v4, len4 := range each {
+		for x, n := v4>>8, 1<<(24-min(len4, 24)); n > 0; x, n = x+1, n-1 {
 			h := (x * filterMul32 & (1<<24 - 1)) >> (24 - b)
 			f.by24[h>>6] |= 1 << (h & 63)
 		}
-		for x, n := e.v4>>16, 1<<(16-min(e.len4, 16)); n > 0; x, n = x+1, n-1 {
+		for x, n := v4>>16, 1<<(16-min(len4, 16)); n > 0; x, n = x+1, n-1 {
 			f.by16[x>>6] |= 1 << (x & 63)
 		}
 	}
 	return f
 }
+
+// everyCovered backs the filters of a table on its way through Rebuild:
+// they let every address through to the probes (the old pages and the
+// new ones are both in it, and the filters of neither cover the other).
+var everyCovered = func() *[1 << 16 / 64]uint64 {
+	var a [1 << 16 / 64]uint64
+	for i := range a {
+		a[i] = ^uint64(0)
+	}
+	return &a
+}()
+
+func coverAll4() filter4 { return filter4{by16: everyCovered, by24: everyCovered[:], shift: 16} }
+func coverAll6() filter6 { return filter6{bits: everyCovered[:], shift: 64 - 16} }
 
 // filter6 is filter4's counterpart for Map6: a bitmap of the blocks of
 // length L that some IPv6 prefix covers in part, L being the shortest IPv6
@@ -548,22 +723,24 @@ func (f *filter6) mayCover(hi uint64) bool {
 	return f.bits[h>>6]>>(h&63)&1 != 0
 }
 
-func newFilter6(ents []eamEntry) filter6 {
-	if len(ents) == 0 {
+// newFilter6 returns the filter of n prefixes, which each yields (the top
+// half of the address and the length).
+func newFilter6(n int, each iter.Seq2[uint64, uint8]) filter6 {
+	if n == 0 {
 		return filter6{bits: noneCovered[:], shift: 64 - 16}
 	}
 	l := uint8(64)
-	for i := range ents {
-		l = min(l, ents[i].len6)
+	for _, len6 := range each {
+		l = min(l, len6)
 	}
 	f := filter6{mask: ^uint64(0) << (64 - l)}
 	// Sized first for every entry in a block of its own, then folded down
 	// to the blocks actually covered: dropping low bits of a top-bits hash
 	// is the hash of a smaller bitmap.
-	b0 := min(max(bits.Len(uint(32*len(ents)-1)), 9), 24)
+	b0 := min(max(bits.Len(uint(32*n-1)), 9), 24)
 	full := make([]uint64, 1<<b0/64)
-	for i := range ents {
-		h := (ents[i].hi & f.mask) * filterMul64 >> (64 - b0)
+	for hi := range each {
+		h := (hi & f.mask) * filterMul64 >> (64 - b0)
 		full[h>>6] |= 1 << (h & 63)
 	}
 	b := filterBits(full, b0)

@@ -740,8 +740,16 @@ func TestTableMillion(t *testing.T) {
 	// costs a lookup a mispredicted branch: about a quarter at this load
 	// with any good hash (all of them on the IPv4 side of a contiguous
 	// table, whose sequential addresses Fibonacci hashing spreads evenly).
-	d4, a4 := displacement(tab.by4[0].slots, func(s eamSlot4) uint64 { return eamHash32(s.key) }, tab.by4[0].shift)
-	d6, a6 := displacement(tab.by6[0].slots, func(s eamSlot6) uint64 { return eamHash128(s.hi, s.lo) }, tab.by6[0].shift)
+	var p4 []pageSlots[eamSlot4]
+	for p := range tab.by4[0].distinct() {
+		p4 = append(p4, pageSlots[eamSlot4]{p.slots, p.skip, p.shift})
+	}
+	var p6 []pageSlots[eamSlot6]
+	for p := range tab.by6[0].distinct() {
+		p6 = append(p6, pageSlots[eamSlot6]{p.slots, p.skip, p.shift})
+	}
+	d4, a4 := displacement(p4, func(s eamSlot4) uint64 { return eamHash32(s.key) })
+	d6, a6 := displacement(p6, func(s eamSlot6) uint64 { return eamHash128(s.hi, s.lo) })
 	t.Logf("mean probe distance from home: %.2f (IPv4 /32), %.2f (IPv6 /128); keys away from home: %.1f%%, %.1f%%",
 		d4, d6, 100*a4, 100*a6)
 	t.Logf("filters: %d KiB (IPv4 /16 and /24 bitmaps), %d KiB (IPv6)",
@@ -752,22 +760,30 @@ func TestTableMillion(t *testing.T) {
 	runtime.KeepAlive(tab)
 }
 
+// pageSlots is one page's slots and how a hash picks its home slot.
+type pageSlots[S eamSlot4 | eamSlot6] struct {
+	slots       []S
+	skip, shift uint8
+}
+
 // displacement returns the mean distance of the keys from their home slot,
-// and the share of keys not in it.
-func displacement[S interface{ eamSlot4 | eamSlot6 }](slots []S, hash func(S) uint64, shift uint8) (mean, away float64) {
+// and the share of keys not in it, over every page.
+func displacement[S eamSlot4 | eamSlot6](pages []pageSlots[S], hash func(S) uint64) (mean, away float64) {
 	var sum, n, nAway uint64
-	mask := uint64(len(slots) - 1)
-	for j, s := range slots {
-		var empty S
-		if s == empty {
-			continue
+	for _, p := range pages {
+		mask := uint64(len(p.slots) - 1)
+		for j, s := range p.slots {
+			var empty S
+			if s == empty {
+				continue
+			}
+			d := (uint64(j) - hash(s)<<p.skip>>p.shift) & mask
+			sum += d
+			if d != 0 {
+				nAway++
+			}
+			n++
 		}
-		d := (uint64(j) - hash(s)>>shift) & mask
-		sum += d
-		if d != 0 {
-			nAway++
-		}
-		n++
 	}
 	return float64(sum) / float64(n), float64(nAway) / float64(n)
 }

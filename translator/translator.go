@@ -179,6 +179,19 @@ func New(cfg Config, table *Table) (*Translator, error) {
 // added IPv6 prefix that overlaps the pseudo prefix. It costs what the
 // table's Apply costs: nothing here depends on the size of the table.
 func (t *Translator) Apply(changes []MappingChange) (*Translator, error) {
+	if err := t.checkPseudo(changes); err != nil {
+		return nil, err
+	}
+	table, err := t.table.Apply(changes)
+	if err != nil {
+		return nil, err
+	}
+	return t.WithTable(table), nil
+}
+
+// checkPseudo refuses the additions among changes whose IPv6 side
+// overlaps the pseudo prefix, as New refuses such mappings.
+func (t *Translator) checkPseudo(changes []MappingChange) error {
 	var probs []MappingError
 	for i, c := range changes {
 		if c.Op == Add && c.Mapping.IPv6.IsValid() && c.Mapping.IPv6.Overlaps(t.cfg.PseudoPrefix) {
@@ -187,13 +200,19 @@ func (t *Translator) Apply(changes []MappingChange) (*Translator, error) {
 		}
 	}
 	if len(probs) > 0 {
-		return nil, &TableError{Problems: probs}
+		return &TableError{Problems: probs}
 	}
-	table, err := t.table.Apply(changes)
-	if err != nil {
+	return nil
+}
+
+// PlanRebuild checks changes as Apply does and plans the table's Rebuild
+// (Table.PlanRebuild); the caller gives each table on the way and the
+// result to WithTable.
+func (t *Translator) PlanRebuild(changes []MappingChange) (*RebuildPlan, error) {
+	if err := t.checkPseudo(changes); err != nil {
 		return nil, err
 	}
-	return t.WithTable(table), nil
+	return t.table.PlanRebuild(changes)
 }
 
 // WithTable returns a Translator like t with table in place of its own,

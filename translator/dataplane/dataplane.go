@@ -242,6 +242,21 @@ func (d *DataPlane) Apply(tr *translator.Translator, changes []translator.Mappin
 	d.ApplyFastPathDelta(tr, del, add)
 }
 
+// Step makes tr, whose table is on its way through a Rebuild of the one
+// in use (translator.Table.Rebuild: the ids of the entries kept do not
+// move), the translator of every batch read from now on, as Apply does,
+// but for two things: the counters are not grown, so that a Rebuild does
+// not hold two arrays of them while it holds old pages and new ones (a
+// packet of a mapping it adds is counted per mapping once Apply has given
+// the result, and in the totals before); and the fast path is not told,
+// it keeps the table it has until Apply gives it the changes.
+func (d *DataPlane) Step(tr *translator.Translator) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := d.state.Load()
+	d.state.Store(&state{tr: tr, entries: old.entries, epoch: old.epoch + 1})
+}
+
 // applyTun is Apply's half for the workers.
 func (d *DataPlane) applyTun(tr *translator.Translator) {
 	d.mu.Lock()

@@ -172,38 +172,57 @@ func TestApplyUpdates(t *testing.T) {
 	}
 }
 
-// TestCompactionUnderChanges: past the overlay's bound a compaction
-// starts in the background; changes made while it runs are applied to
-// its result, which lands: nothing is lost, the overlay is gone.
+// TestCompactionUnderChanges: once deletions leave more than an eighth of
+// the ids unused, a compaction starts in the background; changes made
+// while it runs are applied to its result, which lands: nothing is lost,
+// the ids are numbered anew. (The overlay's additions never start one:
+// past maxReloadDelta they are folded in by a rebuild on the loop.)
 func TestCompactionUnderChanges(t *testing.T) {
 	d, _ := newUpdateDaemon(t)
-	add := func(i int) {
-		t.Helper()
-		m := translator.Mapping{IPv4: netip.MustParsePrefix(fmt.Sprintf("100.64.%d.%d/32", i/250, i%250+1)),
+	mapping := func(i int) translator.Mapping {
+		return translator.Mapping{IPv4: netip.MustParsePrefix(fmt.Sprintf("100.64.%d.%d/32", i/250, i%250+1)),
 			IPv6: netip.MustParsePrefix(fmt.Sprintf("2001:db8:9::%x/128", i+1))}
-		if _, err := d.ApplyMappings([]translator.MappingChange{{Op: translator.Add, Mapping: m}}, false); err != nil {
+	}
+	change := func(op translator.ChangeOp, i int) {
+		t.Helper()
+		if _, err := d.ApplyMappings([]translator.MappingChange{{Op: op, Mapping: mapping(i)}}, false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	i := 0
-	for ; !d.compacting; i++ {
-		if i > 5000 {
-			t.Fatal("no compaction started after 5000 additions")
+	const n = 6000
+	for i := range n {
+		change(translator.Add, i)
+		if d.compacting {
+			t.Fatalf("a compaction started after %d additions", i+1)
 		}
-		add(i)
 	}
-	for range 10 { // while it runs
-		add(i)
-		i++
+	if p := d.dp.Translator().Table().Pending(); p > maxReloadDelta {
+		t.Fatalf("%d additions pending in the overlay, more than %d", p, maxReloadDelta)
+	}
+	del := 0
+	for ; !d.compacting; del++ {
+		if del >= n {
+			t.Fatal("no compaction started after every mapping added was deleted")
+		}
+		change(translator.Del, del)
+	}
+	for i := n; i < n+10; i++ { // while it runs
+		change(translator.Add, i)
 	}
 	d.compacted(<-d.compactC)
 	tab := d.dp.Translator().Table()
-	if tab.Len() != 2+i || tab.Span() != tab.Len() || tab.NeedsCompaction() {
-		t.Errorf("after the compaction: %d mappings, span %d, needs compaction %v; want %d, the 10 changes since in its overlay", tab.Len(), tab.Span(), tab.NeedsCompaction(), 2+i)
+	if want := 2 + n - del + 10; tab.Len() != want || tab.Span() != tab.Len() || tab.NeedsCompaction() {
+		t.Errorf("after the compaction: %d mappings, span %d, needs compaction %v; want %d, ids numbered anew but for the 10 changes since in its overlay",
+			tab.Len(), tab.Span(), tab.NeedsCompaction(), want)
 	}
-	for j := range i {
-		if _, ok := tab.Lookup4(netip.MustParseAddr(fmt.Sprintf("100.64.%d.%d", j/250, j%250+1))); !ok {
+	for j := del; j < n+10; j++ {
+		if _, ok := tab.Lookup4(mapping(j).IPv4.Addr()); !ok {
 			t.Fatalf("mapping %d lost by the compaction", j)
+		}
+	}
+	for j := range del {
+		if _, ok := tab.Lookup4(mapping(j).IPv4.Addr()); ok {
+			t.Fatalf("mapping %d deleted but back after the compaction", j)
 		}
 	}
 }
