@@ -13,7 +13,7 @@ import (
 // (NewTable: about a second, and a second copy of the table while it
 // runs) is out of the question.
 //
-// The design: the table NewTable built (the base) stays immutable, and a
+// The design: the table NewTable or Rebuild built (the base) stays immutable, and a
 // delta makes a new Table that shares the base's slots and adds an
 // overlay: the mappings added since (a small table of their own, rebuilt
 // at each delta, each entry checked once) and a bitmap of the base
@@ -25,32 +25,30 @@ import (
 // bytes, wider than any atomic store, so a reader could see half of one;
 // and deleting from a linear-probing hash moves other keys back along
 // their runs, so a concurrent reader could miss a key that is in the
-// table. Copy-on-write of the base's slot arrays costs their size (48 MB
-// per direction at a million) per delta; cut into shards, copied one at a
-// time, it would cost less per delta but add a dependent load (the shard's
-// pointer) to every lookup, hit or miss. The overlay costs, per delta, a
-// rebuild of at most compactAdds entries and a copy of the tombstone
-// bitmap (128 KB at a million): well under a millisecond (see
-// BenchmarkApply), and lookups on a table without changes pay one
-// predictable branch (Map4, Map6).
+// table. Copy-on-write of the pages a delta touches would cost 1.5 MB a
+// page per change; the overlay costs, per delta, a rebuild of at most
+// compactAdds entries and a copy of the tombstone bitmap (128 KB at a
+// million): well under a millisecond (see BenchmarkApply), and lookups on
+// a table without changes pay one predictable branch (Map4, Map6).
 //
-// The overlay grows with the changes; past compactAdds additions, or
-// deletions of more than an eighth of the base (at least compactDeadMin),
-// NeedsCompaction says so, and the owner builds a fresh base with
-// Compact, away from the hot path (the daemon does it in the background
-// and swaps the result in like a reload).
+// The overlay grows with the changes. Its additions are folded into the
+// base by Rebuild (rebuild.go), which builds the indexes anew a page at a
+// time, keeping every id, so that the one who serves the table can drop
+// each old page as soon as the new ones of its range are in use: a bulk
+// batch (thousands of changes at once: a controller loading a table
+// through etcd) goes the same way, checking only its additions (the
+// entries kept never overlap). Past compactAdds additions NeedsCompaction
+// says so; it also does once the ids left unused by deletions (tombstones,
+// and the ids Rebuild does not give again) pass an eighth of the entries
+// (at least compactDeadMin), and then Compact numbers the entries anew,
+// building a second table (the daemon does it in the background and swaps
+// the result in like a reload).
 //
-// A bulk batch (thousands of changes at once: a controller loading a
-// table through etcd) would make the overlay as large as the batch and
-// every later delta rebuild it; Rebuild builds the whole table anew with
-// the batch instead, checking only the additions (the entries kept never
-// overlap), in a third of NewTable's time.
-//
-// Entry indexes ("ids") stay stable across deltas, so that the data
-// plane's per-mapping counters, indexed by them, need not move: the
-// base's entries keep theirs, an added mapping gets the next unused one,
-// and a deleted one's is never given again (until Compact, which numbers
-// the entries anew). Span is the number of ids given out.
+// Entry indexes ("ids") stay stable across deltas and Rebuild, so that
+// the data plane's per-mapping counters, indexed by them, need not move:
+// the base's entries keep theirs, an added mapping gets the next unused
+// one, and a deleted one's is never given again (until Compact). Span is
+// the number of ids given out.
 
 // ChangeOp says what a MappingChange does.
 type ChangeOp uint8
@@ -87,7 +85,7 @@ const (
 
 // overlay is a Table's changes since its base was built.
 type overlay struct {
-	base  *Table    // the table NewTable built, without overlay
+	base  *Table    // the table NewTable or Rebuild built, without overlay
 	add   *Table    // the added mappings still live, nil if none
 	ms    []Mapping // add's entries, in id order
 	ids   []int32   // ids[i] is the id of ms[i] (add's entry i), ascending
@@ -123,6 +121,17 @@ func (o *overlay) map6(a [16]byte) ([4]byte, int32, bool) {
 		}
 	}
 	return [4]byte{}, -1, false
+}
+
+// holds says whether id is one of the overlay's additions. Only a table on
+// its way through Rebuild has them in its pages too (see rebuild.go):
+// All lists them once, from the overlay.
+func (o *overlay) holds(id int32) bool {
+	if len(o.ids) == 0 || id < o.ids[0] {
+		return false
+	}
+	_, ok := slices.BinarySearch(o.ids, id)
+	return ok
 }
 
 func (o *overlay) isDead(id int32) bool {
@@ -178,7 +187,7 @@ func (t *Table) Mapping(id int) Mapping {
 func (t *Table) All() iter.Seq2[int, Mapping] {
 	return func(yield func(int, Mapping) bool) {
 		for i := range t.ids {
-			if t.ids[i] == 0 || t.ov != nil && t.ov.isDead(int32(i)) {
+			if t.ids[i] == 0 || t.ov != nil && (t.ov.isDead(int32(i)) || t.ov.holds(int32(i))) {
 				continue
 			}
 			m, ok := t.baseMapping(i)

@@ -175,6 +175,14 @@ func applyDifferential(t *testing.T) (ways int) {
 						t.Fatalf("round %d step %d: a table on the way has Len %d, want the result's %d", round, step, w.Len(), len(next))
 					}
 					betweenLookups(t, step, w, tab, rebuilt)
+					// It lists each id once, as one of the two tables has it.
+					seen := map[int]bool{}
+					for id, m := range w.All() {
+						if seen[id] || !(tab.Live(id) && tab.Mapping(id) == m || rebuilt.Live(id) && rebuilt.Mapping(id) == m) {
+							t.Fatalf("round %d step %d: on the way, All yields %d %v (seen before: %v)", round, step, id, m, seen[id])
+						}
+						seen[id] = true
+					}
 				}
 			}
 			if err != nil {

@@ -143,7 +143,16 @@ func (t *Table) planRebuild(changes []MappingChange) (*rebuild, error) {
 	gone := make([]uint64, (span+63)/64) // ids of t deleted by changes
 	var adds []MappingChange             // the additions; Op Del: withdrawn by a later change
 	var addAt []int                      // addAt[k] is the index in changes of adds[k]
-	pending := map[Mapping][]int{}       // the additions standing, by mapping: indexes in adds
+	// The additions a later deletion may withdraw, by mapping (indexes in
+	// adds): only those of the mappings the batch deletes are kept track
+	// of, so a bulk load of additions builds no map of them.
+	deleted := map[Mapping]bool{}
+	for _, c := range changes {
+		if c.Op == Del {
+			deleted[c.Mapping] = true
+		}
+	}
+	pending := map[Mapping][]int{}
 	for i, c := range changes {
 		m := c.Mapping
 		if c.Op == Del {
@@ -164,7 +173,9 @@ func (t *Table) planRebuild(changes []MappingChange) (*rebuild, error) {
 			bad(i, -1, "%s", msg)
 			continue
 		}
-		pending[m] = append(pending[m], len(adds))
+		if deleted[m] {
+			pending[m] = append(pending[m], len(adds))
+		}
 		adds = append(adds, MappingChange{Op: Add, Mapping: m})
 		addAt = append(addAt, i)
 	}

@@ -553,12 +553,16 @@ func applies(lines []string) string {
 	var batches, rebuilt int
 	var total, longest time.Duration
 	var largest float64
+	var slowest string // the longest one's parts
 	for _, l := range lines {
 		var rec struct {
-			Msg      string  `json:"msg"`
-			Mappings float64 `json:"mappings"`
-			Rebuilt  bool    `json:"rebuilt"`
-			Took     float64 `json:"took"` // slog's JSON: nanoseconds
+			Msg       string  `json:"msg"`
+			Changes   string  `json:"changes"`
+			Mappings  float64 `json:"mappings"`
+			Rebuilt   bool    `json:"rebuilt"`
+			Took      float64 `json:"took"` // slog's JSON: nanoseconds
+			TableTook float64 `json:"table_took"`
+			SwapTook  float64 `json:"swap_took"`
 		}
 		if json.Unmarshal([]byte(l), &rec) != nil || rec.Msg != "mappings changed" {
 			continue
@@ -566,14 +570,18 @@ func applies(lines []string) string {
 		d := time.Duration(rec.Took)
 		batches++
 		total += d
-		longest = max(longest, d)
+		if d > longest {
+			longest = d
+			slowest = fmt.Sprintf("%s; table %v, swap %v", strings.SplitN(rec.Changes, " (", 2)[0],
+				time.Duration(rec.TableTook).Round(time.Millisecond), time.Duration(rec.SwapTook).Round(time.Millisecond))
+		}
 		largest = max(largest, rec.Mappings)
 		if rec.Rebuilt {
 			rebuilt++
 		}
 	}
-	return fmt.Sprintf("%d deltas applied since its start (%d of them bulk batches built as a whole table), %v applying in all, the longest %v, up to %.0f mappings",
-		batches, rebuilt, total.Round(time.Millisecond), longest.Round(time.Millisecond), largest)
+	return fmt.Sprintf("%d deltas applied since its start (%d of them bulk batches rebuilt a page at a time), %v applying in all, the longest %v (%s), up to %.0f mappings",
+		batches, rebuilt, total.Round(time.Millisecond), longest.Round(time.Millisecond), slowest, largest)
 }
 
 // load writes n mappings from millionBase in transactions of 128 puts

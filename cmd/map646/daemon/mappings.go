@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -349,6 +350,15 @@ func rebuildBetter(t *translator.Table, changes []translator.MappingChange) bool
 	return t.Pending()+adds > maxReloadDelta
 }
 
+// rebuildGCSteps is how many steps of a rebuild go between two collections
+// of the old pages they replaced. The collector would come by itself once
+// the heap had grown by GOGC (25%: about 50 MB at a million entries), but a
+// step's old pages are garbage as soon as the workers have the table of
+// the step, and collecting them then keeps a node's peak near one table
+// and a quarter of one (a collection costs little: the tables, counters
+// and records hold no pointers, so there is almost nothing to mark).
+const rebuildGCSteps = 4
+
 // rebuildMappings is ApplyMappings for a bulk batch: the table rebuilt
 // with the changes (all or none), a page at a time, each table on the way
 // given to the workers (dataplane.Step) so that the old pages are freed as
@@ -372,12 +382,16 @@ func (d *daemon) rebuildMappings(changes []translator.MappingChange, durable boo
 	steps := 0
 	table := plan.Build(func(on *translator.Table) {
 		d.dp.Step(with.WithTable(on))
-		steps++
+		if steps++; steps%rebuildGCSteps == 0 {
+			runtime.GC()
+		}
 	})
+	runtime.GC() // the last old pages, and the old ids
 	tableTook := time.Since(start) - fileTook
 	next := with.WithTable(table)
 	swapStart := time.Now()
 	add, del, errApply := d.publishWhole(next, func() { d.dp.Apply(next, changes) })
+	runtime.GC() // the old counters, when Apply grew them
 	swapTook := time.Since(swapStart)
 	d.compactLater(table)
 	words := describeChanges(changes)
