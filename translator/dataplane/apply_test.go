@@ -61,7 +61,7 @@ func TestApplyDelta(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Apply(tr, changes)
-	if &d.state.Load().entries[0] != &before[0] {
+	if &d.state.Load().entries.of(0)[0] != &before.of(0)[0] {
 		t.Error("Apply replaced the counters")
 	}
 	send(to(added), to(server4b))

@@ -293,16 +293,15 @@ func (e *entryPending) add(entry int32, d Direction, n int) bool {
 	}
 }
 
-// flush adds the pending counts to counters (entryWords per mapping) and
-// clears them.
-func (e *entryPending) flush(counters []uint64) {
+// flush adds the pending counts to c and clears them.
+func (e *entryPending) flush(c *counters) {
 	for _, i := range e.used {
 		s := &e.slots[i]
 		k := s.key - 1
-		at := int(k>>1)*entryWords + int(k&1)*2 // ePackets4to6 or ePackets6to4
-		if at+1 < len(counters) {
-			atomic.AddUint64(&counters[at], s.packets)
-			atomic.AddUint64(&counters[at+1], s.bytes)
+		if w := c.of(int(k >> 1)); w != nil {
+			at := int(k&1) * 2 // ePackets4to6 or ePackets6to4
+			atomic.AddUint64(&w[at], s.packets)
+			atomic.AddUint64(&w[at+1], s.bytes)
 		}
 		*s = entrySlot{}
 	}

@@ -73,12 +73,12 @@ func (d *device) close() error {
 // per-mapping counters sized to its table.
 type state struct {
 	tr      *translator.Translator
-	entries []uint64 // entryWords per mapping, atomic
-	epoch   uint64   // 1 for the first table, +1 per Swap
+	entries *counters // the per-mapping counters
+	epoch   uint64    // 1 for the first table, +1 per Swap
 }
 
 func newState(tr *translator.Translator, epoch uint64) *state {
-	return &state{tr: tr, entries: make([]uint64, countersFor(tr.Table().Span())*entryWords), epoch: epoch}
+	return &state{tr: tr, entries: newCounters(countersFor(tr.Table().Span())), epoch: epoch}
 }
 
 // countersFor returns how many mappings' counters to allocate for a table
@@ -210,15 +210,15 @@ func (d *DataPlane) Swap(tr *translator.Translator) {
 }
 
 // Apply makes tr the translator of every batch read from now on, like
-// Swap, for a tr made from the one in use by Translator.Apply: its table
-// keeps the ids of the entries it keeps, so the per-mapping counters stay
-// where they are, shared by the two states, and those of every other
-// mapping are untouched. It does not wait for the workers: a batch
-// translated with the old table counts into ids that stay valid (a
-// deleted entry's id is never given again). Only when tr's table has
-// given out more ids than the counters have room for does it grow them,
-// as Swap does. It costs what a pointer store costs; the table's own
-// Apply is the expensive part, and it is done before.
+// Swap, for a tr made from the one in use by Translator.Apply or Rebuild:
+// its table keeps the ids of the entries it keeps, so the per-mapping
+// counters stay where they are, shared by the two states, and those of
+// every other mapping are untouched. It does not wait for the workers: a
+// batch translated with the old table counts into ids that stay valid (a
+// deleted entry's id is never given again). When tr's table has given out
+// more ids than the counters have room for, they grow by chunks, the
+// existing ones shared. It costs what a pointer store costs; the table's
+// own Apply is the expensive part, and it is done before.
 //
 // changes are what made tr's table from the one in use: the attached fast
 // path gets them too (ApplyFastPathDelta), after the tun path, so that a
@@ -245,35 +245,20 @@ func (d *DataPlane) Apply(tr *translator.Translator, changes []translator.Mappin
 // Step makes tr, whose table is on its way through a Rebuild of the one
 // in use (translator.Table.Rebuild: the ids of the entries kept do not
 // move), the translator of every batch read from now on, as Apply does,
-// but for two things: the counters are not grown, so that a Rebuild does
-// not hold two arrays of them while it holds old pages and new ones (a
-// packet of a mapping it adds is counted per mapping once Apply has given
-// the result, and in the totals before); and the fast path is not told,
-// it keeps the table it has until Apply gives it the changes.
-func (d *DataPlane) Step(tr *translator.Translator) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	old := d.state.Load()
-	d.state.Store(&state{tr: tr, entries: old.entries, epoch: old.epoch + 1})
-}
+// but the fast path is not told: it keeps the table it has until Apply
+// gives it the changes.
+func (d *DataPlane) Step(tr *translator.Translator) { d.applyTun(tr) }
 
 // applyTun is Apply's half for the workers.
 func (d *DataPlane) applyTun(tr *translator.Translator) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	old := d.state.Load()
-	if tr.Table().Span()*entryWords <= len(old.entries) {
-		d.state.Store(&state{tr: tr, entries: old.entries, epoch: old.epoch + 1})
-		return
+	entries := old.entries
+	if span := tr.Table().Span(); span > entries.ids() {
+		entries = entries.grown(countersFor(span))
 	}
-	next := newState(tr, old.epoch+1)
-	d.state.Store(next)
-	d.waitFor(next.epoch)
-	for i := range old.entries {
-		if v := atomic.LoadUint64(&old.entries[i]); v != 0 {
-			atomic.AddUint64(&next.entries[i], v)
-		}
-	}
+	d.state.Store(&state{tr: tr, entries: entries, epoch: old.epoch + 1})
 }
 
 // waitFor waits until every worker is idle or on the table of epoch.
@@ -409,10 +394,10 @@ func (s Snapshot) Counts(id int) MappingCounts {
 }
 
 func (st *state) counts(id int) MappingCounts {
-	if id < 0 || (id+1)*entryWords > len(st.entries) {
+	e := st.entries.of(id)
+	if e == nil {
 		return MappingCounts{}
 	}
-	e := st.entries[id*entryWords : (id+1)*entryWords]
 	return MappingCounts{
 		Packets4to6: atomic.LoadUint64(&e[ePackets4to6]),
 		Bytes4to6:   atomic.LoadUint64(&e[eBytes4to6]),

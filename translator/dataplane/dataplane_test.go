@@ -495,7 +495,8 @@ func TestCarryOver(t *testing.T) {
 	cfg := newConfig(t, "", "")
 	d := newDataPlane(t, cfg, newFakeDevice(1, nil, nil))
 	st := d.state.Load()
-	copy(st.entries, []uint64{1, 2, 3, 4, 5, 6, 7, 8}) // 198.51.100.10, then .11
+	copy(st.entries.of(0), []uint64{1, 2, 3, 4}) // 198.51.100.10
+	copy(st.entries.of(1), []uint64{5, 6, 7, 8}) // 198.51.100.11
 
 	next := newConfig(t, "", `
 [[mapping]]

@@ -12,7 +12,7 @@ import (
 // 16 MB of keys, not a hash map ten times that size. Workers may be adding
 // to next meanwhile; the atomic adds commute.
 func carryOver(old, next *state) {
-	if !anyCounted(old.entries) {
+	if !old.entries.any() {
 		return
 	}
 	a, b := mappingKeys(old), mappingKeys(next)
@@ -24,26 +24,16 @@ func carryOver(old, next *state) {
 		case ka > kb:
 			j++
 		default:
-			from := int(a[i]&indexMask) * entryWords
-			to := int(b[j]&indexMask) * entryWords
-			for k := range entryWords {
-				if v := atomic.LoadUint64(&old.entries[from+k]); v != 0 {
-					atomic.AddUint64(&next.entries[to+k], v)
+			from, to := old.entries.of(int(a[i]&indexMask)), next.entries.of(int(b[j]&indexMask))
+			for k := range from {
+				if v := atomic.LoadUint64(&from[k]); v != 0 && to != nil {
+					atomic.AddUint64(&to[k], v)
 				}
 			}
 			i++
 			j++
 		}
 	}
-}
-
-func anyCounted(entries []uint64) bool {
-	for i := range entries {
-		if atomic.LoadUint64(&entries[i]) != 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // A mapping key: the IPv4 prefix (address and length, 40 bits) above the

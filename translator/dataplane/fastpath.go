@@ -135,7 +135,7 @@ func (d *DataPlane) DetachFastPath(why string) {
 
 // detach closes the link and the program, keeping their counts: the
 // per-mapping ones in entries, those of the table the program has.
-func (f *fastPath) detach(why string, entries []uint64) {
+func (f *fastPath) detach(why string, entries *counters) {
 	f.why = why
 	if f.prog == nil {
 		return
@@ -151,8 +151,8 @@ func (f *fastPath) detach(why string, entries []uint64) {
 // fold adds prog's per-mapping counts to entries (entryWords per mapping,
 // of the table prog was loaded with), for prog's retirement: from then on
 // the data plane's own counters hold them.
-func fold(prog *fastpath.FastPath, entries []uint64) {
-	c, err := prog.EntryCounts(len(entries) / entryWords)
+func fold(prog *fastpath.FastPath, entries *counters) {
+	c, err := prog.EntryCounts(entries.ids())
 	if err != nil {
 		return
 	}
@@ -160,7 +160,10 @@ func fold(prog *fastpath.FastPath, entries []uint64) {
 		if e == (fastpath.EntryCounts{}) {
 			continue
 		}
-		w := entries[i*entryWords : (i+1)*entryWords]
+		w := entries.of(i)
+		if w == nil {
+			break
+		}
 		atomic.AddUint64(&w[ePackets4to6], e.Packets4to6)
 		atomic.AddUint64(&w[eBytes4to6], e.Bytes4to6)
 		atomic.AddUint64(&w[ePackets6to4], e.Packets6to4)

@@ -38,8 +38,11 @@ func TestSwapMillion(t *testing.T) {
 	d := newDataPlane(t, newConfig(t, "", ""), newFakeDevice(1, nil, nil))
 	d.Swap(a)
 	st := d.state.Load()
-	for i := range st.entries {
-		st.entries[i] = uint64(i)
+	for id := range st.entries.ids() {
+		w := st.entries.of(id)
+		for k := range w {
+			w[k] = uint64(id*entryWords + k)
+		}
 	}
 	start := time.Now()
 	d.Swap(b)
@@ -49,12 +52,12 @@ func TestSwapMillion(t *testing.T) {
 	// Mapping i+1 of a is mapping i of b.
 	for _, i := range []int{0, 1, n / 2, n - 2} {
 		for k := range entryWords {
-			if got, want := next.entries[i*entryWords+k], uint64((i+1)*entryWords+k); got != want {
+			if got, want := next.entries.of(i)[k], uint64((i+1)*entryWords+k); got != want {
 				t.Fatalf("mapping %d word %d: %d, want %d", i, k, got, want)
 			}
 		}
 	}
-	if last := next.entries[(n-1)*entryWords:]; last[0] != 0 || last[3] != 0 {
+	if last := next.entries.of(n - 1); last[0] != 0 || last[3] != 0 {
 		t.Errorf("the new mapping has counts %v", last)
 	}
 }
