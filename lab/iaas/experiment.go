@@ -562,7 +562,6 @@ func applies(lines []string) string {
 			Rebuilt   bool    `json:"rebuilt"`
 			Took      float64 `json:"took"` // slog's JSON: nanoseconds
 			TableTook float64 `json:"table_took"`
-			SwapTook  float64 `json:"swap_took"`
 		}
 		if json.Unmarshal([]byte(l), &rec) != nil || rec.Msg != "mappings changed" {
 			continue
@@ -572,8 +571,8 @@ func applies(lines []string) string {
 		total += d
 		if d > longest {
 			longest = d
-			slowest = fmt.Sprintf("%s; table %v, swap %v", strings.SplitN(rec.Changes, " (", 2)[0],
-				time.Duration(rec.TableTook).Round(time.Millisecond), time.Duration(rec.SwapTook).Round(time.Millisecond))
+			slowest = fmt.Sprintf("%s; the table %v of it", strings.SplitN(rec.Changes, " (", 2)[0],
+				time.Duration(rec.TableTook).Round(time.Millisecond))
 		}
 		largest = max(largest, rec.Mappings)
 		if rec.Rebuilt {

@@ -106,13 +106,16 @@ func caughtUp(rev, count int64) func(netlab.Metrics) bool {
 	}
 }
 
-// revSample is a node's revision, staleness and table size at an instant.
+// revSample is a node's revision, staleness, table size and memory at an
+// instant.
 type revSample struct {
 	At       time.Duration // since the experiment's start
 	Node     string
 	Revision int64
 	Stale    float64
 	Mappings int64
+	RSSMB    int // process_resident_memory_bytes
+	HeapMB   int // go_memstats_heap_inuse_bytes
 }
 
 // sampler records every node's revision every period until stopped.
@@ -140,7 +143,8 @@ func startSampler(t netlab.TB, l *Lab, start time.Time, period time.Duration) *s
 			for _, n := range l.Nodes {
 				if m := scrape(t, n); m != nil {
 					s.samples = append(s.samples, revSample{At: time.Since(start), Node: n.Name,
-						Revision: int64(m.Get(mRevision)), Stale: m.Get(mStale), Mappings: int64(m.Get(mMappings))})
+						Revision: int64(m.Get(mRevision)), Stale: m.Get(mStale), Mappings: int64(m.Get(mMappings)),
+						RSSMB: int(m.Get("process_resident_memory_bytes")) >> 20, HeapMB: int(m.Get("go_memstats_heap_inuse_bytes")) >> 20})
 				}
 			}
 			s.paused.Unlock()

@@ -255,14 +255,42 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 	if err != nil {
 		return "", err
 	}
-	var add, del []netip.Prefix
+	add, del, err := d.applyDelta(changes, false, func() *translator.Translator {
+		d.dp.Apply(next, changes)
+		return next
+	})
+	d.compactLater(next.Table())
+	words := describeChanges(changes)
+	msg := fmt.Sprintf("%s: %d mappings, %d routes added, %d removed", words, next.Table().Len(), len(add), len(del))
+	d.log.Info("mappings changed", "changes", words, "durable", durable, "mappings", next.Table().Len(),
+		"routes_added", len(add), "routes_removed", len(del), "table_took", tableTook.Round(time.Microsecond),
+		"file_took", fileTook.Round(time.Microsecond), "took", time.Since(start).Round(time.Microsecond))
+	if err != nil {
+		return "", fmt.Errorf("%s, but not every change was applied: %w", msg, err)
+	}
+	return msg, nil
+}
+
+// applyDelta makes the table changes made from the one in use the one in
+// use, with publish (the data plane's Apply, after a rebuild's steps),
+// which returns its translator: the kernel routes the changes take away
+// removed first (RouteDelta: what the changes touch, not a walk of the
+// table), then the table, then the new routes, then the announcements
+// those change. It returns the routes added and removed. rebuilt: a
+// compaction in flight is dropped (its changes since would be the whole
+// batch) rather than told the changes.
+func (d *daemon) applyDelta(changes []translator.MappingChange, rebuilt bool, publish func() *translator.Translator) (add, del []netip.Prefix, err error) {
 	var errRemove, errAdd error
 	if d.routes != nil {
 		add, del = netRouteChanges(d.routes.Has, changes)
 		errRemove = d.routes.Remove(del)
 	}
-	d.dp.Apply(next, changes)
-	d.changedSinceCompact(changes)
+	next := publish()
+	if rebuilt {
+		d.compactStale = true
+	} else {
+		d.changedSinceCompact(changes)
+	}
 	if d.routes != nil {
 		errAdd = d.routes.Add(add)
 	}
@@ -272,16 +300,7 @@ func (d *daemon) ApplyMappings(changes []translator.MappingChange, durable bool)
 	} else {
 		errAnnounce = d.lc.changeIPv4(d.ctx, ipv4, aadd, adel)
 	}
-	d.compactLater(next.Table())
-	words := describeChanges(changes)
-	msg := fmt.Sprintf("%s: %d mappings, %d routes added, %d removed", words, next.Table().Len(), len(add), len(del))
-	d.log.Info("mappings changed", "changes", words, "durable", durable, "mappings", next.Table().Len(),
-		"routes_added", len(add), "routes_removed", len(del), "table_took", tableTook.Round(time.Microsecond),
-		"file_took", fileTook.Round(time.Microsecond), "took", time.Since(start).Round(time.Microsecond))
-	if err := errors.Join(errRemove, errAdd, errAnnounce); err != nil {
-		return "", fmt.Errorf("%s, but not every change was applied: %w", msg, err)
-	}
-	return msg, nil
+	return add, del, errors.Join(errRemove, errAdd, errAnnounce)
 }
 
 // keepChanges admits changes that make a table of n mappings out of one
@@ -363,8 +382,8 @@ const rebuildGCSteps = 4
 // with the changes (all or none), a page at a time, each table on the way
 // given to the workers (dataplane.Step) so that the old pages are freed as
 // the new ones are made; then the result given as a delta (dataplane.Apply:
-// the fast path gets the changes), with its routes and announcements
-// recomputed, as a reload that is not a diff does.
+// the fast path gets the changes), its routes and announcements changed by
+// what the changes touch, as ApplyMappings does.
 func (d *daemon) rebuildMappings(changes []translator.MappingChange, durable bool) (string, error) {
 	start := time.Now()
 	cur := d.dp.Translator()
@@ -380,26 +399,27 @@ func (d *daemon) rebuildMappings(changes []translator.MappingChange, durable boo
 	with := cur.WithTable(nil)
 	cur = nil // from the first step on, the old table's pages are the plan's alone
 	steps := 0
-	table := plan.Build(func(on *translator.Table) {
-		d.dp.Step(with.WithTable(on))
-		if steps++; steps%rebuildGCSteps == 0 {
-			runtime.GC()
-		}
+	var tableTook time.Duration
+	var table *translator.Table
+	add, del, errApply := d.applyDelta(changes, true, func() *translator.Translator {
+		table = plan.Build(func(on *translator.Table) {
+			d.dp.Step(with.WithTable(on))
+			if steps++; steps%rebuildGCSteps == 0 {
+				runtime.GC()
+			}
+		})
+		runtime.GC() // the last old pages, and the old ids
+		tableTook = time.Since(start) - fileTook
+		next := with.WithTable(table)
+		d.dp.Apply(next, changes)
+		return next
 	})
-	runtime.GC() // the last old pages, and the old ids
-	tableTook := time.Since(start) - fileTook
-	next := with.WithTable(table)
-	swapStart := time.Now()
-	add, del, errApply := d.publishWhole(next, func() { d.dp.Apply(next, changes) })
-	runtime.GC() // the old counters, when Apply grew them
-	swapTook := time.Since(swapStart)
 	d.compactLater(table)
 	words := describeChanges(changes)
-	msg := fmt.Sprintf("%s: %d mappings, %d routes added, %d removed", words, table.Len(), add, del)
+	msg := fmt.Sprintf("%s: %d mappings, %d routes added, %d removed", words, table.Len(), len(add), len(del))
 	d.log.Info("mappings changed", "changes", words, "durable", durable, "mappings", table.Len(), "rebuilt", true,
-		"steps", steps, "routes_added", add, "routes_removed", del, "table_took", tableTook.Round(time.Millisecond),
-		"file_took", fileTook.Round(time.Millisecond), "swap_took", swapTook.Round(time.Millisecond),
-		"took", time.Since(start).Round(time.Millisecond))
+		"steps", steps, "routes_added", len(add), "routes_removed", len(del), "table_took", tableTook.Round(time.Millisecond),
+		"file_took", fileTook.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
 	if errApply != nil {
 		return "", fmt.Errorf("%s, but not every change was applied: %w", msg, errApply)
 	}
@@ -496,12 +516,7 @@ func (d *daemon) announcedAfter(next *translator.Translator, changes []translato
 			return ok
 		}
 		add, del := netRouteChanges(has, changes)
-		for _, p := range del {
-			remove(p)
-		}
-		for _, p := range add {
-			insert(p)
-		}
+		ipv4, added, removed = mergeSorted(ipv4, add, del)
 		return ipv4, added, removed, false
 	}
 	if d.routes == nil {
@@ -539,6 +554,43 @@ func (d *daemon) announcedAfter(next *translator.Translator, changes []translato
 		}
 	}
 	return ipv4, added, removed, false
+}
+
+// mergeSorted returns list, sorted by netip.Prefix.Compare, with the
+// prefixes of del taken out and those of add put in (both sorted), in one
+// pass: a bulk batch's thousands of routes would cost a copy of the list
+// each, put in one by one. It returns those it added and removed.
+func mergeSorted(list, add, del []netip.Prefix) (out, added, removed []netip.Prefix) {
+	if len(add) == 0 && len(del) == 0 {
+		return list, nil, nil
+	}
+	out = make([]netip.Prefix, 0, len(list)+len(add))
+	i, j, k := 0, 0, 0
+	for i < len(list) || j < len(add) {
+		if i < len(list) {
+			for k < len(del) && del[k].Compare(list[i]) < 0 {
+				k++
+			}
+			if k < len(del) && del[k] == list[i] {
+				removed = append(removed, list[i])
+				i++
+				continue
+			}
+		}
+		switch {
+		case j == len(add) || i < len(list) && list[i].Compare(add[j]) < 0:
+			out = append(out, list[i])
+			i++
+		case i < len(list) && list[i] == add[j]:
+			out = append(out, list[i])
+			i, j = i+1, j+1
+		default:
+			out = append(out, add[j])
+			added = append(added, add[j])
+			j++
+		}
+	}
+	return out, added, removed
 }
 
 // maxReloadDelta is the largest difference a reload applies as a delta;

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
@@ -369,5 +370,44 @@ func TestBulkRebuild(t *testing.T) {
 	}
 	if n := d.dp.Translator().Table().Len(); n != 2+2999 {
 		t.Errorf("%d mappings after a refused batch, want %d", n, 2+2999)
+	}
+}
+
+// TestMergeSorted: the one-pass merge of a bulk batch's routes into the
+// announced list gives what putting them in one by one gives, on random
+// lists, additions and deletions (some already there, some absent).
+func TestMergeSorted(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	pfx := func() netip.Prefix {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(r.IntN(64) * 4)}), 30+r.IntN(3)).Masked()
+	}
+	sorted := func(n int) []netip.Prefix {
+		set := map[netip.Prefix]bool{}
+		for range n {
+			set[pfx()] = true
+		}
+		return slices.SortedFunc(maps.Keys(set), netip.Prefix.Compare)
+	}
+	for round := range 500 {
+		list, add, del := sorted(r.IntN(40)), sorted(r.IntN(10)), sorted(r.IntN(10))
+		add = slices.DeleteFunc(add, func(p netip.Prefix) bool { return slices.Contains(del, p) })
+		want := slices.Clone(list)
+		var wantAdded, wantRemoved []netip.Prefix
+		for _, p := range del {
+			if i, ok := slices.BinarySearchFunc(want, p, netip.Prefix.Compare); ok {
+				want = slices.Delete(want, i, i+1)
+				wantRemoved = append(wantRemoved, p)
+			}
+		}
+		for _, p := range add {
+			if i, ok := slices.BinarySearchFunc(want, p, netip.Prefix.Compare); !ok {
+				want = slices.Insert(want, i, p)
+				wantAdded = append(wantAdded, p)
+			}
+		}
+		got, added, removed := mergeSorted(slices.Clone(list), add, del)
+		if !slices.Equal(got, want) || !slices.Equal(added, wantAdded) || !slices.Equal(removed, wantRemoved) {
+			t.Fatalf("round %d: mergeSorted(%v, +%v, -%v) = %v +%v -%v, want %v +%v -%v", round, list, add, del, got, added, removed, want, wantAdded, wantRemoved)
+		}
 	}
 }
