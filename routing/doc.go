@@ -58,8 +58,9 @@
 //     a neighbor's first session, and a connection collision can leave it
 //     there waiting on a connection its peer parked unread (two GoBGP
 //     speakers, such as partner nodes, both wait). The speaker closes a
-//     session still in OpenConfirm a hold time after it got there, by
-//     disabling and enabling the neighbor (expireOpenConfirm).
+//     session still in OpenConfirm a hold time (at least 10 s) after it
+//     got there, by disabling and enabling the neighbor
+//     (expireOpenConfirm).
 //   - Metrics: Collectors returns GoBGP's own Prometheus collectors
 //     (github.com/osrg/gobgp/v4/pkg/metrics, as gobgpd registers them):
 //     bgp_* per neighbor and the fsm_loop_* timings of GoBGP's main loop.

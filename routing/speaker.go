@@ -64,9 +64,9 @@ type peerState struct {
 	lastErr string
 	md5     bool // TCP-MD5 configured: a silent connect timeout is likely a key mismatch
 
-	// holdTime is the neighbor's configured hold time (GoBGP's default
-	// when unset), the longest a session may wait in OpenConfirm.
-	holdTime time.Duration
+	// openConfirmLimit is how long a session may wait in OpenConfirm
+	// (expireOpenConfirm).
+	openConfirmLimit time.Duration
 	// openConfirmExpired: the speaker is closing a session stuck in
 	// OpenConfirm (expireOpenConfirm); the next state change is its doing.
 	openConfirmExpired bool
@@ -321,7 +321,8 @@ func (s *Speaker) installExportPolicy(ctx context.Context, neighbors []Neighbor)
 
 // addPeer adds one neighbor to GoBGP.
 func (s *Speaker) addPeer(ctx context.Context, n Neighbor) error {
-	ps := &peerState{state: bgp.BGP_FSM_IDLE, since: time.Now(), md5: n.Password != "", holdTime: cmp.Or(n.HoldTime, gobgpHoldTime)}
+	ps := &peerState{state: bgp.BGP_FSM_IDLE, since: time.Now(), md5: n.Password != "",
+		openConfirmLimit: max(cmp.Or(n.HoldTime, gobgpHoldTime), openConfirmFloor)}
 	s.stMu.Lock()
 	s.peers[n.Address] = ps
 	s.stMu.Unlock()
@@ -461,14 +462,14 @@ func (s *Speaker) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, t time.Ti
 	if reason != "" && st.DisconnectReason != api.PeerState_DISCONNECT_REASON_DECONFIGURED {
 		ps.lastErr = reason
 	}
-	hold := ps.holdTime
+	limit := ps.openConfirmLimit
 	s.stMu.Unlock()
 
 	if prefixLimit {
 		s.restartAfterPrefixLimit(addr)
 	}
 	if changed && st.SessionState == bgp.BGP_FSM_OPENCONFIRM {
-		time.AfterFunc(hold, func() { s.expireOpenConfirm(addr, ps, t) })
+		time.AfterFunc(limit, func() { s.expireOpenConfirm(addr, ps, t) })
 	}
 	if changed {
 		attrs := []any{"peer", addr, "state", stateName(st.SessionState), "from", stateName(old)}
@@ -523,14 +524,27 @@ func (s *Speaker) restartAfterPrefixLimit(addr netip.Addr) {
 // gobgpHoldTime is the hold time GoBGP proposes when none is configured.
 const gobgpHoldTime = 90 * time.Second
 
-const openConfirmExpiredReason = "no KEEPALIVE in OpenConfirm within the hold time: connections closed, tried again"
+// openConfirmFloor is the shortest wait in OpenConfirm before the
+// speaker closes the session, whatever the hold time. When only one side
+// of a collision is stuck so, the other GoBGP recovers it: after its idle
+// hold (5 s) it takes up the connection it had parked and sends the
+// KEEPALIVE (measured: up 5-9 s after the start). Closing sooner (at a
+// hold time of 3 s) cut that short and made both sides start over
+// together, to collide again. Router and speaker pairs started 30 at a
+// time under load, not up within 25 s: 1 of 600 (stuck for good) without
+// this timer; 6 of 900 with it at 3 s; 0 of 900 with this floor (the one
+// stuck for good up after 22 s).
+const openConfirmFloor = 10 * time.Second
+
+const openConfirmExpiredReason = "no KEEPALIVE in OpenConfirm within the hold time (at least 10 s): connections closed, tried again"
 
 // expireOpenConfirm runs the hold timer that GoBGP v4.9 does not run in
 // OpenConfirm before a neighbor's first session (it arms it with the
 // negotiated hold time, which is 0 until a session was Established): a
-// session still in the OpenConfirm it entered at since, a hold time later,
-// is closed, as RFC 4271 §8.2.2 asks. Without it such a session waits for
-// good and GoBGP refuses every new connection from the neighbor meanwhile.
+// session still in the OpenConfirm it entered at since, a hold time
+// (openConfirmFloor at least) later, is closed, as RFC 4271 §8.2.2 asks.
+// Without it such a session waits for good, and GoBGP refuses every new
+// connection from the neighbor meanwhile.
 // It happens when both sides connect at once (a connection collision,
 // RFC 4271 §6.8) and each takes the other's connection to OpenConfirm
 // before its own has received an OPEN: GoBGP then parks its own
@@ -589,7 +603,7 @@ func (s *Speaker) disableStuck(addr netip.Addr, ps *peerState, since time.Time) 
 	if !stuck {
 		return false
 	}
-	s.log.Warn("neighbor sent no KEEPALIVE in OpenConfirm within the hold time; closing the connections and trying again", "peer", addr, "hold_time", ps.holdTime)
+	s.log.Warn("neighbor sent no KEEPALIVE in OpenConfirm in time; closing the connections and trying again", "peer", addr, "waited", ps.openConfirmLimit)
 	err := s.bgp.DisablePeer(context.Background(), &api.DisablePeerRequest{Address: addr.String(), Communication: "hold timer expired in OpenConfirm"})
 	if err != nil {
 		s.stMu.Lock()
