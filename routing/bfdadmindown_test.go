@@ -18,7 +18,11 @@ func TestBFDAdminDownKeepsSession(t *testing.T) {
 	newTestRouter(t, addrR4, 65000, port, rp)
 	remote := newFakeBFD(t, addrR4, addrS)
 	n := testNeighbor(addrR4, 65000, port, IPv4Unicast)
-	n.BFD = BFD{Enabled: true, Interval: 100 * time.Millisecond, Multiplier: 3}
+	// Our detection time: the router's multiplier (3) times the slower of
+	// this interval and its 100 ms, 1.5 s. At 300 ms a loaded machine
+	// (load average 10 on 2 CPUs) stalled this process long enough for
+	// BFD to expire and reset the session, 1 run in 20.
+	n.BFD = BFD{Enabled: true, Interval: 500 * time.Millisecond, Multiplier: 3}
 	s, log := newLoggedSpeaker(t, Config{LocalAS: 65001, RouterID: addrS,
 		ListenAddresses: []netip.Addr{addrS}, ListenPort: port, Neighbors: []Neighbor{n}})
 	remote.start()
@@ -31,7 +35,7 @@ func TestBFDAdminDownKeepsSession(t *testing.T) {
 	if got := log.grep("administratively down"); len(got) != 1 {
 		t.Fatalf("want one log line saying the neighbor took BFD administratively down, got %q", got)
 	}
-	stayEstablished(t, s, 2*time.Second, log) // several detection times (300 ms): a reset would have come
+	stayEstablished(t, s, 3*time.Second, log) // two detection times (1.5 s): a reset would have come
 
 	remote.start()
 	waitBFD(t, s, addrR4, "up")

@@ -54,6 +54,13 @@
 //     word on how soon a failed session should be tried again; there is no
 //     separate key for it. Other failures (hold timer expiry, a
 //     NOTIFICATION received, TCP closed) idle for GoBGP's fixed 5 s.
+//   - OpenConfirm hold timer: GoBGP v4.9 arms none in OpenConfirm before
+//     a neighbor's first session, and a connection collision can leave it
+//     there waiting on a connection its peer parked unread (two GoBGP
+//     speakers, such as partner nodes, both wait). The speaker closes a
+//     session still in OpenConfirm a hold time (at least 10 s) after it
+//     got there, by disabling and enabling the neighbor
+//     (expireOpenConfirm).
 //   - Metrics: Collectors returns GoBGP's own Prometheus collectors
 //     (github.com/osrg/gobgp/v4/pkg/metrics, as gobgpd registers them):
 //     bgp_* per neighbor and the fsm_loop_* timings of GoBGP's main loop.

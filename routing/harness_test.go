@@ -115,6 +115,15 @@ func newTestSpeaker(t *testing.T, addr netip.Addr, as uint32, port int, neighbor
 	return s
 }
 
+// partnerOfS is a partner node's neighbor entry for the speaker under
+// test (addrS, AS 65001). Passive, as testRouter's neighbors are (it says
+// why): the speaker under test connects.
+func partnerOfS(port int) Neighbor {
+	n := testNeighbor(addrS, 65001, port, IPv4Unicast, IPv6Unicast)
+	n.Role, n.NextHopIPv6, n.Passive = Partner, netip.MustParseAddr("2001:db8::20"), true
+	return n
+}
+
 // waitEstablished waits on the speaker's Changes() until the neighbor is
 // Established.
 func waitEstablished(t *testing.T, s *Speaker, peer netip.Addr) {
@@ -131,6 +140,15 @@ func waitEstablished(t *testing.T, s *Speaker, peer netip.Addr) {
 
 // testRouter is a plain GoBGP speaker standing for a router: it accepts
 // every route and records each UPDATE it receives, in order.
+//
+// Its neighbors are passive: only the speaker under test connects. When
+// both GoBGP speakers connect (a collision, RFC 4271 §6.8), GoBGP v4.9
+// can leave both stuck in OpenConfirm for good: each takes the other's
+// connection to OpenConfirm before its own has received an OPEN, parks
+// its own unread once that OPEN arrives (OpenConfirm never looks at it),
+// and so never sends the KEEPALIVE the other side waits for on it; and
+// the hold timer does not run in OpenConfirm before a first session
+// (negotiated hold time still 0). A rare race, seen in CI under load.
 type testRouter struct {
 	t    *testing.T
 	addr netip.Addr
@@ -195,7 +213,7 @@ func (r *testRouter) addPeer(p routerPeer) {
 	ap := &api.Peer{
 		Conf:      &api.PeerConf{NeighborAddress: p.Address.String(), PeerAsn: p.PeerAS, AuthPassword: p.Password},
 		Timers:    &api.Timers{Config: &api.TimersConfig{HoldTime: 3, KeepaliveInterval: 1, ConnectRetry: 1}},
-		Transport: &api.Transport{LocalAddress: r.addr.String(), RemotePort: uint32(p.Port)},
+		Transport: &api.Transport{LocalAddress: r.addr.String(), RemotePort: uint32(p.Port), PassiveMode: true},
 	}
 	for _, f := range p.families {
 		ap.AfiSafis = append(ap.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true}})

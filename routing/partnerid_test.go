@@ -16,9 +16,7 @@ func TestPartnerRouterIDs(t *testing.T) {
 	if got := a.PartnerRouterIDs(); len(got) != 0 {
 		t.Errorf("before the partner runs: PartnerRouterIDs() = %v, want none", got)
 	}
-	pb := testNeighbor(addrS, 65001, port, IPv4Unicast, IPv6Unicast)
-	pb.Role, pb.NextHopIPv6 = Partner, netip.MustParseAddr("2001:db8::20")
-	b := newTestSpeaker(t, addrP, 65001, port, pb)
+	b := newTestSpeaker(t, addrP, 65001, port, partnerOfS(port))
 	waitEstablished(t, a, addrP)
 	waitEstablished(t, b, addrS)
 	// newTestSpeaker makes a node's address its router id.

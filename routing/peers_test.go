@@ -854,9 +854,7 @@ func TestOwnPrefixesAnnouncedBack(t *testing.T) {
 	rp := func(fams ...Family) routerPeer { return routerPeer{testNeighbor(addrS, 65001, port), fams} }
 	r4 := newTestRouter(t, addrR4, 65000, port, rp(IPv4Unicast))
 	r6 := newTestRouter(t, addrR6, 65002, port, rp(IPv6Unicast))
-	pb := testNeighbor(addrS, 65001, port, IPv4Unicast, IPv6Unicast)
-	pb.Role, pb.NextHopIPv6 = Partner, netip.MustParseAddr("2001:db8::20")
-	partner := newTestSpeaker(t, addrP, 65001, port, pb)
+	partner := newTestSpeaker(t, addrP, 65001, port, partnerOfS(port))
 	for _, a := range []netip.Addr{addrR4, addrR6, addrP} {
 		waitEstablished(t, s, a)
 	}

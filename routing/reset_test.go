@@ -14,9 +14,10 @@ import (
 // very call), and by default GoBGP then idles 30 s, refusing connections:
 // a node revived after a silent death stayed unrouted that long.
 // The router is replaced by a fresh speaker on the same address, as a
-// router that forgot the session would be, and a fresh GoBGP connects at
-// once: what is left to wait for is our speaker's idle hold after the
-// reset (the neighbor's connect retry, 1 s here) plus one connection.
+// router that forgot the session would be; it only accepts (testRouter):
+// what is left to wait for is our speaker's idle hold after the reset
+// (the neighbor's connect retry, 1 s here), then its first connection
+// attempt (GoBGP's 1.5-2 s) and one connection.
 func TestSessionBackSoonAfterReset(t *testing.T) {
 	const bound = 8 * time.Second // GoBGP's default would take more than 30 s
 	port := freePort(t)

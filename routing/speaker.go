@@ -63,6 +63,13 @@ type peerState struct {
 	since   time.Time
 	lastErr string
 	md5     bool // TCP-MD5 configured: a silent connect timeout is likely a key mismatch
+
+	// openConfirmLimit is how long a session may wait in OpenConfirm
+	// (expireOpenConfirm).
+	openConfirmLimit time.Duration
+	// openConfirmExpired: the speaker is closing a session stuck in
+	// OpenConfirm (expireOpenConfirm); the next state change is its doing.
+	openConfirmExpired bool
 }
 
 // NeighborStatus is the state of one neighbor, for `map646 status`.
@@ -314,7 +321,8 @@ func (s *Speaker) installExportPolicy(ctx context.Context, neighbors []Neighbor)
 
 // addPeer adds one neighbor to GoBGP.
 func (s *Speaker) addPeer(ctx context.Context, n Neighbor) error {
-	ps := &peerState{state: bgp.BGP_FSM_IDLE, since: time.Now(), md5: n.Password != ""}
+	ps := &peerState{state: bgp.BGP_FSM_IDLE, since: time.Now(), md5: n.Password != "",
+		openConfirmLimit: max(cmp.Or(n.HoldTime, gobgpHoldTime), openConfirmFloor)}
 	s.stMu.Lock()
 	s.peers[n.Address] = ps
 	s.stMu.Unlock()
@@ -439,6 +447,14 @@ func (s *Speaker) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, t time.Ti
 	if prefixLimit {
 		reason = fmt.Sprintf("sent Cease \"Maximum Number of Prefixes Reached\" (more than max_prefixes); tried again %v later", prefixLimitRestart)
 	}
+	if ps.openConfirmExpired && changed {
+		// The change the speaker's disable caused, unless the session had
+		// left OpenConfirm by itself just before.
+		ps.openConfirmExpired = false
+		if st.DisconnectReason == api.PeerState_DISCONNECT_REASON_ADMIN_DOWN {
+			reason = openConfirmExpiredReason
+		}
+	}
 	ps.state = st.SessionState
 	if changed {
 		ps.since = t
@@ -446,10 +462,14 @@ func (s *Speaker) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, t time.Ti
 	if reason != "" && st.DisconnectReason != api.PeerState_DISCONNECT_REASON_DECONFIGURED {
 		ps.lastErr = reason
 	}
+	limit := ps.openConfirmLimit
 	s.stMu.Unlock()
 
 	if prefixLimit {
 		s.restartAfterPrefixLimit(addr)
+	}
+	if changed && st.SessionState == bgp.BGP_FSM_OPENCONFIRM {
+		time.AfterFunc(limit, func() { s.expireOpenConfirm(addr, ps, t) })
 	}
 	if changed {
 		attrs := []any{"peer", addr, "state", stateName(st.SessionState), "from", stateName(old)}
@@ -499,6 +519,100 @@ func (s *Speaker) restartAfterPrefixLimit(addr netip.Addr) {
 		}
 		s.log.Info("neighbor enabled again after its prefix limit", "peer", addr)
 	})
+}
+
+// gobgpHoldTime is the hold time GoBGP proposes when none is configured.
+const gobgpHoldTime = 90 * time.Second
+
+// openConfirmFloor is the shortest wait in OpenConfirm before the
+// speaker closes the session, whatever the hold time. When only one side
+// of a collision is stuck so, the other GoBGP recovers it: after its idle
+// hold (5 s) it takes up the connection it had parked and sends the
+// KEEPALIVE (measured: up 5-9 s after the start). Closing sooner (at a
+// hold time of 3 s) cut that short and made both sides start over
+// together, to collide again. Router and speaker pairs started 30 at a
+// time under load, not up within 25 s: 1 of 600 (stuck for good) without
+// this timer; 6 of 900 with it at 3 s; 0 of 900 with this floor (the one
+// stuck for good up after 22 s).
+const openConfirmFloor = 10 * time.Second
+
+const openConfirmExpiredReason = "no KEEPALIVE in OpenConfirm within the hold time (at least 10 s): connections closed, tried again"
+
+// expireOpenConfirm runs the hold timer that GoBGP v4.9 does not run in
+// OpenConfirm before a neighbor's first session (it arms it with the
+// negotiated hold time, which is 0 until a session was Established): a
+// session still in the OpenConfirm it entered at since, a hold time
+// (openConfirmFloor at least) later, is closed, as RFC 4271 §8.2.2 asks.
+// Without it such a session waits for good, and GoBGP refuses every new
+// connection from the neighbor meanwhile.
+// It happens when both sides connect at once (a connection collision,
+// RFC 4271 §6.8) and each takes the other's connection to OpenConfirm
+// before its own has received an OPEN: GoBGP then parks its own
+// connection unread and never sends the KEEPALIVE the neighbor waits for
+// there. Two GoBGP speakers, such as partner nodes, end up both waiting;
+// a router that goes silent after the OPEN exchange does the same.
+//
+// GoBGP's ResetPeer would only queue a NOTIFICATION for the next
+// Established session: the neighbor is disabled instead (GoBGP closes the
+// session's connection and the parked one) and enabled again once GoBGP
+// has taken that in; it is tried again after GoBGP's idle hold (5 s).
+func (s *Speaker) expireOpenConfirm(addr netip.Addr, ps *peerState, since time.Time) {
+	if !s.disableStuck(addr, ps, since) {
+		return
+	}
+	ctx := context.Background()
+	// GoBGP queues one admin state change per neighbor and drops a second
+	// one sent before its FSM took the first: wait for the disable to
+	// show, or the enable would be lost and the neighbor stay disabled.
+	disabled := func() bool {
+		down := false
+		s.bgp.ListPeer(ctx, &api.ListPeerRequest{Address: addr.String()}, func(p *api.Peer) {
+			down = p.GetState().GetAdminState() == api.PeerState_ADMIN_STATE_DOWN
+		})
+		return down
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for end := time.Now().Add(10 * time.Second); !disabled() && time.Now().Before(end); {
+		<-tick.C
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	// A neighbor re-created by a reload meanwhile is enabled already:
+	// GoBGP only logs that it is.
+	if err := s.bgp.EnablePeer(ctx, &api.EnablePeerRequest{Address: addr.String()}); err != nil {
+		s.log.Error("cannot enable a neighbor after closing its session stuck in OpenConfirm", "peer", addr, "err", err)
+	}
+}
+
+// disableStuck disables the neighbor if its session is still in the
+// OpenConfirm it entered at since, and reports whether it did. Holding mu,
+// no reload re-creates the neighbor between the check and the disable.
+func (s *Speaker) disableStuck(addr netip.Addr, ps *peerState, since time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stMu.Lock()
+	stuck := !s.closed && s.peers[addr] == ps && ps.state == bgp.BGP_FSM_OPENCONFIRM && ps.since.Equal(since)
+	if stuck {
+		ps.openConfirmExpired = true
+	}
+	s.stMu.Unlock()
+	if !stuck {
+		return false
+	}
+	s.log.Warn("neighbor sent no KEEPALIVE in OpenConfirm in time; closing the connections and trying again", "peer", addr, "waited", ps.openConfirmLimit)
+	err := s.bgp.DisablePeer(context.Background(), &api.DisablePeerRequest{Address: addr.String(), Communication: "hold timer expired in OpenConfirm"})
+	if err != nil {
+		s.stMu.Lock()
+		ps.openConfirmExpired = false
+		s.stMu.Unlock()
+		s.log.Warn("cannot close a session stuck in OpenConfirm", "peer", addr, "err", err)
+		return false
+	}
+	return true
 }
 
 // onBFDDown is called by a neighbor's BFD session when it leaves Up. BFD

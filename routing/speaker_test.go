@@ -199,9 +199,7 @@ func TestPartnerRoutes(t *testing.T) {
 	pa := testNeighbor(addrP, 65001, port, IPv4Unicast, IPv6Unicast)
 	pa.Role, pa.NextHopIPv6 = Partner, nh6
 	a := newTestSpeaker(t, addrS, 65001, port, pa)
-	pb := testNeighbor(addrS, 65001, port, IPv4Unicast, IPv6Unicast)
-	pb.Role, pb.NextHopIPv6 = Partner, netip.MustParseAddr("2001:db8::20")
-	b := newTestSpeaker(t, addrP, 65001, port, pb)
+	b := newTestSpeaker(t, addrP, 65001, port, partnerOfS(port))
 	waitEstablished(t, a, addrP)
 	waitEstablished(t, b, addrS)
 
