@@ -57,7 +57,10 @@ func (t *Table) Rebuild(changes []MappingChange, step func(*Table)) (*Table, err
 // RebuildPlan is a Rebuild checked and planned, its pages not built yet:
 // its owner can admit the result (Len) before any table on the way is
 // given out.
-type RebuildPlan struct{ r *rebuild }
+type RebuildPlan struct {
+	r *rebuild // nil once built
+	n int
+}
 
 // PlanRebuild checks changes as Rebuild does and plans it. It keeps no
 // reference to t, only to its pages: once the table in use is no longer
@@ -68,11 +71,11 @@ func (t *Table) PlanRebuild(changes []MappingChange) (*RebuildPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RebuildPlan{r}, nil
+	return &RebuildPlan{r, r.n}, nil
 }
 
 // Len returns the number of entries of the result.
-func (p *RebuildPlan) Len() int { return p.r.n }
+func (p *RebuildPlan) Len() int { return p.n }
 
 // Build builds the result, giving step each table on the way (see
 // Rebuild). It is called once.
@@ -83,7 +86,7 @@ func (p *RebuildPlan) Build(step func(*Table)) *Table {
 }
 
 // rebuildSteps is the number of steps of a Rebuild with a step function:
-// a sixteenth of a million-entry table is 6 MB of pages.
+// a sixteenth of a million-entry table is 6 MB of pages (two per index).
 const rebuildSteps = 16
 
 // idEntry is an entry with its id, as a page is built from.

@@ -109,8 +109,8 @@ func pageDepth(n int) uint8 {
 func pageOf(h uint64, d uint8) uint64 { return h >> (64 - uint(d)) }
 
 // pagesIn returns the pages of depth d a rebuild of steps steps builds at
-// step s: those whose hash range starts in the step's sixteenth (or
-// whatever share); steps is a power of two.
+// step s: those whose hash range starts in the step's share of the
+// hash space; steps is a power of two.
 func pagesIn(d uint8, s, steps int) (from, to int) {
 	n := 1 << d
 	return (s*n + steps - 1) / steps, ((s+1)*n + steps - 1) / steps

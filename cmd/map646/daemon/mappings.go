@@ -370,13 +370,23 @@ func rebuildBetter(t *translator.Table, changes []translator.MappingChange) bool
 }
 
 // rebuildGCSteps is how many steps of a rebuild go between two collections
-// of the old pages they replaced. The collector would come by itself once
-// the heap had grown by GOGC (25%: about 50 MB at a million entries), but a
-// step's old pages are garbage as soon as the workers have the table of
-// the step, and collecting them then keeps a node's peak near one table
-// and a quarter of one (a collection costs little: the tables, counters
-// and records hold no pointers, so there is almost nothing to mark).
-const rebuildGCSteps = 4
+// of the old pages they replaced, for a table of at least rebuildGCMin
+// entries; one more comes once the result is in use. The collector would
+// come by itself once the heap had grown by GOGC (25%: about 50 MB at a
+// million entries), from a goal set by its last cycle, which may have run
+// while the rebuild held old pages and new ones; a step's old pages are
+// garbage as soon as the workers have the table of the step, and
+// collecting them then keeps a node's peak near one table. A collection
+// costs little while the heap is the tables, counters and records, which
+// hold no pointers (1.5 ms at a million mappings: BenchmarkRebuild's
+// 0.28 s for 25,000 additions becomes 0.32 s with a collection every 4
+// steps), more when the node has fallen behind and the etcd client holds
+// many events: every 2 steps made a loaded node's rebuilds three times
+// slower in make iaas, every 4 did not.
+const (
+	rebuildGCSteps = 4
+	rebuildGCMin   = 1 << 16
+)
 
 // rebuildMappings is ApplyMappings for a bulk batch: the table rebuilt
 // with the changes (all or none), a page at a time, each table on the way
@@ -399,21 +409,27 @@ func (d *daemon) rebuildMappings(changes []translator.MappingChange, durable boo
 	with := cur.WithTable(nil)
 	cur = nil // from the first step on, the old table's pages are the plan's alone
 	steps := 0
+	large := plan.Len() >= rebuildGCMin // the collections are for large tables
 	var tableTook time.Duration
 	var table *translator.Table
 	add, del, errApply := d.applyDelta(changes, true, func() *translator.Translator {
 		table = plan.Build(func(on *translator.Table) {
 			d.dp.Step(with.WithTable(on))
-			if steps++; steps%rebuildGCSteps == 0 {
+			if steps++; large && steps%rebuildGCSteps == 0 {
 				runtime.GC()
 			}
 		})
-		runtime.GC() // the last old pages, and the old ids
+		if large {
+			runtime.GC() // the last old pages, and the old ids
+		}
 		tableTook = time.Since(start) - fileTook
 		next := with.WithTable(table)
 		d.dp.Apply(next, changes)
 		return next
 	})
+	if large {
+		runtime.GC() // the batch's own garbage: the heap goal starts from the table alone
+	}
 	d.compactLater(table)
 	words := describeChanges(changes)
 	msg := fmt.Sprintf("%s: %d mappings, %d routes added, %d removed", words, table.Len(), len(add), len(del))

@@ -411,3 +411,37 @@ func TestMergeSorted(t *testing.T) {
 		}
 	}
 }
+
+// TestBulkRebuildLarge: bulk batches on a table past rebuildGCMin (the
+// rebuild collects the old pages as it goes) land whole, every mapping
+// found.
+func TestBulkRebuildLarge(t *testing.T) {
+	d, _ := newUpdateDaemon(t)
+	mp := func(i int) translator.Mapping {
+		a := uint32(100<<24|64<<16) + uint32(i)
+		return translator.Mapping{IPv4: netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), 32),
+			IPv6: netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0x64, 0, 0, 0, 0, 0, 0, byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), 128)}
+	}
+	was := d.dp.Translator().Table().Len()
+	n := 0
+	for _, batch := range []int{rebuildGCMin, 25000} {
+		var changes []translator.MappingChange
+		for range batch {
+			changes = append(changes, translator.MappingChange{Op: translator.Add, Mapping: mp(n)})
+			n++
+		}
+		if _, err := d.ApplyMappings(changes, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tab := d.dp.Translator().Table()
+	if tab.Len() != was+n || tab.Pending() != 0 {
+		t.Fatalf("%d mappings (%d pending), want %d", tab.Len(), tab.Pending(), was+n)
+	}
+	for _, i := range []int{0, rebuildGCMin - 1, rebuildGCMin, n - 1} {
+		id, ok := tab.Lookup4(mp(i).IPv4.Addr())
+		if !ok || tab.Mapping(id) != mp(i) {
+			t.Fatalf("mapping %d: found %v, %v", i, ok, tab.Mapping(id))
+		}
+	}
+}
