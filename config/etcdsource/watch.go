@@ -54,13 +54,13 @@ func (s *Source) watch(ctx context.Context) error {
 				continue
 			case resp, ok := <-wch:
 				b = &batch{}
-				b.stop = b.add(resp, ok, from)
+				b.stop = s.add(b, resp, ok, from)
 				s.gather(b, wch, gather, from)
 			}
 		}
-		if len(b.events) > 0 {
-			took := s.events(b.events)
-			from = b.events[len(b.events)-1].Kv.ModRevision + 1
+		if b.events > 0 {
+			took := s.applyBatch(b)
+			from = b.last + 1
 			s.mu.Lock()
 			first := !s.cacheDirty
 			s.cacheDirty = true
@@ -86,7 +86,7 @@ func (s *Source) watch(ctx context.Context) error {
 // applied as one step, not revision by revision.
 func (s *Source) gather(b *batch, wch clientv3.WatchChan, t *time.Timer, from int64) {
 	started := time.Now()
-	for b.stop == nil && len(b.events) < maxBatch && time.Since(started) < maxGather {
+	for b.stop == nil && b.events < maxBatch && time.Since(started) < maxGather {
 		// The client hands its buffered responses over one at a time,
 		// from a goroutine of its own, through a channel without a
 		// buffer: a receive that does not wait finds the next one only
@@ -95,7 +95,7 @@ func (s *Source) gather(b *batch, wch clientv3.WatchChan, t *time.Timer, from in
 		select {
 		case resp, ok := <-wch:
 			t.Stop()
-			b.stop = b.add(resp, ok, from)
+			b.stop = s.add(b, resp, ok, from)
 		case <-t.C:
 			return
 		}
@@ -116,7 +116,7 @@ func (s *Source) rest(ctx context.Context, wch clientv3.WatchChan, cacheTimer *t
 	defer end.Stop()
 	quiet := time.NewTimer(restQuiet)
 	defer quiet.Stop()
-	for b.stop == nil && len(b.events) < maxBatch {
+	for b.stop == nil && b.events < maxBatch {
 		select {
 		case <-ctx.Done():
 			return b
@@ -127,7 +127,7 @@ func (s *Source) rest(ctx context.Context, wch clientv3.WatchChan, cacheTimer *t
 		case <-cacheTimer.C: // a load of several minutes still writes its cache
 			s.writeCache()
 		case resp, ok := <-wch:
-			b.stop = b.add(resp, ok, from)
+			b.stop = s.add(b, resp, ok, from)
 			quiet.Reset(restQuiet)
 		}
 	}
@@ -140,30 +140,37 @@ const (
 	restQuiet = 100 * time.Millisecond
 )
 
-// maxBatch bounds the events applied as one step: the batch's deltas and
-// the events they come from are held at once while the table is rebuilt
-// with them, about 700 bytes an event in all (the client's event, the
-// delta, the rebuild's plan): 18 MB at 25,000, where 100,000 took a node
-// following a million's load 70 MB past its table. Smaller batches cost
-// more rebuilds (0.2 s each at a million entries), which rest bounds to a
-// third of a CPU. maxGather bounds the time
+// maxBatch bounds the events applied as one step: their deltas (the
+// events themselves are dropped as they are accepted) and the node's
+// changes made of them are held while the table is rebuilt with them,
+// about 300 bytes an event in all: 30 MB at 100,000. A smaller batch saves
+// memory but costs more rebuilds, each a pass over the whole table (0.3 s
+// of a CPU at a million entries): with batches of 25,000, three nodes on
+// two CPUs fell behind a million written in a minute, and the events the
+// etcd client buffered meanwhile cost more than the batches saved.
+// maxGather bounds the time
 // spent gathering them, and gatherWait is how long the gathering waits for
 // the next response: what a change alone waits for more to join it.
 const (
-	maxBatch   = 25000
+	maxBatch   = 100000
 	maxGather  = 50 * time.Millisecond
 	gatherWait = 200 * time.Microsecond
 )
 
-// batch gathers the watch's responses applied as one step.
+// batch gathers the watch's changes applied as one step. Each response's
+// events are accepted (checked against the accepted mappings and recorded:
+// Source.accept) as it comes, so that a batch holds the deltas they make,
+// not the client's events, which are several times their size.
 type batch struct {
-	events   []*clientv3.Event
+	deltas   []Delta
+	events   int   // the events taken in
+	last     int64 // the revision of the last of them
 	progress int64 // the last progress notification's revision, after the events
 	stop     error // why the watch ended after the events, if it did
 }
 
-// add takes resp in; a response that ends the watch returns why.
-func (b *batch) add(resp clientv3.WatchResponse, ok bool, from int64) error {
+// add takes resp into b; a response that ends the watch returns why.
+func (s *Source) add(b *batch, resp clientv3.WatchResponse, ok bool, from int64) error {
 	switch {
 	case !ok:
 		return errors.New("watch closed")
@@ -174,7 +181,16 @@ func (b *batch) add(resp clientv3.WatchResponse, ok bool, from int64) error {
 	case resp.IsProgressNotify():
 		b.progress = resp.Header.Revision
 	default:
-		b.events = append(b.events, resp.Events...)
+		if n := len(resp.Events); n > 0 {
+			s.mu.Lock()
+			for _, ev := range resp.Events {
+				b.deltas = s.accept(b.deltas, ev)
+			}
+			b.last = resp.Events[n-1].Kv.ModRevision
+			s.watchRev = b.last
+			s.mu.Unlock()
+			b.events += n
+		}
 		b.progress = 0 // a notification is only news after the last event
 	}
 	return nil
@@ -196,20 +212,12 @@ func (s *Source) progress(rev int64) {
 	s.changed()
 }
 
-// events applies a batch of the watch's changes, in revision order, as
-// one step, and returns how long the Applier took. A batch the Applier
-// refuses (its table and the source's disagree: a bug) is followed by the
-// whole table, so that the two agree again.
-func (s *Source) events(evs []*clientv3.Event) time.Duration {
-	s.mu.Lock()
-	var deltas []Delta
-	for _, ev := range evs {
-		deltas = s.accept(deltas, ev)
-	}
-	rev := evs[len(evs)-1].Kv.ModRevision
-	s.watchRev = rev
-	s.mu.Unlock()
-
+// applyBatch applies a batch of the watch's changes, accepted in revision
+// order, as one step, and returns how long the Applier took. A batch the
+// Applier refuses (its table and the source's disagree: a bug) is followed
+// by the whole table, so that the two agree again.
+func (s *Source) applyBatch(b *batch) time.Duration {
+	deltas, rev := b.deltas, b.last
 	start := time.Now()
 	var err error
 	if len(deltas) > 0 {
