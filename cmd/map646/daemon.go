@@ -223,10 +223,10 @@ settings, restarts the workers, re-installs the routes, probes the new
 device and announces again once every check is up; a failed attempt is
 retried (0.5 s, doubling up to 30 s). Each step is logged ("recovery: ...").
 
-The daemon runs Go's collector with GOGC=25 unless the environment sets
+The daemon runs Go's collector with GOGC=10 unless the environment sets
 GOGC: its heap is mostly pointer-free tables, cheap to collect, and the
 default (100) lets a node with a million mappings peak at twice its live
-memory while it builds a table.
+memory while it builds table pages.
 
 Every 2 s it checks that [node] state_dir can be written (a drain records
 the drained flag there): status shows state_dir "not writable: ..." and

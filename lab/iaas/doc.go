@@ -77,11 +77,10 @@
 //  7. full only: a million mappings loaded into etcd (transactions of 128
 //     puts, four writers) while the nodes watch: the time from the load's
 //     end until all three serve them (target 10 s, asserted) and each
-//     node's VmHWM then (target 300 MB, reported: two tables are alive
-//     while a bulk batch's is swapped in); then each node restarted on
-//     them: the time until it serves them, the millionth looked up on it,
-//     its VmHWM (targets 10 s and 300 MB, asserted). The asserted targets
-//     hold in the full run only.
+//     node's VmHWM then (target 300 MB, asserted); then each node
+//     restarted on them: the time until it serves them, the millionth
+//     looked up on it, its VmHWM (targets 10 s and 300 MB, asserted). The
+//     asserted targets hold in the full run only.
 //
 // Throughout, a numbered UDP stream (16 flows, two per established
 // mapping, spread by the upstream's L4 hash over the three nodes) flows

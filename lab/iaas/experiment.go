@@ -537,12 +537,14 @@ func (e *experiment) watchMillion(load time.Duration, loaded time.Time, rev, cou
 		}
 		e.r.check(fmt.Sprintf("%s serves the %d mappings through its watch (loaded in %v)", n.Name, count, load.Round(time.Second)),
 			got, "<= "+e.o.MillionWithin.String(), done[i] && took[i] <= e.o.MillionWithin, e.o.Full)
-		// Reported, not asserted: while a bulk batch's table is built and
-		// swapped in, the table served and the new one are both alive
-		// (the restarted node below, which builds one table, is held to
-		// the target).
+		// Asserted in the full run: a bulk batch rebuilds the table a page
+		// at a time, the old pages freed as the new ones are made, so the
+		// node never holds two tables. How far past its table it goes
+		// depends on how fast it keeps up with the load (the etcd client
+		// holds the events that arrive during an apply): revisions.csv
+		// has its RSS and Go heap every 100 ms.
 		e.r.check(n.Name+" peak memory (VmHWM) while following the million's load through its watch",
-			fmt.Sprintf("%d MB", hwm/1024), fmt.Sprintf("<= %d MB", e.o.MillionPeakMB), hwm/1024 <= e.o.MillionPeakMB, false)
+			fmt.Sprintf("%d MB", hwm/1024), fmt.Sprintf("<= %d MB", e.o.MillionPeakMB), hwm/1024 <= e.o.MillionPeakMB, e.o.Full)
 		e.r.Notes = append(e.r.Notes, fmt.Sprintf("%s during the million's load through the watch: Go heap in use %d MB at its end; %s.", n.Name, int(m.Get("go_memstats_heap_inuse_bytes"))>>20, applies(n.M.Lines())))
 	}
 }

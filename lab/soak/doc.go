@@ -37,7 +37,7 @@
 //     +20 % and +10 MB over its value after the warm-up (the first period:
 //     one reload, one drain cycle, every kind of traffic seen). Go's
 //     collector lets the heap grow past the live data between cycles
-//     (map646 runs with GOGC=25 unless GOGC is set) and a reload builds a second table before the first is
+//     (map646 runs with GOGC=10 unless GOGC is set) and a reload builds a second table before the first is
 //     freed: a few MB of sawtooth on a heap of this size. A leak of a
 //     reload, a drain or a connection per period would pass the margin
 //     within ten periods only if each leaked less than 1 MB; the report
