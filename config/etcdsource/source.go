@@ -472,7 +472,12 @@ func (s *Source) writeCache() {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := writeCache(s.cfg.StateDir, s.cfg.Prefix, s.status.Revision, &s.idx)
+	// The index holds every change accepted, up to watchRev, which is
+	// ahead of the revision served while a batch is gathered (its events
+	// are accepted as they come) and not yet applied: the cache is labelled
+	// with the revision of what it holds, so that a node restarted on it
+	// watches from the change after its content, not replays changes it has.
+	err := writeCache(s.cfg.StateDir, s.cfg.Prefix, max(s.status.Revision, s.watchRev), &s.idx)
 	s.cacheDirty = false
 	if err != nil && (s.cacheErr == nil || s.cacheErr.Error() != err.Error()) {
 		s.log.Error("cannot write the cached table", "err", err)

@@ -92,3 +92,35 @@ func TestApplyDelta(t *testing.T) {
 		t.Errorf("Mappings yielded %d mappings, want 2", n)
 	}
 }
+
+// TestFastPathDelta: the program gets each addition that is in the table
+// with the id the table gave it, and not an addition withdrawn later in
+// the same batch, whose address the table maps to the mapping that
+// replaced it.
+func TestFastPathDelta(t *testing.T) {
+	mp := func(a, b string) translator.Mapping {
+		return translator.Mapping{IPv4: netip.MustParsePrefix(a), IPv6: netip.MustParsePrefix(b)}
+	}
+	table, err := translator.NewTable([]translator.Mapping{mp("192.0.2.1/32", "2001:db8:1::1/128")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withdrawn, kept := mp("198.51.100.7/32", "2001:db8:5::7/128"), mp("198.51.100.7/32", "2001:db8:5::8/128")
+	changes := []translator.MappingChange{
+		{Op: translator.Add, Mapping: withdrawn},
+		{Op: translator.Del, Mapping: withdrawn},
+		{Op: translator.Add, Mapping: kept},
+	}
+	next, err := table.Rebuild(changes, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	del, add := fastPathDelta(next, changes)
+	id, _ := next.Lookup4(kept.IPv4.Addr())
+	if len(add) != 1 || add[0].Mapping != kept || add[0].Index != int32(id) {
+		t.Errorf("additions %v, want only %v with id %d", add, kept, id)
+	}
+	if len(del) != 1 || del[0] != withdrawn {
+		t.Errorf("removals %v, want %v", del, withdrawn)
+	}
+}

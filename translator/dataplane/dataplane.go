@@ -225,21 +225,29 @@ func (d *DataPlane) Swap(tr *translator.Translator) {
 // mapping is never translated by the program and refused by the workers.
 func (d *DataPlane) Apply(tr *translator.Translator, changes []translator.MappingChange) {
 	d.applyTun(tr)
-	var del []translator.Mapping
-	var add []fastpath.Entry
+	del, add := fastPathDelta(tr.Table(), changes)
+	d.ApplyFastPathDelta(tr, del, add)
+}
+
+// fastPathDelta returns the program's half of changes, which made table:
+// the mappings to remove, and those to add with the ids table gave them
+// (the program counts into the tun path's counter of the same id). An
+// addition that a later change of the same batch withdrew is not in table
+// (Table.Rebuild); the lookup of its address finds another mapping there,
+// or none, and it is left out: the program, which removes before it adds,
+// would otherwise keep it.
+func fastPathDelta(table *translator.Table, changes []translator.MappingChange) (del []translator.Mapping, add []fastpath.Entry) {
 	for _, c := range changes {
 		switch c.Op {
 		case translator.Del:
 			del = append(del, c.Mapping)
 		case translator.Add:
-			// The program counts into the tun path's counter of the same
-			// id: the one tr's table gave the new mapping.
-			if id, ok := tr.Table().Lookup4(c.Mapping.IPv4.Addr()); ok {
+			if id, ok := table.Lookup4(c.Mapping.IPv4.Addr()); ok && table.Mapping(id) == c.Mapping {
 				add = append(add, fastpath.Entry{Mapping: c.Mapping, Index: int32(id)})
 			}
 		}
 	}
-	d.ApplyFastPathDelta(tr, del, add)
+	return del, add
 }
 
 // Step makes tr, whose table is on its way through a Rebuild of the one
