@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/map646/map646/cmd/map646/control"
 	"github.com/map646/map646/lab/netlab"
@@ -81,6 +82,22 @@ func TestMappingAtRunTime(t *testing.T) {
 		}
 		return r
 	}
+	// The workers add a batch's per-mapping counts once they have written
+	// the batch: the echo's reply can reach the client before its count is
+	// in. counted waits (2 s at most) for the counts of addr to reach
+	// packets4to6 and packets6to4, and returns the lookup then.
+	counted := func(addr string, packets4to6, packets6to4 uint64) control.LookupResult {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			r := lookup(addr)
+			m := r.Mapping
+			if m == nil || m.Packets4to6 >= packets4to6 && m.Packets6to4 >= packets6to4 || time.Now().After(deadline) {
+				return r
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	mapping := func(args ...string) (int, string) {
 		t.Helper()
 		code, out, errOut := runCmd(t, append([]string{"mapping", "-socket", sock}, args...)...)
@@ -88,7 +105,7 @@ func TestMappingAtRunTime(t *testing.T) {
 	}
 
 	udpEcho(t, ns, "198.51.100.10", srv)
-	before := lookup("198.51.100.10").Mapping
+	before := counted("198.51.100.10", 1, 1).Mapping
 	if before == nil || before.Packets4to6 != 1 || before.Packets6to4 != 1 {
 		t.Fatalf("198.51.100.10 after one echo: %+v", before)
 	}
@@ -107,11 +124,11 @@ func TestMappingAtRunTime(t *testing.T) {
 	}
 	udpEcho(t, ns, "198.51.100.11", srv)
 	udpEcho(t, ns, "198.51.100.10", srv)
-	l := lookup("198.51.100.11")
+	l := counted("198.51.100.11", 1, 1)
 	if l.Mapping == nil || l.Mapping.IPv6 != "2001:db8:1::11" || l.Origin != file+":3" || l.Mapping.Packets4to6 != 1 || l.Translated != "2001:db8:1::11" {
 		t.Errorf("lookup 198.51.100.11: %+v %+v", l, l.Mapping)
 	}
-	after := lookup("198.51.100.10").Mapping
+	after := counted("198.51.100.10", 2, 2).Mapping
 	if after.ID != before.ID || after.Packets4to6 != 2 || after.Bytes4to6 != 2*before.Bytes4to6 {
 		t.Errorf("198.51.100.10's counters: before %+v, after one more echo %+v; want them going on", before, after)
 	}
