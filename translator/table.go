@@ -89,10 +89,13 @@ func idKey(v4 uint32, len4 uint8) uint64 { return 1<<40 | uint64(v4)<<8 | uint64
 // built anew (Rebuild: a bulk batch through etcd) is built page by page,
 // each new page replacing the old ones of its hash range in a table the
 // data plane takes at once, so that the old pages are freed as the new
-// ones are made: a million entries are never held twice (NewTable held
-// both tables, 2 x 96 MB, while it ran). The price is a dependent load per
-// lookup: the page's header, from an array of at most 1,024 (32 KB, in
-// cache on a busy translator).
+// ones are made: a million entries are never held twice (building the
+// whole table anew held both, 2 x 96 MB). The price is a dependent load
+// per lookup: the page's header, from an array of at most 1,024 (32 KB, in
+// cache on a busy translator). BenchmarkTableLookup against the layout
+// without pages, medians of 3 interleaved runs here: +1 to +1.8 ns at 1k
+// to 100k entries, 27.9 -> 38.0 ns from IPv4 and 41.5 -> 44.9 ns from
+// IPv6 at a million.
 const maxPageDepth = 10 // at most 1<<maxPageDepth pages per prefix length
 
 // pageEntriesLog: a page holds up to about 1<<pageEntriesLog entries. A

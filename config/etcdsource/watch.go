@@ -143,11 +143,12 @@ const (
 // maxBatch bounds the events applied as one step: their deltas (the
 // events themselves are dropped as they are accepted) and the node's
 // changes made of them are held while the table is rebuilt with them,
-// about 300 bytes an event in all: 30 MB at 100,000. A smaller batch saves
-// memory but costs more rebuilds, each a pass over the whole table (0.3 s
-// of a CPU at a million entries): with batches of 25,000, three nodes on
-// two CPUs fell behind a million written in a minute, and the events the
-// etcd client buffered meanwhile cost more than the batches saved.
+// some 300 bytes an event in all (an estimate from the types' sizes: about
+// 30 MB at 100,000). A smaller batch saves memory but costs more
+// rebuilds, each a pass over the whole table (0.3 s of a CPU at a million
+// entries): with batches of 25,000, three nodes on two CPUs fell 30 s
+// behind a million written in a minute, and peaked at 366-375 MB (against
+// 341-357 MB with 100,000) as the etcd client buffered the events.
 // maxGather bounds the time
 // spent gathering them, and gatherWait is how long the gathering waits for
 // the next response: what a change alone waits for more to join it.
