@@ -869,6 +869,12 @@ func TestOwnPrefixesAnnouncedBack(t *testing.T) {
 	if err := partner.Announce(context.Background(), []Announcement{{Prefix: pfx4, MED: 10}}); err != nil {
 		t.Fatal(err)
 	}
+	// The marks below count the routers' events, which their watches
+	// record after the Adj-RIB-In that routerHolds read already holds
+	// the routes: wait for them, or the first UPDATE may land past the
+	// mark (seen in CI).
+	r4.waitFor("our IPv4 route's event", func() bool { return r4.route(pfx4) != nil })
+	r6.waitFor("our IPv6 route's event", func() bool { return r6.route(pfx6) != nil })
 	r4.mu.Lock()
 	mark4 := len(r4.updates)
 	r4.mu.Unlock()
@@ -944,6 +950,9 @@ func TestOwnPrefixesAnnouncedBack(t *testing.T) {
 	}
 	if lines := logs.grep("level=WARN"); len(lines) != 0 {
 		t.Errorf("warnings logged while routers announced our prefixes back:\n%s", strings.Join(lines, "\n"))
+	}
+	if t.Failed() {
+		t.Logf("the speaker's log:\n%s", strings.Join(logs.grep(""), "\n"))
 	}
 }
 
