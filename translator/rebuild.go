@@ -144,23 +144,28 @@ func (t *Table) planRebuild(changes []MappingChange) (*rebuild, error) {
 	}
 	span := t.Span()
 	gone := make([]uint64, (span+63)/64) // ids of t deleted by changes
-	var adds []MappingChange             // the additions; Op Del: withdrawn by a later change
-	var addAt []int                      // addAt[k] is the index in changes of adds[k]
+	// The additions, as indexes in changes; -1: withdrawn by a later
+	// change. Indexes, not copies: a bulk batch is 100,000 changes.
+	var adds []int
 	// The additions a later deletion may withdraw, by mapping (indexes in
 	// adds): only those of the mappings the batch deletes are kept track
 	// of, so a bulk load of additions builds no map of them.
 	deleted := map[Mapping]bool{}
+	nadds := 0
 	for _, c := range changes {
 		if c.Op == Del {
 			deleted[c.Mapping] = true
+		} else {
+			nadds++
 		}
 	}
+	adds = make([]int, 0, nadds)
 	pending := map[Mapping][]int{}
 	for i, c := range changes {
 		m := c.Mapping
 		if c.Op == Del {
 			if ks := pending[m]; len(ks) > 0 {
-				adds[ks[len(ks)-1]].Op = Del // withdrawn before it was built
+				adds[ks[len(ks)-1]] = -1 // withdrawn before it was built
 				pending[m] = ks[:len(ks)-1]
 				continue
 			}
@@ -179,8 +184,7 @@ func (t *Table) planRebuild(changes []MappingChange) (*rebuild, error) {
 		if deleted[m] {
 			pending[m] = append(pending[m], len(adds))
 		}
-		adds = append(adds, MappingChange{Op: Add, Mapping: m})
-		addAt = append(addAt, i)
+		adds = append(adds, i)
 	}
 	if len(probs) > 0 {
 		return nil, &TableError{Problems: probs}
@@ -194,12 +198,18 @@ func (t *Table) planRebuild(changes []MappingChange) (*rebuild, error) {
 	kept := func(id int) bool {
 		return !isGone(id) && (t.ov == nil || id >= len(t.ids) || !t.ov.isDead(int32(id)))
 	}
-	var added []eamEntry
-	var addedAt []int // addedAt[k] is the index in changes of added[k]
-	for k, c := range adds {
-		if c.Op == Add {
-			added = append(added, entryOf(c.Mapping))
-			addedAt = append(addedAt, addAt[k])
+	nadded := 0
+	for _, i := range adds {
+		if i >= 0 {
+			nadded++
+		}
+	}
+	added := make([]eamEntry, 0, nadded)
+	addedAt := make([]int, 0, nadded) // addedAt[k] is the index in changes of added[k]
+	for _, i := range adds {
+		if i >= 0 {
+			added = append(added, entryOf(changes[i].Mapping))
+			addedAt = append(addedAt, i)
 		}
 	}
 	if n := span + len(added); n > maxEntries {
@@ -252,7 +262,11 @@ func (t *Table) planRebuild(changes []MappingChange) (*rebuild, error) {
 		n6[m.IPv6.Bits()]--
 		r.ids[id] = 0
 	}
-	var more []idEntry // the entries the indexes get
+	nmore := len(added)
+	if t.ov != nil {
+		nmore += len(t.ov.ms)
+	}
+	more := make([]idEntry, 0, nmore) // the entries the indexes get
 	if t.ov != nil {
 		for k, m := range t.ov.ms {
 			if id := t.ov.ids[k]; !isGone(int(id)) {
@@ -305,6 +319,20 @@ func (t *Table) planRebuild(changes []MappingChange) (*rebuild, error) {
 		}
 		x.pages = make([]eamPage6, 1<<x.depth)
 		r.by6 = append(r.by6, x)
+	}
+	// Each length's additions, in arrays of their exact size (more's
+	// counts per length are n4 and n6's parts from more alone).
+	var m4 [33]int
+	var m6 [129]int
+	for _, e := range more {
+		m4[e.len4]++
+		m6[e.len6]++
+	}
+	for i := range r.by4 {
+		r.by4[i].adds = make([]idEntry, 0, m4[r.by4[i].len])
+	}
+	for i := range r.by6 {
+		r.by6[i].adds = make([]idEntry, 0, m6[r.by6[i].len])
 	}
 	for _, e := range more {
 		for i := range r.by4 {

@@ -61,7 +61,7 @@ func writeCache(dir string, prefix string, revision int64, x *index) error {
 	out(hdr[2:])
 	var b [cacheRecord]byte
 	for _, at := range x.by4 {
-		r := x.recs[at]
+		r := x.rec(at)
 		binary.BigEndian.PutUint32(b[0:], r.v4)
 		b[4] = r.len4
 		binary.BigEndian.PutUint64(b[5:], r.hi)

@@ -59,7 +59,9 @@ type Delta struct {
 // ApplyDeltas gets the changes of one or more revisions, which apply as
 // one step (during a bulk load, thousands); it returns an error only when
 // it applied none of them (its table and the source's disagree: a bug),
-// and the source then sends the whole table.
+// and the source then sends the whole table. The slice is the Applier's:
+// the source keeps no reference to it, so that an Applier that makes
+// something else of the deltas need not hold them while it applies.
 type Applier interface {
 	ApplySnapshot(Snapshot)
 	ApplyDeltas([]Delta) error

@@ -71,10 +71,38 @@ func cmp128(ahi, alo, bhi, blo uint64) int {
 // is cheaper in memory than a tree and fast enough for a controller's
 // rate of changes; a whole table is built at once by build.
 type index struct {
-	recs []record
-	free []int32 // recs slots free for reuse
-	by4  []int32 // recs positions sorted by IPv4 prefix
-	by6  []int32 // recs positions sorted by IPv6 prefix
+	// recs holds the records in chunks of recChunk (the last may be
+	// shorter), so that a node following a bulk load never copies them:
+	// a single array grown by append would hold 21 MB and 27 MB at once
+	// near a million, the old one garbage until the next collection.
+	recs  [][]record
+	nrecs int32   // positions given out
+	free  []int32 // positions free for reuse
+	by4   []int32 // positions sorted by IPv4 prefix
+	by6   []int32 // positions sorted by IPv6 prefix
+}
+
+const (
+	recShift = 16 // 65,536 records (1.5 MB) a chunk
+	recChunk = 1 << recShift
+)
+
+// rec returns the record at position at.
+func (x *index) rec(at int32) *record { return &x.recs[at>>recShift][at&(recChunk-1)] }
+
+// add stores n at a new position and returns it.
+func (x *index) add(n record) int32 {
+	k := len(x.recs) - 1
+	if k < 0 || len(x.recs[k]) == recChunk {
+		x.recs = append(x.recs, make([]record, 0, recChunk))
+		k++
+	} else if len(x.recs[k]) == cap(x.recs[k]) { // a short last chunk from build
+		x.recs[k] = append(make([]record, 0, recChunk), x.recs[k]...)
+	}
+	x.recs[k] = append(x.recs[k], n)
+	at := x.nrecs
+	x.nrecs++
+	return at
 }
 
 func (x *index) len() int { return len(x.by4) }
@@ -82,13 +110,13 @@ func (x *index) len() int { return len(x.by4) }
 // search4 returns the position in by4 of the first record whose IPv4
 // prefix starts at or after a.
 func (x *index) search4(a uint32) int {
-	i, _ := slices.BinarySearchFunc(x.by4, a, func(r int32, a uint32) int { return cmp.Compare(x.recs[r].v4, a) })
+	i, _ := slices.BinarySearchFunc(x.by4, a, func(r int32, a uint32) int { return cmp.Compare(x.rec(r).v4, a) })
 	return i
 }
 
 func (x *index) search6(hi, lo uint64) int {
 	i, _ := slices.BinarySearchFunc(x.by6, [2]uint64{hi, lo}, func(r int32, a [2]uint64) int {
-		return cmp128(x.recs[r].hi, x.recs[r].lo, a[0], a[1])
+		return cmp128(x.rec(r).hi, x.rec(r).lo, a[0], a[1])
 	})
 	return i
 }
@@ -96,22 +124,22 @@ func (x *index) search6(hi, lo uint64) int {
 // conflict returns an accepted record that overlaps n on either side.
 func (x *index) conflict(n record) (record, bool) {
 	i := x.search4(n.v4)
-	if i < len(x.by4) && x.recs[x.by4[i]].v4 <= n.last4() {
-		return x.recs[x.by4[i]], true
+	if i < len(x.by4) && x.rec(x.by4[i]).v4 <= n.last4() {
+		return *x.rec(x.by4[i]), true
 	}
-	if i > 0 && x.recs[x.by4[i-1]].last4() >= n.v4 {
-		return x.recs[x.by4[i-1]], true
+	if i > 0 && x.rec(x.by4[i-1]).last4() >= n.v4 {
+		return *x.rec(x.by4[i-1]), true
 	}
 	j := x.search6(n.hi, n.lo)
 	nhi, nlo := n.last6()
 	if j < len(x.by6) {
-		r := x.recs[x.by6[j]]
+		r := *x.rec(x.by6[j])
 		if cmp128(r.hi, r.lo, nhi, nlo) <= 0 {
 			return r, true
 		}
 	}
 	if j > 0 {
-		r := x.recs[x.by6[j-1]]
+		r := *x.rec(x.by6[j-1])
 		if hi, lo := r.last6(); cmp128(hi, lo, n.hi, n.lo) >= 0 {
 			return r, true
 		}
@@ -124,10 +152,9 @@ func (x *index) insert(n record) {
 	var at int32
 	if k := len(x.free); k > 0 {
 		at, x.free = x.free[k-1], x.free[:k-1]
-		x.recs[at] = n
+		*x.rec(at) = n
 	} else {
-		at = int32(len(x.recs))
-		x.recs = append(x.recs, n)
+		at = x.add(n)
 	}
 	x.by4 = slices.Insert(x.by4, x.search4(n.v4), at)
 	x.by6 = slices.Insert(x.by6, x.search6(n.hi, n.lo), at)
@@ -136,8 +163,8 @@ func (x *index) insert(n record) {
 // find returns the accepted record whose IPv4 prefix is exactly p.
 func (x *index) find(v4 uint32, len4 uint8) (record, bool) {
 	i := x.search4(v4)
-	if i < len(x.by4) && x.recs[x.by4[i]].v4 == v4 && x.recs[x.by4[i]].len4 == len4 {
-		return x.recs[x.by4[i]], true
+	if i < len(x.by4) && x.rec(x.by4[i]).v4 == v4 && x.rec(x.by4[i]).len4 == len4 {
+		return *x.rec(x.by4[i]), true
 	}
 	return record{}, false
 }
@@ -146,11 +173,11 @@ func (x *index) find(v4 uint32, len4 uint8) (record, bool) {
 // (v4, len4), and returns it.
 func (x *index) remove(v4 uint32, len4 uint8) (record, bool) {
 	i := x.search4(v4)
-	if i >= len(x.by4) || x.recs[x.by4[i]].v4 != v4 || x.recs[x.by4[i]].len4 != len4 {
+	if i >= len(x.by4) || x.rec(x.by4[i]).v4 != v4 || x.rec(x.by4[i]).len4 != len4 {
 		return record{}, false
 	}
 	at := x.by4[i]
-	r := x.recs[at]
+	r := *x.rec(at)
 	x.by4 = slices.Delete(x.by4, i, i+1)
 	j := x.search6(r.hi, r.lo) // unique first addresses: the record itself
 	x.by6 = slices.Delete(x.by6, j, j+1)
@@ -162,7 +189,7 @@ func (x *index) remove(v4 uint32, len4 uint8) (record, bool) {
 // order. The index never holds an overlap, so an error is a bug of this
 // package.
 func (x *index) table() (*translator.Table, error) {
-	t, err := translator.NewTableFunc(len(x.by4), func(i int) translator.Mapping { return x.recs[x.by4[i]].mapping() })
+	t, err := translator.NewTableFunc(len(x.by4), func(i int) translator.Mapping { return x.rec(x.by4[i]).mapping() })
 	if err != nil {
 		return nil, fmt.Errorf("etcdsource: the accepted mappings do not make a table (a bug): %w", err)
 	}
@@ -206,15 +233,20 @@ func (x *index) build(recs []record, revs []int64) []lostEntry {
 		recs[n] = r
 		n++
 	}
-	*x = index{recs: recs[:n]}
+	// recs's array becomes the first chunks, not copied.
+	*x = index{nrecs: int32(n)}
+	for k := 0; k < n; k += recChunk {
+		e := min(k+recChunk, n)
+		x.recs = append(x.recs, recs[k:e:e])
+	}
 	x.by4 = make([]int32, n)
 	x.by6 = make([]int32, n)
 	for i := range x.by4 {
 		x.by4[i], x.by6[i] = int32(i), int32(i)
 	}
-	slices.SortFunc(x.by4, func(a, b int32) int { return cmp.Compare(x.recs[a].v4, x.recs[b].v4) })
+	slices.SortFunc(x.by4, func(a, b int32) int { return cmp.Compare(x.rec(a).v4, x.rec(b).v4) })
 	slices.SortFunc(x.by6, func(a, b int32) int {
-		return cmp128(x.recs[a].hi, x.recs[a].lo, x.recs[b].hi, x.recs[b].lo)
+		return cmp128(x.rec(a).hi, x.rec(a).lo, x.rec(b).hi, x.rec(b).lo)
 	})
 
 	slices.SortStableFunc(late, func(a, b later) int { return cmp.Compare(a.rev, b.rev) })

@@ -227,7 +227,57 @@ NODE       STATE    TABLE   SINCE                 REVISION  LAG  MAPPINGS  BAD  
 func (x *index) mappings() []translator.Mapping {
 	ms := make([]translator.Mapping, len(x.by4))
 	for i, r := range x.by4 {
-		ms[i] = x.recs[r].mapping()
+		ms[i] = x.rec(r).mapping()
 	}
 	return ms
+}
+
+// TestIndexChunks crosses the records' chunks: a built index whose last
+// chunk is short grows it, new chunks follow, and freed positions are
+// reused, every record found where it was put.
+func TestIndexChunks(t *testing.T) {
+	rec := func(i int) record {
+		return record{v4: 0x64400000 + uint32(i), len4: 32, hi: 0x20010db800000000, lo: uint64(i), len6: 128}
+	}
+	var x index
+	n := recChunk + 10
+	recs := make([]record, n)
+	for i := range recs {
+		recs[i] = rec(i)
+	}
+	x.build(recs, make([]int64, n))
+	for i := n; i < 3*recChunk+5; i++ {
+		x.insert(rec(i))
+	}
+	want := map[record]bool{}
+	for i := range 3*recChunk + 5 {
+		want[rec(i)] = true
+	}
+	for i := 7; i < 3*recChunk; i += 1000 { // in every chunk
+		if _, ok := x.remove(rec(i).v4, 32); !ok {
+			t.Fatalf("record %d not removed", i)
+		}
+		delete(want, rec(i))
+	}
+	for i := range 50 { // the freed positions first
+		r := rec(4*recChunk + i)
+		x.insert(r)
+		want[r] = true
+	}
+	if x.nrecs != 3*recChunk+5 || len(x.recs) != 4 {
+		t.Errorf("%d positions in %d chunks; want %d in 4 (freed ones reused)", x.nrecs, len(x.recs), 3*recChunk+5)
+	}
+	if x.len() != len(want) {
+		t.Fatalf("%d records, want %d", x.len(), len(want))
+	}
+	for r := range want {
+		if got, ok := x.find(r.v4, 32); !ok || got != r {
+			t.Fatalf("find %08x: %+v, %v; want %+v", r.v4, got, ok, r)
+		}
+	}
+	for k, c := range x.recs[:len(x.recs)-1] {
+		if len(c) != recChunk {
+			t.Errorf("chunk %d holds %d records, want %d", k, len(c), recChunk)
+		}
+	}
 }

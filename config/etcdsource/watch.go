@@ -218,14 +218,18 @@ func (s *Source) progress(rev int64) {
 // Applier refuses (its table and the source's disagree: a bug) is followed
 // by the whole table, so that the two agree again.
 func (s *Source) applyBatch(b *batch) time.Duration {
-	deltas, rev := b.deltas, b.last
+	// The deltas are the Applier's alone from now on: once it has made
+	// what it needs of them, the collector may free them while it applies
+	// (some 15 MB at 100,000, during the rebuild of a million).
+	deltas, n, rev := b.deltas, len(b.deltas), b.last
+	b.deltas = nil
 	start := time.Now()
 	var err error
-	if len(deltas) > 0 {
+	if n > 0 {
 		err = s.apply.ApplyDeltas(deltas)
 	}
 	if err != nil {
-		s.log.Error("changes from etcd refused by the node; applying the whole table instead", "changes", len(deltas), "revision", rev, "err", err)
+		s.log.Error("changes from etcd refused by the node; applying the whole table instead", "changes", n, "revision", rev, "err", err)
 		// Without s.mu: only this goroutine changes the index, and the
 		// build takes a second at a million mappings.
 		t, err := s.idx.table()
@@ -239,7 +243,7 @@ func (s *Source) applyBatch(b *batch) time.Duration {
 
 	s.mu.Lock()
 	if err == nil {
-		s.status.Applied += uint64(len(deltas))
+		s.status.Applied += uint64(n)
 	} else {
 		s.status.Snapshots++
 	}

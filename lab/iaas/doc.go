@@ -88,6 +88,7 @@
 // and no datagram may arrive mistranslated.
 //
 // Results: summary.md, changes.csv (each change, per node), revisions.csv
-// (each node's revision, staleness, size, RSS and Go heap every 100 ms),
+// (each node's revision, staleness, size, RSS, Go heap in use and heap
+// freed but not yet returned to the kernel, every 100 ms),
 // phases.csv, propagation-cdf.png and revisions.png.
 package main

@@ -116,6 +116,10 @@ type revSample struct {
 	Mappings int64
 	RSSMB    int // process_resident_memory_bytes
 	HeapMB   int // go_memstats_heap_inuse_bytes
+	// IdleMB is heap the collector freed and the runtime has not yet
+	// returned to the kernel (idle less released): part of RSS, not of
+	// HeapMB.
+	IdleMB int
 }
 
 // sampler records every node's revision every period until stopped.
@@ -144,7 +148,8 @@ func startSampler(t netlab.TB, l *Lab, start time.Time, period time.Duration) *s
 				if m := scrape(t, n); m != nil {
 					s.samples = append(s.samples, revSample{At: time.Since(start), Node: n.Name,
 						Revision: int64(m.Get(mRevision)), Stale: m.Get(mStale), Mappings: int64(m.Get(mMappings)),
-						RSSMB: int(m.Get("process_resident_memory_bytes")) >> 20, HeapMB: int(m.Get("go_memstats_heap_inuse_bytes")) >> 20})
+						RSSMB: int(m.Get("process_resident_memory_bytes")) >> 20, HeapMB: int(m.Get("go_memstats_heap_inuse_bytes")) >> 20,
+						IdleMB: int(m.Get("go_memstats_heap_idle_bytes")-m.Get("go_memstats_heap_released_bytes")) >> 20})
 				}
 			}
 			s.paused.Unlock()

@@ -265,10 +265,10 @@ func (r *Report) writeChanges(w io.Writer) error {
 
 func (r *Report) writeRevisions(w io.Writer) error {
 	c := csv.NewWriter(w)
-	c.Write([]string{"t_s", "node", "revision", "stale_s", "mappings", "rss_mb", "heap_inuse_mb"})
+	c.Write([]string{"t_s", "node", "revision", "stale_s", "mappings", "rss_mb", "heap_inuse_mb", "heap_idle_mb"})
 	for _, s := range r.Revisions {
 		c.Write([]string{strconv.FormatFloat(s.At.Seconds(), 'f', 3, 64), s.Node, strconv.FormatInt(s.Revision, 10),
-			strconv.FormatFloat(s.Stale, 'f', 1, 64), strconv.FormatInt(s.Mappings, 10), strconv.Itoa(s.RSSMB), strconv.Itoa(s.HeapMB)})
+			strconv.FormatFloat(s.Stale, 'f', 1, 64), strconv.FormatInt(s.Mappings, 10), strconv.Itoa(s.RSSMB), strconv.Itoa(s.HeapMB), strconv.Itoa(s.IdleMB)})
 	}
 	c.Flush()
 	return c.Error()

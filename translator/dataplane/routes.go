@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,8 +31,9 @@ const RouteProtocol = 246
 // prefix. They are sorted by netip.Prefix.Compare.
 func Prefixes(tr *translator.Translator) []netip.Prefix {
 	t := tr.Table()
-	// Spans straight from the table: 16 bytes per mapping while it runs,
-	// not a []netip.Prefix of the whole table (32 more).
+	// Packed prefixes straight from the table: 8 bytes per mapping while
+	// it runs, not a []netip.Prefix of the whole table (32 bytes each). It
+	// is the largest thing a bulk batch allocates after the table itself.
 	spans := make([]span, 0, t.Len())
 	for _, m := range t.All() {
 		spans = append(spans, spanOf(m.IPv4))
@@ -41,13 +41,15 @@ func Prefixes(tr *translator.Translator) []netip.Prefix {
 	return append(coverSpans(spans), tr.Config().PseudoPrefix)
 }
 
-// span is the addresses lo..hi of an IPv4 prefix.
-type span struct{ lo, hi uint64 }
+// span is an IPv4 prefix packed in 8 bytes, first address<<8 | length:
+// spans sort by their first address.
+type span uint64
 
-func spanOf(p netip.Prefix) span {
-	lo := uint64(v4(p.Addr()))
-	return span{lo, lo + 1<<(32-p.Bits()) - 1}
-}
+func spanOf(p netip.Prefix) span { return span(uint64(v4(p.Addr()))<<8 | uint64(p.Bits())) }
+
+// lo and hi are the first and last addresses of the prefix.
+func (s span) lo() uint64 { return uint64(s) >> 8 }
+func (s span) hi() uint64 { return s.lo() + 1<<(32-uint64(s)&0xff) - 1 }
 
 // cover returns the fewest prefixes that cover the IPv4 prefixes mapped,
 // which do not overlap, adjacent ones merged, in address order.
@@ -61,14 +63,14 @@ func cover(mapped []netip.Prefix) []netip.Prefix {
 
 // coverSpans is cover of the spans, which it sorts in place.
 func coverSpans(spans []span) []netip.Prefix {
-	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
+	slices.Sort(spans)
 	var out []netip.Prefix
 	for i := 0; i < len(spans); {
-		s := spans[i]
-		for i++; i < len(spans) && spans[i].lo <= s.hi+1; i++ {
-			s.hi = max(s.hi, spans[i].hi)
+		lo, hi := spans[i].lo(), spans[i].hi()
+		for i++; i < len(spans) && spans[i].lo() <= hi+1; i++ {
+			hi = max(hi, spans[i].hi())
 		}
-		out = appendRange(out, s.lo, s.hi)
+		out = appendRange(out, lo, hi)
 	}
 	return out
 }

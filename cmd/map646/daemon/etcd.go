@@ -43,7 +43,9 @@ func (f etcdFeed) ApplySnapshot(s etcdsource.Snapshot) {
 
 // ApplyDeltas hands a batch of changes over, applied as one delta
 // (ApplyMappings: on the table's overlay, or, for a bulk batch, a table
-// built anew), and returns the loop's refusal, if any.
+// built anew), and returns the loop's refusal, if any. Nothing refers to
+// ds once its changes are made: the collector may free the deltas while
+// the loop applies the changes.
 func (f etcdFeed) ApplyDeltas(ds []etcdsource.Delta) error {
 	changes := make([]translator.MappingChange, len(ds))
 	for i, d := range ds {

@@ -48,7 +48,7 @@ ipv6 = "2001:db8:1::11"
 
 // newUpdateDaemon returns a daemon with a data plane that is not run, no
 // kernel routes and a fake speaker: enough for the table's updates.
-func newUpdateDaemon(t *testing.T) (*daemon, *fakeSpeaker) {
+func newUpdateDaemon(t testing.TB) (*daemon, *fakeSpeaker) {
 	t.Helper()
 	cfg, err := config.Parse([]byte(updatesConfig), "test.toml", t.TempDir())
 	if err != nil {
