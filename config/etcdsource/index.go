@@ -72,9 +72,10 @@ func cmp128(ahi, alo, bhi, blo uint64) int {
 // rate of changes; a whole table is built at once by build.
 type index struct {
 	// recs holds the records in chunks of recChunk (the last may be
-	// shorter), so that a node following a bulk load never copies them:
-	// a single array grown by append would hold 21 MB and 27 MB at once
-	// near a million, the old one garbage until the next collection.
+	// shorter), so that a node following a bulk load does not copy them
+	// as they grow: a single array grown by append would hold 21 MB and
+	// 27 MB at once near a million, the old one garbage until the next
+	// collection. A short last chunk is copied once, into a full one.
 	recs  [][]record
 	nrecs int32   // positions given out
 	free  []int32 // positions free for reuse
@@ -233,11 +234,12 @@ func (x *index) build(recs []record, revs []int64) []lostEntry {
 		recs[n] = r
 		n++
 	}
-	// recs's array becomes the first chunks, not copied.
+	// recs's array becomes the chunks, not copied; the last one keeps
+	// the array's room up to a whole chunk (the refused entries' slots,
+	// the read's spare capacity), which nothing else uses.
 	*x = index{nrecs: int32(n)}
 	for k := 0; k < n; k += recChunk {
-		e := min(k+recChunk, n)
-		x.recs = append(x.recs, recs[k:e:e])
+		x.recs = append(x.recs, recs[k:min(k+recChunk, n):min(k+recChunk, cap(recs))])
 	}
 	x.by4 = make([]int32, n)
 	x.by6 = make([]int32, n)

@@ -141,10 +141,11 @@ const (
 )
 
 // maxBatch bounds the events applied as one step: their deltas (the
-// events themselves are dropped as they are accepted) and the node's
-// changes made of them are held while the table is rebuilt with them,
-// some 300 bytes an event in all (an estimate from the types' sizes: about
-// 30 MB at 100,000). A smaller batch saves memory but costs more
+// events themselves are dropped as they are accepted; about 130 bytes
+// each) are held until the node has made its changes of them (about 90
+// bytes each), which it holds while the table is rebuilt with them: some
+// 13 MB and 9 MB at 100,000 (estimates from the types' sizes). A smaller
+// batch saves memory but costs more
 // rebuilds, each a pass over the whole table (0.3 s of a CPU at a million
 // entries): with batches of 25,000, three nodes on two CPUs fell 30 s
 // behind a million written in a minute, and peaked at 366-375 MB (against

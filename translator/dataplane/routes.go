@@ -32,8 +32,8 @@ const RouteProtocol = 246
 func Prefixes(tr *translator.Translator) []netip.Prefix {
 	t := tr.Table()
 	// Packed prefixes straight from the table: 8 bytes per mapping while
-	// it runs, not a []netip.Prefix of the whole table (32 bytes each). It
-	// is the largest thing a bulk batch allocates after the table itself.
+	// it runs, not a []netip.Prefix of the whole table (32 bytes each; the
+	// routes themselves are that many only where no mappings adjoin).
 	spans := make([]span, 0, t.Len())
 	for _, m := range t.All() {
 		spans = append(spans, spanOf(m.IPv4))

@@ -365,8 +365,8 @@ func rebuildBetter(t *translator.Table, changes []translator.MappingChange) bool
 
 // rebuildGCSteps is how many steps of a rebuild go between two collections
 // of the old pages they replaced, for a table of at least rebuildGCMin
-// entries; one more comes before the first step and two once the result
-// is in use. The collector would come by itself once the heap had grown
+// entries; one more comes before the first step, one after the last and
+// one once the result is in use. The collector would come by itself once the heap had grown
 // by GOGC (10%: about 20 MB at a million entries), from a goal set by its
 // last cycle, which may have run while the rebuild held old pages and new
 // ones; a step's old pages are garbage as soon as the workers have the
