@@ -60,7 +60,7 @@ func writeCache(dir string, prefix string, revision int64, x *index) error {
 	binary.BigEndian.PutUint32(hdr[18:], uint32(x.len()))
 	out(hdr[2:])
 	var b [cacheRecord]byte
-	for _, at := range x.by4 {
+	for at := range x.by4.all() {
 		r := x.rec(at)
 		binary.BigEndian.PutUint32(b[0:], r.v4)
 		b[4] = r.len4

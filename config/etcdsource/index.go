@@ -66,10 +66,9 @@ func cmp128(ahi, alo, bhi, blo uint64) int {
 // index holds the accepted mappings, which never overlap on either side,
 // sorted by first address on each side: a new mapping overlaps one of them
 // only if it overlaps its neighbour in that order, so the check is two
-// binary searches. Inserting or removing one moves the 4-byte positions
-// after it (about 2 MB at a million: a fraction of a millisecond), which
-// is cheaper in memory than a tree and fast enough for a controller's
-// rate of changes; a whole table is built at once by build.
+// binary searches. The orders are blocks of 4-byte positions (order), 8
+// MB at a million, which an insert or a removal changes in one block; a
+// whole table is built at once by build.
 type index struct {
 	// recs holds the records in chunks of recChunk (the last may be
 	// shorter), so that a node following a bulk load does not copy them
@@ -79,8 +78,8 @@ type index struct {
 	recs  [][]record
 	nrecs int32   // positions given out
 	free  []int32 // positions free for reuse
-	by4   []int32 // positions sorted by IPv4 prefix
-	by6   []int32 // positions sorted by IPv6 prefix
+	by4   order   // positions sorted by IPv4 prefix
+	by6   order   // positions sorted by IPv6 prefix
 }
 
 const (
@@ -106,41 +105,37 @@ func (x *index) add(n record) int32 {
 	return at
 }
 
-func (x *index) len() int { return len(x.by4) }
+func (x *index) len() int { return x.by4.len() }
 
-// search4 returns the position in by4 of the first record whose IPv4
-// prefix starts at or after a.
-func (x *index) search4(a uint32) int {
-	i, _ := slices.BinarySearchFunc(x.by4, a, func(r int32, a uint32) int { return cmp.Compare(x.rec(r).v4, a) })
-	return i
+// search4 returns the place in by4 of the first record whose IPv4 prefix
+// starts at or after a.
+func (x *index) search4(a uint32) cursor {
+	return x.by4.search(func(at int32) bool { return x.rec(at).v4 < a })
 }
 
-func (x *index) search6(hi, lo uint64) int {
-	i, _ := slices.BinarySearchFunc(x.by6, [2]uint64{hi, lo}, func(r int32, a [2]uint64) int {
-		return cmp128(x.rec(r).hi, x.rec(r).lo, a[0], a[1])
-	})
-	return i
+// search6 is search4 in by6, for the IPv6 address hi:lo.
+func (x *index) search6(hi, lo uint64) cursor {
+	return x.by6.search(func(at int32) bool { r := x.rec(at); return cmp128(r.hi, r.lo, hi, lo) < 0 })
 }
 
 // conflict returns an accepted record that overlaps n on either side.
 func (x *index) conflict(n record) (record, bool) {
-	i := x.search4(n.v4)
-	if i < len(x.by4) && x.rec(x.by4[i]).v4 <= n.last4() {
-		return *x.rec(x.by4[i]), true
+	c := x.search4(n.v4)
+	if at, ok := x.by4.at(c); ok && x.rec(at).v4 <= n.last4() {
+		return *x.rec(at), true
 	}
-	if i > 0 && x.rec(x.by4[i-1]).last4() >= n.v4 {
-		return *x.rec(x.by4[i-1]), true
+	if at, ok := x.by4.before(c); ok && x.rec(at).last4() >= n.v4 {
+		return *x.rec(at), true
 	}
-	j := x.search6(n.hi, n.lo)
+	c = x.search6(n.hi, n.lo)
 	nhi, nlo := n.last6()
-	if j < len(x.by6) {
-		r := *x.rec(x.by6[j])
-		if cmp128(r.hi, r.lo, nhi, nlo) <= 0 {
+	if at, ok := x.by6.at(c); ok {
+		if r := *x.rec(at); cmp128(r.hi, r.lo, nhi, nlo) <= 0 {
 			return r, true
 		}
 	}
-	if j > 0 {
-		r := *x.rec(x.by6[j-1])
+	if at, ok := x.by6.before(c); ok {
+		r := *x.rec(at)
 		if hi, lo := r.last6(); cmp128(hi, lo, n.hi, n.lo) >= 0 {
 			return r, true
 		}
@@ -157,15 +152,14 @@ func (x *index) insert(n record) {
 	} else {
 		at = x.add(n)
 	}
-	x.by4 = slices.Insert(x.by4, x.search4(n.v4), at)
-	x.by6 = slices.Insert(x.by6, x.search6(n.hi, n.lo), at)
+	x.by4.insert(x.search4(n.v4), at)
+	x.by6.insert(x.search6(n.hi, n.lo), at)
 }
 
 // find returns the accepted record whose IPv4 prefix is exactly p.
 func (x *index) find(v4 uint32, len4 uint8) (record, bool) {
-	i := x.search4(v4)
-	if i < len(x.by4) && x.rec(x.by4[i]).v4 == v4 && x.rec(x.by4[i]).len4 == len4 {
-		return *x.rec(x.by4[i]), true
+	if at, ok := x.by4.at(x.search4(v4)); ok && x.rec(at).v4 == v4 && x.rec(at).len4 == len4 {
+		return *x.rec(at), true
 	}
 	return record{}, false
 }
@@ -173,15 +167,14 @@ func (x *index) find(v4 uint32, len4 uint8) (record, bool) {
 // remove deletes the accepted record whose IPv4 prefix is exactly
 // (v4, len4), and returns it.
 func (x *index) remove(v4 uint32, len4 uint8) (record, bool) {
-	i := x.search4(v4)
-	if i >= len(x.by4) || x.rec(x.by4[i]).v4 != v4 || x.rec(x.by4[i]).len4 != len4 {
+	c := x.search4(v4)
+	at, ok := x.by4.at(c)
+	if !ok || x.rec(at).v4 != v4 || x.rec(at).len4 != len4 {
 		return record{}, false
 	}
-	at := x.by4[i]
 	r := *x.rec(at)
-	x.by4 = slices.Delete(x.by4, i, i+1)
-	j := x.search6(r.hi, r.lo) // unique first addresses: the record itself
-	x.by6 = slices.Delete(x.by6, j, j+1)
+	x.by4.remove(c)
+	x.by6.remove(x.search6(r.hi, r.lo)) // unique first addresses: the record itself
 	x.free = append(x.free, at)
 	return r, true
 }
@@ -190,7 +183,10 @@ func (x *index) remove(v4 uint32, len4 uint8) (record, bool) {
 // order. The index never holds an overlap, so an error is a bug of this
 // package.
 func (x *index) table() (*translator.Table, error) {
-	t, err := translator.NewTableFunc(len(x.by4), func(i int) translator.Mapping { return x.rec(x.by4[i]).mapping() })
+	// NewTableFunc asks for the mappings in order (then perhaps again for
+	// those of an error message): nth walks the blocks along with it.
+	nth := x.by4.nth()
+	t, err := translator.NewTableFunc(x.len(), func(i int) translator.Mapping { return x.rec(nth(i)).mapping() })
 	if err != nil {
 		return nil, fmt.Errorf("etcdsource: the accepted mappings do not make a table (a bug): %w", err)
 	}
@@ -241,15 +237,16 @@ func (x *index) build(recs []record, revs []int64) []lostEntry {
 	for k := 0; k < n; k += recChunk {
 		x.recs = append(x.recs, recs[k:min(k+recChunk, n):min(k+recChunk, cap(recs))])
 	}
-	x.by4 = make([]int32, n)
-	x.by6 = make([]int32, n)
-	for i := range x.by4 {
-		x.by4[i], x.by6[i] = int32(i), int32(i)
+	by4, by6 := make([]int32, n), make([]int32, n)
+	for i := range by4 {
+		by4[i], by6[i] = int32(i), int32(i)
 	}
-	slices.SortFunc(x.by4, func(a, b int32) int { return cmp.Compare(x.rec(a).v4, x.rec(b).v4) })
-	slices.SortFunc(x.by6, func(a, b int32) int {
+	slices.SortFunc(by4, func(a, b int32) int { return cmp.Compare(x.rec(a).v4, x.rec(b).v4) })
+	slices.SortFunc(by6, func(a, b int32) int {
 		return cmp128(x.rec(a).hi, x.rec(a).lo, x.rec(b).hi, x.rec(b).lo)
 	})
+	x.by4.fill(by4)
+	x.by6.fill(by6)
 
 	slices.SortStableFunc(late, func(a, b later) int { return cmp.Compare(a.rev, b.rev) })
 	var lost []lostEntry
