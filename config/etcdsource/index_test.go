@@ -302,16 +302,18 @@ func BenchmarkIndexInsert(b *testing.B) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			next := uint32(base * 4)
 			for b.Loop() {
-				var r record
-				if order == "sequential" {
-					r = rec(next)
-					next++
-				} else {
+				r := rec(next)
+				next++
+				for order == "random" { // a free address: each op inserts
 					r = rec(rng.Uint32N(base*4)&^3 | 1 + rng.Uint32N(3))
+					if _, bad := x.conflict(r); !bad {
+						break
+					}
 				}
-				if _, bad := x.conflict(r); !bad {
-					x.insert(r)
+				if _, bad := x.conflict(r); bad {
+					b.Fatalf("%+v conflicts", r)
 				}
+				x.insert(r)
 			}
 		})
 	}

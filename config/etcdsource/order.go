@@ -9,7 +9,8 @@ import (
 // order keeps record positions sorted by a key of their records, in blocks
 // of at most blockMax: an insert or a removal moves at most a block's
 // positions (4 KB) and, when a block splits or empties, the block headers
-// (24 bytes each, about a thousand at a million). One sorted array moved
+// (24 bytes each, 1,000 to 2,000 at a million: blocks are full after a
+// build or a load in address order, half full at worst). One sorted array moved
 // half of itself per key inserted in random order, 0.57 ms at 900,000
 // (BenchmarkIndexInsert): a controller that reuses addresses, loading a
 // million keys, would have kept a CPU busy for minutes.
