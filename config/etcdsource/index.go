@@ -69,7 +69,7 @@ func cmp128(ahi, alo, bhi, blo uint64) int {
 // binary searches. The orders are blocks of 4-byte positions (order): 8
 // MB for both at a million built at once (build) or loaded in address
 // order, about 10.5 MB loaded in random order, up to 16 MB in descending
-// order (blocks split in halves and never merge).
+// order (blocks split in halves; small ones join their neighbour).
 type index struct {
 	// recs holds the records in chunks of recChunk (the last may be
 	// shorter), so that a node following a bulk load does not copy them

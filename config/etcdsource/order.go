@@ -10,7 +10,7 @@ import (
 // of at most blockMax: an insert or a removal moves at most a block's
 // positions (4 KB) and, when a block splits or empties, the block headers
 // (24 bytes each, 1,000 to 2,000 at a million: blocks are full after a
-// build or a load in address order, half full at worst). One sorted array moved
+// build or a load in address order, half full after splits). One sorted array moved
 // half of itself per key inserted in random order, 0.57 ms at 900,000
 // (BenchmarkIndexInsert): a controller that reuses addresses, loading a
 // million keys, would have kept a CPU busy for minutes.
@@ -108,15 +108,23 @@ func (o *order) insert(c cursor, at int32) {
 	o.blocks = slices.Insert(o.blocks, c.b+1, right)
 }
 
-// remove takes out the position at c, which must not be the end.
+// remove takes out the position at c, which must not be the end. A
+// block left with under a quarter of blockMax joins its left neighbour
+// when the two fit in three quarters, so that churn does not leave many
+// near-empty blocks (4 KB each, whatever they hold) and a join is not
+// split again by the next few inserts.
 func (o *order) remove(c cursor) {
 	o.n--
 	blk := slices.Delete(o.blocks[c.b], c.i, c.i+1)
-	if len(blk) == 0 {
+	switch {
+	case len(blk) == 0:
 		o.blocks = slices.Delete(o.blocks, c.b, c.b+1)
-		return
+	case len(blk) < blockMax/4 && c.b > 0 && len(o.blocks[c.b-1])+len(blk) <= blockMax*3/4:
+		o.blocks[c.b-1] = append(o.blocks[c.b-1], blk...)
+		o.blocks = slices.Delete(o.blocks, c.b, c.b+1)
+	default:
+		o.blocks[c.b] = blk
 	}
-	o.blocks[c.b] = blk
 }
 
 // nth returns a function that gives the i-th position (0 <= i < len), in

@@ -96,3 +96,29 @@ func TestOrderAgainstSlice(t *testing.T) {
 		}
 	}
 }
+
+// TestOrderJoins thins eight full blocks to a tenth: the small blocks left
+// join their neighbours instead of keeping eight 4 KB arrays for 820
+// positions.
+func TestOrderJoins(t *testing.T) {
+	var o order
+	var ref []int32
+	for i := range 8 * blockMax {
+		ref = append(ref, int32(i))
+	}
+	o.fill(slices.Clone(ref))
+	var kept []int32
+	for _, k := range ref {
+		if k%10 == 0 {
+			kept = append(kept, k)
+			continue
+		}
+		o.remove(o.search(func(at int32) bool { return at < k }))
+	}
+	if got := slices.Collect(o.all()); !slices.Equal(got, kept) || o.len() != len(kept) {
+		t.Fatalf("order holds %d positions, want %d", len(got), len(kept))
+	}
+	if len(o.blocks) > 2 {
+		t.Errorf("%d positions in %d blocks, want them joined in 2 at most", len(kept), len(o.blocks))
+	}
+}
