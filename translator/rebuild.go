@@ -529,45 +529,37 @@ func (r *rebuild) onTheWay() *Table {
 // mixed returns the index on the way: the new pages built, the old ones
 // for the rest of the hash range, at the depth of the finer of the two.
 func (x *rebuild4) mixed() eamIndex4 {
-	d := max(x.depth, 1)
-	od := d
-	if x.old.pages != nil {
-		od = 64 - x.old.dshift
-	}
-	top := max(d, od)
-	pages := make([]eamPage4, 1<<top)
-	for e := range pages {
-		switch {
-		case e>>(top-x.depth) < x.built:
-			pages[e] = x.pages[e>>(top-x.depth)]
-		case x.old.pages == nil:
-			pages[e] = newPage4(0, 0)
-		default:
-			pages[e] = x.old.pages[e>>(top-od)]
-		}
-	}
-	return eamIndex4{mask: x.mask, len: x.len, dshift: 64 - top, n: x.n, pages: pages}
+	pages, dshift := mixPages(x.pages, x.depth, x.built, x.old.pages, x.old.dshift, newPage4(0, 0))
+	return eamIndex4{mask: x.mask, len: x.len, dshift: dshift, n: x.n, pages: pages}
 }
 
 func (x *rebuild6) mixed() eamIndex6 {
-	d := max(x.depth, 1)
+	pages, dshift := mixPages(x.pages, x.depth, x.built, x.old.pages, x.old.dshift, newPage6(0, 0))
+	return eamIndex6{mhi: x.mhi, mlo: x.mlo, len: x.len, dshift: dshift, n: x.n, pages: pages}
+}
+
+// mixPages is mixed's page array, and its dshift: the first built of the
+// new pages (depth depth), then the old pages (at 64-oldDshift; nil: the
+// length is new, and empty stands in), each repeated to the finer depth.
+func mixPages[P any](pages []P, depth uint8, built int, old []P, oldDshift uint8, empty P) ([]P, uint8) {
+	d := max(depth, 1)
 	od := d
-	if x.old.pages != nil {
-		od = 64 - x.old.dshift
+	if old != nil {
+		od = 64 - oldDshift
 	}
 	top := max(d, od)
-	pages := make([]eamPage6, 1<<top)
-	for e := range pages {
+	out := make([]P, 1<<top)
+	for e := range out {
 		switch {
-		case e>>(top-x.depth) < x.built:
-			pages[e] = x.pages[e>>(top-x.depth)]
-		case x.old.pages == nil:
-			pages[e] = newPage6(0, 0)
+		case e>>(top-depth) < built:
+			out[e] = pages[e>>(top-depth)]
+		case old == nil:
+			out[e] = empty
 		default:
-			pages[e] = x.old.pages[e>>(top-od)]
+			out[e] = old[e>>(top-od)]
 		}
 	}
-	return eamIndex6{mhi: x.mhi, mlo: x.mlo, len: x.len, dshift: 64 - top, n: x.n, pages: pages}
+	return out, 64 - top
 }
 
 // result returns the rebuilt table: the new pages of every length that has

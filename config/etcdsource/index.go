@@ -76,11 +76,10 @@ type index struct {
 	// as they grow: a single array grown by append would hold 21 MB and
 	// 27 MB at once near a million, the old one garbage until the next
 	// collection. A short last chunk is copied once, into a full one.
-	recs  [][]record
-	nrecs int32   // positions given out
-	free  []int32 // positions free for reuse
-	by4   order   // positions sorted by IPv4 prefix
-	by6   order   // positions sorted by IPv6 prefix
+	recs [][]record
+	free []int32 // positions free for reuse
+	by4  order   // positions sorted by IPv4 prefix
+	by6  order   // positions sorted by IPv6 prefix
 }
 
 const (
@@ -101,9 +100,7 @@ func (x *index) add(n record) int32 {
 		x.recs[k] = append(make([]record, 0, recChunk), x.recs[k]...)
 	}
 	x.recs[k] = append(x.recs[k], n)
-	at := x.nrecs
-	x.nrecs++
-	return at
+	return int32(k<<recShift + len(x.recs[k]) - 1) // every chunk before k is full
 }
 
 func (x *index) len() int { return x.by4.len() }
@@ -234,7 +231,7 @@ func (x *index) build(recs []record, revs []int64) []lostEntry {
 	// recs's array becomes the chunks, not copied; the last one keeps
 	// the array's room up to a whole chunk (the refused entries' slots,
 	// the read's spare capacity), which nothing else uses.
-	*x = index{nrecs: int32(n)}
+	*x = index{}
 	for k := 0; k < n; k += recChunk {
 		x.recs = append(x.recs, recs[k:min(k+recChunk, n):min(k+recChunk, cap(recs))])
 	}
